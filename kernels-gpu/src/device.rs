@@ -1,0 +1,323 @@
+//! The device layer: the one module that uses intrinsics, `asm!` and raw shared memory.
+//!
+//! Everything else in this crate is plain Rust over these functions. We write our own layer
+//! because `cuda_std` needs the LLVM-7 `rustc_codegen_nvvm`; rustc's NVPTX backend gives us
+//! `core::arch::nvptx` and inline PTX, which is all a kernel needs.
+
+use core::arch::asm;
+use core::arch::nvptx;
+
+// ---------------------------------------------------------------------------------------------
+// Indices
+
+#[inline(always)]
+pub fn thread_idx() -> u32 {
+    // SAFETY: reading a special register has no preconditions.
+    unsafe { nvptx::_thread_idx_x() }
+}
+
+#[inline(always)]
+pub fn block_dim() -> u32 {
+    // SAFETY: as above.
+    unsafe { nvptx::_block_dim_x() }
+}
+
+#[inline(always)]
+pub fn block_idx() -> (u32, u32, u32) {
+    // SAFETY: as above.
+    unsafe { (nvptx::_block_idx_x(), nvptx::_block_idx_y(), nvptx::_block_idx_z()) }
+}
+
+#[inline(always)]
+pub fn grid_dim_x() -> u32 {
+    // SAFETY: as above.
+    unsafe { nvptx::_grid_dim_x() }
+}
+
+pub const WARP: u32 = 32;
+
+#[inline(always)]
+pub fn lane() -> u32 {
+    thread_idx() % WARP
+}
+
+// ---------------------------------------------------------------------------------------------
+// Barriers
+
+/// Block-wide barrier; also orders the block's shared- and global-memory accesses around it.
+///
+/// # Safety
+/// Every thread of the block must reach this same barrier (it must not sit in a branch that
+/// only some threads take), or the block deadlocks or behaves undefined.
+#[inline(always)]
+pub unsafe fn sync_threads() {
+    // SAFETY: forwarded to the caller.
+    unsafe { nvptx::_syncthreads() }
+}
+
+/// Aborts the kernel; the launch then fails with an error the host reports.
+#[inline(always)]
+pub fn trap() -> ! {
+    // SAFETY: trapping is always allowed.
+    unsafe { nvptx::trap() }
+}
+
+#[panic_handler]
+fn panic(_: &core::panic::PanicInfo) -> ! {
+    trap()
+}
+
+// ---------------------------------------------------------------------------------------------
+// Warp shuffles and votes. All lanes of the warp must execute them together (full mask).
+
+/// `v` from lane `lane ^ mask`.
+///
+/// # Safety
+/// All 32 lanes of the warp must execute this call convergently.
+#[inline(always)]
+pub unsafe fn shfl_xor(v: u32, mask: u32) -> u32 {
+    let r: u32;
+    // SAFETY: full-warp convergence is the caller's promise.
+    unsafe { asm!("shfl.sync.bfly.b32 {r}, {v}, {m}, 0x1f, 0xffffffff;", r = out(reg32) r, v = in(reg32) v, m = in(reg32) mask) };
+    r
+}
+
+/// `v` from lane `lane + delta` (own value where that is past lane 31).
+///
+/// # Safety
+/// All 32 lanes of the warp must execute this call convergently.
+#[inline(always)]
+pub unsafe fn shfl_down(v: u32, delta: u32) -> u32 {
+    let r: u32;
+    // SAFETY: full-warp convergence is the caller's promise.
+    unsafe { asm!("shfl.sync.down.b32 {r}, {v}, {d}, 0x1f, 0xffffffff;", r = out(reg32) r, v = in(reg32) v, d = in(reg32) delta) };
+    r
+}
+
+/// `v` from lane `lane - delta` (own value where that is below lane 0).
+///
+/// # Safety
+/// All 32 lanes of the warp must execute this call convergently.
+#[inline(always)]
+pub unsafe fn shfl_up(v: u32, delta: u32) -> u32 {
+    let r: u32;
+    // SAFETY: full-warp convergence is the caller's promise.
+    unsafe { asm!("shfl.sync.up.b32 {r}, {v}, {d}, 0, 0xffffffff;", r = out(reg32) r, v = in(reg32) v, d = in(reg32) delta) };
+    r
+}
+
+/// Bit `i` set where lane `i` passed `true`.
+///
+/// # Safety
+/// All 32 lanes of the warp must execute this call convergently.
+#[inline(always)]
+pub unsafe fn ballot(pred: bool) -> u32 {
+    let r: u32;
+    // SAFETY: full-warp convergence is the caller's promise.
+    unsafe {
+        asm!("{{ .reg .pred p; setp.ne.u32 p, {x}, 0; vote.sync.ballot.b32 {r}, p, 0xffffffff; }}",
+             r = out(reg32) r, x = in(reg32) pred as u32)
+    };
+    r
+}
+
+// ---------------------------------------------------------------------------------------------
+// Atomics on generic addresses (global or shared memory), relaxed, device scope.
+
+/// Adds `v` to `*p` and returns the old value.
+///
+/// # Safety
+/// `p` must be a valid, 4-byte aligned address in global or shared memory.
+#[inline(always)]
+pub unsafe fn atomic_add(p: *mut u32, v: u32) -> u32 {
+    let old: u32;
+    // SAFETY: the address is the caller's promise.
+    unsafe { asm!("atom.add.u32 {o}, [{p}], {v};", o = out(reg32) old, p = in(reg64) p, v = in(reg32) v) };
+    old
+}
+
+/// Stores `max(*p, v)` and returns the old value.
+///
+/// # Safety
+/// `p` must be a valid, 4-byte aligned address in global or shared memory.
+#[inline(always)]
+pub unsafe fn atomic_max(p: *mut u32, v: u32) -> u32 {
+    let old: u32;
+    // SAFETY: the address is the caller's promise.
+    unsafe { asm!("atom.max.u32 {o}, [{p}], {v};", o = out(reg32) old, p = in(reg64) p, v = in(reg32) v) };
+    old
+}
+
+// ---------------------------------------------------------------------------------------------
+// Global loads through the non-coherent (read-only) path.
+
+/// # Safety
+/// `p` must be a valid global address of the type's size and alignment, and the memory must not
+/// be written by any thread during the kernel (the non-coherent cache does not see such writes).
+#[inline(always)]
+pub unsafe fn load_nc_u8(p: *const u8) -> u8 {
+    let v: u16;
+    // SAFETY: the address and read-only-ness are the caller's promise.
+    unsafe { asm!("{{ .reg .u64 g; cvta.to.global.u64 g, {p}; ld.global.nc.u8 {v}, [g]; }}", v = out(reg16) v, p = in(reg64) p) };
+    v as u8
+}
+
+/// # Safety
+/// As [`load_nc_u8`], 2-byte aligned.
+#[inline(always)]
+pub unsafe fn load_nc_u16(p: *const u16) -> u16 {
+    let v: u16;
+    // SAFETY: the address and read-only-ness are the caller's promise.
+    unsafe { asm!("{{ .reg .u64 g; cvta.to.global.u64 g, {p}; ld.global.nc.u16 {v}, [g]; }}", v = out(reg16) v, p = in(reg64) p) };
+    v
+}
+
+/// # Safety
+/// As [`load_nc_u8`], 4-byte aligned.
+#[inline(always)]
+pub unsafe fn load_nc_u32(p: *const u32) -> u32 {
+    let v: u32;
+    // SAFETY: the address and read-only-ness are the caller's promise.
+    unsafe { asm!("{{ .reg .u64 g; cvta.to.global.u64 g, {p}; ld.global.nc.u32 {v}, [g]; }}", v = out(reg32) v, p = in(reg64) p) };
+    v
+}
+
+/// A 16-byte load.
+///
+/// # Safety
+/// As [`load_nc_u8`], 16-byte aligned.
+#[inline(always)]
+pub unsafe fn load_nc_v4(p: *const [u32; 4]) -> [u32; 4] {
+    let (a, b, c, d): (u32, u32, u32, u32);
+    // SAFETY: the address and read-only-ness are the caller's promise.
+    unsafe {
+        asm!("{{ .reg .u64 g; cvta.to.global.u64 g, {p}; ld.global.nc.v4.u32 {{{a}, {b}, {c}, {d}}}, [g]; }}",
+             a = out(reg32) a, b = out(reg32) b, c = out(reg32) c, d = out(reg32) d, p = in(reg64) p)
+    };
+    [a, b, c, d]
+}
+
+// ---------------------------------------------------------------------------------------------
+// Conversions
+
+#[inline(always)]
+pub fn f16_to_f32(bits: u16) -> f32 {
+    let f: f32;
+    // SAFETY: a register conversion with no memory access.
+    unsafe { asm!("cvt.f32.f16 {f}, {h};", f = out(reg32) f, h = in(reg16) bits, options(pure, nomem, nostack)) };
+    f
+}
+
+#[inline(always)]
+pub fn bf16_to_f32(bits: u16) -> f32 {
+    f32::from_bits((bits as u32) << 16)
+}
+
+// ---------------------------------------------------------------------------------------------
+// Shared memory as typed arrays
+
+/// A typed view of a block's shared memory: `len` elements of `T`.
+///
+/// Every thread of the block holds the same view; which thread touches which element, and the
+/// barriers between them, are the kernel's business. Accesses are unchecked in release builds.
+#[derive(Clone, Copy)]
+pub struct Shared<T> {
+    ptr: *mut T,
+    len: usize,
+}
+
+impl<T: Copy> Shared<T> {
+    /// # Safety
+    /// `i < len`, and no other thread writes element `i` between the barriers around this read.
+    #[inline(always)]
+    pub unsafe fn get(self, i: usize) -> T {
+        debug_assert!(i < self.len);
+        // SAFETY: in bounds and race-free by the caller's promise.
+        unsafe { *self.ptr.add(i) }
+    }
+
+    /// # Safety
+    /// `i < len`, and no other thread reads or writes element `i` between the barriers around
+    /// this write.
+    #[inline(always)]
+    pub unsafe fn set(self, i: usize, v: T) {
+        debug_assert!(i < self.len);
+        // SAFETY: in bounds and race-free by the caller's promise.
+        unsafe { *self.ptr.add(i) = v }
+    }
+
+    pub fn len(self) -> usize {
+        self.len
+    }
+
+    /// The elements from `start`, `len` of them.
+    ///
+    /// # Safety
+    /// `start + len <= self.len()`.
+    #[inline(always)]
+    pub unsafe fn sub(self, start: usize, len: usize) -> Shared<T> {
+        debug_assert!(start + len <= self.len);
+        // SAFETY: in bounds by the caller's promise.
+        Shared { ptr: unsafe { self.ptr.add(start) }, len }
+    }
+
+    /// Reinterprets the memory after the first `elements` as an array of `U`, aligned to `U`.
+    ///
+    /// # Safety
+    /// The launch must have provided the bytes the returned view covers (`len` of `U`).
+    #[inline(always)]
+    pub unsafe fn tail<U: Copy>(self, elements: usize, len: usize) -> Shared<U> {
+        let bytes = (elements * core::mem::size_of::<T>()).next_multiple_of(core::mem::align_of::<U>());
+        // SAFETY: the caller promises the launch sized shared memory to cover it.
+        Shared { ptr: unsafe { (self.ptr as *mut u8).add(bytes) as *mut U }, len }
+    }
+}
+
+impl Shared<u32> {
+    /// # Safety
+    /// `i < len`.
+    #[inline(always)]
+    pub unsafe fn atomic_add(self, i: usize, v: u32) -> u32 {
+        debug_assert!(i < self.len);
+        // SAFETY: in bounds by the caller's promise; shared memory is 4-byte aligned for u32.
+        unsafe { atomic_add(self.ptr.add(i), v) }
+    }
+}
+
+/// The launch-sized dynamic shared memory of the block, viewed as `len` elements of `T`.
+///
+/// # Safety
+/// The kernel must have been launched with at least `len · size_of::<T>()` bytes of dynamic
+/// shared memory.
+#[inline(always)]
+pub unsafe fn dynamic_shared<T>(len: usize) -> Shared<T> {
+    Shared { ptr: core::intrinsics::gpu::gpu_launch_sized_workgroup_mem::<T>(), len }
+}
+
+/// A fixed-size shared-memory array, `static_shared!(NAME: [T; N])`, as a [`Shared<T>`].
+///
+/// `NAME` must be unique in the crate (it becomes a PTX `.shared` symbol).
+#[macro_export]
+macro_rules! static_shared {
+    ($name:ident : [$t:ty; $n:expr]) => {{
+        core::arch::global_asm!(
+            concat!(".shared .align 16 .b8 ", stringify!($name), "[{bytes}];"),
+            bytes = const core::mem::size_of::<[$t; $n]>(),
+        );
+        let p: *mut $t;
+        // SAFETY: taking the generic address of a shared symbol has no preconditions.
+        unsafe { core::arch::asm!(concat!("cvta.shared.u64 {p}, ", stringify!($name), ";"), p = out(reg64) p) };
+        // SAFETY: the symbol spans exactly N elements of T.
+        unsafe { $crate::device::Shared::from_raw(p, $n) }
+    }};
+}
+
+impl<T> Shared<T> {
+    /// # Safety
+    /// `ptr` must address `len` elements of `T` in the block's shared memory.
+    #[doc(hidden)]
+    #[inline(always)]
+    pub unsafe fn from_raw(ptr: *mut T, len: usize) -> Self {
+        Shared { ptr, len }
+    }
+}

@@ -1,0 +1,121 @@
+//! Project automation, dependency-free on purpose (see rust-analyzer's xtask).
+//!
+//! `cargo xtask build-ptx [--check]`  build the kernels to PTX (sm_80, sm_90) into `host/ptx/`
+//! `cargo xtask test [ARGS]`          the test suite (GPU tests skip without a device)
+//! `cargo xtask demo [ARGS]`          the demo: GPU when there is one, CPU reference otherwise
+//! `cargo xtask gpu-bundle`           test + bench binaries, PTX and scripts for a GPU machine
+//!
+//! The same binary doubles as the nvptx linker that rustc calls (see `ptx_link`).
+
+mod libcuda;
+mod ptx;
+
+use std::path::{Path, PathBuf};
+use std::process::{Command, ExitCode};
+
+type Result<T> = std::result::Result<T, String>;
+
+fn main() -> ExitCode {
+    if std::env::var_os(ptx::LINKER_MODE_ENV).is_some() {
+        return report(ptx::link(std::env::args().skip(1).collect()));
+    }
+    let args: Vec<String> = std::env::args().skip(1).collect();
+    let (cmd, rest) = match args.split_first() {
+        Some((cmd, rest)) => (cmd.as_str(), rest),
+        None => ("help", &[][..]),
+    };
+    report(match cmd {
+        "build-ptx" => ptx::build(rest.iter().any(|a| a == "--check")),
+        "test" => cargo_with_libcuda(&["test", "--workspace"], rest),
+        "demo" => cargo_with_libcuda(&["run", "--release", "-p", "pqtopk", "--example", "demo", "--"], rest),
+        "gpu-bundle" => gpu_bundle(),
+        _ => Err(
+            "usage: cargo xtask <build-ptx [--check] | test [ARGS] | demo [ARGS] | gpu-bundle>".into(),
+        ),
+    })
+}
+
+fn report(result: Result<()>) -> ExitCode {
+    match result {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(e) => {
+            eprintln!("xtask: {e}");
+            ExitCode::FAILURE
+        }
+    }
+}
+
+pub fn project_root() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR")).parent().unwrap().to_path_buf()
+}
+
+pub fn run(cmd: &mut Command) -> Result<()> {
+    let status = cmd.status().map_err(|e| format!("cannot start {cmd:?}: {e}"))?;
+    if status.success() { Ok(()) } else { Err(format!("{cmd:?} failed: {status}")) }
+}
+
+fn cargo() -> Command {
+    let mut cmd = Command::new(std::env::var("CARGO").unwrap_or_else(|_| "cargo".into()));
+    cmd.current_dir(project_root());
+    cmd
+}
+
+/// Runs cargo with a libcuda to link against and load: the system driver's where there is one,
+/// otherwise a stub that reports "no CUDA-capable device", so GPU tests skip and the demo falls
+/// back to the CPU reference.
+fn cargo_with_libcuda(base: &[&str], extra: &[String]) -> Result<()> {
+    let lib = libcuda::locate_or_build_stub()?;
+    let mut cmd = cargo();
+    cmd.args(base).args(extra);
+    lib.apply(&mut cmd);
+    run(&mut cmd)
+}
+
+/// Builds everything a GPU machine without Rust needs into `gpu-bundle/`.
+fn gpu_bundle() -> Result<()> {
+    ptx::build(true)?;
+    let lib = libcuda::locate_or_build_stub()?;
+    let out = project_root().join("gpu-bundle");
+    let _ = std::fs::remove_dir_all(&out);
+    std::fs::create_dir_all(out.join("bin")).map_err(|e| e.to_string())?;
+    for kind in [["test", "--tests"], ["bench", "--benches"]] {
+        let mut cmd = cargo();
+        cmd.args([kind[0], "--release", "--no-run", "-p", "pqtopk", kind[1], "--message-format=json"]);
+        lib.apply(&mut cmd);
+        let output = cmd.output().map_err(|e| e.to_string())?;
+        if !output.status.success() {
+            return Err(format!("cargo {} --no-run failed:\n{}", kind[0], String::from_utf8_lossy(&output.stderr)));
+        }
+        for exe in executables(&String::from_utf8_lossy(&output.stdout)) {
+            let name = Path::new(&exe).file_name().unwrap().to_string_lossy().to_string();
+            // strip cargo's hash suffix so scripts can name the binaries
+            let stem = name.rsplit_once('-').map_or(name.as_str(), |(s, _)| s).to_string();
+            std::fs::copy(&exe, out.join("bin").join(format!("{}-{stem}", kind[0]))).map_err(|e| e.to_string())?;
+        }
+    }
+    let shared_peers = project_root().join("../shared/peers");
+    if shared_peers.is_dir() {
+        std::fs::create_dir_all(out.join("peers")).map_err(|e| e.to_string())?;
+        for entry in std::fs::read_dir(&shared_peers).map_err(|e| e.to_string())? {
+            let path = entry.map_err(|e| e.to_string())?.path();
+            std::fs::copy(&path, out.join("peers").join(path.file_name().unwrap())).map_err(|e| e.to_string())?;
+        }
+    }
+    for script in ["run-gpu-suite.sh", "run-bench.sh"] {
+        std::fs::copy(project_root().join("scripts").join(script), out.join(script)).map_err(|e| e.to_string())?;
+    }
+    println!("gpu-bundle ready: {}", out.display());
+    Ok(())
+}
+
+/// The `"executable":"…"` paths of cargo's JSON messages (no JSON parser, to stay dependency-free).
+fn executables(json_lines: &str) -> Vec<String> {
+    json_lines
+        .lines()
+        .filter_map(|line| {
+            let start = line.find("\"executable\":\"")? + "\"executable\":\"".len();
+            let end = line[start..].find('"')?;
+            Some(line[start..start + end].to_string())
+        })
+        .collect()
+}

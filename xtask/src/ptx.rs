@@ -1,0 +1,140 @@
+//! `build-ptx`: kernels-gpu → PTX with rustc's own NVPTX backend and our own link step.
+//!
+//! rustc hands the nvptx target's linker bitcode objects plus `--export-symbol` names; we run the
+//! pinned toolchain's llvm-tools on them: `llvm-link` → `opt` (internalize + O3) → `llc`.
+
+use crate::{Result, project_root, run};
+use std::path::{Path, PathBuf};
+use std::process::Command;
+
+pub const NIGHTLY: &str = "nightly-2026-05-20";
+const TRIPLE: &str = "nvptx64-nvidia-cuda";
+/// Set on the nested cargo: when present, xtask acts as the nvptx linker and this names the
+/// directory holding the llvm-tools binaries.
+pub const LINKER_MODE_ENV: &str = "PQTOPK_PTX_LINKER_TOOLS";
+/// (compute capability, file in host/ptx). Keep in sync with `host/src/module.rs`.
+pub const TARGETS: [(&str, &str); 2] = [("sm_80", "pqtopk_sm80.ptx"), ("sm_90", "pqtopk_sm90.ptx")];
+
+pub fn build(check: bool) -> Result<()> {
+    let sysroot = ensure_nightly()?;
+    let tools = sysroot.join("lib/rustlib/x86_64-unknown-linux-gnu/bin");
+    let root = project_root();
+    let mut stale = Vec::new();
+    for (cpu, file) in TARGETS {
+        let target_dir = root.join("target/ptx").join(cpu);
+        let mut cmd = nested_cargo(&root.join("kernels-gpu"));
+        cmd.args(["build", "--release", "--target", TRIPLE, "-Zbuild-std=core", "--target-dir"])
+            .arg(&target_dir)
+            .env("RUSTFLAGS", format!("-C target-cpu={cpu}"))
+            .env("CARGO_TARGET_NVPTX64_NVIDIA_CUDA_LINKER", std::env::current_exe().map_err(|e| e.to_string())?)
+            .env(LINKER_MODE_ENV, &tools);
+        run(&mut cmd)?;
+        let built = target_dir.join(TRIPLE).join("release/pqtopk_kernels_gpu.ptx");
+        let ptx = std::fs::read_to_string(&built).map_err(|e| format!("{}: {e}", built.display()))?;
+        let committed = root.join("host/ptx").join(file);
+        if check {
+            if std::fs::read_to_string(&committed).ok().as_deref() != Some(ptx.as_str()) {
+                stale.push(committed.display().to_string());
+            }
+        } else {
+            std::fs::create_dir_all(committed.parent().unwrap()).map_err(|e| e.to_string())?;
+            std::fs::write(&committed, &ptx).map_err(|e| e.to_string())?;
+            println!("wrote {} ({} bytes)", committed.display(), ptx.len());
+        }
+    }
+    if stale.is_empty() {
+        if check {
+            println!("committed PTX is up to date");
+        }
+        Ok(())
+    } else {
+        Err(format!(
+            "committed PTX is stale: {}\nrun `cargo xtask build-ptx` and commit the result",
+            stale.join(", ")
+        ))
+    }
+}
+
+/// A cargo of the pinned nightly, in a clean environment: nothing from the outer (stable) cargo or
+/// rustup invocation may leak into the kernel build.
+fn nested_cargo(dir: &Path) -> Command {
+    let mut cmd = Command::new("rustup");
+    cmd.args(["run", NIGHTLY, "cargo"]).current_dir(dir);
+    for (key, _) in std::env::vars_os() {
+        let key = key.to_string_lossy();
+        let leaks = (key.starts_with("CARGO") && key != "CARGO_HOME")
+            || key.starts_with("RUSTUP_TOOLCHAIN")
+            || key.starts_with("RUSTC")
+            || key.starts_with("RUSTDOC")
+            || key == "RUSTFLAGS"
+            || key == "RUST_RECURSION_COUNT";
+        if leaks {
+            cmd.env_remove(key.as_ref());
+        }
+    }
+    cmd
+}
+
+/// Installs the pinned nightly with `rust-src` and `llvm-tools` when missing (the image sets
+/// `RUSTUP_AUTO_INSTALL=0`), and returns its sysroot.
+fn ensure_nightly() -> Result<PathBuf> {
+    let sysroot = || -> Option<PathBuf> {
+        let out = Command::new("rustup").args(["run", NIGHTLY, "rustc", "--print", "sysroot"]).output().ok()?;
+        out.status.success().then(|| PathBuf::from(String::from_utf8_lossy(&out.stdout).trim()))
+    };
+    let complete = |root: &Path| {
+        root.join("lib/rustlib/src/rust/library/core").is_dir()
+            && root.join("lib/rustlib/x86_64-unknown-linux-gnu/bin/llc").is_file()
+    };
+    if let Some(root) = sysroot().filter(|r| complete(r)) {
+        return Ok(root);
+    }
+    run(Command::new("rustup").args([
+        "toolchain",
+        "install",
+        NIGHTLY,
+        "--profile",
+        "minimal",
+        "--component",
+        "rust-src,llvm-tools",
+    ]))?;
+    sysroot().filter(|r| complete(r)).ok_or_else(|| format!("{NIGHTLY} is missing rust-src or llvm-tools after install"))
+}
+
+/// The link step rustc delegates to us for the nvptx target.
+pub fn link(args: Vec<String>) -> Result<()> {
+    let tools = PathBuf::from(std::env::var_os(LINKER_MODE_ENV).unwrap());
+    let mut exports = Vec::new();
+    let mut inputs = Vec::new();
+    let mut output = None;
+    let mut cpu = None;
+    let mut it = args.into_iter();
+    while let Some(arg) = it.next() {
+        match arg.as_str() {
+            "--export-symbol" => exports.extend(it.next()),
+            "-o" => output = it.next(),
+            "--target-cpu" => cpu = it.next(),
+            "-L" | "--target" => {
+                it.next();
+            }
+            a if a.starts_with('-') => {}
+            _ => inputs.push(arg),
+        }
+    }
+    let output = PathBuf::from(output.ok_or("linker: no -o")?);
+    let cpu = cpu.ok_or("linker: no --target-cpu")?;
+    let linked = output.with_extension("linked.bc");
+    let optimized = output.with_extension("opt.bc");
+    run(Command::new(tools.join("llvm-link")).arg("--ignore-non-bitcode").args(&inputs).arg("-o").arg(&linked))?;
+    run(Command::new(tools.join("opt"))
+        .arg(format!("--internalize-public-api-list={}", exports.join(",")))
+        .arg("--passes=internalize,globaldce,default<O3>")
+        .arg(&linked)
+        .arg("-o")
+        .arg(&optimized))?;
+    run(Command::new(tools.join("llc"))
+        .args([format!("-mtriple={TRIPLE}"), format!("-mcpu={cpu}"), "-O3".into()])
+        .arg(&optimized)
+        .arg("-o")
+        .arg(&output))
+}
