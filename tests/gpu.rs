@@ -1,1 +1,447 @@
+//! GPU tests. They run wherever a CUDA device is present and skip, printing why, only when the
+//! driver reports no device (or there is no driver). Any other CUDA failure fails them.
+//!
+//! `PQTOPK_QUICK=1` keeps the sweeps to small shapes (for compute-sanitizer runs).
 
+mod support;
+
+use cust::memory::{CopyDestination, DeviceBuffer, DeviceSlice};
+use cust::stream::{Stream, StreamFlags};
+use pqtopk::half::{bf16, f16};
+use pqtopk::{DType, Element, Error, Gpu, Inputs, Metric, Order, Outputs, Problem, ValidLengths};
+use pqtopk_abi::{BLOCK_THREADS, SmokeParams};
+use rand::Rng;
+use rand::rngs::StdRng;
+use std::ffi::c_void;
+use support::{DTYPES, Data, HostData, METRICS, ORDERS, POISON_INDEX, POISON_SCORE_BITS};
+
+/// The device, or `None` after printing why the test is skipped.
+fn gpu(test: &str) -> Option<Gpu> {
+    match Gpu::new(0) {
+        Ok(gpu) => Some(gpu),
+        Err(Error::NoDevice(reason)) => {
+            eprintln!("SKIPPED {test}: no CUDA device ({reason})");
+            None
+        }
+        Err(e) => panic!("{test}: CUDA failed: {e}"),
+    }
+}
+
+fn quick() -> bool {
+    std::env::var_os("PQTOPK_QUICK").is_some()
+}
+
+fn stream() -> Stream {
+    Stream::new(StreamFlags::NON_BLOCKING, None).unwrap()
+}
+
+// ---------------------------------------------------------------------------------------------
+// Smoke tests of the device layer
+
+fn launch_smoke(gpu: &Gpu, stream: &Stream, name: &str, blocks: u32, shared: u32, params: SmokeParams) {
+    let f = gpu.module().get_function(name).unwrap();
+    // SAFETY: every smoke kernel takes one SmokeParams; each test sizes the buffers as the kernel
+    // documents.
+    unsafe { stream.launch(&f, blocks, BLOCK_THREADS, shared, &[&params as *const SmokeParams as *mut c_void]).unwrap() };
+    stream.synchronize().unwrap();
+}
+
+fn random_u32(rng: &mut StdRng, n: usize) -> Vec<u32> {
+    (0..n).map(|_| rng.r#gen()).collect()
+}
+
+fn smoke_params(input: &DeviceBuffer<u32>, output: &DeviceBuffer<u32>, n: usize, bins: u32) -> SmokeParams {
+    SmokeParams { input: input.as_device_ptr().as_raw(), output: output.as_device_ptr().as_raw(), n: n as u32, bins }
+}
+
+#[test]
+fn smoke_block_reduction_through_static_shared_array() {
+    let Some(gpu) = gpu("smoke_block_reduction") else { return };
+    let mut rng = support::rng("smoke_block_reduction");
+    let n: usize = 256 * 37 + 11;
+    let blocks = n.div_ceil(256);
+    let input = random_u32(&mut rng, n);
+    let d_in = DeviceBuffer::from_slice(&input).unwrap();
+    let d_out = DeviceBuffer::from_slice(&vec![POISON_INDEX; blocks]).unwrap();
+    let s = stream();
+    launch_smoke(&gpu, &s, "smoke_block_sum", blocks as u32, 0, smoke_params(&d_in, &d_out, n, 0));
+    let mut out = vec![0u32; blocks];
+    d_out.copy_to(&mut out[..]).unwrap();
+    let want: Vec<u32> = input.chunks(256).map(|c| c.iter().fold(0u32, |a, &x| a.wrapping_add(x))).collect();
+    assert_eq!(out, want);
+}
+
+#[test]
+fn smoke_warp_shuffles_and_votes() {
+    let Some(gpu) = gpu("smoke_warp") else { return };
+    let mut rng = support::rng("smoke_warp");
+    let n: usize = 256 * 5 + 70;
+    let blocks = n.div_ceil(256);
+    let input = random_u32(&mut rng, n);
+    let d_in = DeviceBuffer::from_slice(&input).unwrap();
+    let d_out = DeviceBuffer::from_slice(&vec![POISON_INDEX; blocks * 8 * 4]).unwrap();
+    let s = stream();
+    launch_smoke(&gpu, &s, "smoke_warp", blocks as u32, 0, smoke_params(&d_in, &d_out, n, 0));
+    let mut out = vec![0u32; blocks * 8 * 4];
+    d_out.copy_to(&mut out[..]).unwrap();
+    let mut padded = input.clone();
+    padded.resize(blocks * 256, 0);
+    for (w, lanes) in padded.chunks(32).enumerate() {
+        let sum = lanes.iter().fold(0u32, |a, &x| a.wrapping_add(x));
+        let odd = lanes.iter().enumerate().fold(0u32, |a, (i, &x)| a | ((x & 1) << i));
+        assert_eq!(&out[4 * w..4 * w + 4], &[sum, sum, odd, sum], "warp {w}");
+    }
+}
+
+#[test]
+fn smoke_atomics_global_and_shared() {
+    let Some(gpu) = gpu("smoke_atomics") else { return };
+    let mut rng = support::rng("smoke_atomics");
+    let (n, bins) = (256 * 40 + 3usize, 97u32);
+    let blocks = n.div_ceil(256);
+    let input = random_u32(&mut rng, n);
+    let d_in = DeviceBuffer::from_slice(&input).unwrap();
+    let d_out = DeviceBuffer::from_slice(&vec![0u32; 2 * bins as usize + 1]).unwrap();
+    let s = stream();
+    launch_smoke(&gpu, &s, "smoke_atomics", blocks as u32, bins * 4, smoke_params(&d_in, &d_out, n, bins));
+    let mut out = vec![0u32; 2 * bins as usize + 1];
+    d_out.copy_to(&mut out[..]).unwrap();
+    let mut hist = vec![0u32; bins as usize];
+    for &x in &input {
+        hist[(x % bins) as usize] += 1;
+    }
+    assert_eq!(&out[..bins as usize], &hist[..], "global atomics");
+    assert_eq!(out[bins as usize], *input.iter().max().unwrap(), "atomic max");
+    assert_eq!(&out[bins as usize + 1..], &hist[..], "shared atomics");
+}
+
+#[test]
+fn smoke_dynamic_shared_memory_and_wide_loads() {
+    let Some(gpu) = gpu("smoke_dynamic_shared") else { return };
+    let mut rng = support::rng("smoke_dynamic_shared");
+    let n: usize = 256 * 9 + 130;
+    let blocks = n.div_ceil(256);
+    let input = random_u32(&mut rng, n);
+    let d_in = DeviceBuffer::from_slice(&input).unwrap();
+    let d_out = DeviceBuffer::from_slice(&vec![POISON_INDEX; n + 4 * blocks]).unwrap();
+    let s = stream();
+    launch_smoke(&gpu, &s, "smoke_dynamic_shared", blocks as u32, 256 * 4, smoke_params(&d_in, &d_out, n, 0));
+    let mut out = vec![0u32; n + 4 * blocks];
+    d_out.copy_to(&mut out[..]).unwrap();
+    for (b, chunk) in input.chunks(256).enumerate() {
+        let reversed: Vec<u32> = chunk.iter().rev().copied().collect();
+        assert_eq!(&out[b * 256..b * 256 + chunk.len()], &reversed[..], "block {b}");
+        assert_eq!(&out[n + 4 * b..n + 4 * b + 4], &chunk[..4], "16-byte load, block {b}");
+    }
+}
+
+// ---------------------------------------------------------------------------------------------
+// The fused top-k against the f64 reference
+
+struct Run {
+    indices: Vec<u32>,
+    scores: Vec<f32>,
+}
+
+/// Uploads `data`, runs the fused top-k into poisoned outputs and a garbage workspace, and
+/// returns the outputs.
+fn run_on_gpu<Q: Element, C: Element>(gpu: &Gpu, p: &Problem, data: &HostData<Q, C>, device_n_valid: bool, with_scores: bool) -> Run {
+    let s = stream();
+    let plan = gpu.plan(p).unwrap();
+    let queries = DeviceBuffer::from_slice(&data.queries).unwrap();
+    let codebooks = DeviceBuffer::from_slice(&data.codebooks).unwrap();
+    let codes = DeviceBuffer::from_slice(&data.codes).unwrap();
+    let d_valid = data.n_valid.as_ref().map(|v| DeviceBuffer::from_slice(v).unwrap());
+    let n_valid = match (&data.n_valid, &d_valid) {
+        (Some(v), Some(d)) => Some(if device_n_valid { ValidLengths::Device(d) } else { ValidLengths::Host(v) }),
+        _ => None,
+    };
+    let mut indices = DeviceBuffer::from_slice(&vec![POISON_INDEX; p.out_len()]).unwrap();
+    let mut scores = DeviceBuffer::from_slice(&vec![f32::from_bits(POISON_SCORE_BITS); p.out_len()]).unwrap();
+    let mut workspace = DeviceBuffer::from_slice(&vec![0xABu8; plan.workspace_bytes()]).unwrap();
+    let inputs = Inputs { queries: &queries, codebooks: &codebooks, codes: &codes, n_valid };
+    let mut outputs = Outputs { indices: &mut indices, scores: with_scores.then_some(&mut *scores as &mut DeviceSlice<f32>) };
+    gpu.topk_into(&plan, &s, &inputs, &mut outputs, &mut workspace).unwrap();
+    s.synchronize().unwrap();
+    let mut run = Run { indices: vec![0; p.out_len()], scores: vec![0.0; p.out_len()] };
+    indices.copy_to(&mut run.indices[..]).unwrap();
+    scores.copy_to(&mut run.scores[..]).unwrap();
+    run
+}
+
+fn case<Q: Element, C: Element>(gpu: &Gpu, rng: &mut StdRng, p: &Problem, data: Data, ragged: bool) -> usize {
+    let host: HostData<Q, C> = support::draw(rng, p, data, ragged);
+    let run = run_on_gpu(gpu, p, &host, rng.r#gen(), true);
+    support::check(p, &host, &run.indices, Some(&run.scores))
+}
+
+fn case_codebooks<Q: Element>(gpu: &Gpu, rng: &mut StdRng, p: &Problem, data: Data, ragged: bool) -> usize {
+    match p.codebook_dtype {
+        DType::F32 => case::<Q, f32>(gpu, rng, p, data, ragged),
+        DType::F16 => case::<Q, f16>(gpu, rng, p, data, ragged),
+        DType::BF16 => case::<Q, bf16>(gpu, rng, p, data, ragged),
+    }
+}
+
+/// One checked case with fresh inputs; returns the rows checked.
+fn check_case(gpu: &Gpu, rng: &mut StdRng, p: &Problem, data: Data, ragged: bool) -> usize {
+    match p.query_dtype {
+        DType::F32 => case_codebooks::<f32>(gpu, rng, p, data, ragged),
+        DType::F16 => case_codebooks::<f16>(gpu, rng, p, data, ragged),
+        DType::BF16 => case_codebooks::<bf16>(gpu, rng, p, data, ragged),
+    }
+}
+
+fn report(test: &str, cases: usize, rows: usize) {
+    println!("{test}: {cases} cases, {rows} rows checked against the f64 reference");
+}
+
+#[test]
+fn sweep_dtypes_metrics_group_and_orders() {
+    let Some(gpu) = gpu("sweep_dtypes") else { return };
+    let mut rng = support::rng("sweep_dtypes");
+    let (mut cases, mut rows) = (0, 0);
+    for q in DTYPES {
+        for cb in DTYPES {
+            for metric in METRICS {
+                for group in [false, true] {
+                    for order in ORDERS {
+                        let p = Problem::new(2, 8, 2, 3, 64, 8, 64, 1000, 32)
+                            .with_dtypes(q, cb)
+                            .with_metric(metric)
+                            .with_group(group)
+                            .with_order(order);
+                        rows += check_case(&gpu, &mut rng, &p, Data::Random, cases % 2 == 1);
+                        cases += 1;
+                    }
+                }
+            }
+        }
+    }
+    report("sweep_dtypes_metrics_group_and_orders", cases, rows);
+}
+
+#[test]
+fn sweep_k_and_n() {
+    let Some(gpu) = gpu("sweep_k_and_n") else { return };
+    let mut rng = support::rng("sweep_k_and_n");
+    let ns: &[usize] = if quick() { &[1, 31, 1000, 5003] } else { &[1, 31, 1000, 31872, 100003] };
+    let ks = [1, 7, 32, 255, 256, 1000, 2048, 2049, 5000];
+    let (mut cases, mut rows) = (0, 0);
+    for &n in ns {
+        let mut k_values: Vec<usize> = ks.iter().copied().filter(|&k| k < n).collect();
+        k_values.push(n);
+        for (i, k) in k_values.into_iter().enumerate() {
+            let metric = METRICS[i % 2];
+            let order = ORDERS[i % 3];
+            let p = Problem::new(1, 2, 1, 1, 64, 16, 256, n, k).with_metric(metric).with_order(order).with_group(i % 4 == 3);
+            rows += check_case(&gpu, &mut rng, &p, Data::Random, false);
+            cases += 1;
+        }
+    }
+    report("sweep_k_and_n", cases, rows);
+}
+
+#[test]
+fn sweep_m_c_d() {
+    let Some(gpu) = gpu("sweep_m_c_d") else { return };
+    let mut rng = support::rng("sweep_m_c_d");
+    let (mut cases, mut rows) = (0, 0);
+    for m in [1, 2, 4, 8, 16, 32, 64] {
+        for c in [16, 64, 256] {
+            for d in [64, 128, 256] {
+                let p = Problem::new(1, 4, 2, 2, d, m, c, 700, 50)
+                    .with_metric(METRICS[cases % 2])
+                    .with_dtypes(DTYPES[cases % 3], DTYPES[(cases / 3) % 3])
+                    .with_group(cases % 5 == 0);
+                rows += check_case(&gpu, &mut rng, &p, Data::Random, false);
+                cases += 1;
+            }
+        }
+    }
+    report("sweep_m_c_d", cases, rows);
+}
+
+#[test]
+fn sweep_group_sizes_and_query_lengths() {
+    let Some(gpu) = gpu("sweep_groups") else { return };
+    let mut rng = support::rng("sweep_groups");
+    let (mut cases, mut rows) = (0, 0);
+    for g in [1, 4, 5, 8] {
+        for sq in [1, 3, 16] {
+            for group in [false, true] {
+                let p = Problem::new(2, 2 * g, 2, sq, 128, 16, 256, 2500, 300).with_group(group).with_metric(METRICS[cases % 2]);
+                rows += check_case(&gpu, &mut rng, &p, Data::Random, cases % 3 == 0);
+                cases += 1;
+            }
+        }
+    }
+    report("sweep_group_sizes_and_query_lengths", cases, rows);
+}
+
+#[test]
+fn ragged_valid_lengths_pad_short_rows() {
+    let Some(gpu) = gpu("ragged") else { return };
+    let mut rng = support::rng("ragged");
+    let (mut cases, mut rows) = (0, 0);
+    for (n, k) in [(3000, 100), (500, 499), (5000, 2049), (64, 64)] {
+        for metric in METRICS {
+            let p = Problem::new(8, 4, 2, 2, 64, 8, 256, n, k).with_metric(metric).with_order(ORDERS[cases % 3]);
+            rows += check_case(&gpu, &mut rng, &p, Data::Random, true);
+            cases += 1;
+        }
+    }
+    report("ragged_valid_lengths_pad_short_rows", cases, rows);
+}
+
+#[test]
+fn exact_ties_break_toward_smaller_index() {
+    let Some(gpu) = gpu("ties") else { return };
+    let mut rng = support::rng("ties");
+    for (i, (n, k)) in [(2000, 1), (2000, 150), (9000, 3000), (300, 299)].into_iter().enumerate() {
+        for metric in METRICS {
+            // Two sub-spaces with at most 3 distinct codes each: 9 distinct keys, each repeated.
+            let p = Problem::new(1, 4, 1, 2, 32, 2, 16, n, k).with_metric(metric).with_order(ORDERS[i % 3]).with_dtypes(DType::F32, DType::F32);
+            let host: HostData<f32, f32> = support::draw(&mut rng, &p, Data::Ties, false);
+            let run = run_on_gpu(&gpu, &p, &host, false, true);
+            support::check(&p, &host, &run.indices, Some(&run.scores));
+            let want = pqtopk::reference::topk(&p, &host.inputs()).unwrap();
+            assert_eq!(run.indices, want.indices, "{p:?}: ties must resolve exactly as the reference");
+        }
+    }
+}
+
+#[test]
+fn nan_and_infinities_in_inputs() {
+    let Some(gpu) = gpu("special") else { return };
+    let mut rng = support::rng("special");
+    let (mut cases, mut rows) = (0, 0);
+    for metric in METRICS {
+        for (q, cb) in [(DType::F32, DType::F32), (DType::F16, DType::BF16), (DType::BF16, DType::F16)] {
+            for k in [5, 400] {
+                let p = Problem::new(1, 4, 2, 3, 64, 8, 16, 400, k).with_metric(metric).with_dtypes(q, cb).with_order(ORDERS[cases % 3]);
+                rows += check_case(&gpu, &mut rng, &p, Data::Special, false);
+                cases += 1;
+            }
+        }
+    }
+    report("nan_and_infinities_in_inputs", cases, rows);
+}
+
+#[test]
+fn results_are_bit_identical_across_runs() {
+    let Some(gpu) = gpu("determinism") else { return };
+    let mut rng = support::rng("determinism");
+    let p = Problem::new(2, 8, 2, 2, 128, 16, 256, if quick() { 3000 } else { 31872 }, 1000).with_dtypes(DType::F16, DType::F16);
+    let host: HostData<f16, f16> = support::draw(&mut rng, &p, Data::Random, false);
+    let first = run_on_gpu(&gpu, &p, &host, false, true);
+    for _ in 0..3 {
+        let again = run_on_gpu(&gpu, &p, &host, false, true);
+        assert_eq!(first.indices, again.indices);
+        assert_eq!(first.scores.iter().map(|s| s.to_bits()).collect::<Vec<_>>(), again.scores.iter().map(|s| s.to_bits()).collect::<Vec<_>>());
+    }
+}
+
+#[test]
+fn indices_only_and_allocating_form() {
+    let Some(gpu) = gpu("indices_only") else { return };
+    let mut rng = support::rng("indices_only");
+    let p = Problem::new(1, 4, 1, 1, 64, 8, 32, 900, 40).with_order(Order::ByIndex).with_metric(Metric::L2);
+    let host: HostData<f16, f16> = support::draw(&mut rng, &p, Data::Random, false);
+    let only = run_on_gpu(&gpu, &p, &host, false, false);
+    support::check(&p, &host, &only.indices, None);
+    let s = stream();
+    let (q, cb, codes) = (DeviceBuffer::from_slice(&host.queries).unwrap(), DeviceBuffer::from_slice(&host.codebooks).unwrap(), DeviceBuffer::from_slice(&host.codes).unwrap());
+    let out = gpu.topk(&p, &s, &Inputs { queries: &q, codebooks: &cb, codes: &codes, n_valid: None }, true).unwrap();
+    s.synchronize().unwrap();
+    let mut indices = vec![0u32; p.out_len()];
+    let mut scores = vec![0f32; p.out_len()];
+    out.indices.copy_to(&mut indices[..]).unwrap();
+    out.scores.as_ref().unwrap().copy_to(&mut scores[..]).unwrap();
+    support::check(&p, &host, &indices, Some(&scores));
+}
+
+#[test]
+fn every_device_in_the_process() {
+    let Some(first) = gpu("every_device") else { return };
+    drop(first);
+    let mut rng = support::rng("every_device");
+    let count = Gpu::device_count().unwrap();
+    let gpus: Vec<Gpu> = (0..count).map(|o| Gpu::new(o).unwrap()).collect();
+    for gpu in &gpus {
+        gpu.make_current().unwrap();
+        let p = Problem::new(1, 4, 2, 1, 64, 8, 64, 777, 20);
+        check_case(gpu, &mut rng, &p, Data::Random, false);
+    }
+    println!("every_device_in_the_process: {count} device(s)");
+}
+
+// ---------------------------------------------------------------------------------------------
+// Bad input on the device path: typed errors before any launch
+
+#[test]
+fn bad_buffers_are_rejected_before_launch() {
+    let Some(gpu) = gpu("bad_buffers") else { return };
+    let s = stream();
+    let p = Problem::new(1, 4, 2, 1, 64, 8, 16, 100, 10);
+    let plan = gpu.plan(&p).unwrap();
+    let q = DeviceBuffer::from_slice(&vec![f16::ZERO; p.queries_len()]).unwrap();
+    let q_short = DeviceBuffer::from_slice(&vec![f16::ZERO; p.queries_len() - 1]).unwrap();
+    let q_f32 = DeviceBuffer::<f32>::zeroed(p.queries_len()).unwrap();
+    let cb = DeviceBuffer::from_slice(&vec![f16::ZERO; p.codebooks_len()]).unwrap();
+    let codes = DeviceBuffer::<u8>::zeroed(p.codes_len()).unwrap();
+    let codes_long = DeviceBuffer::<u8>::zeroed(p.codes_len() + 1).unwrap();
+    let mut idx = DeviceBuffer::<u32>::zeroed(p.out_len()).unwrap();
+    let mut idx_short = DeviceBuffer::<u32>::zeroed(p.out_len() - 1).unwrap();
+    let mut scores_short = DeviceBuffer::<f32>::zeroed(p.out_len() - 1).unwrap();
+    let mut ws = DeviceBuffer::<u8>::zeroed(plan.workspace_bytes()).unwrap();
+    let mut ws_short = DeviceBuffer::<u8>::zeroed(plan.workspace_bytes() - 1).unwrap();
+    let too_long = [101u32];
+    let wrong_count = [1u32, 2];
+    let name = |e: Error| match e {
+        Error::BufferLength { name, .. } | Error::DTypeMismatch { name, .. } | Error::InvalidArgument { name, .. } => name,
+        e => panic!("unexpected error {e}"),
+    };
+    let ok = Inputs { queries: &q, codebooks: &cb, codes: &codes, n_valid: None };
+    let err = gpu.topk_into(&plan, &s, &Inputs { queries: &q_short, ..ok }, &mut Outputs { indices: &mut idx, scores: None }, &mut ws).unwrap_err();
+    assert_eq!(name(err), "queries");
+    let err = gpu.topk_into(&plan, &s, &Inputs { codes: &codes_long, ..ok }, &mut Outputs { indices: &mut idx, scores: None }, &mut ws).unwrap_err();
+    assert_eq!(name(err), "codes");
+    let err = gpu.topk_into(&plan, &s, &Inputs { n_valid: Some(ValidLengths::Host(&too_long)), ..ok }, &mut Outputs { indices: &mut idx, scores: None }, &mut ws).unwrap_err();
+    assert_eq!(name(err), "n_valid");
+    let err = gpu.topk_into(&plan, &s, &Inputs { n_valid: Some(ValidLengths::Host(&wrong_count)), ..ok }, &mut Outputs { indices: &mut idx, scores: None }, &mut ws).unwrap_err();
+    assert_eq!(name(err), "n_valid");
+    let err = gpu.topk_into(&plan, &s, &ok, &mut Outputs { indices: &mut idx_short, scores: None }, &mut ws).unwrap_err();
+    assert_eq!(name(err), "indices");
+    let err = gpu.topk_into(&plan, &s, &ok, &mut Outputs { indices: &mut idx, scores: Some(&mut scores_short) }, &mut ws).unwrap_err();
+    assert_eq!(name(err), "scores");
+    let err = gpu.topk_into(&plan, &s, &ok, &mut Outputs { indices: &mut idx, scores: None }, &mut ws_short).unwrap_err();
+    assert_eq!(name(err), "workspace");
+    let mismatched = Inputs { queries: &q_f32, codebooks: &cb, codes: &codes, n_valid: None };
+    let err = gpu.topk_into(&plan, &s, &mismatched, &mut Outputs { indices: &mut idx, scores: None }, &mut ws).unwrap_err();
+    assert_eq!(name(err), "queries");
+    assert!(matches!(gpu.plan(&Problem { k: 0, ..p }), Err(Error::InvalidArgument { name: "k", .. })));
+    s.synchronize().unwrap();
+}
+
+#[test]
+fn codes_out_of_range_are_reported_and_never_read_out_of_bounds() {
+    let Some(gpu) = gpu("bad_codes") else { return };
+    let mut rng = support::rng("bad_codes");
+    let s = stream();
+    let p = Problem::new(1, 2, 1, 1, 64, 8, 16, 5000, 100).with_dtypes(DType::F32, DType::F32);
+    let mut host: HostData<f32, f32> = support::draw(&mut rng, &p, Data::Random, false);
+    let codes = DeviceBuffer::from_slice(&host.codes).unwrap();
+    gpu.check_codes(&s, &codes, p.c).unwrap();
+    let planted = rng.gen_range(1..50);
+    for _ in 0..planted {
+        let at = rng.gen_range(0..host.codes.len());
+        host.codes[at] = rng.gen_range(p.c as u8..=255);
+    }
+    let bad = host.codes.iter().filter(|&&c| c as usize >= p.c).count() as u64;
+    let codes = DeviceBuffer::from_slice(&host.codes).unwrap();
+    assert_eq!(gpu.check_codes(&s, &codes, p.c), Err(Error::CodeOutOfRange { count: bad, c: p.c as u32 }));
+    // The unchecked path still runs inside its buffers (compute-sanitizer watches this one).
+    let run = run_on_gpu(&gpu, &p, &host, false, true);
+    assert!(run.indices.iter().all(|&i| (i as usize) < p.n));
+}

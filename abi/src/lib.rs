@@ -40,6 +40,8 @@ pub enum Order {
     ByScore = 0,
     /// Key index ascending, ready for a sparse-attention gather.
     ByIndex = 1,
+    /// Whatever order is cheapest, still deterministic. Today that is index order.
+    Unordered = 2,
 }
 
 /// Per-row selection state in the workspace, advanced by `radix_select_step`.

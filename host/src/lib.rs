@@ -1,1 +1,30 @@
-pub fn x(){}
+//! # pqtopk
+//!
+//! Fused product-quantized scoring + exact top-k on NVIDIA GPUs, with kernels written in Rust.
+//!
+//! For every query row it scores all PQ-compressed keys of its kv head (inner product or L2)
+//! and returns the exact top-k indices (and scores), without writing the score tensor to device
+//! memory. See [`Problem`] for the contract, [`Gpu`] for the launches and [`reference`] for the
+//! CPU implementation of the same contract.
+//!
+//! ## Contract in brief
+//! - Ties break toward the smaller key index; NaN scores rank after every number (a NaN key is
+//!   only selected when fewer than k keys have a number score, after all of those).
+//! - Rows with fewer than k valid keys are padded with index `u32::MAX` and score −inf (inner
+//!   product) or +inf (L2).
+//! - Results are deterministic: the same inputs give bit-identical outputs.
+//! - [`Order::ByScore`] is best first; [`Order::ByIndex`] is key index ascending.
+
+mod dtype;
+mod error;
+mod gpu;
+mod problem;
+mod raw;
+pub mod reference;
+
+pub use cust;
+pub use dtype::{DType, Element};
+pub use error::{Error, Result};
+pub use gpu::{Gpu, Inputs, Outputs, Plan, RawBuffers, TopkBuffers, ValidLengths};
+pub use half;
+pub use problem::{MAX_KEYS, Metric, Order, Problem};

@@ -183,7 +183,7 @@ pub unsafe extern "ptx-kernel" fn pq_finalize(p: TopkParams) {
     // SAFETY: row < rows; pq_collect has finished on this stream.
     let count = unsafe { (*row_state(&p, row)).collected }.min(p.k);
     let base = row as usize * p.k as usize;
-    let by_index = p.order == Order::ByIndex as u32;
+    let by_index = p.order != Order::ByScore as u32;
     let out_scores = if p.out_scores == 0 { core::ptr::null_mut() } else { (p.out_scores as *mut f32).wrapping_add(base) };
     // SAFETY: the row's candidate and output ranges hold k entries each.
     unsafe {

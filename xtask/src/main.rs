@@ -73,14 +73,16 @@ fn cargo_with_libcuda(base: &[&str], extra: &[String]) -> Result<()> {
 
 /// Builds everything a GPU machine without Rust needs into `gpu-bundle/`.
 fn gpu_bundle() -> Result<()> {
-    ptx::build(true)?;
+    ptx::build(false)?;
     let lib = libcuda::locate_or_build_stub()?;
     let out = project_root().join("gpu-bundle");
     let _ = std::fs::remove_dir_all(&out);
     std::fs::create_dir_all(out.join("bin")).map_err(|e| e.to_string())?;
     for kind in [["test", "--tests"], ["bench", "--benches"]] {
         let mut cmd = cargo();
-        cmd.args([kind[0], "--release", "--no-run", "-p", "pqtopk", kind[1], "--message-format=json"]);
+        // `cargo bench` builds with the bench profile (optimized); tests are built optimized too.
+        let profile: &[&str] = if kind[0] == "test" { &["--release"] } else { &[] };
+        cmd.args([kind[0], "--no-run", "-p", "pqtopk", kind[1], "--message-format=json"]).args(profile);
         lib.apply(&mut cmd);
         let output = cmd.output().map_err(|e| e.to_string())?;
         if !output.status.success() {
@@ -101,8 +103,9 @@ fn gpu_bundle() -> Result<()> {
             std::fs::copy(&path, out.join("peers").join(path.file_name().unwrap())).map_err(|e| e.to_string())?;
         }
     }
-    for script in ["run-gpu-suite.sh", "run-bench.sh"] {
-        std::fs::copy(project_root().join("scripts").join(script), out.join(script)).map_err(|e| e.to_string())?;
+    for file in ["scripts/run-gpu-suite.sh", "scripts/run-bench.sh", "scripts/compare.py", "benches/shapes.json"] {
+        let from = project_root().join(file);
+        std::fs::copy(&from, out.join(from.file_name().unwrap())).map_err(|e| e.to_string())?;
     }
     println!("gpu-bundle ready: {}", out.display());
     Ok(())

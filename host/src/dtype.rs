@@ -1,0 +1,36 @@
+//! Element types of queries and codebooks, dispatched through one sealed trait.
+
+use cust::memory::DeviceCopy;
+pub use pqtopk_abi::DType;
+
+mod sealed {
+    pub trait Sealed {}
+}
+
+/// f32, f16 or bf16: the element types pqtopk reads. Scores are always computed in f32.
+pub trait Element: sealed::Sealed + DeviceCopy + Copy + Send + Sync + 'static {
+    const DTYPE: DType;
+    fn to_f64(self) -> f64;
+    fn from_f32(v: f32) -> Self;
+}
+
+macro_rules! element {
+    ($t:ty, $dtype:ident, |$x:ident| $to:expr, |$y:ident| $from:expr) => {
+        impl sealed::Sealed for $t {}
+        impl Element for $t {
+            const DTYPE: DType = DType::$dtype;
+            fn to_f64(self) -> f64 {
+                let $x = self;
+                $to
+            }
+            fn from_f32($y: f32) -> Self {
+                $from
+            }
+        }
+    };
+}
+
+element!(f32, F32, |x| x as f64, |y| y);
+element!(half::f16, F16, |x| x.to_f64(), |y| half::f16::from_f32(y));
+element!(half::bf16, BF16, |x| x.to_f64(), |y| half::bf16::from_f32(y));
+

@@ -1,0 +1,421 @@
+//! The GPU: one [`Gpu`] per device holds its context and the loaded kernels; a [`Plan`] fixes one
+//! problem's launch shape and workspace; `topk*` launch it asynchronously on a stream.
+
+use crate::dtype::Element;
+use crate::error::{Error, Result};
+use crate::problem::Problem;
+use crate::raw;
+use cust::context::{Context, CurrentContext};
+use cust::device::{Device, DeviceAttribute};
+use cust::error::CudaError;
+use cust::memory::{AsyncCopyDestination, CopyDestination, DeviceBuffer, DeviceCopy, DeviceSlice};
+use cust::module::Module;
+use cust::stream::Stream;
+use cust::sys::CUstream;
+use pqtopk_abi::{BLOCK_THREADS, CodeCheckParams, DIGIT_BITS, HIST_BINS, RowState, TopkParams};
+
+/// PTX for each supported architecture, built by `cargo xtask build-ptx` and committed.
+const PTX_SM80: &str = include_str!("../ptx/pqtopk_sm80.ptx");
+const PTX_SM90: &str = include_str!("../ptx/pqtopk_sm90.ptx");
+
+/// Shared memory one scoring block may use; two blocks of this size fit on every SM from 8.0 on.
+const SMEM_BUDGET: usize = 96 * 1024;
+/// Keys one scoring block handles.
+const KEYS_PER_BLOCK: usize = 2048;
+/// Most output rows one scoring block scores (`MAX_ROWS_PER_BLOCK` in kernels-gpu).
+const MAX_ROWS_PER_BLOCK: usize = 8;
+const MAX_GRID_YZ: usize = 65535;
+const MAX_GRID_X: usize = (1 << 31) - 1;
+
+/// One CUDA device with pqtopk's kernels loaded. Create one per device and share it; it makes its
+/// context current on the calling thread in every call.
+pub struct Gpu {
+    // Field order is drop order: the module must unload while its context still lives.
+    module: Module,
+    context: Context,
+    ordinal: u32,
+    compute_capability: (i32, i32),
+    max_shared_bytes: usize,
+}
+
+impl std::fmt::Debug for Gpu {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Gpu").field("ordinal", &self.ordinal).field("compute_capability", &self.compute_capability).finish()
+    }
+}
+
+/// Maps "no driver / no device" to [`Error::NoDevice`], anything else to [`Error::Cuda`].
+fn device_error(e: CudaError) -> Error {
+    match e {
+        CudaError::NoDevice | CudaError::InvalidDevice => Error::NoDevice(e.to_string()),
+        e => Error::Cuda(e),
+    }
+}
+
+impl Gpu {
+    /// Devices visible to the driver; [`Error::NoDevice`] where there is no driver or device.
+    pub fn device_count() -> Result<u32> {
+        cust::init(cust::CudaFlags::empty()).map_err(device_error)?;
+        let count = Device::num_devices().map_err(device_error)?;
+        if count == 0 { Err(Error::NoDevice("the driver reports 0 devices".into())) } else { Ok(count) }
+    }
+
+    /// Opens device `ordinal` (its primary context) and loads the PTX for its architecture once.
+    pub fn new(ordinal: u32) -> Result<Gpu> {
+        let count = Self::device_count()?;
+        if ordinal >= count {
+            return Err(Error::NoDevice(format!("device {ordinal} requested, {count} present")));
+        }
+        let device = Device::get_device(ordinal)?;
+        let major = device.get_attribute(DeviceAttribute::ComputeCapabilityMajor)?;
+        let minor = device.get_attribute(DeviceAttribute::ComputeCapabilityMinor)?;
+        let ptx = match (major, minor) {
+            (9, _) => PTX_SM90,
+            (8.., _) => PTX_SM80,
+            _ => return Err(Error::UnsupportedDevice { ordinal, major, minor }),
+        };
+        let context = Context::new(device)?;
+        CurrentContext::set_current(&context)?;
+        let module = Module::from_ptx(ptx, &[])?;
+        // SAFETY: querying an attribute of a valid device.
+        let max_shared_bytes = unsafe { raw::max_shared_per_block_optin(device.as_raw())? };
+        for kernel in ["pq_histogram", "pq_collect"] {
+            let f = module.get_function(kernel)?;
+            // SAFETY: a valid function of the module; the value is within the device's limit.
+            unsafe { raw::set_max_dynamic_shared(f.to_raw(), max_shared_bytes.min(SMEM_BUDGET))? };
+        }
+        Ok(Gpu { module, context, ordinal, compute_capability: (major, minor), max_shared_bytes })
+    }
+
+    pub fn ordinal(&self) -> u32 {
+        self.ordinal
+    }
+
+    pub fn compute_capability(&self) -> (i32, i32) {
+        self.compute_capability
+    }
+
+    pub fn name(&self) -> Result<String> {
+        Ok(Device::get_device(self.ordinal)?.name()?)
+    }
+
+    /// Makes this device's context current on the calling thread (every call does it too); do it
+    /// before allocating buffers or streams for this device on a new thread.
+    pub fn make_current(&self) -> Result<()> {
+        Ok(CurrentContext::set_current(&self.context)?)
+    }
+
+    /// The loaded module, for the smoke tests of the device layer.
+    #[doc(hidden)]
+    pub fn module(&self) -> &Module {
+        &self.module
+    }
+
+    /// Validates `problem` and fixes its launch shape on this device.
+    pub fn plan(&self, problem: &Problem) -> Result<Plan> {
+        problem.validate()?;
+        let p = problem;
+        let lut_bytes = p.m * p.c * 4;
+        let hist_bytes = HIST_BINS as usize * 4;
+        let budget = self.max_shared_bytes.min(SMEM_BUDGET);
+        let rows_per_kv = if p.group { p.sq } else { p.group_size() * p.sq };
+        let rows_per_block = (budget / (lut_bytes + hist_bytes)).min(MAX_ROWS_PER_BLOCK).min(rows_per_kv);
+        if rows_per_block == 0 {
+            return Err(Error::Unsupported(format!(
+                "m·c = {} lookup entries need {} bytes of shared memory; this device allows {budget}",
+                p.m * p.c,
+                lut_bytes + hist_bytes
+            )));
+        }
+        let plan = Plan {
+            problem: *p,
+            rows_per_kv,
+            rows_per_block,
+            key_chunks: p.n.div_ceil(KEYS_PER_BLOCK),
+            row_tiles: rows_per_kv.div_ceil(rows_per_block),
+            lut_bytes,
+            hist_bytes,
+        };
+        let limits = [
+            ("b·hkv", p.b * p.hkv, MAX_GRID_YZ),
+            ("row tiles per kv head", plan.row_tiles, MAX_GRID_YZ),
+            ("rows", p.rows(), MAX_GRID_X),
+            ("rows·ceil(k/256)", p.rows() * p.k.div_ceil(BLOCK_THREADS as usize), MAX_GRID_X),
+        ];
+        for (what, value, max) in limits {
+            if value > max {
+                return Err(Error::Unsupported(format!("{what} = {value} exceeds the launch limit {max}")));
+            }
+        }
+        Ok(plan)
+    }
+
+    /// The fused score + top-k, written to caller-owned buffers; asynchronous on `stream`,
+    /// allocation-free.
+    pub fn topk_into<Q: Element, C: Element>(
+        &self,
+        plan: &Plan,
+        stream: &Stream,
+        inputs: &Inputs<'_, Q, C>,
+        outputs: &mut Outputs<'_>,
+        workspace: &mut DeviceSlice<u8>,
+    ) -> Result<()> {
+        let p = &plan.problem;
+        check_dtype("queries", p.query_dtype, Q::DTYPE)?;
+        check_dtype("codebooks", p.codebook_dtype, C::DTYPE)?;
+        check_len("queries", inputs.queries, p.queries_len(), true)?;
+        check_len("codebooks", inputs.codebooks, p.codebooks_len(), true)?;
+        check_len("codes", inputs.codes, p.codes_len(), true)?;
+        match inputs.n_valid {
+            Some(ValidLengths::Host(n_valid)) => crate::reference::validate_n_valid(p, n_valid)?,
+            Some(ValidLengths::Device(n_valid)) => check_len("n_valid", n_valid, p.b, true)?,
+            None => {}
+        }
+        check_len("indices", outputs.indices, p.out_len(), false)?;
+        if let Some(scores) = outputs.scores.as_deref() {
+            check_len("scores", scores, p.out_len(), false)?;
+        }
+        check_len("workspace", workspace, plan.workspace_bytes(), false)?;
+        self.make_current()?;
+        let n_valid = match inputs.n_valid {
+            Some(ValidLengths::Host(n_valid)) => {
+                let at = workspace.as_device_ptr().as_raw() + plan.workspace_layout().n_valid as u64;
+                // SAFETY: the workspace was checked to hold the n_valid region; the driver stages
+                // pageable host memory before returning, so `n_valid` may be dropped after.
+                unsafe {
+                    let mut region = DeviceSlice::from_raw_parts_mut(cust::memory::DevicePointer::from_raw(at), p.b);
+                    region.async_copy_from(n_valid, stream)?;
+                }
+                at
+            }
+            Some(ValidLengths::Device(n_valid)) => n_valid.as_device_ptr().as_raw(),
+            None => 0,
+        };
+        let buffers = RawBuffers {
+            queries: inputs.queries.as_device_ptr().as_raw(),
+            codebooks: inputs.codebooks.as_device_ptr().as_raw(),
+            codes: inputs.codes.as_device_ptr().as_raw(),
+            n_valid,
+            indices: outputs.indices.as_device_ptr().as_raw(),
+            scores: outputs.scores.as_deref().map_or(0, |s| s.as_device_ptr().as_raw()),
+            workspace: workspace.as_device_ptr().as_raw(),
+        };
+        // SAFETY: every buffer was checked against the plan's shape above, and `stream` is a live
+        // stream of the current context.
+        unsafe { self.topk_raw(plan, stream.as_inner(), &buffers) }
+    }
+
+    /// The fused score + top-k with freshly allocated outputs and workspace (stream-ordered
+    /// allocations are not available in cust 0.3, so this allocates synchronously; use
+    /// [`Gpu::topk_into`] on hot paths).
+    pub fn topk<Q: Element, C: Element>(
+        &self,
+        problem: &Problem,
+        stream: &Stream,
+        inputs: &Inputs<'_, Q, C>,
+        with_scores: bool,
+    ) -> Result<TopkBuffers> {
+        let plan = self.plan(problem)?;
+        self.make_current()?;
+        let mut indices = DeviceBuffer::<u32>::zeroed(problem.out_len())?;
+        let mut scores = if with_scores { Some(DeviceBuffer::<f32>::zeroed(problem.out_len())?) } else { None };
+        let mut workspace = DeviceBuffer::<u8>::zeroed(plan.workspace_bytes())?;
+        let mut outputs = Outputs { indices: &mut indices, scores: scores.as_deref_mut() };
+        self.topk_into(&plan, stream, inputs, &mut outputs, &mut workspace)?;
+        Ok(TopkBuffers { indices, scores, workspace })
+    }
+
+    /// The fused score + top-k on raw device addresses, for stacks built on other CUDA wrappers
+    /// (cudarc, candle). Launches asynchronously on `stream` and returns.
+    ///
+    /// # Safety
+    /// - `stream` is a live stream (or null, the legacy default stream) of this device's primary
+    ///   context, which is the one cudarc and candle use by default.
+    /// - `buffers.queries` holds `plan.problem().queries_len()` elements of the problem's
+    ///   `query_dtype`, `codebooks` `codebooks_len()` of `codebook_dtype`, `codes`
+    ///   `codes_len()` bytes, and `n_valid` is 0 or holds `b` u32; these stay unchanged until the
+    ///   launches finish.
+    /// - `indices` holds `out_len()` u32 and `scores` is 0 or holds `out_len()` f32;
+    ///   `workspace` holds `plan.workspace_bytes()` bytes, 256-byte aligned (as every CUDA
+    ///   allocation is). No other work reads or writes these until the launches finish, and the
+    ///   workspace is not shared with a concurrent call.
+    /// - All addresses are device memory of this context (or mapped into it).
+    pub unsafe fn topk_raw(&self, plan: &Plan, stream: CUstream, buffers: &RawBuffers) -> Result<()> {
+        self.make_current()?;
+        let p = &plan.problem;
+        let layout = plan.workspace_layout();
+        let mut params = TopkParams {
+            queries: buffers.queries,
+            codebooks: buffers.codebooks,
+            codes: buffers.codes,
+            n_valid: buffers.n_valid,
+            out_indices: buffers.indices,
+            out_scores: buffers.scores,
+            row_state: buffers.workspace + layout.row_state as u64,
+            histograms: buffers.workspace + layout.histograms as u64,
+            cand_keys: buffers.workspace + layout.cand_keys as u64,
+            cand_scores: buffers.workspace + layout.cand_scores as u64,
+            b: p.b as u32,
+            h: p.h as u32,
+            hkv: p.hkv as u32,
+            sq: p.sq as u32,
+            d: p.d as u32,
+            m: p.m as u32,
+            c: p.c as u32,
+            n: p.n as u32,
+            k: p.k as u32,
+            rows_per_kv: plan.rows_per_kv as u32,
+            rows_per_block: plan.rows_per_block as u32,
+            keys_per_block: KEYS_PER_BLOCK as u32,
+            query_dtype: p.query_dtype as u32,
+            codebook_dtype: p.codebook_dtype as u32,
+            metric: p.metric as u32,
+            order: p.order as u32,
+            group: p.group as u32,
+            pass: 0,
+        };
+        let rows = p.rows() as u32;
+        let scoring_grid = (plan.key_chunks as u32, plan.row_tiles as u32, (p.b * p.hkv) as u32);
+        let scoring_rows = plan.rows_per_block;
+        let launch = |name: &str, grid: (u32, u32, u32), shared: usize, params: &TopkParams| -> Result<()> {
+            let f = self.module.get_function(name)?;
+            // SAFETY: `params` matches the kernel's ABI and describes buffers the caller vouched
+            // for; the grid and shared memory follow the kernel's documentation.
+            unsafe { raw::launch(f.to_raw(), grid, shared as u32, stream, params) }
+        };
+        launch("pq_init", (rows, 1, 1), 0, &params)?;
+        for pass in 0..DIGIT_BITS.len() as u32 {
+            params.pass = pass;
+            launch("pq_histogram", scoring_grid, scoring_rows * (plan.lut_bytes + plan.hist_bytes), &params)?;
+            launch("pq_select_step", (rows, 1, 1), 0, &params)?;
+        }
+        launch("pq_collect", scoring_grid, scoring_rows * plan.lut_bytes, &params)?;
+        let finalize_blocks = rows * p.k.div_ceil(BLOCK_THREADS as usize) as u32;
+        launch("pq_finalize", (finalize_blocks, 1, 1), 0, &params)
+    }
+
+    /// The checking path for codes: counts codes ≥ `c` and returns [`Error::CodeOutOfRange`] if
+    /// there are any. The fused kernels never read out of bounds on such codes, but score them
+    /// arbitrarily. This call synchronizes `stream`.
+    pub fn check_codes(&self, stream: &Stream, codes: &DeviceSlice<u8>, c: usize) -> Result<()> {
+        self.make_current()?;
+        let counter = DeviceBuffer::<u32>::zeroed(1)?;
+        let params = CodeCheckParams {
+            codes: codes.as_device_ptr().as_raw(),
+            bad_count: counter.as_device_ptr().as_raw(),
+            len: codes.len() as u64,
+            c: c.min(256) as u32,
+        };
+        let blocks = codes.len().div_ceil(BLOCK_THREADS as usize * 16).clamp(1, 4096) as u32;
+        let f = self.module.get_function("pq_count_bad_codes")?;
+        // SAFETY: the counter and codes are live device buffers of this context.
+        unsafe { raw::launch(f.to_raw(), (blocks, 1, 1), 0, stream.as_inner(), &params)? };
+        stream.synchronize()?;
+        let mut count = [0u32];
+        counter.copy_to(&mut count[..])?;
+        if count[0] == 0 { Ok(()) } else { Err(Error::CodeOutOfRange { count: count[0] as u64, c: c as u32 }) }
+    }
+}
+
+fn check_dtype(name: &'static str, expected: crate::DType, actual: crate::DType) -> Result<()> {
+    if expected == actual { Ok(()) } else { Err(Error::DTypeMismatch { name, expected, actual }) }
+}
+
+fn check_len<T: DeviceCopy>(name: &'static str, buf: &DeviceSlice<T>, expected: usize, exact: bool) -> Result<()> {
+    let ok = if exact { buf.len() == expected } else { buf.len() >= expected };
+    if ok {
+        Ok(())
+    } else {
+        let expected = if exact { expected.to_string() } else { format!("at least {expected}") };
+        Err(Error::BufferLength { name, expected, actual: buf.len() })
+    }
+}
+
+/// The device inputs of one call.
+pub struct Inputs<'a, Q: Element, C: Element> {
+    pub queries: &'a DeviceSlice<Q>,
+    pub codebooks: &'a DeviceSlice<C>,
+    pub codes: &'a DeviceSlice<u8>,
+    pub n_valid: Option<ValidLengths<'a>>,
+}
+
+/// Valid lengths `[b]`: keys at or past `n_valid[bi]` are never selected.
+#[derive(Clone, Copy)]
+pub enum ValidLengths<'a> {
+    /// Checked on the host (each ≤ n, else [`Error::InvalidArgument`]) and copied into the
+    /// workspace with an asynchronous copy on the call's stream.
+    Host(&'a [u32]),
+    /// Already on the device, so not checked by the host: a value above n counts as n.
+    Device(&'a DeviceSlice<u32>),
+}
+
+/// The device outputs of one call: `[rows, k]` each.
+pub struct Outputs<'a> {
+    pub indices: &'a mut DeviceSlice<u32>,
+    pub scores: Option<&'a mut DeviceSlice<f32>>,
+}
+
+/// Outputs of [`Gpu::topk`]; the workspace is returned so that its memory outlives the
+/// asynchronous launches.
+pub struct TopkBuffers {
+    pub indices: DeviceBuffer<u32>,
+    pub scores: Option<DeviceBuffer<f32>>,
+    pub workspace: DeviceBuffer<u8>,
+}
+
+/// Raw device addresses for [`Gpu::topk_raw`]; 0 means absent for `n_valid` and `scores`.
+#[derive(Clone, Copy, Debug, Default)]
+pub struct RawBuffers {
+    pub queries: u64,
+    pub codebooks: u64,
+    pub codes: u64,
+    pub n_valid: u64,
+    pub indices: u64,
+    pub scores: u64,
+    pub workspace: u64,
+}
+
+/// A validated problem with its launch shape on one device.
+#[derive(Clone, Debug)]
+pub struct Plan {
+    problem: Problem,
+    rows_per_kv: usize,
+    rows_per_block: usize,
+    key_chunks: usize,
+    row_tiles: usize,
+    lut_bytes: usize,
+    hist_bytes: usize,
+}
+
+struct WorkspaceLayout {
+    n_valid: usize,
+    row_state: usize,
+    histograms: usize,
+    cand_keys: usize,
+    cand_scores: usize,
+    total: usize,
+}
+
+impl Plan {
+    pub fn problem(&self) -> &Problem {
+        &self.problem
+    }
+
+    /// Bytes of workspace a call needs: the valid lengths, and per row its selection state, one
+    /// digit histogram and room for k candidates. Its contents need no initialization.
+    pub fn workspace_bytes(&self) -> usize {
+        self.workspace_layout().total
+    }
+
+    fn workspace_layout(&self) -> WorkspaceLayout {
+        let rows = self.problem.rows();
+        let align = |x: usize| x.next_multiple_of(256);
+        let n_valid = 0;
+        let row_state = align(self.problem.b * 4);
+        let histograms = align(row_state + rows * std::mem::size_of::<RowState>());
+        let cand_keys = align(histograms + rows * HIST_BINS as usize * 4);
+        let cand_scores = align(cand_keys + self.problem.out_len() * 8);
+        let total = align(cand_scores + self.problem.out_len() * 4);
+        WorkspaceLayout { n_valid, row_state, histograms, cand_keys, cand_scores, total }
+    }
+}

@@ -1,0 +1,135 @@
+//! The operation's contract: shapes, options and their validation.
+
+use crate::error::{Result, ensure};
+pub use pqtopk_abi::{DType, Metric, Order};
+
+/// One fused score + top-k problem.
+///
+/// Tensors, all row-major and contiguous:
+/// - queries `[b, h, sq, d]` of `query_dtype`;
+/// - codebooks `[hkv, m, c, d/m]` of `codebook_dtype`;
+/// - codes `[b, hkv, n, m]` u8, each `< c`;
+/// - optional valid lengths `n_valid[b]` u32: keys at or past `n_valid[bi]` are never selected.
+///
+/// Query head `i` uses kv head `i / (h / hkv)`. Outputs are `[b, h, sq, k]` indices (and
+/// scores), or `[b, hkv, sq, k]` in group mode.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub struct Problem {
+    pub b: usize,
+    pub h: usize,
+    pub hkv: usize,
+    pub sq: usize,
+    pub d: usize,
+    /// Sub-spaces per key.
+    pub m: usize,
+    /// Centroids per sub-space, 1..=256.
+    pub c: usize,
+    /// Keys per (batch, kv head).
+    pub n: usize,
+    /// Results per row, 1..=n. Rows with fewer valid keys are padded with index `u32::MAX` and
+    /// the worst score (−inf for inner product, +inf for L2).
+    pub k: usize,
+    pub metric: Metric,
+    pub order: Order,
+    /// One selection per (batch, kv head, s) on the scores summed over the kv head's G query
+    /// heads (PQCache's grouped selection).
+    pub group: bool,
+    pub query_dtype: DType,
+    pub codebook_dtype: DType,
+}
+
+/// Largest `n` (keys are indexed by u32, with room for `u32::MAX` as the padding index).
+pub const MAX_KEYS: usize = (1 << 31) - 1;
+
+impl Problem {
+    /// A problem with inner-product scores, results by score, no group mode, f16 inputs.
+    #[allow(clippy::too_many_arguments)]
+    pub fn new(b: usize, h: usize, hkv: usize, sq: usize, d: usize, m: usize, c: usize, n: usize, k: usize) -> Problem {
+        Problem {
+            b,
+            h,
+            hkv,
+            sq,
+            d,
+            m,
+            c,
+            n,
+            k,
+            metric: Metric::InnerProduct,
+            order: Order::ByScore,
+            group: false,
+            query_dtype: DType::F16,
+            codebook_dtype: DType::F16,
+        }
+    }
+
+    pub fn with_metric(self, metric: Metric) -> Problem {
+        Problem { metric, ..self }
+    }
+
+    pub fn with_order(self, order: Order) -> Problem {
+        Problem { order, ..self }
+    }
+
+    pub fn with_group(self, group: bool) -> Problem {
+        Problem { group, ..self }
+    }
+
+    pub fn with_dtypes(self, query_dtype: DType, codebook_dtype: DType) -> Problem {
+        Problem { query_dtype, codebook_dtype, ..self }
+    }
+
+    /// Query heads per kv head.
+    pub fn group_size(&self) -> usize {
+        self.h / self.hkv
+    }
+
+    /// Heads of the output: `h`, or `hkv` in group mode.
+    pub fn out_heads(&self) -> usize {
+        if self.group { self.hkv } else { self.h }
+    }
+
+    /// Output rows `b · out_heads · sq`.
+    pub fn rows(&self) -> usize {
+        self.b * self.out_heads() * self.sq
+    }
+
+    /// Elements of each output buffer: `rows · k`.
+    pub fn out_len(&self) -> usize {
+        self.rows() * self.k
+    }
+
+    pub fn queries_len(&self) -> usize {
+        self.b * self.h * self.sq * self.d
+    }
+
+    pub fn codebooks_len(&self) -> usize {
+        self.hkv * self.c * self.d
+    }
+
+    pub fn codes_len(&self) -> usize {
+        self.b * self.hkv * self.n * self.m
+    }
+
+    /// Checks every argument against the contract; the error names the argument, the expected
+    /// and the actual value.
+    pub fn validate(&self) -> Result<()> {
+        let p = self;
+        for (name, v) in [("b", p.b), ("h", p.h), ("hkv", p.hkv), ("sq", p.sq), ("d", p.d), ("m", p.m)] {
+            ensure(v >= 1, name, || ">= 1".into(), v)?;
+        }
+        ensure((1..=256).contains(&p.c), "c", || "1..=256".into(), p.c)?;
+        ensure((1..=MAX_KEYS).contains(&p.n), "n", || format!("1..={MAX_KEYS}"), p.n)?;
+        ensure((1..=p.n).contains(&p.k), "k", || format!("1..=n ({})", p.n), p.k)?;
+        ensure(p.d % p.m == 0, "d", || format!("a multiple of m ({})", p.m), p.d)?;
+        ensure(p.h % p.hkv == 0, "h", || format!("a multiple of hkv ({})", p.hkv), p.h)?;
+        // Element counts must fit the address space before anything is multiplied further.
+        let sizes = [
+            p.b.checked_mul(p.h).and_then(|x| x.checked_mul(p.sq)).and_then(|x| x.checked_mul(p.d)),
+            p.b.checked_mul(p.hkv).and_then(|x| x.checked_mul(p.n)).and_then(|x| x.checked_mul(p.m)),
+            p.b.checked_mul(p.h).and_then(|x| x.checked_mul(p.sq)).and_then(|x| x.checked_mul(p.k)),
+        ];
+        ensure(sizes.iter().all(|s| s.is_some_and(|s| s <= isize::MAX as usize / 8)), "shape", || "tensors that fit in memory".into(), format!("{p:?}"))?;
+        Ok(())
+    }
+}

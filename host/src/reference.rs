@@ -1,0 +1,136 @@
+//! The CPU implementation of pqtopk's contract, in f64: the oracle of the tests and the demo's
+//! fallback on machines without a GPU. Simple on purpose: every score is computed directly from
+//! the decoded key, and every row is sorted.
+
+use crate::dtype::Element;
+use crate::error::{Error, Result, ensure};
+use crate::problem::{Metric, Order, Problem};
+use std::cmp::Ordering;
+
+/// `[rows, k]` results of [`topk`].
+#[derive(Clone, Debug, PartialEq)]
+pub struct TopkResult {
+    pub indices: Vec<u32>,
+    pub scores: Vec<f64>,
+}
+
+/// Host inputs, shaped as [`Problem`] documents.
+#[derive(Clone, Copy)]
+pub struct HostInputs<'a, Q, C> {
+    pub queries: &'a [Q],
+    pub codebooks: &'a [C],
+    pub codes: &'a [u8],
+    pub n_valid: Option<&'a [u32]>,
+}
+
+/// Checks the inputs against the problem: shape, dtypes, lengths, valid lengths ≤ n, codes < c.
+pub fn validate<Q: Element, C: Element>(problem: &Problem, inputs: &HostInputs<'_, Q, C>) -> Result<()> {
+    problem.validate()?;
+    for (name, expected, actual) in [("queries", problem.query_dtype, Q::DTYPE), ("codebooks", problem.codebook_dtype, C::DTYPE)] {
+        if expected != actual {
+            return Err(Error::DTypeMismatch { name, expected, actual });
+        }
+    }
+    let lengths = [
+        ("queries", problem.queries_len(), inputs.queries.len()),
+        ("codebooks", problem.codebooks_len(), inputs.codebooks.len()),
+        ("codes", problem.codes_len(), inputs.codes.len()),
+    ];
+    for (name, expected, actual) in lengths {
+        if expected != actual {
+            return Err(Error::BufferLength { name, expected: expected.to_string(), actual });
+        }
+    }
+    if let Some(n_valid) = inputs.n_valid {
+        validate_n_valid(problem, n_valid)?;
+    }
+    let bad = inputs.codes.iter().filter(|&&code| code as usize >= problem.c).count();
+    if bad != 0 {
+        return Err(Error::CodeOutOfRange { count: bad as u64, c: problem.c as u32 });
+    }
+    Ok(())
+}
+
+/// Checks valid lengths: `b` of them, each ≤ n.
+pub fn validate_n_valid(problem: &Problem, n_valid: &[u32]) -> Result<()> {
+    if n_valid.len() != problem.b {
+        return Err(Error::BufferLength { name: "n_valid", expected: problem.b.to_string(), actual: n_valid.len() });
+    }
+    let worst = n_valid.iter().copied().max().unwrap_or(0);
+    ensure(worst as usize <= problem.n, "n_valid", || format!("every value <= n ({})", problem.n), worst)
+}
+
+/// Scores `[rows, n]` in f64, one row per output row (summed over the group in group mode).
+pub fn scores<Q: Element, C: Element>(problem: &Problem, inputs: &HostInputs<'_, Q, C>) -> Result<Vec<f64>> {
+    validate(problem, inputs)?;
+    let p = problem;
+    let (g, ds) = (p.group_size(), p.d / p.m);
+    let mut out = Vec::with_capacity(p.rows() * p.n);
+    for b in 0..p.b {
+        for head in 0..p.out_heads() {
+            let (kv, heads) = if p.group { (head, head * g..head * g + g) } else { (head / g, head..head + 1) };
+            for s in 0..p.sq {
+                for key in 0..p.n {
+                    let codes = &inputs.codes[((b * p.hkv + kv) * p.n + key) * p.m..][..p.m];
+                    let mut total = 0.0;
+                    for qh in heads.clone() {
+                        let q = &inputs.queries[((b * p.h + qh) * p.sq + s) * p.d..][..p.d];
+                        for (j, &code) in codes.iter().enumerate() {
+                            let centroid = &inputs.codebooks[((kv * p.m + j) * p.c + code as usize) * ds..][..ds];
+                            for (qv, cv) in q[j * ds..][..ds].iter().zip(centroid) {
+                                let (qv, cv) = (qv.to_f64(), cv.to_f64());
+                                total += match p.metric {
+                                    Metric::InnerProduct => qv * cv,
+                                    Metric::L2 => (qv - cv) * (qv - cv),
+                                };
+                            }
+                        }
+                    }
+                    out.push(total);
+                }
+            }
+        }
+    }
+    Ok(out)
+}
+
+/// Orders two (score, index) candidates: better first. Larger inner product or smaller L2 is
+/// better; NaN comes after every number; ties go to the smaller index.
+pub fn better_first(metric: Metric, a: (f64, u32), b: (f64, u32)) -> Ordering {
+    let goodness = |s: f64| if metric == Metric::L2 { -s } else { s };
+    match (a.0.is_nan(), b.0.is_nan()) {
+        (false, true) => Ordering::Less,
+        (true, false) => Ordering::Greater,
+        (true, true) => a.1.cmp(&b.1),
+        (false, false) => goodness(b.0).partial_cmp(&goodness(a.0)).unwrap().then(a.1.cmp(&b.1)),
+    }
+}
+
+/// The worst score, which pads rows with fewer than k valid keys.
+pub fn padding_score(metric: Metric) -> f64 {
+    match metric {
+        Metric::InnerProduct => f64::NEG_INFINITY,
+        Metric::L2 => f64::INFINITY,
+    }
+}
+
+/// The exact top-k of every row, by the contract of [`Problem`].
+pub fn topk<Q: Element, C: Element>(problem: &Problem, inputs: &HostInputs<'_, Q, C>) -> Result<TopkResult> {
+    let all = scores(problem, inputs)?;
+    let p = problem;
+    let rows_per_batch = p.out_heads() * p.sq;
+    let mut result = TopkResult { indices: Vec::with_capacity(p.out_len()), scores: Vec::with_capacity(p.out_len()) };
+    for (row, row_scores) in all.chunks(p.n).enumerate() {
+        let valid = inputs.n_valid.map_or(p.n, |v| v[row / rows_per_batch] as usize);
+        let mut ranked: Vec<(f64, u32)> = row_scores[..valid].iter().enumerate().map(|(i, &s)| (s, i as u32)).collect();
+        ranked.sort_by(|&a, &b| better_first(p.metric, a, b));
+        ranked.truncate(p.k);
+        if p.order != Order::ByScore {
+            ranked.sort_by_key(|&(_, i)| i);
+        }
+        ranked.resize(p.k, (padding_score(p.metric), u32::MAX));
+        result.indices.extend(ranked.iter().map(|&(_, i)| i));
+        result.scores.extend(ranked.iter().map(|&(s, _)| s));
+    }
+    Ok(result)
+}

@@ -1,0 +1,234 @@
+//! CPU tests: the reference against brute force, validation of every bad-input class, and
+//! property tests of the reference.
+
+mod support;
+
+use pqtopk::reference::{self, HostInputs};
+use pqtopk::{DType, Error, Gpu, Metric, Order, Problem};
+use proptest::prelude::*;
+use support::{Data, HostData};
+
+/// Scores by decoding each key to a full vector first: independent of the reference's
+/// sub-space loop.
+fn brute_force_scores(p: &Problem, data: &HostData<f32, f32>) -> Vec<f64> {
+    let (g, ds) = (p.group_size(), p.d / p.m);
+    let mut out = vec![];
+    for b in 0..p.b {
+        for head in 0..p.out_heads() {
+            let kv = if p.group { head } else { head / g };
+            let heads: Vec<usize> = if p.group { (head * g..head * g + g).collect() } else { vec![head] };
+            for s in 0..p.sq {
+                for key in 0..p.n {
+                    let decoded: Vec<f64> = (0..p.d)
+                        .map(|t| {
+                            let j = t / ds;
+                            let code = data.codes[((b * p.hkv + kv) * p.n + key) * p.m + j] as usize;
+                            data.codebooks[((kv * p.m + j) * p.c + code) * ds + t % ds] as f64
+                        })
+                        .collect();
+                    let total: f64 = heads
+                        .iter()
+                        .map(|&qh| {
+                            let q = &data.queries[((b * p.h + qh) * p.sq + s) * p.d..][..p.d];
+                            match p.metric {
+                                Metric::InnerProduct => q.iter().zip(&decoded).map(|(&a, &b)| a as f64 * b).sum::<f64>(),
+                                Metric::L2 => q.iter().zip(&decoded).map(|(&a, &b)| (a as f64 - b).powi(2)).sum::<f64>(),
+                            }
+                        })
+                        .sum();
+                    out.push(total);
+                }
+            }
+        }
+    }
+    out
+}
+
+/// For every row: the result holds min(k, valid) distinct valid keys, and no key left out is
+/// strictly better than one taken (better = the contract's order, ties to the smaller index).
+fn assert_optimal(p: &Problem, data: &HostData<f32, f32>) {
+    let brute = brute_force_scores(p, data);
+    let got = reference::topk(p, &data.inputs()).unwrap();
+    let reference_scores = reference::scores(p, &data.inputs()).unwrap();
+    for (a, b) in brute.iter().zip(&reference_scores) {
+        assert!(a == b || (a - b).abs() <= 1e-9 * (1.0 + a.abs()) || (a.is_nan() && b.is_nan()), "score {a} vs {b}");
+    }
+    let rows_per_batch = p.out_heads() * p.sq;
+    for row in 0..p.rows() {
+        let valid = data.n_valid.as_ref().map_or(p.n, |v| v[row / rows_per_batch] as usize);
+        let idx = &got.indices[row * p.k..][..p.k];
+        let taken: Vec<u32> = idx.iter().copied().filter(|&i| i != u32::MAX).collect();
+        assert_eq!(taken.len(), p.k.min(valid));
+        let worst_taken = taken.iter().map(|&i| (brute[row * p.n + i as usize], i)).max_by(|&a, &b| reference::better_first(p.metric, a, b)).unwrap_or((0.0, 0));
+        for key in 0..valid as u32 {
+            if !taken.contains(&key) {
+                let left_out = (brute[row * p.n + key as usize], key);
+                assert!(reference::better_first(p.metric, worst_taken, left_out).is_lt(), "row {row}: {left_out:?} beats {worst_taken:?}");
+            }
+        }
+        if p.order != Order::ByScore {
+            assert!(taken.windows(2).all(|w| w[0] < w[1]));
+        }
+    }
+}
+
+#[test]
+fn reference_matches_brute_force() {
+    let mut rng = support::rng("reference_matches_brute_force");
+    for (i, data_kind) in [Data::Random, Data::Ties, Data::Special].into_iter().enumerate() {
+        for metric in [Metric::InnerProduct, Metric::L2] {
+            for group in [false, true] {
+                let p = Problem::new(3, 4, 2, 2, 16, 4, 8, 60, 9 + i)
+                    .with_dtypes(DType::F32, DType::F32)
+                    .with_metric(metric)
+                    .with_group(group)
+                    .with_order(support::ORDERS[i]);
+                let data: HostData<f32, f32> = support::draw(&mut rng, &p, data_kind, true);
+                assert_optimal(&p, &data);
+            }
+        }
+    }
+}
+
+#[test]
+fn padding_and_nan_semantics() {
+    // One key per score class, hand-made: IP scores [1, NaN, 3, -inf, 3].
+    let p = Problem::new(1, 1, 1, 1, 1, 1, 5, 5, 5).with_dtypes(DType::F32, DType::F32);
+    let data = HostData { queries: vec![1.0f32], codebooks: vec![1.0f32, f32::NAN, 3.0, f32::NEG_INFINITY, 3.0], codes: vec![0, 1, 2, 3, 4], n_valid: Some(vec![4]) };
+    let got = reference::topk(&p, &data.inputs()).unwrap();
+    assert_eq!(got.indices, vec![2, 0, 3, 1, u32::MAX]);
+    assert_eq!(got.scores[..3], [3.0, 1.0, f64::NEG_INFINITY]);
+    assert!(got.scores[3].is_nan());
+    assert_eq!(got.scores[4], f64::NEG_INFINITY);
+    let l2 = reference::topk(&p.with_metric(Metric::L2), &HostInputs { n_valid: None, ..data.inputs() }).unwrap();
+    // L2 distances [0, NaN, 4, inf, 4]: ties at 4 go to the smaller index.
+    assert_eq!(l2.indices, vec![0, 2, 4, 3, 1]);
+}
+
+fn invalid(p: Problem, name: &str) {
+    match p.validate() {
+        Err(Error::InvalidArgument { name: got, .. }) => assert_eq!(got, name, "{p:?}"),
+        other => panic!("{p:?}: expected an error naming {name}, got {other:?}"),
+    }
+}
+
+#[test]
+fn every_bad_shape_is_a_typed_error() {
+    let p = Problem::new(2, 8, 2, 1, 64, 8, 16, 100, 10);
+    p.validate().unwrap();
+    invalid(Problem { k: 0, ..p }, "k");
+    invalid(Problem { k: 101, ..p }, "k");
+    invalid(Problem { d: 60, m: 8, ..p }, "d");
+    invalid(Problem { c: 0, ..p }, "c");
+    invalid(Problem { c: 257, ..p }, "c");
+    invalid(Problem { h: 7, ..p }, "h");
+    invalid(Problem { n: 0, ..p }, "n");
+    invalid(Problem { n: pqtopk::MAX_KEYS + 1, k: 1, ..p }, "n");
+    for zero in ["b", "h", "hkv", "sq", "d", "m"] {
+        let mut q = p;
+        *match zero {
+            "b" => &mut q.b,
+            "h" => &mut q.h,
+            "hkv" => &mut q.hkv,
+            "sq" => &mut q.sq,
+            "d" => &mut q.d,
+            _ => &mut q.m,
+        } = 0;
+        invalid(q, zero);
+    }
+    let message = Problem { k: 0, ..p }.validate().unwrap_err().to_string();
+    assert!(message.contains('k') && message.contains("1..=n (100)") && message.contains('0'), "{message}");
+}
+
+#[test]
+fn bad_host_inputs_are_typed_errors() {
+    let p = Problem::new(2, 4, 2, 1, 16, 4, 8, 50, 5).with_dtypes(DType::F32, DType::F32);
+    let mut rng = support::rng("bad_host_inputs");
+    let data: HostData<f32, f32> = support::draw(&mut rng, &p, Data::Random, false);
+    let ok = data.inputs();
+    reference::validate(&p, &ok).unwrap();
+    let short = &data.queries[1..];
+    assert!(matches!(reference::topk(&p, &HostInputs { queries: short, ..ok }), Err(Error::BufferLength { name: "queries", .. })));
+    assert!(matches!(reference::topk(&p, &HostInputs { codebooks: &data.codebooks[1..], ..ok }), Err(Error::BufferLength { name: "codebooks", .. })));
+    assert!(matches!(reference::topk(&p, &HostInputs { codes: &data.codes[1..], ..ok }), Err(Error::BufferLength { name: "codes", .. })));
+    assert!(matches!(reference::topk(&p, &HostInputs { n_valid: Some(&[50, 51]), ..ok }), Err(Error::InvalidArgument { name: "n_valid", .. })));
+    assert!(matches!(reference::topk(&p, &HostInputs { n_valid: Some(&[50]), ..ok }), Err(Error::BufferLength { name: "n_valid", .. })));
+    let mut bad_codes = data.codes.clone();
+    bad_codes[7] = 8;
+    bad_codes[9] = 255;
+    assert_eq!(reference::topk(&p, &HostInputs { codes: &bad_codes, ..ok }), Err(Error::CodeOutOfRange { count: 2, c: 8 }));
+    let f16_problem = p.with_dtypes(DType::F16, DType::F32);
+    assert!(matches!(reference::topk(&f16_problem, &ok), Err(Error::DTypeMismatch { name: "queries", .. })));
+}
+
+#[test]
+fn missing_device_is_a_typed_error() {
+    match Gpu::new(0) {
+        Ok(gpu) => println!("device present: {:?}", gpu.name()),
+        Err(Error::NoDevice(reason)) => println!("no device, as expected here: {reason}"),
+        Err(e) => panic!("expected a device or Error::NoDevice, got {e}"),
+    }
+    assert!(matches!(Gpu::new(4096), Err(Error::NoDevice(_))));
+}
+
+fn small_problem() -> impl Strategy<Value = (Problem, u64)> {
+    (1usize..3, 1usize..4, 1usize..3, 1usize..3, prop::sample::select(vec![(4usize, 1usize), (4, 2), (8, 4), (6, 3)]), 1usize..9, 1usize..40, any::<bool>(), any::<bool>(), 0usize..3, any::<u64>())
+        .prop_flat_map(|(b, g, hkv, sq, (d, m), c, n, group, l2, order, seed)| {
+            (1..=n).prop_map(move |k| {
+                let p = Problem::new(b, g * hkv, hkv, sq, d, m, c, n, k)
+                    .with_dtypes(DType::F32, DType::F32)
+                    .with_group(group)
+                    .with_metric(if l2 { Metric::L2 } else { Metric::InnerProduct })
+                    .with_order(support::ORDERS[order]);
+                (p, seed)
+            })
+        })
+}
+
+proptest! {
+    #![proptest_config(ProptestConfig::with_cases(64))]
+
+    #[test]
+    fn reference_is_optimal_on_random_problems((p, seed) in small_problem(), ragged in any::<bool>()) {
+        use rand::SeedableRng;
+        let mut rng = rand::rngs::StdRng::seed_from_u64(seed);
+        let data: HostData<f32, f32> = support::draw(&mut rng, &p, Data::Random, ragged);
+        assert_optimal(&p, &data);
+    }
+
+    #[test]
+    fn index_order_is_score_order_sorted((p, seed) in small_problem()) {
+        use rand::SeedableRng;
+        let mut rng = rand::rngs::StdRng::seed_from_u64(seed);
+        let data: HostData<f32, f32> = support::draw(&mut rng, &p, Data::Ties, false);
+        let by_score = reference::topk(&p.with_order(Order::ByScore), &data.inputs()).unwrap();
+        let by_index = reference::topk(&p.with_order(Order::ByIndex), &data.inputs()).unwrap();
+        for (a, b) in by_score.indices.chunks(p.k).zip(by_index.indices.chunks(p.k)) {
+            let mut sorted = a.to_vec();
+            sorted.sort_unstable();
+            prop_assert_eq!(sorted, b.to_vec());
+        }
+    }
+
+    #[test]
+    fn group_scores_are_sums_over_the_group((p, seed) in small_problem()) {
+        use rand::SeedableRng;
+        let mut rng = rand::rngs::StdRng::seed_from_u64(seed);
+        let p = p.with_group(false);
+        let data: HostData<f32, f32> = support::draw(&mut rng, &p, Data::Random, false);
+        let each = reference::scores(&p, &data.inputs()).unwrap();
+        let grouped = reference::scores(&p.with_group(true), &data.inputs()).unwrap();
+        let g = p.group_size();
+        for b in 0..p.b {
+            for kv in 0..p.hkv {
+                for s in 0..p.sq {
+                    for key in 0..p.n {
+                        let sum: f64 = (0..g).map(|i| each[(((b * p.h + kv * g + i) * p.sq + s) * p.n) + key]).sum();
+                        let got = grouped[(((b * p.hkv + kv) * p.sq + s) * p.n) + key];
+                        prop_assert!((sum - got).abs() <= 1e-9 * (1.0 + sum.abs()));
+                    }
+                }
+            }
+        }
+    }
+}
