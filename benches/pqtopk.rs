@@ -36,7 +36,10 @@ fn load_shapes(path: &str) -> Vec<Shape> {
         .iter()
         .map(|s| {
             let f = |k: &str| s[k].as_u64().unwrap_or_else(|| panic!("shape field {k}")) as usize;
-            Shape { name: s["name"].as_str().unwrap().to_string(), problem: Problem::new(f("b"), f("h"), f("hkv"), f("sq"), f("d"), f("m"), f("c"), f("n"), f("k")) }
+            Shape {
+                name: s["name"].as_str().unwrap().to_string(),
+                problem: Problem::new(f("b"), f("h"), f("hkv"), f("sq"), f("d"), f("m"), f("c"), f("n"), f("k")),
+            }
         })
         .collect()
 }
@@ -67,7 +70,9 @@ impl<Q: Element, C: Element> Bench<Q, C> {
             .map(|_| -> Result<_, Error> {
                 let q = random_vec(p.queries_len(), &mut seed, Q::from_f32);
                 let cb = random_vec(p.codebooks_len(), &mut seed, C::from_f32);
-                let codes = random_vec(p.codes_len(), &mut seed, |x| ((x + 1.0) * 0.5 * p.c as f32).min(p.c as f32 - 1.0) as u8);
+                let codes = random_vec(p.codes_len(), &mut seed, |x| {
+                    ((x + 1.0) * 0.5 * p.c as f32).min(p.c as f32 - 1.0) as u8
+                });
                 Ok((DeviceBuffer::from_slice(&q)?, DeviceBuffer::from_slice(&cb)?, DeviceBuffer::from_slice(&codes)?))
             })
             .collect::<Result<_, _>>()?;
@@ -148,18 +153,37 @@ fn measure_dtype(gpu: &Gpu, stream: &Stream, p: &Problem) -> Result<Duration, Er
 fn table(gpu: &Gpu, shapes: &[Shape], json_out: Option<&str>, options: &Options) -> Result<(), Error> {
     let stream = Stream::new(StreamFlags::NON_BLOCKING, None)?;
     let bandwidth = copy_bandwidth(&stream)?;
-    println!("device {} (ordinal {}), copy bandwidth {:.2} TB/s (read + write)", gpu.name()?, gpu.ordinal(), bandwidth / 1e12);
-    println!("options: {:?} {:?} {:?}; {TIMED} timed calls after {WARMUP} warm-up, rotating {INPUT_SETS} input sets", options.dtype, options.metric, options.order);
+    println!(
+        "device {} (ordinal {}), copy bandwidth {:.2} TB/s (read + write)",
+        gpu.name()?,
+        gpu.ordinal(),
+        bandwidth / 1e12
+    );
+    println!(
+        "options: {:?} {:?} {:?}; {TIMED} timed calls after {WARMUP} warm-up, rotating {INPUT_SETS} input sets",
+        options.dtype, options.metric, options.order
+    );
     println!("{:24} {:>10} {:>10} {:>9} {:>10}", "shape", "median_us", "floor_us", "x_floor", "GB/s");
     let mut rows = vec![];
     for shape in shapes {
-        let p = shape.problem.with_dtypes(options.dtype, options.dtype).with_metric(options.metric).with_order(options.order);
+        let p = shape
+            .problem
+            .with_dtypes(options.dtype, options.dtype)
+            .with_metric(options.metric)
+            .with_order(options.order);
         let elem = if options.dtype == DType::F32 { 4 } else { 2 };
         let bytes = p.codes_len() + (p.queries_len() + p.codebooks_len()) * elem + p.out_len() * 4;
         let floor_us = bytes as f64 / bandwidth * 1e6;
         let t = measure_dtype(gpu, &stream, &p)?;
         let us = t.as_secs_f64() * 1e6;
-        println!("{:24} {:>10.1} {:>10.2} {:>9.1} {:>10.0}", shape.name, us, floor_us, us / floor_us, bytes as f64 / t.as_secs_f64() / 1e9);
+        println!(
+            "{:24} {:>10.1} {:>10.2} {:>9.1} {:>10.0}",
+            shape.name,
+            us,
+            floor_us,
+            us / floor_us,
+            bytes as f64 / t.as_secs_f64() / 1e9
+        );
         rows.push(serde_json::json!({
             "shape": shape.name, "median_us": us, "floor_us": floor_us, "ratio_to_floor": us / floor_us,
             "bytes": bytes, "achieved_gbps": bytes as f64 / t.as_secs_f64() / 1e9,
@@ -175,7 +199,10 @@ fn table(gpu: &Gpu, shapes: &[Shape], json_out: Option<&str>, options: &Options)
 
 fn criterion_benches(gpu: &Gpu, shapes: &[Shape]) -> Result<(), Error> {
     let stream = Stream::new(StreamFlags::NON_BLOCKING, None)?;
-    let mut c = Criterion::default().configure_from_args().warm_up_time(Duration::from_millis(500)).measurement_time(Duration::from_secs(2));
+    let mut c = Criterion::default()
+        .configure_from_args()
+        .warm_up_time(Duration::from_millis(500))
+        .measurement_time(Duration::from_secs(2));
     let mut group = c.benchmark_group("pq_topk_f16_ip");
     for shape in shapes.iter().filter(|s| s.name.starts_with("decode_b1") || s.name.starts_with("hub_")) {
         let mut bench = Bench::<f16, f16>::new(gpu, &shape.problem)?;
@@ -210,8 +237,16 @@ fn main() {
                 Some("bf16") => DType::BF16,
                 _ => DType::F16,
             },
-            metric: if arg_after(&args, "--metric").as_deref() == Some("l2") { Metric::L2 } else { Metric::InnerProduct },
-            order: if arg_after(&args, "--order").as_deref() == Some("index") { Order::ByIndex } else { Order::ByScore },
+            metric: if arg_after(&args, "--metric").as_deref() == Some("l2") {
+                Metric::L2
+            } else {
+                Metric::InnerProduct
+            },
+            order: if arg_after(&args, "--order").as_deref() == Some("index") {
+                Order::ByIndex
+            } else {
+                Order::ByScore
+            },
         };
         table(&gpu, &load_shapes(&path), arg_after(&args, "--json").as_deref(), &options).unwrap();
     } else {

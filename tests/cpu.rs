@@ -31,8 +31,12 @@ fn brute_force_scores(p: &Problem, data: &HostData<f32, f32>) -> Vec<f64> {
                         .map(|&qh| {
                             let q = &data.queries[((b * p.h + qh) * p.sq + s) * p.d..][..p.d];
                             match p.metric {
-                                Metric::InnerProduct => q.iter().zip(&decoded).map(|(&a, &b)| a as f64 * b).sum::<f64>(),
-                                Metric::L2 => q.iter().zip(&decoded).map(|(&a, &b)| (a as f64 - b).powi(2)).sum::<f64>(),
+                                Metric::InnerProduct => {
+                                    q.iter().zip(&decoded).map(|(&a, &b)| a as f64 * b).sum::<f64>()
+                                }
+                                Metric::L2 => {
+                                    q.iter().zip(&decoded).map(|(&a, &b)| (a as f64 - b).powi(2)).sum::<f64>()
+                                }
                             }
                         })
                         .sum();
@@ -59,11 +63,18 @@ fn assert_optimal(p: &Problem, data: &HostData<f32, f32>) {
         let idx = &got.indices[row * p.k..][..p.k];
         let taken: Vec<u32> = idx.iter().copied().filter(|&i| i != u32::MAX).collect();
         assert_eq!(taken.len(), p.k.min(valid));
-        let worst_taken = taken.iter().map(|&i| (brute[row * p.n + i as usize], i)).max_by(|&a, &b| reference::better_first(p.metric, a, b)).unwrap_or((0.0, 0));
+        let worst_taken = taken
+            .iter()
+            .map(|&i| (brute[row * p.n + i as usize], i))
+            .max_by(|&a, &b| reference::better_first(p.metric, a, b))
+            .unwrap_or((0.0, 0));
         for key in 0..valid as u32 {
             if !taken.contains(&key) {
                 let left_out = (brute[row * p.n + key as usize], key);
-                assert!(reference::better_first(p.metric, worst_taken, left_out).is_lt(), "row {row}: {left_out:?} beats {worst_taken:?}");
+                assert!(
+                    reference::better_first(p.metric, worst_taken, left_out).is_lt(),
+                    "row {row}: {left_out:?} beats {worst_taken:?}"
+                );
             }
         }
         if p.order != Order::ByScore {
@@ -94,7 +105,12 @@ fn reference_matches_brute_force() {
 fn padding_and_nan_semantics() {
     // One key per score class, hand-made: IP scores [1, NaN, 3, -inf, 3].
     let p = Problem::new(1, 1, 1, 1, 1, 1, 5, 5, 5).with_dtypes(DType::F32, DType::F32);
-    let data = HostData { queries: vec![1.0f32], codebooks: vec![1.0f32, f32::NAN, 3.0, f32::NEG_INFINITY, 3.0], codes: vec![0, 1, 2, 3, 4], n_valid: Some(vec![4]) };
+    let data = HostData {
+        queries: vec![1.0f32],
+        codebooks: vec![1.0f32, f32::NAN, 3.0, f32::NEG_INFINITY, 3.0],
+        codes: vec![0, 1, 2, 3, 4],
+        n_valid: Some(vec![4]),
+    };
     let got = reference::topk(&p, &data.inputs()).unwrap();
     assert_eq!(got.indices, vec![2, 0, 3, 1, u32::MAX]);
     assert_eq!(got.scores[..3], [3.0, 1.0, f64::NEG_INFINITY]);
@@ -148,15 +164,33 @@ fn bad_host_inputs_are_typed_errors() {
     let ok = data.inputs();
     reference::validate(&p, &ok).unwrap();
     let short = &data.queries[1..];
-    assert!(matches!(reference::topk(&p, &HostInputs { queries: short, ..ok }), Err(Error::BufferLength { name: "queries", .. })));
-    assert!(matches!(reference::topk(&p, &HostInputs { codebooks: &data.codebooks[1..], ..ok }), Err(Error::BufferLength { name: "codebooks", .. })));
-    assert!(matches!(reference::topk(&p, &HostInputs { codes: &data.codes[1..], ..ok }), Err(Error::BufferLength { name: "codes", .. })));
-    assert!(matches!(reference::topk(&p, &HostInputs { n_valid: Some(&[50, 51]), ..ok }), Err(Error::InvalidArgument { name: "n_valid", .. })));
-    assert!(matches!(reference::topk(&p, &HostInputs { n_valid: Some(&[50]), ..ok }), Err(Error::BufferLength { name: "n_valid", .. })));
+    assert!(matches!(
+        reference::topk(&p, &HostInputs { queries: short, ..ok }),
+        Err(Error::BufferLength { name: "queries", .. })
+    ));
+    assert!(matches!(
+        reference::topk(&p, &HostInputs { codebooks: &data.codebooks[1..], ..ok }),
+        Err(Error::BufferLength { name: "codebooks", .. })
+    ));
+    assert!(matches!(
+        reference::topk(&p, &HostInputs { codes: &data.codes[1..], ..ok }),
+        Err(Error::BufferLength { name: "codes", .. })
+    ));
+    assert!(matches!(
+        reference::topk(&p, &HostInputs { n_valid: Some(&[50, 51]), ..ok }),
+        Err(Error::InvalidArgument { name: "n_valid", .. })
+    ));
+    assert!(matches!(
+        reference::topk(&p, &HostInputs { n_valid: Some(&[50]), ..ok }),
+        Err(Error::BufferLength { name: "n_valid", .. })
+    ));
     let mut bad_codes = data.codes.clone();
     bad_codes[7] = 8;
     bad_codes[9] = 255;
-    assert_eq!(reference::topk(&p, &HostInputs { codes: &bad_codes, ..ok }), Err(Error::CodeOutOfRange { count: 2, c: 8 }));
+    assert_eq!(
+        reference::topk(&p, &HostInputs { codes: &bad_codes, ..ok }),
+        Err(Error::CodeOutOfRange { count: 2, c: 8 })
+    );
     let f16_problem = p.with_dtypes(DType::F16, DType::F32);
     assert!(matches!(reference::topk(&f16_problem, &ok), Err(Error::DTypeMismatch { name: "queries", .. })));
 }
@@ -172,7 +206,19 @@ fn missing_device_is_a_typed_error() {
 }
 
 fn small_problem() -> impl Strategy<Value = (Problem, u64)> {
-    (1usize..3, 1usize..4, 1usize..3, 1usize..3, prop::sample::select(vec![(4usize, 1usize), (4, 2), (8, 4), (6, 3)]), 1usize..9, 1usize..40, any::<bool>(), any::<bool>(), 0usize..3, any::<u64>())
+    (
+        1usize..3,
+        1usize..4,
+        1usize..3,
+        1usize..3,
+        prop::sample::select(vec![(4usize, 1usize), (4, 2), (8, 4), (6, 3)]),
+        1usize..9,
+        1usize..40,
+        any::<bool>(),
+        any::<bool>(),
+        0usize..3,
+        any::<u64>(),
+    )
         .prop_flat_map(|(b, g, hkv, sq, (d, m), c, n, group, l2, order, seed)| {
             (1..=n).prop_map(move |k| {
                 let p = Problem::new(b, g * hkv, hkv, sq, d, m, c, n, k)

@@ -42,7 +42,9 @@ fn launch_smoke(gpu: &Gpu, stream: &Stream, name: &str, blocks: u32, shared: u32
     let f = gpu.module().get_function(name).unwrap();
     // SAFETY: every smoke kernel takes one SmokeParams; each test sizes the buffers as the kernel
     // documents.
-    unsafe { stream.launch(&f, blocks, BLOCK_THREADS, shared, &[&params as *const SmokeParams as *mut c_void]).unwrap() };
+    unsafe {
+        stream.launch(&f, blocks, BLOCK_THREADS, shared, &[&params as *const SmokeParams as *mut c_void]).unwrap()
+    };
     stream.synchronize().unwrap();
 }
 
@@ -145,7 +147,13 @@ struct Run {
 
 /// Uploads `data`, runs the fused top-k into poisoned outputs and a garbage workspace, and
 /// returns the outputs.
-fn run_on_gpu<Q: Element, C: Element>(gpu: &Gpu, p: &Problem, data: &HostData<Q, C>, device_n_valid: bool, with_scores: bool) -> Run {
+fn run_on_gpu<Q: Element, C: Element>(
+    gpu: &Gpu,
+    p: &Problem,
+    data: &HostData<Q, C>,
+    device_n_valid: bool,
+    with_scores: bool,
+) -> Run {
     let s = stream();
     let plan = gpu.plan(p).unwrap();
     let queries = DeviceBuffer::from_slice(&data.queries).unwrap();
@@ -160,7 +168,8 @@ fn run_on_gpu<Q: Element, C: Element>(gpu: &Gpu, p: &Problem, data: &HostData<Q,
     let mut scores = DeviceBuffer::from_slice(&vec![f32::from_bits(POISON_SCORE_BITS); p.out_len()]).unwrap();
     let mut workspace = DeviceBuffer::from_slice(&vec![0xABu8; plan.workspace_bytes()]).unwrap();
     let inputs = Inputs { queries: &queries, codebooks: &codebooks, codes: &codes, n_valid };
-    let mut outputs = Outputs { indices: &mut indices, scores: with_scores.then_some(&mut *scores as &mut DeviceSlice<f32>) };
+    let mut outputs =
+        Outputs { indices: &mut indices, scores: with_scores.then_some(&mut *scores as &mut DeviceSlice<f32>) };
     gpu.topk_into(&plan, &s, &inputs, &mut outputs, &mut workspace).unwrap();
     s.synchronize().unwrap();
     let mut run = Run { indices: vec![0; p.out_len()], scores: vec![0.0; p.out_len()] };
@@ -234,7 +243,10 @@ fn sweep_k_and_n() {
         for (i, k) in k_values.into_iter().enumerate() {
             let metric = METRICS[i % 2];
             let order = ORDERS[i % 3];
-            let p = Problem::new(1, 2, 1, 1, 64, 16, 256, n, k).with_metric(metric).with_order(order).with_group(i % 4 == 3);
+            let p = Problem::new(1, 2, 1, 1, 64, 16, 256, n, k)
+                .with_metric(metric)
+                .with_order(order)
+                .with_group(i % 4 == 3);
             rows += check_case(&gpu, &mut rng, &p, Data::Random, false);
             cases += 1;
         }
@@ -270,7 +282,9 @@ fn sweep_group_sizes_and_query_lengths() {
     for g in [1, 4, 5, 8] {
         for sq in [1, 3, 16] {
             for group in [false, true] {
-                let p = Problem::new(2, 2 * g, 2, sq, 128, 16, 256, 2500, 300).with_group(group).with_metric(METRICS[cases % 2]);
+                let p = Problem::new(2, 2 * g, 2, sq, 128, 16, 256, 2500, 300)
+                    .with_group(group)
+                    .with_metric(METRICS[cases % 2]);
                 rows += check_case(&gpu, &mut rng, &p, Data::Random, cases % 3 == 0);
                 cases += 1;
             }
@@ -301,7 +315,10 @@ fn exact_ties_break_toward_smaller_index() {
     for (i, (n, k)) in [(2000, 1), (2000, 150), (9000, 3000), (300, 299)].into_iter().enumerate() {
         for metric in METRICS {
             // Two sub-spaces with at most 3 distinct codes each: 9 distinct keys, each repeated.
-            let p = Problem::new(1, 4, 1, 2, 32, 2, 16, n, k).with_metric(metric).with_order(ORDERS[i % 3]).with_dtypes(DType::F32, DType::F32);
+            let p = Problem::new(1, 4, 1, 2, 32, 2, 16, n, k)
+                .with_metric(metric)
+                .with_order(ORDERS[i % 3])
+                .with_dtypes(DType::F32, DType::F32);
             let host: HostData<f32, f32> = support::draw(&mut rng, &p, Data::Ties, false);
             let run = run_on_gpu(&gpu, &p, &host, false, true);
             support::check(&p, &host, &run.indices, Some(&run.scores));
@@ -319,7 +336,10 @@ fn nan_and_infinities_in_inputs() {
     for metric in METRICS {
         for (q, cb) in [(DType::F32, DType::F32), (DType::F16, DType::BF16), (DType::BF16, DType::F16)] {
             for k in [5, 400] {
-                let p = Problem::new(1, 4, 2, 3, 64, 8, 16, 400, k).with_metric(metric).with_dtypes(q, cb).with_order(ORDERS[cases % 3]);
+                let p = Problem::new(1, 4, 2, 3, 64, 8, 16, 400, k)
+                    .with_metric(metric)
+                    .with_dtypes(q, cb)
+                    .with_order(ORDERS[cases % 3]);
                 rows += check_case(&gpu, &mut rng, &p, Data::Special, false);
                 cases += 1;
             }
@@ -332,13 +352,17 @@ fn nan_and_infinities_in_inputs() {
 fn results_are_bit_identical_across_runs() {
     let Some(gpu) = gpu("determinism") else { return };
     let mut rng = support::rng("determinism");
-    let p = Problem::new(2, 8, 2, 2, 128, 16, 256, if quick() { 3000 } else { 31872 }, 1000).with_dtypes(DType::F16, DType::F16);
+    let p = Problem::new(2, 8, 2, 2, 128, 16, 256, if quick() { 3000 } else { 31872 }, 1000)
+        .with_dtypes(DType::F16, DType::F16);
     let host: HostData<f16, f16> = support::draw(&mut rng, &p, Data::Random, false);
     let first = run_on_gpu(&gpu, &p, &host, false, true);
     for _ in 0..3 {
         let again = run_on_gpu(&gpu, &p, &host, false, true);
         assert_eq!(first.indices, again.indices);
-        assert_eq!(first.scores.iter().map(|s| s.to_bits()).collect::<Vec<_>>(), again.scores.iter().map(|s| s.to_bits()).collect::<Vec<_>>());
+        assert_eq!(
+            first.scores.iter().map(|s| s.to_bits()).collect::<Vec<_>>(),
+            again.scores.iter().map(|s| s.to_bits()).collect::<Vec<_>>()
+        );
     }
 }
 
@@ -351,7 +375,11 @@ fn indices_only_and_allocating_form() {
     let only = run_on_gpu(&gpu, &p, &host, false, false);
     support::check(&p, &host, &only.indices, None);
     let s = stream();
-    let (q, cb, codes) = (DeviceBuffer::from_slice(&host.queries).unwrap(), DeviceBuffer::from_slice(&host.codebooks).unwrap(), DeviceBuffer::from_slice(&host.codes).unwrap());
+    let (q, cb, codes) = (
+        DeviceBuffer::from_slice(&host.queries).unwrap(),
+        DeviceBuffer::from_slice(&host.codebooks).unwrap(),
+        DeviceBuffer::from_slice(&host.codes).unwrap(),
+    );
     let out = gpu.topk(&p, &s, &Inputs { queries: &q, codebooks: &cb, codes: &codes, n_valid: None }, true).unwrap();
     s.synchronize().unwrap();
     let mut indices = vec![0u32; p.out_len()];
@@ -399,26 +427,65 @@ fn bad_buffers_are_rejected_before_launch() {
     let too_long = [101u32];
     let wrong_count = [1u32, 2];
     let name = |e: Error| match e {
-        Error::BufferLength { name, .. } | Error::DTypeMismatch { name, .. } | Error::InvalidArgument { name, .. } => name,
+        Error::BufferLength { name, .. } | Error::DTypeMismatch { name, .. } | Error::InvalidArgument { name, .. } => {
+            name
+        }
         e => panic!("unexpected error {e}"),
     };
     let ok = Inputs { queries: &q, codebooks: &cb, codes: &codes, n_valid: None };
-    let err = gpu.topk_into(&plan, &s, &Inputs { queries: &q_short, ..ok }, &mut Outputs { indices: &mut idx, scores: None }, &mut ws).unwrap_err();
+    let err = gpu
+        .topk_into(
+            &plan,
+            &s,
+            &Inputs { queries: &q_short, ..ok },
+            &mut Outputs { indices: &mut idx, scores: None },
+            &mut ws,
+        )
+        .unwrap_err();
     assert_eq!(name(err), "queries");
-    let err = gpu.topk_into(&plan, &s, &Inputs { codes: &codes_long, ..ok }, &mut Outputs { indices: &mut idx, scores: None }, &mut ws).unwrap_err();
+    let err = gpu
+        .topk_into(
+            &plan,
+            &s,
+            &Inputs { codes: &codes_long, ..ok },
+            &mut Outputs { indices: &mut idx, scores: None },
+            &mut ws,
+        )
+        .unwrap_err();
     assert_eq!(name(err), "codes");
-    let err = gpu.topk_into(&plan, &s, &Inputs { n_valid: Some(ValidLengths::Host(&too_long)), ..ok }, &mut Outputs { indices: &mut idx, scores: None }, &mut ws).unwrap_err();
+    let err = gpu
+        .topk_into(
+            &plan,
+            &s,
+            &Inputs { n_valid: Some(ValidLengths::Host(&too_long)), ..ok },
+            &mut Outputs { indices: &mut idx, scores: None },
+            &mut ws,
+        )
+        .unwrap_err();
     assert_eq!(name(err), "n_valid");
-    let err = gpu.topk_into(&plan, &s, &Inputs { n_valid: Some(ValidLengths::Host(&wrong_count)), ..ok }, &mut Outputs { indices: &mut idx, scores: None }, &mut ws).unwrap_err();
+    let err = gpu
+        .topk_into(
+            &plan,
+            &s,
+            &Inputs { n_valid: Some(ValidLengths::Host(&wrong_count)), ..ok },
+            &mut Outputs { indices: &mut idx, scores: None },
+            &mut ws,
+        )
+        .unwrap_err();
     assert_eq!(name(err), "n_valid");
-    let err = gpu.topk_into(&plan, &s, &ok, &mut Outputs { indices: &mut idx_short, scores: None }, &mut ws).unwrap_err();
+    let err =
+        gpu.topk_into(&plan, &s, &ok, &mut Outputs { indices: &mut idx_short, scores: None }, &mut ws).unwrap_err();
     assert_eq!(name(err), "indices");
-    let err = gpu.topk_into(&plan, &s, &ok, &mut Outputs { indices: &mut idx, scores: Some(&mut scores_short) }, &mut ws).unwrap_err();
+    let err = gpu
+        .topk_into(&plan, &s, &ok, &mut Outputs { indices: &mut idx, scores: Some(&mut scores_short) }, &mut ws)
+        .unwrap_err();
     assert_eq!(name(err), "scores");
-    let err = gpu.topk_into(&plan, &s, &ok, &mut Outputs { indices: &mut idx, scores: None }, &mut ws_short).unwrap_err();
+    let err =
+        gpu.topk_into(&plan, &s, &ok, &mut Outputs { indices: &mut idx, scores: None }, &mut ws_short).unwrap_err();
     assert_eq!(name(err), "workspace");
     let mismatched = Inputs { queries: &q_f32, codebooks: &cb, codes: &codes, n_valid: None };
-    let err = gpu.topk_into(&plan, &s, &mismatched, &mut Outputs { indices: &mut idx, scores: None }, &mut ws).unwrap_err();
+    let err =
+        gpu.topk_into(&plan, &s, &mismatched, &mut Outputs { indices: &mut idx, scores: None }, &mut ws).unwrap_err();
     assert_eq!(name(err), "queries");
     assert!(matches!(gpu.plan(&Problem { k: 0, ..p }), Err(Error::InvalidArgument { name: "k", .. })));
     s.synchronize().unwrap();

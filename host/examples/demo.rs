@@ -18,7 +18,10 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
     let [b, h, hkv, sq, n, d, m, c, k] = shape[..] else { unreachable!() };
     let problem = Problem::new(b, h, hkv, sq, d, m, c, n, k);
     problem.validate()?;
-    println!("pqtopk demo: queries [{b},{h},{sq},{d}] f16, codebooks [{hkv},{m},{c},{}] f16, codes [{b},{hkv},{n},{m}] u8, top-{k} by inner product", d / m);
+    println!(
+        "pqtopk demo: queries [{b},{h},{sq},{d}] f16, codebooks [{hkv},{m},{c},{}] f16, codes [{b},{hkv},{n},{m}] u8, top-{k} by inner product",
+        d / m
+    );
 
     // Deterministic synthetic data (a small LCG: the demo needs no RNG crate).
     let mut state = 0x2545_F491_4F6C_DD1Du64;
@@ -26,15 +29,21 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
         state = state.wrapping_mul(6364136223846793005).wrapping_add(1442695040888963407);
         (state >> 33) as u32
     };
-    let queries: Vec<f16> = (0..problem.queries_len()).map(|_| f16::from_f32(next() as f32 / 2f32.powi(30) - 1.0)).collect();
-    let codebooks: Vec<f16> = (0..problem.codebooks_len()).map(|_| f16::from_f32(next() as f32 / 2f32.powi(30) - 1.0)).collect();
+    let queries: Vec<f16> =
+        (0..problem.queries_len()).map(|_| f16::from_f32(next() as f32 / 2f32.powi(30) - 1.0)).collect();
+    let codebooks: Vec<f16> =
+        (0..problem.codebooks_len()).map(|_| f16::from_f32(next() as f32 / 2f32.powi(30) - 1.0)).collect();
     let codes: Vec<u8> = (0..problem.codes_len()).map(|_| (next() % c as u32) as u8).collect();
     let host = HostInputs { queries: &queries, codebooks: &codebooks, codes: &codes, n_valid: None };
 
     let (indices, scores, device) = match Gpu::new(0) {
         Ok(gpu) => {
             let stream = Stream::new(StreamFlags::NON_BLOCKING, None)?;
-            let (q, cb, cd) = (DeviceBuffer::from_slice(&queries)?, DeviceBuffer::from_slice(&codebooks)?, DeviceBuffer::from_slice(&codes)?);
+            let (q, cb, cd) = (
+                DeviceBuffer::from_slice(&queries)?,
+                DeviceBuffer::from_slice(&codebooks)?,
+                DeviceBuffer::from_slice(&codes)?,
+            );
             let plan = gpu.plan(&problem)?;
             let mut out_idx = DeviceBuffer::<u32>::zeroed(problem.out_len())?;
             let mut out_scores = DeviceBuffer::<f32>::zeroed(problem.out_len())?;
@@ -57,7 +66,9 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
             out_idx.copy_to(&mut indices[..])?;
             out_scores.copy_to(&mut scores[..])?;
             let name = gpu.name()?;
-            println!("ran on the GPU: {name}, {per_call:?} per call including host synchronization (see `cargo bench` for kernel timings)");
+            println!(
+                "ran on the GPU: {name}, {per_call:?} per call including host synchronization (see `cargo bench` for kernel timings)"
+            );
             let scores = scores.into_iter().map(f64::from).collect();
             (indices, scores, Some(name))
         }
@@ -73,7 +84,8 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
 
     let show = k.min(5);
     for row in 0..problem.rows().min(2) {
-        let picks: Vec<String> = (0..show).map(|i| format!("{}:{:.3}", indices[row * k + i], scores[row * k + i])).collect();
+        let picks: Vec<String> =
+            (0..show).map(|i| format!("{}:{:.3}", indices[row * k + i], scores[row * k + i])).collect();
         println!("row {row}: best {show} of {k} (key:score) {}", picks.join("  "));
     }
     if device.is_some() {
@@ -85,7 +97,11 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
             exp.sort_unstable();
             got == exp
         });
-        println!("GPU result vs CPU reference: {} of {} rows select the identical key set", same.count(), problem.rows());
+        println!(
+            "GPU result vs CPU reference: {} of {} rows select the identical key set",
+            same.count(),
+            problem.rows()
+        );
     }
     Ok(())
 }

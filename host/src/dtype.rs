@@ -33,4 +33,3 @@ macro_rules! element {
 element!(f32, F32, |x| x as f64, |y| y);
 element!(half::f16, F16, |x| x.to_f64(), |y| half::f16::from_f32(y));
 element!(half::bf16, BF16, |x| x.to_f64(), |y| half::bf16::from_f32(y));
-

@@ -37,6 +37,11 @@ pub enum Error {
 pub type Result<T, E = Error> = std::result::Result<T, E>;
 
 /// `Err(InvalidArgument)` unless `ok`.
-pub(crate) fn ensure(ok: bool, name: &'static str, expected: impl FnOnce() -> String, actual: impl ToString) -> Result<()> {
+pub(crate) fn ensure(
+    ok: bool,
+    name: &'static str,
+    expected: impl FnOnce() -> String,
+    actual: impl ToString,
+) -> Result<()> {
     if ok { Ok(()) } else { Err(Error::InvalidArgument { name, expected: expected(), actual: actual.to_string() }) }
 }

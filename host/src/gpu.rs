@@ -40,7 +40,10 @@ pub struct Gpu {
 
 impl std::fmt::Debug for Gpu {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("Gpu").field("ordinal", &self.ordinal).field("compute_capability", &self.compute_capability).finish()
+        f.debug_struct("Gpu")
+            .field("ordinal", &self.ordinal)
+            .field("compute_capability", &self.compute_capability)
+            .finish()
     }
 }
 

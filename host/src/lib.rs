@@ -28,3 +28,8 @@ pub use error::{Error, Result};
 pub use gpu::{Gpu, Inputs, Outputs, Plan, RawBuffers, TopkBuffers, ValidLengths};
 pub use half;
 pub use problem::{MAX_KEYS, Metric, Order, Problem};
+
+/// The README's example compiles as a doctest.
+#[cfg(doctest)]
+#[doc = include_str!("../../README.md")]
+pub struct ReadmeDoctests;

@@ -121,15 +121,20 @@ impl Problem {
         ensure((1..=256).contains(&p.c), "c", || "1..=256".into(), p.c)?;
         ensure((1..=MAX_KEYS).contains(&p.n), "n", || format!("1..={MAX_KEYS}"), p.n)?;
         ensure((1..=p.n).contains(&p.k), "k", || format!("1..=n ({})", p.n), p.k)?;
-        ensure(p.d % p.m == 0, "d", || format!("a multiple of m ({})", p.m), p.d)?;
-        ensure(p.h % p.hkv == 0, "h", || format!("a multiple of hkv ({})", p.hkv), p.h)?;
+        ensure(p.d.is_multiple_of(p.m), "d", || format!("a multiple of m ({})", p.m), p.d)?;
+        ensure(p.h.is_multiple_of(p.hkv), "h", || format!("a multiple of hkv ({})", p.hkv), p.h)?;
         // Element counts must fit the address space before anything is multiplied further.
         let sizes = [
             p.b.checked_mul(p.h).and_then(|x| x.checked_mul(p.sq)).and_then(|x| x.checked_mul(p.d)),
             p.b.checked_mul(p.hkv).and_then(|x| x.checked_mul(p.n)).and_then(|x| x.checked_mul(p.m)),
             p.b.checked_mul(p.h).and_then(|x| x.checked_mul(p.sq)).and_then(|x| x.checked_mul(p.k)),
         ];
-        ensure(sizes.iter().all(|s| s.is_some_and(|s| s <= isize::MAX as usize / 8)), "shape", || "tensors that fit in memory".into(), format!("{p:?}"))?;
+        ensure(
+            sizes.iter().all(|s| s.is_some_and(|s| s <= isize::MAX as usize / 8)),
+            "shape",
+            || "tensors that fit in memory".into(),
+            format!("{p:?}"),
+        )?;
         Ok(())
     }
 }

@@ -10,11 +10,29 @@ use pqtopk_abi::BLOCK_THREADS;
 /// `func` is a kernel of the current context whose single parameter has the layout of `P`;
 /// every address inside `params` is valid for what the kernel does with it; `grid` and `shared`
 /// meet the kernel's documented requirements; `stream` belongs to the current context.
-pub unsafe fn launch<P>(func: CUfunction, grid: (u32, u32, u32), shared: u32, stream: CUstream, params: &P) -> Result<()> {
+pub unsafe fn launch<P>(
+    func: CUfunction,
+    grid: (u32, u32, u32),
+    shared: u32,
+    stream: CUstream,
+    params: &P,
+) -> Result<()> {
     let mut args = [params as *const P as *mut std::ffi::c_void];
     // SAFETY: forwarded to the caller; the driver copies the parameter before returning.
     check("cuLaunchKernel", unsafe {
-        sys::cuLaunchKernel(func, grid.0, grid.1, grid.2, BLOCK_THREADS, 1, 1, shared, stream, args.as_mut_ptr(), std::ptr::null_mut())
+        sys::cuLaunchKernel(
+            func,
+            grid.0,
+            grid.1,
+            grid.2,
+            BLOCK_THREADS,
+            1,
+            1,
+            shared,
+            stream,
+            args.as_mut_ptr(),
+            std::ptr::null_mut(),
+        )
     })
 }
 
@@ -29,7 +47,11 @@ fn check(call: &'static str, status: CUresult) -> Result<()> {
 pub unsafe fn set_max_dynamic_shared(func: CUfunction, bytes: usize) -> Result<()> {
     // SAFETY: forwarded to the caller.
     check("cuFuncSetAttribute", unsafe {
-        sys::cuFuncSetAttribute(func, sys::CUfunction_attribute::CU_FUNC_ATTRIBUTE_MAX_DYNAMIC_SHARED_SIZE_BYTES, bytes as i32)
+        sys::cuFuncSetAttribute(
+            func,
+            sys::CUfunction_attribute::CU_FUNC_ATTRIBUTE_MAX_DYNAMIC_SHARED_SIZE_BYTES,
+            bytes as i32,
+        )
     })
 }
 
@@ -41,7 +63,11 @@ pub unsafe fn max_shared_per_block_optin(device: CUdevice) -> Result<usize> {
     let mut value = 0i32;
     // SAFETY: forwarded to the caller; `value` is a valid out-pointer.
     check("cuDeviceGetAttribute", unsafe {
-        sys::cuDeviceGetAttribute(&mut value, sys::CUdevice_attribute::CU_DEVICE_ATTRIBUTE_MAX_SHARED_MEMORY_PER_BLOCK_OPTIN, device)
+        sys::cuDeviceGetAttribute(
+            &mut value,
+            sys::CUdevice_attribute::CU_DEVICE_ATTRIBUTE_MAX_SHARED_MEMORY_PER_BLOCK_OPTIN,
+            device,
+        )
     })?;
     Ok(value as usize)
 }

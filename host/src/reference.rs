@@ -26,7 +26,9 @@ pub struct HostInputs<'a, Q, C> {
 /// Checks the inputs against the problem: shape, dtypes, lengths, valid lengths ≤ n, codes < c.
 pub fn validate<Q: Element, C: Element>(problem: &Problem, inputs: &HostInputs<'_, Q, C>) -> Result<()> {
     problem.validate()?;
-    for (name, expected, actual) in [("queries", problem.query_dtype, Q::DTYPE), ("codebooks", problem.codebook_dtype, C::DTYPE)] {
+    for (name, expected, actual) in
+        [("queries", problem.query_dtype, Q::DTYPE), ("codebooks", problem.codebook_dtype, C::DTYPE)]
+    {
         if expected != actual {
             return Err(Error::DTypeMismatch { name, expected, actual });
         }

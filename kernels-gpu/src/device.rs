@@ -78,7 +78,9 @@ fn panic(_: &core::panic::PanicInfo) -> ! {
 pub unsafe fn shfl_xor(v: u32, mask: u32) -> u32 {
     let r: u32;
     // SAFETY: full-warp convergence is the caller's promise.
-    unsafe { asm!("shfl.sync.bfly.b32 {r}, {v}, {m}, 0x1f, 0xffffffff;", r = out(reg32) r, v = in(reg32) v, m = in(reg32) mask) };
+    unsafe {
+        asm!("shfl.sync.bfly.b32 {r}, {v}, {m}, 0x1f, 0xffffffff;", r = out(reg32) r, v = in(reg32) v, m = in(reg32) mask)
+    };
     r
 }
 
@@ -90,7 +92,9 @@ pub unsafe fn shfl_xor(v: u32, mask: u32) -> u32 {
 pub unsafe fn shfl_down(v: u32, delta: u32) -> u32 {
     let r: u32;
     // SAFETY: full-warp convergence is the caller's promise.
-    unsafe { asm!("shfl.sync.down.b32 {r}, {v}, {d}, 0x1f, 0xffffffff;", r = out(reg32) r, v = in(reg32) v, d = in(reg32) delta) };
+    unsafe {
+        asm!("shfl.sync.down.b32 {r}, {v}, {d}, 0x1f, 0xffffffff;", r = out(reg32) r, v = in(reg32) v, d = in(reg32) delta)
+    };
     r
 }
 
@@ -102,7 +106,9 @@ pub unsafe fn shfl_down(v: u32, delta: u32) -> u32 {
 pub unsafe fn shfl_up(v: u32, delta: u32) -> u32 {
     let r: u32;
     // SAFETY: full-warp convergence is the caller's promise.
-    unsafe { asm!("shfl.sync.up.b32 {r}, {v}, {d}, 0, 0xffffffff;", r = out(reg32) r, v = in(reg32) v, d = in(reg32) delta) };
+    unsafe {
+        asm!("shfl.sync.up.b32 {r}, {v}, {d}, 0, 0xffffffff;", r = out(reg32) r, v = in(reg32) v, d = in(reg32) delta)
+    };
     r
 }
 
@@ -158,7 +164,9 @@ pub unsafe fn atomic_max(p: *mut u32, v: u32) -> u32 {
 pub unsafe fn load_nc_u8(p: *const u8) -> u8 {
     let v: u16;
     // SAFETY: the address and read-only-ness are the caller's promise.
-    unsafe { asm!("{{ .reg .u64 g; cvta.to.global.u64 g, {p}; ld.global.nc.u8 {v}, [g]; }}", v = out(reg16) v, p = in(reg64) p) };
+    unsafe {
+        asm!("{{ .reg .u64 g; cvta.to.global.u64 g, {p}; ld.global.nc.u8 {v}, [g]; }}", v = out(reg16) v, p = in(reg64) p)
+    };
     v as u8
 }
 
@@ -168,7 +176,9 @@ pub unsafe fn load_nc_u8(p: *const u8) -> u8 {
 pub unsafe fn load_nc_u16(p: *const u16) -> u16 {
     let v: u16;
     // SAFETY: the address and read-only-ness are the caller's promise.
-    unsafe { asm!("{{ .reg .u64 g; cvta.to.global.u64 g, {p}; ld.global.nc.u16 {v}, [g]; }}", v = out(reg16) v, p = in(reg64) p) };
+    unsafe {
+        asm!("{{ .reg .u64 g; cvta.to.global.u64 g, {p}; ld.global.nc.u16 {v}, [g]; }}", v = out(reg16) v, p = in(reg64) p)
+    };
     v
 }
 
@@ -178,7 +188,9 @@ pub unsafe fn load_nc_u16(p: *const u16) -> u16 {
 pub unsafe fn load_nc_u32(p: *const u32) -> u32 {
     let v: u32;
     // SAFETY: the address and read-only-ness are the caller's promise.
-    unsafe { asm!("{{ .reg .u64 g; cvta.to.global.u64 g, {p}; ld.global.nc.u32 {v}, [g]; }}", v = out(reg32) v, p = in(reg64) p) };
+    unsafe {
+        asm!("{{ .reg .u64 g; cvta.to.global.u64 g, {p}; ld.global.nc.u32 {v}, [g]; }}", v = out(reg32) v, p = in(reg64) p)
+    };
     v
 }
 

@@ -6,7 +6,14 @@
 //! `pq_init`, then for each radix pass `pq_histogram` + `pq_select_step`, then `pq_collect` and
 //! `pq_finalize`. Passes of finished rows return at once.
 #![no_std]
-#![feature(abi_ptx, stdarch_nvptx, asm_experimental_arch, core_intrinsics, gpu_intrinsics, gpu_launch_sized_workgroup_mem)]
+#![feature(
+    abi_ptx,
+    stdarch_nvptx,
+    asm_experimental_arch,
+    core_intrinsics,
+    gpu_intrinsics,
+    gpu_launch_sized_workgroup_mem
+)]
 #![allow(internal_features)]
 
 #[macro_use]
@@ -99,7 +106,12 @@ pub unsafe extern "ptx-kernel" fn pq_histogram(p: TopkParams) {
     for r in 0..tile.rows {
         if states[r as usize].done == 0 {
             // SAFETY: after the barrier; each row's histogram holds HIST_BINS.
-            unsafe { select::flush_histogram(hists.sub((r * HIST_BINS) as usize, HIST_BINS as usize), histogram(&p, tile.row0 + r)) };
+            unsafe {
+                select::flush_histogram(
+                    hists.sub((r * HIST_BINS) as usize, HIST_BINS as usize),
+                    histogram(&p, tile.row0 + r),
+                )
+            };
         }
     }
 }
@@ -184,7 +196,8 @@ pub unsafe extern "ptx-kernel" fn pq_finalize(p: TopkParams) {
     let count = unsafe { (*row_state(&p, row)).collected }.min(p.k);
     let base = row as usize * p.k as usize;
     let by_index = p.order != Order::ByScore as u32;
-    let out_scores = if p.out_scores == 0 { core::ptr::null_mut() } else { (p.out_scores as *mut f32).wrapping_add(base) };
+    let out_scores =
+        if p.out_scores == 0 { core::ptr::null_mut() } else { (p.out_scores as *mut f32).wrapping_add(base) };
     // SAFETY: the row's candidate and output ranges hold k entries each.
     unsafe {
         select::rank_and_scatter(

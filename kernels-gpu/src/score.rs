@@ -104,7 +104,9 @@ pub unsafe fn build_luts(p: &TopkParams, tile: &Tile, lut: Shared<f32>) {
             let q = (((tile.batch * p.h + head) * p.sq + s) as usize * p.d as usize) + j * ds;
             for t in 0..ds {
                 // SAFETY: indices stay inside the shapes the host validated.
-                let (qv, cv) = unsafe { (load_f32(p.queries, q + t, p.query_dtype), load_f32(p.codebooks, centroid + t, p.codebook_dtype)) };
+                let (qv, cv) = unsafe {
+                    (load_f32(p.queries, q + t, p.query_dtype), load_f32(p.codebooks, centroid + t, p.codebook_dtype))
+                };
                 acc += if p.metric == Metric::L2 as u32 { (qv - cv) * (qv - cv) } else { qv * cv };
             }
         }

@@ -33,7 +33,12 @@ pub struct HostData<Q, C> {
 
 impl<Q: Element, C: Element> HostData<Q, C> {
     pub fn inputs(&self) -> HostInputs<'_, Q, C> {
-        HostInputs { queries: &self.queries, codebooks: &self.codebooks, codes: &self.codes, n_valid: self.n_valid.as_deref() }
+        HostInputs {
+            queries: &self.queries,
+            codebooks: &self.codebooks,
+            codes: &self.codes,
+            n_valid: self.n_valid.as_deref(),
+        }
     }
 }
 
@@ -76,8 +81,14 @@ pub const POISON_SCORE_BITS: u32 = 0x7FBA_DBAD;
 ///   `tol` of the k-th best;
 /// - scores match the reference score of their index within `tol`;
 /// - the order is the requested one.
+///
 /// Returns the number of rows checked.
-pub fn check<Q: Element, C: Element>(p: &Problem, data: &HostData<Q, C>, indices: &[u32], scores: Option<&[f32]>) -> usize {
+pub fn check<Q: Element, C: Element>(
+    p: &Problem,
+    data: &HostData<Q, C>,
+    indices: &[u32],
+    scores: Option<&[f32]>,
+) -> usize {
     let inputs = data.inputs();
     let all = reference::scores(p, &inputs).expect("reference scores");
     let expected: TopkResult = reference::topk(&p.with_order(Order::ByScore), &inputs).expect("reference topk");
@@ -111,12 +122,22 @@ pub fn check<Q: Element, C: Element>(p: &Problem, data: &HostData<Q, C>, indices
             want_sorted.sort_unstable();
             for &i in &seen {
                 if want_sorted.binary_search(&i).is_err() {
-                    assert!(close(row_scores[i as usize], kth), "{}: index {i} (score {}) is not in the top-k (k-th {kth})", ctx(), row_scores[i as usize]);
+                    assert!(
+                        close(row_scores[i as usize], kth),
+                        "{}: index {i} (score {}) is not in the top-k (k-th {kth})",
+                        ctx(),
+                        row_scores[i as usize]
+                    );
                 }
             }
             for &i in &want_sorted {
                 if seen.binary_search(&i).is_err() {
-                    assert!(close(row_scores[i as usize], kth), "{}: missed index {i} (score {}, k-th {kth})", ctx(), row_scores[i as usize]);
+                    assert!(
+                        close(row_scores[i as usize], kth),
+                        "{}: missed index {i} (score {}, k-th {kth})",
+                        ctx(),
+                        row_scores[i as usize]
+                    );
                 }
             }
         }
@@ -132,7 +153,12 @@ pub fn check<Q: Element, C: Element>(p: &Problem, data: &HostData<Q, C>, indices
                 if let Some(got_scores) = got_scores {
                     for w in 0..taken.saturating_sub(1) {
                         let (a, b) = ((got_scores[w] as f64, got[w]), (got_scores[w + 1] as f64, got[w + 1]));
-                        assert!(reference::better_first(p.metric, a, b).is_lt(), "{}: slots {w},{} out of score order: {a:?} {b:?}", ctx(), w + 1);
+                        assert!(
+                            reference::better_first(p.metric, a, b).is_lt(),
+                            "{}: slots {w},{} out of score order: {a:?} {b:?}",
+                            ctx(),
+                            w + 1
+                        );
                     }
                 }
             }

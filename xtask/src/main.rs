@@ -2,6 +2,7 @@
 //!
 //! `cargo xtask build-ptx [--check]`  build the kernels to PTX (sm_80, sm_90) into `host/ptx/`
 //! `cargo xtask test [ARGS]`          the test suite (GPU tests skip without a device)
+//! `cargo xtask clippy`               clippy on the stable crates, warnings denied
 //! `cargo xtask demo [ARGS]`          the demo: GPU when there is one, CPU reference otherwise
 //! `cargo xtask gpu-bundle`           test + bench binaries, PTX and scripts for a GPU machine
 //!
@@ -27,11 +28,10 @@ fn main() -> ExitCode {
     report(match cmd {
         "build-ptx" => ptx::build(rest.iter().any(|a| a == "--check")),
         "test" => cargo_with_libcuda(&["test", "--workspace"], rest),
+        "clippy" => cargo_with_libcuda(&["clippy", "--workspace", "--all-targets", "--", "-D", "warnings"], rest),
         "demo" => cargo_with_libcuda(&["run", "--release", "-p", "pqtopk", "--example", "demo", "--"], rest),
         "gpu-bundle" => gpu_bundle(),
-        _ => Err(
-            "usage: cargo xtask <build-ptx [--check] | test [ARGS] | demo [ARGS] | gpu-bundle>".into(),
-        ),
+        _ => Err("usage: cargo xtask <build-ptx [--check] | test [ARGS] | clippy | demo [ARGS] | gpu-bundle>".into()),
     })
 }
 

@@ -48,10 +48,7 @@ pub fn build(check: bool) -> Result<()> {
         }
         Ok(())
     } else {
-        Err(format!(
-            "committed PTX is stale: {}\nrun `cargo xtask build-ptx` and commit the result",
-            stale.join(", ")
-        ))
+        Err(format!("committed PTX is stale: {}\nrun `cargo xtask build-ptx` and commit the result", stale.join(", ")))
     }
 }
 
@@ -98,7 +95,9 @@ fn ensure_nightly() -> Result<PathBuf> {
         "--component",
         "rust-src,llvm-tools",
     ]))?;
-    sysroot().filter(|r| complete(r)).ok_or_else(|| format!("{NIGHTLY} is missing rust-src or llvm-tools after install"))
+    sysroot()
+        .filter(|r| complete(r))
+        .ok_or_else(|| format!("{NIGHTLY} is missing rust-src or llvm-tools after install"))
 }
 
 /// The link step rustc delegates to us for the nvptx target.
