@@ -13,6 +13,7 @@ use pqtopk_abi::{BLOCK_THREADS, SmokeParams};
 use rand::Rng;
 use rand::rngs::StdRng;
 use std::ffi::c_void;
+use std::io::Write;
 use support::{DTYPES, Data, HostData, METRICS, ORDERS, POISON_INDEX, POISON_SCORE_BITS};
 
 /// The device, or `None` after printing why the test is skipped.
@@ -20,7 +21,8 @@ fn gpu(test: &str) -> Option<Gpu> {
     match Gpu::new(0) {
         Ok(gpu) => Some(gpu),
         Err(Error::NoDevice(reason)) => {
-            eprintln!("SKIPPED {test}: no CUDA device ({reason})");
+            // Straight to the stream, past libtest's capture, so the reason shows in every run.
+            let _ = writeln!(std::io::stderr(), "SKIPPED {test}: no CUDA device ({reason})");
             None
         }
         Err(e) => panic!("{test}: CUDA failed: {e}"),
