@@ -12,20 +12,16 @@ use cust::memory::{AsyncCopyDestination, CopyDestination, DeviceBuffer, DeviceCo
 use cust::module::Module;
 use cust::stream::Stream;
 use cust::sys::CUstream;
-use pqtopk_abi::{BLOCK_THREADS, CodeCheckParams, DIGIT_BITS, HIST_BINS, RowState, TopkParams};
+use pqtopk_abi::{BLOCK_THREADS, CodeCheckParams, HIST_BINS, MAX_ROWS_PER_BLOCK, RowState, SyncWords, TopkParams};
 
 /// PTX for each supported architecture, built by `cargo xtask build-ptx` and committed.
 const PTX_SM80: &str = include_str!("../ptx/pqtopk_sm80.ptx");
 const PTX_SM90: &str = include_str!("../ptx/pqtopk_sm90.ptx");
 
-/// Shared memory one scoring block may use; two blocks of this size fit on every SM from 8.0 on.
+/// Shared memory one block may use; two blocks of this size fit on every SM from 8.0 on.
 const SMEM_BUDGET: usize = 96 * 1024;
-/// Keys one scoring block handles.
-const KEYS_PER_BLOCK: usize = 2048;
-/// Most output rows one scoring block scores (`MAX_ROWS_PER_BLOCK` in kernels-gpu).
-const MAX_ROWS_PER_BLOCK: usize = 8;
-const MAX_GRID_YZ: usize = 65535;
-const MAX_GRID_X: usize = (1 << 31) - 1;
+/// Work-item counts and products of them stay below this, so kernel arithmetic fits u32.
+const MAX_ITEMS: usize = (1 << 31) - 1;
 
 /// One CUDA device with pqtopk's kernels loaded. Create one per device and share it; it makes its
 /// context current on the calling thread in every call.
@@ -36,6 +32,7 @@ pub struct Gpu {
     ordinal: u32,
     compute_capability: (i32, i32),
     max_shared_bytes: usize,
+    multiprocessors: usize,
 }
 
 impl std::fmt::Debug for Gpu {
@@ -80,14 +77,18 @@ impl Gpu {
         let context = Context::new(device)?;
         CurrentContext::set_current(&context)?;
         let module = Module::from_ptx(ptx, &[])?;
-        // SAFETY: querying an attribute of a valid device.
-        let max_shared_bytes = unsafe { raw::max_shared_per_block_optin(device.as_raw())? };
-        for kernel in ["pq_histogram", "pq_collect"] {
-            let f = module.get_function(kernel)?;
-            // SAFETY: a valid function of the module; the value is within the device's limit.
-            unsafe { raw::set_max_dynamic_shared(f.to_raw(), max_shared_bytes.min(SMEM_BUDGET))? };
-        }
-        Ok(Gpu { module, context, ordinal, compute_capability: (major, minor), max_shared_bytes })
+        use cust::sys::CUdevice_attribute as Attribute;
+        // SAFETY: querying attributes of a valid device.
+        let max_shared_bytes = unsafe {
+            raw::device_attribute(device.as_raw(), Attribute::CU_DEVICE_ATTRIBUTE_MAX_SHARED_MEMORY_PER_BLOCK_OPTIN)?
+        };
+        // SAFETY: as above.
+        let multiprocessors =
+            unsafe { raw::device_attribute(device.as_raw(), Attribute::CU_DEVICE_ATTRIBUTE_MULTIPROCESSOR_COUNT)? };
+        let f = module.get_function("pq_topk")?;
+        // SAFETY: a valid function of the module; the value is within the device's limit.
+        unsafe { raw::set_max_dynamic_shared(f.to_raw(), max_shared_bytes.min(SMEM_BUDGET))? };
+        Ok(Gpu { module, context, ordinal, compute_capability: (major, minor), max_shared_bytes, multiprocessors })
     }
 
     pub fn ordinal(&self) -> u32 {
@@ -122,7 +123,7 @@ impl Gpu {
         let hist_bytes = HIST_BINS as usize * 4;
         let budget = self.max_shared_bytes.min(SMEM_BUDGET);
         let rows_per_kv = if p.group { p.sq } else { p.group_size() * p.sq };
-        let rows_per_block = (budget / (lut_bytes + hist_bytes)).min(MAX_ROWS_PER_BLOCK).min(rows_per_kv);
+        let rows_per_block = (budget / (lut_bytes + hist_bytes)).min(MAX_ROWS_PER_BLOCK as usize).min(rows_per_kv);
         if rows_per_block == 0 {
             return Err(Error::Unsupported(format!(
                 "m·c = {} lookup entries need {} bytes of shared memory; this device allows {budget}",
@@ -130,27 +131,42 @@ impl Gpu {
                 lut_bytes + hist_bytes
             )));
         }
-        let plan = Plan {
+        // Rows whose candidates fit are sorted in shared memory; the rest are ranked globally.
+        let sort_capacity = p.k.next_power_of_two().min(1 << (budget / 8).ilog2());
+        let shared_bytes = (rows_per_block * (lut_bytes + hist_bytes)).max(sort_capacity * 8);
+        let f = self.module.get_function("pq_topk")?;
+        // SAFETY: a kernel of this module; the context is current (plan is called on it).
+        self.make_current()?;
+        let per_sm = unsafe { raw::max_active_blocks(f.to_raw(), shared_bytes)? };
+        if per_sm == 0 {
+            return Err(Error::Unsupported(format!(
+                "{shared_bytes} bytes of shared memory per block do not fit an SM"
+            )));
+        }
+        let blocks = per_sm as usize * self.multiprocessors;
+        let row_tiles = rows_per_kv.div_ceil(rows_per_block);
+        // Enough key chunks to give every block an item, each chunk a multiple of the block size.
+        let tile_groups = row_tiles * p.b * p.hkv;
+        let chunks_wanted = blocks.div_ceil(tile_groups).max(1);
+        let keys_per_block = p.n.div_ceil(chunks_wanted).next_multiple_of(BLOCK_THREADS as usize);
+        let key_chunks = p.n.div_ceil(keys_per_block);
+        let items = key_chunks * tile_groups;
+        for (what, value) in [("scoring items", items), ("rows·ceil(k/256)", p.rows() * p.k.div_ceil(256))] {
+            if value > MAX_ITEMS {
+                return Err(Error::Unsupported(format!("{what} = {value} exceeds {MAX_ITEMS}")));
+            }
+        }
+        Ok(Plan {
             problem: *p,
             rows_per_kv,
             rows_per_block,
-            key_chunks: p.n.div_ceil(KEYS_PER_BLOCK),
-            row_tiles: rows_per_kv.div_ceil(rows_per_block),
-            lut_bytes,
-            hist_bytes,
-        };
-        let limits = [
-            ("b·hkv", p.b * p.hkv, MAX_GRID_YZ),
-            ("row tiles per kv head", plan.row_tiles, MAX_GRID_YZ),
-            ("rows", p.rows(), MAX_GRID_X),
-            ("rows·ceil(k/256)", p.rows() * p.k.div_ceil(BLOCK_THREADS as usize), MAX_GRID_X),
-        ];
-        for (what, value, max) in limits {
-            if value > max {
-                return Err(Error::Unsupported(format!("{what} = {value} exceeds the launch limit {max}")));
-            }
-        }
-        Ok(plan)
+            row_tiles,
+            keys_per_block,
+            key_chunks,
+            sort_capacity,
+            shared_bytes,
+            blocks,
+        })
     }
 
     /// The fused score + top-k, written to caller-owned buffers; asynchronous on `stream`,
@@ -202,6 +218,7 @@ impl Gpu {
             indices: outputs.indices.as_device_ptr().as_raw(),
             scores: outputs.scores.as_deref().map_or(0, |s| s.as_device_ptr().as_raw()),
             workspace: workspace.as_device_ptr().as_raw(),
+            trace: 0,
         };
         // SAFETY: every buffer was checked against the plan's shape above, and `stream` is a live
         // stream of the current context.
@@ -242,22 +259,27 @@ impl Gpu {
     ///   `workspace` holds `plan.workspace_bytes()` bytes, 256-byte aligned (as every CUDA
     ///   allocation is). No other work reads or writes these until the launches finish, and the
     ///   workspace is not shared with a concurrent call.
+    /// - `trace` is 0 or holds `pqtopk_abi::TRACE_POINTS` u32.
     /// - All addresses are device memory of this context (or mapped into it).
     pub unsafe fn topk_raw(&self, plan: &Plan, stream: CUstream, buffers: &RawBuffers) -> Result<()> {
         self.make_current()?;
         let p = &plan.problem;
         let layout = plan.workspace_layout();
-        let mut params = TopkParams {
+
+        let at = |offset: usize| buffers.workspace + offset as u64;
+        let params = TopkParams {
             queries: buffers.queries,
             codebooks: buffers.codebooks,
             codes: buffers.codes,
             n_valid: buffers.n_valid,
             out_indices: buffers.indices,
             out_scores: buffers.scores,
-            row_state: buffers.workspace + layout.row_state as u64,
-            histograms: buffers.workspace + layout.histograms as u64,
-            cand_keys: buffers.workspace + layout.cand_keys as u64,
-            cand_scores: buffers.workspace + layout.cand_scores as u64,
+            sync: at(layout.sync),
+            row_state: at(layout.row_state),
+            histograms: at(layout.histograms),
+            tickets: at(layout.tickets),
+            cand_keys: at(layout.cand_keys),
+            trace: buffers.trace,
             b: p.b as u32,
             h: p.h as u32,
             hkv: p.hkv as u32,
@@ -269,32 +291,24 @@ impl Gpu {
             k: p.k as u32,
             rows_per_kv: plan.rows_per_kv as u32,
             rows_per_block: plan.rows_per_block as u32,
-            keys_per_block: KEYS_PER_BLOCK as u32,
+            row_tiles: plan.row_tiles as u32,
+            keys_per_block: plan.keys_per_block as u32,
+            key_chunks: plan.key_chunks as u32,
+            sort_capacity: plan.sort_capacity as u32,
             query_dtype: p.query_dtype as u32,
             codebook_dtype: p.codebook_dtype as u32,
             metric: p.metric as u32,
             order: p.order as u32,
             group: p.group as u32,
-            pass: 0,
         };
-        let rows = p.rows() as u32;
-        let scoring_grid = (plan.key_chunks as u32, plan.row_tiles as u32, (p.b * p.hkv) as u32);
-        let scoring_rows = plan.rows_per_block;
-        let launch = |name: &str, grid: (u32, u32, u32), shared: usize, params: &TopkParams| -> Result<()> {
-            let f = self.module.get_function(name)?;
-            // SAFETY: `params` matches the kernel's ABI and describes buffers the caller vouched
-            // for; the grid and shared memory follow the kernel's documentation.
-            unsafe { raw::launch(f.to_raw(), grid, shared as u32, stream, params) }
-        };
-        launch("pq_init", (rows, 1, 1), 0, &params)?;
-        for pass in 0..DIGIT_BITS.len() as u32 {
-            params.pass = pass;
-            launch("pq_histogram", scoring_grid, scoring_rows * (plan.lut_bytes + plan.hist_bytes), &params)?;
-            launch("pq_select_step", (rows, 1, 1), 0, &params)?;
+        let f = self.module.get_function("pq_topk")?;
+        // SAFETY: the sync words are the workspace's first bytes, which the caller vouched for;
+        // `params` matches pq_topk's ABI, and the grid is what fits on the device at once with
+        // the plan's shared memory.
+        unsafe {
+            raw::zero_words_async(params.sync, std::mem::size_of::<SyncWords>() / 4, stream)?;
+            raw::launch_cooperative(f.to_raw(), plan.blocks as u32, plan.shared_bytes as u32, stream, &params)
         }
-        launch("pq_collect", scoring_grid, scoring_rows * plan.lut_bytes, &params)?;
-        let finalize_blocks = rows * p.k.div_ceil(BLOCK_THREADS as usize) as u32;
-        launch("pq_finalize", (finalize_blocks, 1, 1), 0, &params)
     }
 
     /// The checking path for codes: counts codes ≥ `c` and returns [`Error::CodeOutOfRange`] if
@@ -366,7 +380,8 @@ pub struct TopkBuffers {
     pub workspace: DeviceBuffer<u8>,
 }
 
-/// Raw device addresses for [`Gpu::topk_raw`]; 0 means absent for `n_valid` and `scores`.
+/// Raw device addresses for [`Gpu::topk_raw`]; 0 means absent for `n_valid`, `scores` and
+/// `trace`.
 #[derive(Clone, Copy, Debug, Default)]
 pub struct RawBuffers {
     pub queries: u64,
@@ -376,6 +391,9 @@ pub struct RawBuffers {
     pub indices: u64,
     pub scores: u64,
     pub workspace: u64,
+    /// Profiling: `TRACE_POINTS` zeroed u32 that receive, per phase, the `%globaltimer` (ns, low
+    /// 32 bits) at which the slowest block finished it (see `pqtopk_abi::TRACE_POINTS`).
+    pub trace: u64,
 }
 
 /// A validated problem with its launch shape on one device.
@@ -384,18 +402,21 @@ pub struct Plan {
     problem: Problem,
     rows_per_kv: usize,
     rows_per_block: usize,
-    key_chunks: usize,
     row_tiles: usize,
-    lut_bytes: usize,
-    hist_bytes: usize,
+    keys_per_block: usize,
+    key_chunks: usize,
+    sort_capacity: usize,
+    shared_bytes: usize,
+    blocks: usize,
 }
 
 struct WorkspaceLayout {
+    sync: usize,
     n_valid: usize,
     row_state: usize,
     histograms: usize,
+    tickets: usize,
     cand_keys: usize,
-    cand_scores: usize,
     total: usize,
 }
 
@@ -404,21 +425,28 @@ impl Plan {
         &self.problem
     }
 
-    /// Bytes of workspace a call needs: the valid lengths, and per row its selection state, one
-    /// digit histogram and room for k candidates. Its contents need no initialization.
+    /// Bytes of workspace a call needs: synchronization words, the valid lengths, and per row
+    /// its selection state, one digit histogram and room for k candidates. Its contents need no
+    /// initialization; a workspace must not be shared by calls that may run concurrently.
     pub fn workspace_bytes(&self) -> usize {
         self.workspace_layout().total
     }
 
     fn workspace_layout(&self) -> WorkspaceLayout {
-        let rows = self.problem.rows();
-        let align = |x: usize| x.next_multiple_of(256);
-        let n_valid = 0;
-        let row_state = align(self.problem.b * 4);
-        let histograms = align(row_state + rows * std::mem::size_of::<RowState>());
-        let cand_keys = align(histograms + rows * HIST_BINS as usize * 4);
-        let cand_scores = align(cand_keys + self.problem.out_len() * 8);
-        let total = align(cand_scores + self.problem.out_len() * 4);
-        WorkspaceLayout { n_valid, row_state, histograms, cand_keys, cand_scores, total }
+        let p = &self.problem;
+        let rows = p.rows();
+        let mut end = 0;
+        let mut region = |bytes: usize| {
+            let start = end;
+            end = (start + bytes).next_multiple_of(256);
+            start
+        };
+        let sync = region(std::mem::size_of::<SyncWords>());
+        let n_valid = region(p.b * 4);
+        let row_state = region(rows * std::mem::size_of::<RowState>());
+        let histograms = region(rows * HIST_BINS as usize * 4);
+        let tickets = region(self.row_tiles * p.b * p.hkv * 4);
+        let cand_keys = region(p.out_len() * 8);
+        WorkspaceLayout { sync, n_valid, row_state, histograms, tickets, cand_keys, total: end }
     }
 }

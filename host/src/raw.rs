@@ -40,6 +40,48 @@ fn check(call: &'static str, status: CUresult) -> Result<()> {
     if status == CUresult::CUDA_SUCCESS { Ok(()) } else { Err(Error::Driver { call, code: status as u32 }) }
 }
 
+/// Launches `func` cooperatively (all blocks co-resident, so they may wait on each other), with
+/// `BLOCK_THREADS` threads per block and one by-value parameter.
+///
+/// # Safety
+/// As [`launch`]; `blocks` must not exceed what [`max_active_blocks`] allows on every SM.
+pub unsafe fn launch_cooperative<P>(
+    func: CUfunction,
+    blocks: u32,
+    shared: u32,
+    stream: CUstream,
+    params: &P,
+) -> Result<()> {
+    let mut args = [params as *const P as *mut std::ffi::c_void];
+    // SAFETY: forwarded to the caller; the driver copies the parameter before returning.
+    check("cuLaunchCooperativeKernel", unsafe {
+        sys::cuLaunchCooperativeKernel(func, blocks, 1, 1, BLOCK_THREADS, 1, 1, shared, stream, args.as_mut_ptr())
+    })
+}
+
+/// Blocks of `BLOCK_THREADS` threads with `shared` bytes of dynamic shared memory that one SM
+/// holds at once.
+///
+/// # Safety
+/// `func` is a kernel of the current context.
+pub unsafe fn max_active_blocks(func: CUfunction, shared: usize) -> Result<u32> {
+    let mut blocks = 0i32;
+    // SAFETY: forwarded to the caller; `blocks` is a valid out-pointer.
+    check("cuOccupancyMaxActiveBlocksPerMultiprocessor", unsafe {
+        sys::cuOccupancyMaxActiveBlocksPerMultiprocessor(&mut blocks, func, BLOCK_THREADS as i32, shared)
+    })?;
+    Ok(blocks as u32)
+}
+
+/// Zeroes `words` u32 at `at`, asynchronously on `stream`.
+///
+/// # Safety
+/// `at` addresses `words` u32 of device memory of the current context, not in use by other work.
+pub unsafe fn zero_words_async(at: u64, words: usize, stream: CUstream) -> Result<()> {
+    // SAFETY: forwarded to the caller.
+    check("cuMemsetD32Async", unsafe { sys::cuMemsetD32Async(at, 0, words, stream) })
+}
+
 /// Lets `func` use up to `bytes` of dynamic shared memory.
 ///
 /// # Safety
@@ -55,19 +97,13 @@ pub unsafe fn set_max_dynamic_shared(func: CUfunction, bytes: usize) -> Result<(
     })
 }
 
-/// The most shared memory one block may opt in to on `device`.
+/// Attribute `attribute` of `device`.
 ///
 /// # Safety
 /// `device` is a valid device handle of an initialized driver.
-pub unsafe fn max_shared_per_block_optin(device: CUdevice) -> Result<usize> {
+pub unsafe fn device_attribute(device: CUdevice, attribute: sys::CUdevice_attribute) -> Result<usize> {
     let mut value = 0i32;
     // SAFETY: forwarded to the caller; `value` is a valid out-pointer.
-    check("cuDeviceGetAttribute", unsafe {
-        sys::cuDeviceGetAttribute(
-            &mut value,
-            sys::CUdevice_attribute::CU_DEVICE_ATTRIBUTE_MAX_SHARED_MEMORY_PER_BLOCK_OPTIN,
-            device,
-        )
-    })?;
+    check("cuDeviceGetAttribute", unsafe { sys::cuDeviceGetAttribute(&mut value, attribute, device) })?;
     Ok(value as usize)
 }

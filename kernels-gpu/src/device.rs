@@ -28,6 +28,7 @@ pub fn block_idx() -> (u32, u32, u32) {
     unsafe { (nvptx::_block_idx_x(), nvptx::_block_idx_y(), nvptx::_block_idx_z()) }
 }
 
+/// Blocks in the (one-dimensional) grid.
 #[inline(always)]
 pub fn grid_dim_x() -> u32 {
     // SAFETY: as above.
@@ -112,6 +113,18 @@ pub unsafe fn shfl_up(v: u32, delta: u32) -> u32 {
     r
 }
 
+/// `v` from lane `src`.
+///
+/// # Safety
+/// All 32 lanes of the warp must execute this call convergently.
+#[inline(always)]
+pub unsafe fn shfl_idx(v: u32, src: u32) -> u32 {
+    let r: u32;
+    // SAFETY: full-warp convergence is the caller's promise.
+    unsafe { asm!("shfl.sync.idx.b32 {r}, {v}, {s}, 0x1f, 0xffffffff;", r = out(reg32) r, v = in(reg32) v, s = in(reg32) src) };
+    r
+}
+
 /// Bit `i` set where lane `i` passed `true`.
 ///
 /// # Safety
@@ -142,6 +155,16 @@ pub unsafe fn atomic_add(p: *mut u32, v: u32) -> u32 {
     old
 }
 
+/// Adds `v` to `*p` without waiting for the old value.
+///
+/// # Safety
+/// `p` must be a valid, 4-byte aligned address in global or shared memory.
+#[inline(always)]
+pub unsafe fn atomic_add_no_return(p: *mut u32, v: u32) {
+    // SAFETY: the address is the caller's promise.
+    unsafe { asm!("red.add.u32 [{p}], {v};", p = in(reg64) p, v = in(reg32) v) };
+}
+
 /// Stores `max(*p, v)` and returns the old value.
 ///
 /// # Safety
@@ -154,8 +177,99 @@ pub unsafe fn atomic_max(p: *mut u32, v: u32) -> u32 {
     old
 }
 
+/// Low 32 bits of the global nanosecond timer.
+#[inline(always)]
+pub fn global_timer_ns() -> u32 {
+    let t: u64;
+    // SAFETY: reading a special register has no preconditions.
+    unsafe { asm!("mov.u64 {t}, %globaltimer;", t = out(reg64) t, options(nomem, nostack)) };
+    t as u32
+}
+
+/// Orders this thread's memory accesses before and after it, at device scope (`__threadfence`).
+#[inline(always)]
+pub fn fence_device() {
+    // SAFETY: a fence has no preconditions.
+    unsafe { asm!("fence.acq_rel.gpu;") };
+}
+
+/// A grid-wide barrier for a cooperatively launched grid (all blocks co-resident).
+///
+/// `count` and `generation` are two u32 in global memory; `count` is 0 before the first wait
+/// and after every wait.
+#[derive(Clone, Copy)]
+pub struct GridBarrier {
+    count: *mut u32,
+    generation: *mut u32,
+}
+
+impl GridBarrier {
+    /// # Safety
+    /// Both addresses are valid, 4-byte aligned global memory, used by nothing else during the
+    /// launch, and `*count == 0` when the launch starts.
+    pub unsafe fn new(count: *mut u32, generation: *mut u32) -> GridBarrier {
+        GridBarrier { count, generation }
+    }
+
+    /// Waits until every thread of every block has arrived; memory written before it by any
+    /// thread is visible after it to all.
+    ///
+    /// # Safety
+    /// The grid was launched cooperatively (all blocks co-resident), and every thread of every
+    /// block calls `wait` the same number of times.
+    pub unsafe fn wait(self) {
+        // SAFETY: all threads of the block reach both barriers (the caller's promise); the
+        // addresses are valid (constructor's promise).
+        unsafe {
+            sync_threads();
+            if thread_idx() == 0 {
+                let generation: u32;
+                asm!("ld.volatile.u32 {g}, [{p}];", g = out(reg32) generation, p = in(reg64) self.generation);
+                fence_device();
+                if atomic_add(self.count, 1) == grid_dim_x() - 1 {
+                    *self.count = 0;
+                    fence_device();
+                    asm!("atom.add.release.gpu.u32 {o}, [{p}], 1;", o = out(reg32) _, p = in(reg64) self.generation);
+                } else {
+                    loop {
+                        let now: u32;
+                        asm!("ld.acquire.gpu.u32 {g}, [{p}];", g = out(reg32) now, p = in(reg64) self.generation);
+                        if now != generation {
+                            break;
+                        }
+                        asm!("nanosleep.u32 32;");
+                    }
+                }
+                fence_device();
+            }
+            sync_threads();
+        }
+    }
+}
+
+/// Eight u32 written by other blocks, read at device scope (two 16-byte loads in flight together).
+///
+/// # Safety
+/// `p` is a valid, 16-byte aligned global address of 8 u32.
+#[inline(always)]
+pub unsafe fn load_relaxed_v8(p: *const [u32; 8]) -> [u32; 8] {
+    let v: [u32; 8];
+    // SAFETY: the address is the caller's promise.
+    unsafe {
+        let (a, b, c, d, e, f, g, h): (u32, u32, u32, u32, u32, u32, u32, u32);
+        asm!("ld.relaxed.gpu.v4.u32 {{{a}, {b}, {c}, {d}}}, [{p}];",
+             "ld.relaxed.gpu.v4.u32 {{{e}, {f}, {g}, {h}}}, [{p}+16];",
+             a = out(reg32) a, b = out(reg32) b, c = out(reg32) c, d = out(reg32) d,
+             e = out(reg32) e, f = out(reg32) f, g = out(reg32) g, h = out(reg32) h,
+             p = in(reg64) p, options(readonly, nostack));
+        v = [a, b, c, d, e, f, g, h];
+    }
+    v
+}
+
 // ---------------------------------------------------------------------------------------------
-// Global loads through the non-coherent (read-only) path.
+// Global loads through the non-coherent (read-only) path. They are `pure`: the compiler may
+// batch and reorder them, which is what keeps many loads in flight.
 
 /// # Safety
 /// `p` must be a valid global address of the type's size and alignment, and the memory must not
@@ -165,7 +279,7 @@ pub unsafe fn load_nc_u8(p: *const u8) -> u8 {
     let v: u16;
     // SAFETY: the address and read-only-ness are the caller's promise.
     unsafe {
-        asm!("{{ .reg .u64 g; cvta.to.global.u64 g, {p}; ld.global.nc.u8 {v}, [g]; }}", v = out(reg16) v, p = in(reg64) p)
+        asm!("{{ .reg .u64 g; cvta.to.global.u64 g, {p}; ld.global.nc.u8 {v}, [g]; }}", v = out(reg16) v, p = in(reg64) p, options(pure, readonly, nostack))
     };
     v as u8
 }
@@ -177,7 +291,7 @@ pub unsafe fn load_nc_u16(p: *const u16) -> u16 {
     let v: u16;
     // SAFETY: the address and read-only-ness are the caller's promise.
     unsafe {
-        asm!("{{ .reg .u64 g; cvta.to.global.u64 g, {p}; ld.global.nc.u16 {v}, [g]; }}", v = out(reg16) v, p = in(reg64) p)
+        asm!("{{ .reg .u64 g; cvta.to.global.u64 g, {p}; ld.global.nc.u16 {v}, [g]; }}", v = out(reg16) v, p = in(reg64) p, options(pure, readonly, nostack))
     };
     v
 }
@@ -189,9 +303,24 @@ pub unsafe fn load_nc_u32(p: *const u32) -> u32 {
     let v: u32;
     // SAFETY: the address and read-only-ness are the caller's promise.
     unsafe {
-        asm!("{{ .reg .u64 g; cvta.to.global.u64 g, {p}; ld.global.nc.u32 {v}, [g]; }}", v = out(reg32) v, p = in(reg64) p)
+        asm!("{{ .reg .u64 g; cvta.to.global.u64 g, {p}; ld.global.nc.u32 {v}, [g]; }}", v = out(reg32) v, p = in(reg64) p, options(pure, readonly, nostack))
     };
     v
+}
+
+/// An 8-byte load.
+///
+/// # Safety
+/// As [`load_nc_u8`], 8-byte aligned.
+#[inline(always)]
+pub unsafe fn load_nc_v2(p: *const [u32; 2]) -> [u32; 2] {
+    let (a, b): (u32, u32);
+    // SAFETY: the address and read-only-ness are the caller's promise.
+    unsafe {
+        asm!("{{ .reg .u64 g; cvta.to.global.u64 g, {p}; ld.global.nc.v2.u32 {{{a}, {b}}}, [g]; }}",
+             a = out(reg32) a, b = out(reg32) b, p = in(reg64) p, options(pure, readonly, nostack))
+    };
+    [a, b]
 }
 
 /// A 16-byte load.
@@ -204,7 +333,8 @@ pub unsafe fn load_nc_v4(p: *const [u32; 4]) -> [u32; 4] {
     // SAFETY: the address and read-only-ness are the caller's promise.
     unsafe {
         asm!("{{ .reg .u64 g; cvta.to.global.u64 g, {p}; ld.global.nc.v4.u32 {{{a}, {b}, {c}, {d}}}, [g]; }}",
-             a = out(reg32) a, b = out(reg32) b, c = out(reg32) c, d = out(reg32) d, p = in(reg64) p)
+             a = out(reg32) a, b = out(reg32) b, c = out(reg32) c, d = out(reg32) d, p = in(reg64) p,
+             options(pure, readonly, nostack))
     };
     [a, b, c, d]
 }

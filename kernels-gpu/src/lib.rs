@@ -2,9 +2,7 @@
 //!
 //! Kernel ABI: every entry point takes one `#[repr(C)]` struct from `pqtopk-abi` by value, runs
 //! with `BLOCK_THREADS` threads per block, and documents its grid and dynamic shared memory.
-//! The fused top-k is a fixed sequence of launches on one stream:
-//! `pq_init`, then for each radix pass `pq_histogram` + `pq_select_step`, then `pq_collect` and
-//! `pq_finalize`. Passes of finished rows return at once.
+//! The fused top-k is one cooperative launch of `pq_topk`.
 #![no_std]
 #![feature(
     abi_ptx,
@@ -22,9 +20,13 @@ pub mod score;
 pub mod select;
 pub mod smoke;
 
-use device::Shared;
-use pqtopk_abi::{CodeCheckParams, HIST_BINS, Order, RowState, TopkParams};
-use score::{Codes, Tile};
+use device::{GridBarrier, Shared};
+use pqtopk_abi::{
+    BLOCK_THREADS, CodeCheckParams, DIGIT_BITS, HIST_BINS, MAX_ROWS_PER_BLOCK, Order, RowState, SyncWords, TopkParams,
+};
+use score::Tile;
+
+const MAX_ROWS: usize = MAX_ROWS_PER_BLOCK as usize;
 
 fn row_state(p: &TopkParams, row: u32) -> *mut RowState {
     (p.row_state as *mut RowState).wrapping_add(row as usize)
@@ -34,72 +36,174 @@ fn histogram(p: &TopkParams, row: u32) -> *mut u32 {
     (p.histograms as *mut u32).wrapping_add(row as usize * HIST_BINS as usize)
 }
 
-/// Resets every row's selection state. Grid `(rows)`, no shared memory. Histograms are left zero
-/// by `pq_select_step`, and zeroed here for a fresh workspace.
+fn sync_words(p: &TopkParams) -> *mut SyncWords {
+    p.sync as *mut SyncWords
+}
+
+fn total_rows(p: &TopkParams) -> u32 {
+    p.b * p.hkv * p.rows_per_kv
+}
+
+/// The fused score + top-k, in one cooperative launch of at most as many blocks as fit on the
+/// device at once, with dynamic shared memory of
+/// `max(rows_per_block · (m·c + HIST_BINS) · 4, sort_capacity · 8)` bytes.
+///
+/// Phases, separated by grid barriers: reset the rows; up to six radix passes, each scoring every
+/// key of the unfinished rows into digit histograms (the last item of a row tile to finish runs
+/// the tile's select step); collect the selected keys; order them into the outputs.
 ///
 /// # Safety
-/// `p` describes valid device buffers of the shapes `TopkParams` documents.
+/// `p` describes valid device buffers of the shapes `TopkParams` documents; the sync words are
+/// zero; the launch is cooperative with the documented shared memory.
 #[unsafe(no_mangle)]
-pub unsafe extern "ptx-kernel" fn pq_init(p: TopkParams) {
-    let row = device::block_idx().0;
-    let hist = histogram(&p, row);
-    let mut bin = device::thread_idx();
-    while bin < HIST_BINS {
-        // SAFETY: bin < HIST_BINS of this row's histogram.
-        unsafe { *hist.add(bin as usize) = 0 };
-        bin += device::block_dim();
+pub unsafe extern "ptx-kernel" fn pq_topk(p: TopkParams) {
+    let sync = sync_words(&p);
+    // SAFETY: the sync words are zeroed device memory of this launch alone.
+    let barrier = unsafe { GridBarrier::new(&raw mut (*sync).barrier_count, &raw mut (*sync).barrier_generation) };
+    trace(&p, 0);
+    reset_rows(&p);
+    let mut cached_luts = u32::MAX;
+    trace(&p, 1);
+    // SAFETY (all waits): cooperative launch; every thread of every block runs the same loop
+    // trip counts, since `finished_rows` reads counters no block changes during the read.
+    unsafe { barrier.wait() };
+    for pass in 0..DIGIT_BITS.len() as u32 {
+        if finished_rows(&p, pass) == total_rows(&p) {
+            break;
+        }
+        for item in block_items(p.key_chunks * p.row_tiles * p.b * p.hkv) {
+            // SAFETY: as for the kernel.
+            unsafe { histogram_item(&p, Tile::of_item(&p, item), pass, &mut cached_luts) };
+        }
+        trace(&p, 2 + pass as usize);
+        unsafe { barrier.wait() };
     }
-    if device::thread_idx() == 0 {
-        let batch = row / (p.rows_per_kv * p.hkv);
-        // SAFETY: row < rows.
-        unsafe { *row_state(&p, row) = select::initial_state(score::valid_keys(&p, batch), p.k) };
+    for item in block_items(p.key_chunks * p.row_tiles * p.b * p.hkv) {
+        // SAFETY: as for the kernel.
+        unsafe { collect_item(&p, Tile::of_item(&p, item), &mut cached_luts) };
+    }
+    trace(&p, 8);
+    unsafe { barrier.wait() };
+    // SAFETY: as for the kernel; every candidate is written.
+    unsafe { finalize(&p) };
+    trace(&p, 9);
+}
+
+/// Records when the slowest block reached trace point `point` (see `TRACE_POINTS`).
+#[inline(always)]
+fn trace(p: &TopkParams, point: usize) {
+    if p.trace != 0 && device::thread_idx() == 0 {
+        // SAFETY: the trace buffer holds TRACE_POINTS u32 when set.
+        unsafe { device::atomic_max((p.trace as *mut u32).add(point), device::global_timer_ns()) };
     }
 }
 
-/// Radix pass `p.pass`: histograms the digit of every key still in the running.
-/// Grid `(key chunks, row tiles, b·hkv)`; dynamic shared memory
-/// `rows_per_block · (m·c·4 + HIST_BINS·4)` bytes.
+/// Work items `block, block + grid, …` below `count`.
+fn block_items(count: u32) -> impl Iterator<Item = u32> {
+    (device::block_idx().0..count).step_by(device::grid_dim_x() as usize)
+}
+
+/// Grid-stride indices of this thread below `count`.
+fn grid_threads(count: usize) -> impl Iterator<Item = usize> {
+    let first = (device::block_idx().0 * device::block_dim() + device::thread_idx()) as usize;
+    (first..count).step_by((device::grid_dim_x() * device::block_dim()) as usize)
+}
+
+/// Initial row states, zero histograms and tickets.
+fn reset_rows(p: &TopkParams) {
+    let rows = total_rows(p);
+    for word in grid_threads(rows as usize * HIST_BINS as usize) {
+        // SAFETY: inside the histograms.
+        unsafe { *(p.histograms as *mut u32).add(word) = 0 };
+    }
+    for ticket in grid_threads((p.row_tiles * p.b * p.hkv) as usize) {
+        // SAFETY: inside the tickets.
+        unsafe { *(p.tickets as *mut u32).add(ticket) = 0 };
+    }
+    for row in grid_threads(rows as usize) {
+        let batch = row as u32 / (p.rows_per_kv * p.hkv);
+        let state = select::initial_state(score::valid_keys(p, batch), p.k);
+        // SAFETY: row < rows; the counter is a sync word.
+        unsafe {
+            *row_state(p, row as u32) = state;
+            if state.done != 0 {
+                device::atomic_add(&raw mut (*sync_words(p)).finished[0], 1);
+            }
+        }
+    }
+}
+
+/// Rows settled before radix pass `pass`.
+fn finished_rows(p: &TopkParams, pass: u32) -> u32 {
+    let sync = sync_words(p);
+    // SAFETY: the sync words are valid and 16-byte aligned; other blocks wrote them before the
+    // barrier, hence the device-scope load.
+    let finished = unsafe { device::load_relaxed_v8(&raw const (*sync).finished) };
+    finished[..=pass as usize].iter().sum()
+}
+
+/// The states of the tile's rows; slots past the tile read as finished.
+#[inline(always)]
+fn tile_states(p: &TopkParams, tile: &Tile) -> [RowState; MAX_ROWS] {
+    let mut states = [RowState { done: 1, ..RowState::default() }; MAX_ROWS];
+    for (r, state) in states.iter_mut().enumerate().take(tile.rows as usize) {
+        // SAFETY: the tile's rows are < rows; states change only between grid barriers.
+        *state = unsafe { *row_state(p, tile.row0 + r as u32) };
+    }
+    states
+}
+
+/// Builds the tile's lookup tables in shared memory unless this block already holds them.
 ///
 /// # Safety
-/// As [`pq_init`], after it and the previous passes on the same stream.
-#[unsafe(no_mangle)]
-pub unsafe extern "ptx-kernel" fn pq_histogram(p: TopkParams) {
-    let tile = Tile::of_block(&p);
-    let states = tile_states(&p, &tile);
+/// All threads of the block call it; shared memory as `pq_topk` documents.
+unsafe fn ensure_luts(p: &TopkParams, tile: &Tile, cached: &mut u32) -> Shared<f32> {
+    // SAFETY: launched with at least rows_per_block lookup tables of shared memory.
+    let luts = unsafe { device::dynamic_shared::<f32>(p.rows_per_block as usize * score::lut_len(p)) };
+    if *cached != tile.row0 {
+        // SAFETY: every thread calls it; the shapes were validated by the host.
+        unsafe { score::build_luts(p, tile, luts) };
+        *cached = tile.row0;
+    }
+    luts
+}
+
+/// Radix pass `pass` over one scoring item: count the digit of each unfinished row's keys that
+/// still share its prefix; the item that completes its tile runs the tile's select step.
+///
+/// # Safety
+/// All threads of the block call it between the same grid barriers.
+unsafe fn histogram_item(p: &TopkParams, tile: Tile, pass: u32, cached_luts: &mut u32) {
+    let states = tile_states(p, &tile);
     if states.iter().all(|s| s.done != 0) {
         return;
     }
-    let lut_len = score::lut_len(&p);
-    // SAFETY: the host sized dynamic shared memory as documented above.
-    let luts: Shared<f32> = unsafe { device::dynamic_shared(tile.rows as usize * lut_len) };
-    // SAFETY: as above; the histograms follow the lookup tables.
+    let t = device::thread_idx() as usize;
+    // SAFETY: all threads call it.
+    let luts = unsafe { ensure_luts(p, &tile, cached_luts) };
+    // SAFETY: the histograms follow the lookup tables in the launch-sized shared memory.
     let hists: Shared<u32> = unsafe { luts.tail(luts.len(), (tile.rows * HIST_BINS) as usize) };
-    let mut i = device::thread_idx();
-    while i < hists.len() as u32 {
-        // SAFETY: in bounds, one writer per element; the barrier in build_luts orders it.
-        unsafe { hists.set(i as usize, 0) };
-        i += device::block_dim();
+    for i in (t..hists.len()).step_by(BLOCK_THREADS as usize) {
+        // SAFETY: in bounds, one writer per element, ordered by the barrier below.
+        unsafe { hists.set(i, 0) };
     }
-    // SAFETY: all threads; shapes validated by the host.
-    unsafe { score::build_luts(&p, &tile, luts) };
-    let digit = select::Digit::of_pass(p.pass);
-    let valid = tile.valid_keys(&p);
-    let mut key = tile.key0 + device::thread_idx();
-    while key < tile.key_end.min(valid) {
-        // SAFETY: key < n.
-        let codes = unsafe { Codes::of_key(&p, &tile, key) };
-        for r in 0..tile.rows as usize {
-            if states[r].done != 0 {
-                continue;
-            }
-            // SAFETY: row r's table was built before the barrier in build_luts.
-            let s = unsafe { codes.score(&p, luts.sub(r * lut_len, lut_len)) };
-            if let Some(bin) = digit.bin(score::selection_key(s, key, p.metric), &states[r]) {
-                // SAFETY: bin < HIST_BINS.
-                unsafe { hists.atomic_add(r * HIST_BINS as usize + bin as usize, 1) };
+    // SAFETY: all threads reach it.
+    unsafe { device::sync_threads() };
+    let digit = select::Digit::of_pass(pass);
+    let end = tile.key_end.min(tile.valid_keys(p));
+    let mut key = tile.key0 + t as u32;
+    while key < end {
+        // SAFETY: key < n; the tables were built before a barrier.
+        let scores = unsafe { score::score_rows(p, &tile, key, luts) };
+        for r in 0..MAX_ROWS {
+            if states[r].done == 0 {
+                if let Some(bin) = digit.bin(score::selection_key(scores[r], key, p.metric), &states[r]) {
+                    // SAFETY: r < rows (finished slots are skipped) and bin < HIST_BINS.
+                    unsafe { hists.atomic_add(r * HIST_BINS as usize + bin as usize, 1) };
+                }
             }
         }
-        key += device::block_dim();
+        key += BLOCK_THREADS;
     }
     // SAFETY: all threads reach it.
     unsafe { device::sync_threads() };
@@ -109,111 +213,191 @@ pub unsafe extern "ptx-kernel" fn pq_histogram(p: TopkParams) {
             unsafe {
                 select::flush_histogram(
                     hists.sub((r * HIST_BINS) as usize, HIST_BINS as usize),
-                    histogram(&p, tile.row0 + r),
+                    histogram(p, tile.row0 + r),
                 )
             };
         }
     }
-}
-
-/// Most rows a scoring block can hold (bounded so their states live in registers).
-pub const MAX_ROWS_PER_BLOCK: usize = 8;
-
-/// The states of the tile's rows; slots past the tile read as finished.
-fn tile_states(p: &TopkParams, tile: &Tile) -> [RowState; MAX_ROWS_PER_BLOCK] {
-    let mut states = [RowState { done: 1, ..RowState::default() }; MAX_ROWS_PER_BLOCK];
-    for (r, state) in states.iter_mut().enumerate().take(tile.rows as usize) {
-        // SAFETY: the tile's rows are < rows; states are written only by pq_select_step.
-        *state = unsafe { *row_state(p, tile.row0 + r as u32) };
-    }
-    states
-}
-
-/// Radix pass `p.pass`, second half: one block per row. Grid `(rows)`, no dynamic shared memory.
-///
-/// # Safety
-/// As [`pq_histogram`], after it.
-#[unsafe(no_mangle)]
-pub unsafe extern "ptx-kernel" fn pq_select_step(p: TopkParams) {
-    let row = device::block_idx().0;
-    // SAFETY: row < rows; one block per row.
-    unsafe { select::select_step(histogram(&p, row), row_state(&p, row), p.pass) };
-}
-
-/// Appends every selected key of the tile's rows to the row's candidates (in no fixed order).
-/// Grid and shared memory as [`pq_histogram`], without the histograms.
-///
-/// # Safety
-/// As [`pq_histogram`], after the last pass.
-#[unsafe(no_mangle)]
-pub unsafe extern "ptx-kernel" fn pq_collect(p: TopkParams) {
-    let tile = Tile::of_block(&p);
-    let states = tile_states(&p, &tile);
-    let lut_len = score::lut_len(&p);
-    // SAFETY: the host sized dynamic shared memory as documented.
-    let luts: Shared<f32> = unsafe { device::dynamic_shared(tile.rows as usize * lut_len) };
-    // SAFETY: all threads; shapes validated by the host.
-    unsafe { score::build_luts(&p, &tile, luts) };
-    let valid = tile.valid_keys(&p);
-    let mut key = tile.key0 + device::thread_idx();
-    while key < tile.key_end.min(valid) {
-        // SAFETY: key < n.
-        let codes = unsafe { Codes::of_key(&p, &tile, key) };
+    // SAFETY: all threads call it; the ticket and row buffers belong to this tile.
+    if unsafe { last_of_tile(p, &tile) } {
         for r in 0..tile.rows {
-            // SAFETY: row r's table was built before the barrier in build_luts.
-            let s = unsafe { codes.score(&p, luts.sub(r as usize * lut_len, lut_len)) };
-            let selection_key = score::selection_key(s, key, p.metric);
-            if select::is_selected(selection_key, &states[r as usize]) {
+            if states[r as usize].done == 0 {
                 let row = tile.row0 + r;
-                // SAFETY: the counter is this row's; exactly min(k, valid) keys are selected, so
-                // the slot stays below k, and the bound check only guards against a broken state.
+                // SAFETY: the whole block runs it; the tile's histograms are complete.
                 unsafe {
-                    let slot = device::atomic_add(&raw mut (*row_state(&p, row)).collected, 1);
-                    if slot < p.k {
-                        let at = row as usize * p.k as usize + slot as usize;
-                        *(p.cand_keys as *mut u64).add(at) = selection_key;
-                        *(p.cand_scores as *mut f32).add(at) = s;
-                    }
+                    select::select_step(
+                        histogram(p, row),
+                        row_state(p, row),
+                        pass,
+                        &raw mut (*sync_words(p)).finished[1 + pass as usize],
+                    )
+                };
+            }
+        }
+    }
+}
+
+/// Whether this block finished the tile's last item of the pass (then resets the tile's ticket).
+///
+/// # Safety
+/// All threads of the block call it after their last write for the item.
+unsafe fn last_of_tile(p: &TopkParams, tile: &Tile) -> bool {
+    let flag = static_shared!(LAST_OF_TILE: [u32; 1]);
+    let ticket = (p.tickets as *mut u32).wrapping_add(((tile.kv_row0 / p.rows_per_kv) * p.row_tiles + tile.tile) as usize);
+    // Publish this block's histogram additions before taking a ticket.
+    device::fence_device();
+    // SAFETY: all threads reach the barriers; thread 0 alone writes the flag between them.
+    unsafe {
+        device::sync_threads();
+        if device::thread_idx() == 0 {
+            let last = device::atomic_add(ticket, 1) == p.key_chunks - 1;
+            if last {
+                *ticket = 0;
+            }
+            flag.set(0, last as u32);
+        }
+        device::sync_threads();
+    }
+    // SAFETY: written before the barrier.
+    let last = unsafe { flag.get(0) } != 0;
+    if last {
+        // Acquire the other blocks' additions.
+        device::fence_device();
+    }
+    last
+}
+
+/// Appends every selected key of the tile's rows to its row's candidates, one global atomic per
+/// warp and row.
+///
+/// # Safety
+/// All threads of the block call it after the last radix pass.
+unsafe fn collect_item(p: &TopkParams, tile: Tile, cached_luts: &mut u32) {
+    let states = tile_states(p, &tile);
+    // SAFETY: all threads call it.
+    let luts = unsafe { ensure_luts(p, &tile, cached_luts) };
+    let end = tile.key_end.min(tile.valid_keys(p));
+    let lanes_below = (1u32 << device::lane()) - 1;
+    // Warp-uniform trip count, so that the whole warp takes part in every ballot.
+    let mut base = tile.key0;
+    while base < end {
+        let key = base + device::thread_idx();
+        let active = key < end;
+        // SAFETY: key < n when active; the tables were built before a barrier.
+        let scores = if active { unsafe { score::score_rows(p, &tile, key, luts) } } else { [0.0; MAX_ROWS] };
+        for r in 0..MAX_ROWS {
+            if r >= tile.rows as usize {
+                break;
+            }
+            let selection_key = score::selection_key(scores[r], key, p.metric);
+            let take = active && select::is_selected(selection_key, &states[r]);
+            // SAFETY: the whole warp runs the ballot and the shuffle (uniform trip counts).
+            unsafe {
+                let mask = device::ballot(take);
+                if mask == 0 {
+                    continue;
+                }
+                let row = tile.row0 + r as u32;
+                let leader = mask.trailing_zeros();
+                let mut first = 0;
+                if device::lane() == leader {
+                    first = device::atomic_add(&raw mut (*row_state(p, row)).collected, mask.count_ones());
+                }
+                first = device::shfl_idx(first, leader);
+                let slot = first + (mask & lanes_below).count_ones();
+                // Exactly min(k, valid) keys are selected; the bound only guards a broken state.
+                if take && slot < p.k {
+                    *(p.cand_keys as *mut u64).add(row as usize * p.k as usize + slot as usize) = selection_key;
                 }
             }
         }
-        key += device::block_dim();
+        base += BLOCK_THREADS;
     }
 }
 
-/// Ranks each row's candidates into the requested order and writes the outputs, padding rows
-/// with fewer valid keys than k. Grid `(rows · ceil(k / BLOCK_THREADS))`, no dynamic shared
-/// memory.
+/// The sort key of the requested order, larger first: the selection key for score order; for
+/// index order its halves swapped, so the complemented index leads (a smaller index is larger).
+fn order_key(p: &TopkParams, key: u64) -> u64 {
+    if p.order == Order::ByScore as u32 { key } else { key.rotate_left(32) }
+}
+
+fn from_order_key(p: &TopkParams, key: u64) -> u64 {
+    if p.order == Order::ByScore as u32 { key } else { key.rotate_right(32) }
+}
+
+/// Writes slot `slot` of `row`: the candidate with order key `ordered`, or padding.
 ///
 /// # Safety
-/// As [`pq_collect`], after it.
-#[unsafe(no_mangle)]
-pub unsafe extern "ptx-kernel" fn pq_finalize(p: TopkParams) {
-    let chunks = p.k.div_ceil(pqtopk_abi::BLOCK_THREADS);
-    let row = device::block_idx().0 / chunks;
-    let slot = (device::block_idx().0 % chunks) * pqtopk_abi::BLOCK_THREADS + device::thread_idx();
-    // SAFETY: row < rows; pq_collect has finished on this stream.
-    let count = unsafe { (*row_state(&p, row)).collected }.min(p.k);
-    let base = row as usize * p.k as usize;
-    let by_index = p.order != Order::ByScore as u32;
-    let out_scores =
-        if p.out_scores == 0 { core::ptr::null_mut() } else { (p.out_scores as *mut f32).wrapping_add(base) };
-    // SAFETY: the row's candidate and output ranges hold k entries each.
-    unsafe {
-        select::rank_and_scatter(
-            (p.cand_keys as *const u64).add(base),
-            (p.cand_scores as *const f32).add(base),
-            count,
-            p.k,
-            slot,
-            // The low half of a selection key is the complemented index: larger is a smaller index.
-            |key| if by_index { key & 0xffff_ffff } else { key },
-            score::index_of,
-            score::padding_score(p.metric),
-            (p.out_indices as *mut u32).add(base),
-            out_scores,
-        )
+/// `row < rows`, `slot < k`.
+unsafe fn write_slot(p: &TopkParams, row: u32, slot: u32, ordered: Option<u64>) {
+    let at = row as usize * p.k as usize + slot as usize;
+    let (index, score) = match ordered {
+        Some(ordered) => {
+            let key = from_order_key(p, ordered);
+            (score::index_of(key), score::score_of(key, p.metric))
+        }
+        None => (u32::MAX, score::padding_score(p.metric)),
     };
+    // SAFETY: at < rows·k.
+    unsafe {
+        *(p.out_indices as *mut u32).add(at) = index;
+        if p.out_scores != 0 {
+            *(p.out_scores as *mut f32).add(at) = score;
+        }
+    }
+}
+
+/// Orders each row's candidates into the outputs: sorted in shared memory where they fit,
+/// otherwise ranked against each other from global memory.
+///
+/// # Safety
+/// All threads of every block call it after the collect phase.
+unsafe fn finalize(p: &TopkParams) {
+    let cap = p.sort_capacity as usize;
+    let t = device::thread_idx() as usize;
+    // SAFETY: launched with sort_capacity u64 of shared memory.
+    let buf: Shared<u64> = unsafe { device::dynamic_shared(cap) };
+    let count_of = |row: u32| unsafe { (*row_state(p, row)).collected }.min(p.k);
+    for row in block_items(total_rows(p)) {
+        let count = count_of(row) as usize;
+        let len = count.next_power_of_two();
+        if len > cap {
+            continue;
+        }
+        let cands = (p.cand_keys as *const u64).wrapping_add(row as usize * p.k as usize);
+        // SAFETY: i < count reads written candidates; the barriers order the shared accesses.
+        unsafe {
+            for i in (t..len).step_by(BLOCK_THREADS as usize) {
+                buf.set(i, if i < count { order_key(p, *cands.add(i)) } else { 0 });
+            }
+            device::sync_threads();
+            select::sort_descending(buf, len);
+            for slot in (t..p.k as usize).step_by(BLOCK_THREADS as usize) {
+                write_slot(p, row, slot as u32, (slot < count).then(|| buf.get(slot)));
+            }
+            device::sync_threads();
+        }
+    }
+    let chunks = p.k.div_ceil(BLOCK_THREADS);
+    for item in block_items(total_rows(p) * chunks) {
+        let row = item / chunks;
+        let count = count_of(row);
+        if count.next_power_of_two() as usize <= cap {
+            continue;
+        }
+        let slot = (item % chunks) * BLOCK_THREADS + t as u32;
+        let cands = (p.cand_keys as *const u64).wrapping_add(row as usize * p.k as usize);
+        // SAFETY: slot < count reads a written candidate; all threads call rank_among.
+        unsafe {
+            let mine = (slot < count).then(|| order_key(p, *cands.add(slot as usize)));
+            let rank = select::rank_among(cands, count, mine, |key| order_key(p, key));
+            match mine {
+                Some(_) => write_slot(p, row, rank, mine),
+                None if slot < p.k => write_slot(p, row, slot, None),
+                None => {}
+            }
+        }
+    }
 }
 
 /// Counts codes ≥ c. Grid-stride over `len` codes; any grid.

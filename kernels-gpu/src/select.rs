@@ -44,7 +44,7 @@ pub fn is_selected(key: u64, state: &RowState) -> bool {
     state.fixed_bits == 0 || (key >> (64 - state.fixed_bits)) >= (state.prefix >> (64 - state.fixed_bits))
 }
 
-/// Adds a block's shared histogram into the row's global one and clears the shared one.
+/// Adds a block's shared histogram into the row's global one.
 ///
 /// # Safety
 /// All threads of the block call it after a barrier that follows the last count; `global` holds
@@ -52,28 +52,30 @@ pub fn is_selected(key: u64, state: &RowState) -> bool {
 pub unsafe fn flush_histogram(local: Shared<u32>, global: *mut u32) {
     let mut bin = device::thread_idx();
     while bin < HIST_BINS {
-        // SAFETY: bin < HIST_BINS, and each bin has one thread.
+        // SAFETY: bin < HIST_BINS.
         unsafe {
             let count = local.get(bin as usize);
             if count != 0 {
-                device::atomic_add(global.add(bin as usize), count);
-                local.set(bin as usize, 0);
+                device::atomic_add_no_return(global.add(bin as usize), count);
             }
         }
         bin += device::block_dim();
     }
 }
 
-/// Reads the row's histogram for `pass`, narrows its state to the bin holding the k-th key, and
-/// zeroes the histogram for the next pass. Run by one block of `BLOCK_THREADS` per row.
+/// Reads the row's complete histogram for `pass`, narrows its state to the bin holding the k-th
+/// key, counts the row in `*finished` if that settles it, and zeroes the histogram for the next
+/// pass. Run by one whole block.
 ///
 /// # Safety
 /// All threads of the block call it; `hist` holds `HIST_BINS` u32 and `state` one [`RowState`],
-/// neither touched by other blocks during the launch.
-pub unsafe fn select_step(hist: *mut u32, state: *mut RowState, pass: u32) {
+/// neither touched by other blocks until the next grid barrier; `finished` is a valid counter.
+pub unsafe fn select_step(hist: *mut u32, state: *mut RowState, pass: u32, finished: *mut u32) {
     const PER_THREAD: usize = (HIST_BINS / BLOCK_THREADS) as usize;
-    let above = static_shared!(SELECT_SUFFIX: [u32; BLOCK_THREADS as usize]);
+    let above = static_shared!(SELECT_WARP_SUMS: [u32; (BLOCK_THREADS / device::WARP) as usize]);
     let t = device::thread_idx() as usize;
+    // SAFETY: every thread reaches it; it ends the reads of `above` by an earlier call.
+    unsafe { device::sync_threads() };
     // SAFETY: the row's state is ours; it is written below only after the barrier that ends
     // every thread's read.
     let s = unsafe { *state };
@@ -87,26 +89,35 @@ pub unsafe fn select_step(hist: *mut u32, state: *mut RowState, pass: u32) {
         }
         total += *c;
     }
-    // Inclusive suffix sum over threads: bins above ours hold the better keys.
-    // SAFETY: every thread reaches every barrier; element t is written only by thread t between
-    // barriers, and read by others only after one.
+    // Inclusive suffix sum of the thread totals (bins above ours hold the better keys): within
+    // each warp by shuffles, then across the warps' sums through shared memory.
+    let lane = device::lane();
+    let mut suffix = total;
+    let mut delta = 1;
+    while delta < device::WARP {
+        // SAFETY: the whole warp runs every shuffle.
+        let below = unsafe { device::shfl_down(suffix, delta) };
+        if lane + delta < device::WARP {
+            suffix += below;
+        }
+        delta *= 2;
+    }
+    let warp = t / device::WARP as usize;
+    let warps = BLOCK_THREADS as usize / device::WARP as usize;
+    // SAFETY: every thread reaches the barrier; lane 0 of each warp writes its own slot first.
     unsafe {
-        above.set(t, total);
+        if lane == 0 {
+            above.set(warp, suffix);
+        }
         device::sync_threads();
-        let mut offset = 1;
-        while offset < BLOCK_THREADS as usize {
-            let add = if t + offset < BLOCK_THREADS as usize { above.get(t + offset) } else { 0 };
-            device::sync_threads();
-            above.set(t, above.get(t) + add);
-            device::sync_threads();
-            offset *= 2;
+        for w in warp + 1..warps {
+            suffix += above.get(w);
         }
     }
     if s.done != 0 {
         return;
     }
-    // SAFETY: written before the last barrier.
-    let mut taken = unsafe { above.get(t) } - total;
+    let mut taken = suffix - total;
     let digit = Digit::of_pass(pass);
     for i in (0..PER_THREAD).rev() {
         let count = counts[i];
@@ -123,37 +134,61 @@ pub unsafe fn select_step(hist: *mut u32, state: *mut RowState, pass: u32) {
             };
             // SAFETY: exactly one thread finds the bin; all reads of the state happened before
             // the barriers above.
-            unsafe { *state = next };
+            unsafe {
+                *state = next;
+                if next.done != 0 {
+                    device::atomic_add(finished, 1);
+                }
+            }
         }
         taken += count;
     }
 }
 
-/// Writes the row's `count` collected candidates, ranked, to `out_indices[0..k]` (and
-/// `out_scores` unless null), then pads the slots from `count` on. Thread slot `slot` of the row
-/// ranks its own candidate against all others by `order_key` (descending), tile by tile.
+/// Sorts `keys[..len]` descending in shared memory (bitonic); `len` is a power of two.
 ///
 /// # Safety
-/// All threads of the block call it with the same row; `keys` and `scores` hold `count` entries
-/// with unique order keys; the outputs hold `k` entries.
-#[allow(clippy::too_many_arguments)]
-pub unsafe fn rank_and_scatter(
-    keys: *const u64,
-    scores: *const f32,
-    count: u32,
-    k: u32,
-    slot: u32,
-    order_key: impl Fn(u64) -> u64,
-    index_of: impl Fn(u64) -> u32,
-    padding: f32,
-    out_indices: *mut u32,
-    out_scores: *mut f32,
-) {
+/// All threads of the block call it, after a barrier that follows the last write of `keys`;
+/// `len ≤ keys.len()`. Ends with a barrier.
+pub unsafe fn sort_descending(keys: Shared<u64>, len: usize) {
+    let threads = device::block_dim() as usize;
+    let mut size = 2;
+    while size <= len {
+        let mut stride = size / 2;
+        while stride > 0 {
+            let mut i = device::thread_idx() as usize;
+            while i < len / 2 {
+                // Strides are powers of two: masks instead of divisions.
+                let lo = ((i & !(stride - 1)) << 1) | (i & (stride - 1));
+                let hi = lo + stride;
+                // SAFETY: lo < hi < len; each pair belongs to one thread in this step.
+                unsafe {
+                    let (a, b) = (keys.get(lo), keys.get(hi));
+                    let descending = lo & size == 0;
+                    if (a < b) == descending {
+                        keys.set(lo, b);
+                        keys.set(hi, a);
+                    }
+                }
+                i += threads;
+            }
+            // SAFETY: every thread reaches it.
+            unsafe { device::sync_threads() };
+            stride /= 2;
+        }
+        size *= 2;
+    }
+}
+
+/// The number of `keys[..count]` greater than `mine` (0 for threads with `mine == None`),
+/// comparing tile by tile through shared memory: for rows too large to sort in shared memory.
+///
+/// # Safety
+/// All threads of the block call it with the same `keys` and `count`; `keys` holds `count`
+/// entries.
+pub unsafe fn rank_among(keys: *const u64, count: u32, mine: Option<u64>, order_key: impl Fn(u64) -> u64) -> u32 {
     let tile = static_shared!(RANK_TILE: [u64; BLOCK_THREADS as usize]);
     let t = device::thread_idx();
-    // SAFETY: slot < count is in bounds.
-    let mine = (slot < count).then(|| unsafe { (*keys.add(slot as usize), *scores.add(slot as usize)) });
-    let my_order = mine.map_or(0, |(key, _)| order_key(key));
     let mut rank = 0u32;
     let mut start = 0;
     while start < count {
@@ -163,25 +198,14 @@ pub unsafe fn rank_and_scatter(
                 tile.set(t as usize, order_key(*keys.add((start + t) as usize)));
             }
             device::sync_threads();
-            if mine.is_some() {
+            if let Some(mine) = mine {
                 for i in 0..(count - start).min(BLOCK_THREADS) {
-                    rank += (tile.get(i as usize) > my_order) as u32;
+                    rank += (tile.get(i as usize) > mine) as u32;
                 }
             }
             device::sync_threads();
         }
         start += BLOCK_THREADS;
     }
-    let (at, index, score) = match mine {
-        Some((key, score)) => (rank, index_of(key), score),
-        None if slot < k => (slot, u32::MAX, padding),
-        None => return,
-    };
-    // SAFETY: at < k: ranks of unique keys are a permutation of 0..count, and count ≤ k.
-    unsafe {
-        *out_indices.add(at as usize) = index;
-        if !out_scores.is_null() {
-            *out_scores.add(at as usize) = score;
-        }
-    }
+    rank
 }
