@@ -109,7 +109,7 @@ impl<Q: Element, C: Element> Bench<Q, C> {
         // SAFETY: every buffer belongs to this plan's shapes and lives until the synchronize.
         unsafe { gpu.topk_raw(&self.plan, stream.as_inner(), &buffers)? };
         stream.synchronize()?;
-        let mut points = vec![0u32; pqtopk_abi::TRACE_POINTS];
+        let mut points = [0u32; pqtopk_abi::TRACE_POINTS];
         trace.copy_to(&mut points[..])?;
         Ok(points.iter().map(|&t| if t == 0 { f64::NAN } else { t.wrapping_sub(points[0]) as f64 / 1e3 }).collect())
     }
