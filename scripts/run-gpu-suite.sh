@@ -2,17 +2,19 @@
 # Runs on the GPU machine from inside gpu-bundle/ (built by `cargo xtask gpu-bundle`):
 # the whole test suite, then compute-sanitizer memcheck, racecheck and synccheck on the GPU tests
 # (PQTOPK_QUICK=1 keeps the sweep shapes small enough for the sanitizers).
+# SANITIZERS="memcheck racecheck synccheck" (the default) picks the tools; SKIP_TESTS=1 skips the
+# plain test run.
 set -uo pipefail
 cd "$(dirname "$0")"
 status=0
 nvidia-smi --query-gpu=name,driver_version,memory.total --format=csv,noheader || true
-for t in bin/test-*; do
+[ -n "${SKIP_TESTS:-}" ] || for t in bin/test-*; do
   echo "=== $t"
   "$t" --nocapture --test-threads=4 2>&1 | grep -vE '^\s*$' | grep -E 'test result|cases|FAILED|panicked|SKIPPED|error|device' || true
   "$t" --test-threads=4 >/dev/null 2>&1 || { echo "FAILED: $t"; status=1; }
 done
 if command -v compute-sanitizer >/dev/null; then
-  for tool in memcheck racecheck synccheck; do
+  for tool in ${SANITIZERS:-memcheck racecheck synccheck}; do
     echo "=== compute-sanitizer --tool $tool"
     PQTOPK_QUICK=1 compute-sanitizer --tool "$tool" --error-exitcode 99 bin/test-gpu --test-threads=1 ${SANITIZER_FILTER:-} > "sanitizer-$tool.log" 2>&1
     rc=$?
