@@ -8,18 +8,20 @@ set -uo pipefail
 cd "$(dirname "$0")"
 status=0
 nvidia-smi --query-gpu=name,driver_version,memory.total --format=csv,noheader || true
+logs=${OUT:-.}
 [ -n "${SKIP_TESTS:-}" ] || for t in bin/test-*; do
   echo "=== $t"
-  "$t" --nocapture --test-threads=4 2>&1 | grep -vE '^\s*$' | grep -E 'test result|cases|FAILED|panicked|SKIPPED|error|device' || true
-  "$t" --test-threads=4 >/dev/null 2>&1 || { echo "FAILED: $t"; status=1; }
+  log="$logs/$(basename "$t").log"
+  "$t" --nocapture --test-threads=4 > "$log" 2>&1 || { echo "FAILED: $t"; status=1; }
+  grep -E 'test result|cases|FAILED|panicked|SKIPPED|device' "$log" || true
 done
 if command -v compute-sanitizer >/dev/null; then
   for tool in ${SANITIZERS:-memcheck racecheck synccheck}; do
     echo "=== compute-sanitizer --tool $tool"
-    PQTOPK_QUICK=1 compute-sanitizer --tool "$tool" --error-exitcode 99 bin/test-gpu --test-threads=1 ${SANITIZER_FILTER:-} > "sanitizer-$tool.log" 2>&1
+    PQTOPK_QUICK=1 compute-sanitizer --tool "$tool" --error-exitcode 99 bin/test-gpu --test-threads=1 ${SANITIZER_FILTER:-} > "$logs/sanitizer-$tool.log" 2>&1
     rc=$?
-    grep -E "ERROR SUMMARY|RACECHECK SUMMARY|test result" "sanitizer-$tool.log" | tail -3
-    [ $rc -eq 0 ] || { echo "FAILED: compute-sanitizer $tool (rc $rc)"; tail -30 "sanitizer-$tool.log"; status=1; }
+    grep -E "ERROR SUMMARY|RACECHECK SUMMARY|test result" "$logs/sanitizer-$tool.log" | tail -3
+    [ $rc -eq 0 ] || { echo "FAILED: compute-sanitizer $tool (rc $rc)"; tail -30 "$logs/sanitizer-$tool.log"; status=1; }
   done
 else
   echo "compute-sanitizer not found"; status=1
