@@ -14,12 +14,18 @@ use rand::Rng;
 use rand::rngs::StdRng;
 use std::ffi::c_void;
 use std::io::Write;
+use std::sync::OnceLock;
 use support::{DTYPES, Data, HostData, METRICS, ORDERS, POISON_INDEX, POISON_SCORE_BITS};
 
-/// The device, or `None` after printing why the test is skipped.
-fn gpu(test: &str) -> Option<Gpu> {
-    match Gpu::new(0) {
-        Ok(gpu) => Some(gpu),
+/// The device, shared by all tests and current on this thread, or `None` after printing why the
+/// test is skipped.
+fn gpu(test: &str) -> Option<&'static Gpu> {
+    static GPU: OnceLock<Result<Gpu, Error>> = OnceLock::new();
+    match GPU.get_or_init(|| Gpu::new(0)) {
+        Ok(gpu) => {
+            gpu.make_current().unwrap();
+            Some(gpu)
+        }
         Err(Error::NoDevice(reason)) => {
             // Straight to the stream, past libtest's capture, so the reason shows in every run.
             let _ = writeln!(std::io::stderr(), "SKIPPED {test}: no CUDA device ({reason})");
@@ -68,7 +74,7 @@ fn smoke_block_reduction_through_static_shared_array() {
     let d_in = DeviceBuffer::from_slice(&input).unwrap();
     let d_out = DeviceBuffer::from_slice(&vec![POISON_INDEX; blocks]).unwrap();
     let s = stream();
-    launch_smoke(&gpu, &s, "smoke_block_sum", blocks as u32, 0, smoke_params(&d_in, &d_out, n, 0));
+    launch_smoke(gpu, &s, "smoke_block_sum", blocks as u32, 0, smoke_params(&d_in, &d_out, n, 0));
     let mut out = vec![0u32; blocks];
     d_out.copy_to(&mut out[..]).unwrap();
     let want: Vec<u32> = input.chunks(256).map(|c| c.iter().fold(0u32, |a, &x| a.wrapping_add(x))).collect();
@@ -85,7 +91,7 @@ fn smoke_warp_shuffles_and_votes() {
     let d_in = DeviceBuffer::from_slice(&input).unwrap();
     let d_out = DeviceBuffer::from_slice(&vec![POISON_INDEX; blocks * 8 * 4]).unwrap();
     let s = stream();
-    launch_smoke(&gpu, &s, "smoke_warp", blocks as u32, 0, smoke_params(&d_in, &d_out, n, 0));
+    launch_smoke(gpu, &s, "smoke_warp", blocks as u32, 0, smoke_params(&d_in, &d_out, n, 0));
     let mut out = vec![0u32; blocks * 8 * 4];
     d_out.copy_to(&mut out[..]).unwrap();
     let mut padded = input.clone();
@@ -107,7 +113,7 @@ fn smoke_atomics_global_and_shared() {
     let d_in = DeviceBuffer::from_slice(&input).unwrap();
     let d_out = DeviceBuffer::from_slice(&vec![0u32; 2 * bins as usize + 1]).unwrap();
     let s = stream();
-    launch_smoke(&gpu, &s, "smoke_atomics", blocks as u32, bins * 4, smoke_params(&d_in, &d_out, n, bins));
+    launch_smoke(gpu, &s, "smoke_atomics", blocks as u32, bins * 4, smoke_params(&d_in, &d_out, n, bins));
     let mut out = vec![0u32; 2 * bins as usize + 1];
     d_out.copy_to(&mut out[..]).unwrap();
     let mut hist = vec![0u32; bins as usize];
@@ -129,7 +135,7 @@ fn smoke_dynamic_shared_memory_and_wide_loads() {
     let d_in = DeviceBuffer::from_slice(&input).unwrap();
     let d_out = DeviceBuffer::from_slice(&vec![POISON_INDEX; n + 4 * blocks]).unwrap();
     let s = stream();
-    launch_smoke(&gpu, &s, "smoke_dynamic_shared", blocks as u32, 256 * 4, smoke_params(&d_in, &d_out, n, 0));
+    launch_smoke(gpu, &s, "smoke_dynamic_shared", blocks as u32, 256 * 4, smoke_params(&d_in, &d_out, n, 0));
     let mut out = vec![0u32; n + 4 * blocks];
     d_out.copy_to(&mut out[..]).unwrap();
     for (b, chunk) in input.chunks(256).enumerate() {
@@ -222,7 +228,7 @@ fn sweep_dtypes_metrics_group_and_orders() {
                             .with_metric(metric)
                             .with_group(group)
                             .with_order(order);
-                        rows += check_case(&gpu, &mut rng, &p, Data::Random, cases % 2 == 1);
+                        rows += check_case(gpu, &mut rng, &p, Data::Random, cases % 2 == 1);
                         cases += 1;
                     }
                 }
@@ -249,7 +255,7 @@ fn sweep_k_and_n() {
                 .with_metric(metric)
                 .with_order(order)
                 .with_group(i % 4 == 3);
-            rows += check_case(&gpu, &mut rng, &p, Data::Random, false);
+            rows += check_case(gpu, &mut rng, &p, Data::Random, false);
             cases += 1;
         }
     }
@@ -268,7 +274,7 @@ fn sweep_m_c_d() {
                     .with_metric(METRICS[cases % 2])
                     .with_dtypes(DTYPES[cases % 3], DTYPES[(cases / 3) % 3])
                     .with_group(cases % 5 == 0);
-                rows += check_case(&gpu, &mut rng, &p, Data::Random, false);
+                rows += check_case(gpu, &mut rng, &p, Data::Random, false);
                 cases += 1;
             }
         }
@@ -287,7 +293,7 @@ fn sweep_group_sizes_and_query_lengths() {
                 let p = Problem::new(2, 2 * g, 2, sq, 128, 16, 256, 2500, 300)
                     .with_group(group)
                     .with_metric(METRICS[cases % 2]);
-                rows += check_case(&gpu, &mut rng, &p, Data::Random, cases % 3 == 0);
+                rows += check_case(gpu, &mut rng, &p, Data::Random, cases % 3 == 0);
                 cases += 1;
             }
         }
@@ -303,7 +309,7 @@ fn ragged_valid_lengths_pad_short_rows() {
     for (n, k) in [(3000, 100), (500, 499), (5000, 2049), (64, 64)] {
         for metric in METRICS {
             let p = Problem::new(8, 4, 2, 2, 64, 8, 256, n, k).with_metric(metric).with_order(ORDERS[cases % 3]);
-            rows += check_case(&gpu, &mut rng, &p, Data::Random, true);
+            rows += check_case(gpu, &mut rng, &p, Data::Random, true);
             cases += 1;
         }
     }
@@ -322,7 +328,7 @@ fn exact_ties_break_toward_smaller_index() {
                 .with_order(ORDERS[i % 3])
                 .with_dtypes(DType::F32, DType::F32);
             let host: HostData<f32, f32> = support::draw(&mut rng, &p, Data::Ties, false);
-            let run = run_on_gpu(&gpu, &p, &host, false, true);
+            let run = run_on_gpu(gpu, &p, &host, false, true);
             support::check(&p, &host, &run.indices, Some(&run.scores));
             let want = pqtopk::reference::topk(&p, &host.inputs()).unwrap();
             assert_eq!(run.indices, want.indices, "{p:?}: ties must resolve exactly as the reference");
@@ -342,7 +348,7 @@ fn nan_and_infinities_in_inputs() {
                     .with_metric(metric)
                     .with_dtypes(q, cb)
                     .with_order(ORDERS[cases % 3]);
-                rows += check_case(&gpu, &mut rng, &p, Data::Special, false);
+                rows += check_case(gpu, &mut rng, &p, Data::Special, false);
                 cases += 1;
             }
         }
@@ -357,9 +363,9 @@ fn results_are_bit_identical_across_runs() {
     let p = Problem::new(2, 8, 2, 2, 128, 16, 256, if quick() { 3000 } else { 31872 }, 1000)
         .with_dtypes(DType::F16, DType::F16);
     let host: HostData<f16, f16> = support::draw(&mut rng, &p, Data::Random, false);
-    let first = run_on_gpu(&gpu, &p, &host, false, true);
+    let first = run_on_gpu(gpu, &p, &host, false, true);
     for _ in 0..3 {
-        let again = run_on_gpu(&gpu, &p, &host, false, true);
+        let again = run_on_gpu(gpu, &p, &host, false, true);
         assert_eq!(first.indices, again.indices);
         assert_eq!(
             first.scores.iter().map(|s| s.to_bits()).collect::<Vec<_>>(),
@@ -374,7 +380,7 @@ fn indices_only_and_allocating_form() {
     let mut rng = support::rng("indices_only");
     let p = Problem::new(1, 4, 1, 1, 64, 8, 32, 900, 40).with_order(Order::ByIndex).with_metric(Metric::L2);
     let host: HostData<f16, f16> = support::draw(&mut rng, &p, Data::Random, false);
-    let only = run_on_gpu(&gpu, &p, &host, false, false);
+    let only = run_on_gpu(gpu, &p, &host, false, false);
     support::check(&p, &host, &only.indices, None);
     let s = stream();
     let (q, cb, codes) = (
@@ -393,8 +399,9 @@ fn indices_only_and_allocating_form() {
 
 #[test]
 fn every_device_in_the_process() {
-    let Some(first) = gpu("every_device") else { return };
-    drop(first);
+    if gpu("every_device").is_none() {
+        return;
+    }
     let mut rng = support::rng("every_device");
     let count = Gpu::device_count().unwrap();
     let gpus: Vec<Gpu> = (0..count).map(|o| Gpu::new(o).unwrap()).collect();
@@ -511,7 +518,7 @@ fn codes_out_of_range_are_reported_and_never_read_out_of_bounds() {
     let codes = DeviceBuffer::from_slice(&host.codes).unwrap();
     assert_eq!(gpu.check_codes(&s, &codes, p.c), Err(Error::CodeOutOfRange { count: bad, c: p.c as u32 }));
     // The unchecked path still runs inside its buffers (compute-sanitizer watches this one).
-    let run = run_on_gpu(&gpu, &p, &host, false, true);
+    let run = run_on_gpu(gpu, &p, &host, false, true);
     assert!(run.indices.iter().all(|&i| (i as usize) < p.n));
 }
 

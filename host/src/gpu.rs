@@ -35,6 +35,13 @@ pub struct Gpu {
     multiprocessors: usize,
 }
 
+// SAFETY: a Gpu holds driver handles (context, module) that are never mutated after creation;
+// the driver API is thread-safe, and every method makes the context current on the calling
+// thread before it uses them. Per-call state lives in the caller's buffers and streams.
+unsafe impl Send for Gpu {}
+// SAFETY: as above; `&self` methods touch no shared mutable state of the Gpu.
+unsafe impl Sync for Gpu {}
+
 impl std::fmt::Debug for Gpu {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("Gpu")
