@@ -542,7 +542,7 @@ fn captured_in_a_cuda_graph_and_replayed_on_new_inputs() {
     // buffers above, which outlive it.
     unsafe {
         assert_eq!(
-            sys::cuStreamBeginCapture_v2(s.as_inner(), sys::CUstreamCaptureMode::CU_STREAM_CAPTURE_MODE_THREAD_LOCAL),
+            sys::cuStreamBeginCapture_v2(s.as_inner(), sys::CUstreamCaptureMode::CU_STREAM_CAPTURE_MODE_RELAXED),
             sys::CUresult::CUDA_SUCCESS
         );
         let inputs = Inputs { queries: &queries, codebooks: &codebooks, codes: &codes, n_valid: None };

@@ -161,8 +161,12 @@ unsafe fn ensure_luts(p: &TopkParams, tile: &Tile, cached: &mut u32) -> Shared<f
     // SAFETY: launched with at least rows_per_block lookup tables of shared memory.
     let luts = unsafe { device::dynamic_shared::<f32>(p.rows_per_block as usize * score::lut_len(p)) };
     if *cached != tile.row0 {
-        // SAFETY: every thread calls it; the shapes were validated by the host.
-        unsafe { score::build_luts(p, tile, luts) };
+        // SAFETY: every thread calls it; the first barrier ends every read of the tables this
+        // block built for its previous item, the shapes were validated by the host.
+        unsafe {
+            device::sync_threads();
+            score::build_luts(p, tile, luts)
+        };
         *cached = tile.row0;
     }
     luts
