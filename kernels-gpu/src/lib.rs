@@ -224,14 +224,28 @@ unsafe fn histogram_item(p: &TopkParams, tile: Tile, pass: u32, cached_luts: &mu
     }
     // SAFETY: all threads call it; the ticket and row buffers belong to this tile.
     if unsafe { last_of_tile(p, &tile) } {
+        // Pull the tile's complete histograms into shared memory, all loads in flight at once,
+        // and leave the global ones zero for the next pass.
         for r in 0..tile.rows {
             if states[r as usize].done == 0 {
-                let row = tile.row0 + r;
-                // SAFETY: the whole block runs it; the tile's histograms are complete.
+                let global = histogram(p, tile.row0 + r);
+                for bin in (t..HIST_BINS as usize).step_by(BLOCK_THREADS as usize) {
+                    // SAFETY: bin < HIST_BINS; the shared slot has this one writer.
+                    unsafe {
+                        hists.set(r as usize * HIST_BINS as usize + bin, *global.add(bin));
+                        *global.add(bin) = 0;
+                    }
+                }
+            }
+        }
+        for r in 0..tile.rows {
+            if states[r as usize].done == 0 {
+                // SAFETY: the whole block runs it; select_step's first barrier orders the copies.
                 unsafe {
                     select::select_step(
-                        histogram(p, row),
-                        row_state(p, row),
+                        hists.sub((r * HIST_BINS) as usize, HIST_BINS as usize),
+                        states[r as usize],
+                        row_state(p, tile.row0 + r),
                         pass,
                         &raw mut (*sync_words(p)).finished[1 + pass as usize],
                     )

@@ -179,27 +179,49 @@ unsafe fn build_luts_typed<Q: Element, C: Element>(p: &TopkParams, tile: &Tile, 
     }
     let head_stride = p.sq as usize * d;
     let vector = ds % 4 == 0;
+    let width = if vector { 4 } else { 1 };
+    let threads = device::block_dim() as usize;
+    // Each thread takes PAIRS (j, code) pairs at a time, so that their centroid loads (from L2)
+    // are in flight together rather than one round trip after another.
+    const PAIRS: usize = 4;
     // u32 index math: a 64-bit division is a long software routine on the GPU.
-    let mut e = device::thread_idx();
-    while (e as usize) < per_row {
-        let (j, code) = ((e / p.c) as usize, (e % p.c) as usize);
-        let centroid = ((tile.kv_head as usize * p.m as usize + j) * c + code) * ds;
-        let mut acc = [0.0f32; MAX_ROWS_PER_BLOCK as usize];
+    let mut first = device::thread_idx() as usize;
+    while first < per_row {
+        let mut centroid = [0usize; PAIRS];
+        let mut query_col = [0usize; PAIRS];
+        for (k, (cen, col)) in centroid.iter_mut().zip(query_col.iter_mut()).enumerate() {
+            let e = (first + k * threads).min(per_row - 1) as u32;
+            let (j, code) = ((e / p.c) as usize, (e % p.c) as usize);
+            *cen = ((tile.kv_head as usize * p.m as usize + j) * c + code) * ds;
+            *col = j * ds;
+        }
+        let mut acc = [[0.0f32; MAX_ROWS_PER_BLOCK as usize]; PAIRS];
         let mut t = 0;
         while t < ds {
-            let width = if vector { 4 } else { 1 };
-            // SAFETY: the centroid's ds elements lie inside the codebooks; vector loads only
-            // when ds % 4 == 0, so offsets are multiples of 4.
-            let cv = unsafe { if vector { C::load4(p.codebooks, centroid + t) } else { [C::load(p.codebooks, centroid + t), 0.0, 0.0, 0.0] } };
-            for (r, a) in acc.iter_mut().enumerate() {
-                if r < tile.rows as usize {
-                    for head in 0..heads as usize {
-                        let q = query_row[r] + head * head_stride + j * ds + t;
+            let mut cv = [[0.0f32; 4]; PAIRS];
+            for (k, v) in cv.iter_mut().enumerate() {
+                // SAFETY: the centroid's ds elements lie inside the codebooks; vector loads only
+                // when ds % 4 == 0, so offsets are multiples of 4.
+                *v = unsafe {
+                    if vector {
+                        C::load4(p.codebooks, centroid[k] + t)
+                    } else {
+                        [C::load(p.codebooks, centroid[k] + t), 0.0, 0.0, 0.0]
+                    }
+                };
+            }
+            for r in 0..MAX_ROWS_PER_BLOCK as usize {
+                if r >= tile.rows as usize {
+                    break;
+                }
+                for head in 0..heads as usize {
+                    for k in 0..PAIRS {
+                        let q = query_row[r] + head * head_stride + query_col[k] + t;
                         // SAFETY: inside the queries tensor; d = m·ds, so q % 4 == 0 when vector.
                         let qv = unsafe { if vector { Q::load4(p.queries, q) } else { [Q::load(p.queries, q), 0.0, 0.0, 0.0] } };
                         for u in 0..4 {
                             if u < width {
-                                *a += partial(qv[u], cv[u]);
+                                acc[k][r] += partial(qv[u], cv[k][u]);
                             }
                         }
                     }
@@ -207,13 +229,17 @@ unsafe fn build_luts_typed<Q: Element, C: Element>(p: &TopkParams, tile: &Tile, 
             }
             t += width;
         }
-        for (r, &a) in acc.iter().enumerate() {
-            if r < tile.rows as usize {
-                // SAFETY: r·per_row + e < rows·per_row ≤ lut.len(); each element has one writer.
-                unsafe { lut.set(r * per_row + e as usize, a) };
+        for (k, acc) in acc.iter().enumerate() {
+            let e = first + k * threads;
+            for (r, &a) in acc.iter().enumerate() {
+                if e < per_row && r < tile.rows as usize {
+                    // SAFETY: r·per_row + e < rows·per_row ≤ lut.len(); each element has one
+                    // writer.
+                    unsafe { lut.set(r * per_row + e, a) };
+                }
             }
         }
-        e += device::block_dim();
+        first += PAIRS * threads;
     }
 }
 

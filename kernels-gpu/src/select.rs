@@ -63,30 +63,25 @@ pub unsafe fn flush_histogram(local: Shared<u32>, global: *mut u32) {
     }
 }
 
-/// Reads the row's complete histogram for `pass`, narrows its state to the bin holding the k-th
-/// key, counts the row in `*finished` if that settles it, and zeroes the histogram for the next
-/// pass. Run by one whole block.
+/// Narrows a row's state `s` (as of the start of `pass`) to the bin of `bins`, the row's complete
+/// histogram for `pass`, that holds the k-th key; writes the new state to `*state` and counts the
+/// row in `*finished` if that settles it. Run by one whole block.
 ///
 /// # Safety
-/// All threads of the block call it; `hist` holds `HIST_BINS` u32 and `state` one [`RowState`],
-/// neither touched by other blocks until the next grid barrier; `finished` is a valid counter.
-pub unsafe fn select_step(hist: *mut u32, state: *mut RowState, pass: u32, finished: *mut u32) {
+/// All threads of the block call it; `bins` holds `HIST_BINS` counts written before the last
+/// barrier; `state` and `finished` are valid, and no other block touches `*state` until the next
+/// grid barrier.
+pub unsafe fn select_step(bins: Shared<u32>, s: RowState, state: *mut RowState, pass: u32, finished: *mut u32) {
     const PER_THREAD: usize = (HIST_BINS / BLOCK_THREADS) as usize;
     let above = static_shared!(SELECT_WARP_SUMS: [u32; (BLOCK_THREADS / device::WARP) as usize]);
     let t = device::thread_idx() as usize;
     // SAFETY: every thread reaches it; it ends the reads of `above` by an earlier call.
     unsafe { device::sync_threads() };
-    // SAFETY: the row's state is ours; it is written below only after the barrier that ends
-    // every thread's read.
-    let s = unsafe { *state };
     let mut counts = [0u32; PER_THREAD];
     let mut total = 0;
     for (i, c) in counts.iter_mut().enumerate() {
-        // SAFETY: t·PER_THREAD + i < HIST_BINS.
-        unsafe {
-            *c = *hist.add(t * PER_THREAD + i);
-            *hist.add(t * PER_THREAD + i) = 0;
-        }
+        // SAFETY: t·PER_THREAD + i < HIST_BINS; written before the caller's barrier.
+        *c = unsafe { bins.get(t * PER_THREAD + i) };
         total += *c;
     }
     // Inclusive suffix sum of the thread totals (bins above ours hold the better keys): within
@@ -132,8 +127,7 @@ pub unsafe fn select_step(hist: *mut u32, state: *mut RowState, pass: u32, finis
                 done: (remaining == count) as u32,
                 collected: 0,
             };
-            // SAFETY: exactly one thread finds the bin; all reads of the state happened before
-            // the barriers above.
+            // SAFETY: exactly one thread finds the bin; the state is this block's to write.
             unsafe {
                 *state = next;
                 if next.done != 0 {
