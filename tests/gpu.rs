@@ -14,17 +14,47 @@ use rand::Rng;
 use rand::rngs::StdRng;
 use std::ffi::c_void;
 use std::io::Write;
-use std::sync::OnceLock;
+use std::sync::{OnceLock, RwLock, RwLockReadGuard, RwLockWriteGuard};
 use support::{DTYPES, Data, HostData, METRICS, ORDERS, POISON_INDEX, POISON_SCORE_BITS};
 
-/// The device, shared by all tests and current on this thread, or `None` after printing why the
-/// test is skipped.
-fn gpu(test: &str) -> Option<&'static Gpu> {
+/// The device, shared by all tests and current on this thread. Tests hold it shared; the graph
+/// test holds it alone, because a stream capture is invalidated by what other threads do
+/// meanwhile (`cuMemFree` synchronizes the whole device).
+struct Device {
+    gpu: &'static Gpu,
+    _guard: Guard,
+}
+
+enum Guard {
+    Shared(#[allow(dead_code)] RwLockReadGuard<'static, ()>),
+    Exclusive(#[allow(dead_code)] RwLockWriteGuard<'static, ()>),
+}
+
+impl std::ops::Deref for Device {
+    type Target = Gpu;
+    fn deref(&self) -> &Gpu {
+        self.gpu
+    }
+}
+
+static EXCLUSIVE: RwLock<()> = RwLock::new(());
+
+/// The device, or `None` after printing why the test is skipped.
+fn gpu(test: &str) -> Option<Device> {
+    open_device(test, || Guard::Shared(EXCLUSIVE.read().unwrap_or_else(|e| e.into_inner())))
+}
+
+fn gpu_alone(test: &str) -> Option<Device> {
+    open_device(test, || Guard::Exclusive(EXCLUSIVE.write().unwrap_or_else(|e| e.into_inner())))
+}
+
+fn open_device(test: &str, guard: impl FnOnce() -> Guard) -> Option<Device> {
     static GPU: OnceLock<Result<Gpu, Error>> = OnceLock::new();
     match GPU.get_or_init(|| Gpu::new(0)) {
         Ok(gpu) => {
+            let guard = guard();
             gpu.make_current().unwrap();
-            Some(gpu)
+            Some(Device { gpu, _guard: guard })
         }
         Err(Error::NoDevice(reason)) => {
             // Straight to the stream, past libtest's capture, so the reason shows in every run.
@@ -74,7 +104,7 @@ fn smoke_block_reduction_through_static_shared_array() {
     let d_in = DeviceBuffer::from_slice(&input).unwrap();
     let d_out = DeviceBuffer::from_slice(&vec![POISON_INDEX; blocks]).unwrap();
     let s = stream();
-    launch_smoke(gpu, &s, "smoke_block_sum", blocks as u32, 0, smoke_params(&d_in, &d_out, n, 0));
+    launch_smoke(&gpu, &s, "smoke_block_sum", blocks as u32, 0, smoke_params(&d_in, &d_out, n, 0));
     let mut out = vec![0u32; blocks];
     d_out.copy_to(&mut out[..]).unwrap();
     let want: Vec<u32> = input.chunks(256).map(|c| c.iter().fold(0u32, |a, &x| a.wrapping_add(x))).collect();
@@ -91,7 +121,7 @@ fn smoke_warp_shuffles_and_votes() {
     let d_in = DeviceBuffer::from_slice(&input).unwrap();
     let d_out = DeviceBuffer::from_slice(&vec![POISON_INDEX; blocks * 8 * 4]).unwrap();
     let s = stream();
-    launch_smoke(gpu, &s, "smoke_warp", blocks as u32, 0, smoke_params(&d_in, &d_out, n, 0));
+    launch_smoke(&gpu, &s, "smoke_warp", blocks as u32, 0, smoke_params(&d_in, &d_out, n, 0));
     let mut out = vec![0u32; blocks * 8 * 4];
     d_out.copy_to(&mut out[..]).unwrap();
     let mut padded = input.clone();
@@ -113,7 +143,7 @@ fn smoke_atomics_global_and_shared() {
     let d_in = DeviceBuffer::from_slice(&input).unwrap();
     let d_out = DeviceBuffer::from_slice(&vec![0u32; 2 * bins as usize + 1]).unwrap();
     let s = stream();
-    launch_smoke(gpu, &s, "smoke_atomics", blocks as u32, bins * 4, smoke_params(&d_in, &d_out, n, bins));
+    launch_smoke(&gpu, &s, "smoke_atomics", blocks as u32, bins * 4, smoke_params(&d_in, &d_out, n, bins));
     let mut out = vec![0u32; 2 * bins as usize + 1];
     d_out.copy_to(&mut out[..]).unwrap();
     let mut hist = vec![0u32; bins as usize];
@@ -135,7 +165,7 @@ fn smoke_dynamic_shared_memory_and_wide_loads() {
     let d_in = DeviceBuffer::from_slice(&input).unwrap();
     let d_out = DeviceBuffer::from_slice(&vec![POISON_INDEX; n + 4 * blocks]).unwrap();
     let s = stream();
-    launch_smoke(gpu, &s, "smoke_dynamic_shared", blocks as u32, 256 * 4, smoke_params(&d_in, &d_out, n, 0));
+    launch_smoke(&gpu, &s, "smoke_dynamic_shared", blocks as u32, 256 * 4, smoke_params(&d_in, &d_out, n, 0));
     let mut out = vec![0u32; n + 4 * blocks];
     d_out.copy_to(&mut out[..]).unwrap();
     for (b, chunk) in input.chunks(256).enumerate() {
@@ -188,7 +218,7 @@ fn run_on_gpu<Q: Element, C: Element>(
 
 fn case<Q: Element, C: Element>(gpu: &Gpu, rng: &mut StdRng, p: &Problem, data: Data, ragged: bool) -> usize {
     let host: HostData<Q, C> = support::draw(rng, p, data, ragged);
-    let run = run_on_gpu(gpu, p, &host, rng.r#gen(), true);
+    let run = run_on_gpu(&gpu, p, &host, rng.r#gen(), true);
     support::check(p, &host, &run.indices, Some(&run.scores))
 }
 
@@ -228,7 +258,7 @@ fn sweep_dtypes_metrics_group_and_orders() {
                             .with_metric(metric)
                             .with_group(group)
                             .with_order(order);
-                        rows += check_case(gpu, &mut rng, &p, Data::Random, cases % 2 == 1);
+                        rows += check_case(&gpu, &mut rng, &p, Data::Random, cases % 2 == 1);
                         cases += 1;
                     }
                 }
@@ -255,7 +285,7 @@ fn sweep_k_and_n() {
                 .with_metric(metric)
                 .with_order(order)
                 .with_group(i % 4 == 3);
-            rows += check_case(gpu, &mut rng, &p, Data::Random, false);
+            rows += check_case(&gpu, &mut rng, &p, Data::Random, false);
             cases += 1;
         }
     }
@@ -274,7 +304,7 @@ fn sweep_m_c_d() {
                     .with_metric(METRICS[cases % 2])
                     .with_dtypes(DTYPES[cases % 3], DTYPES[(cases / 3) % 3])
                     .with_group(cases % 5 == 0);
-                rows += check_case(gpu, &mut rng, &p, Data::Random, false);
+                rows += check_case(&gpu, &mut rng, &p, Data::Random, false);
                 cases += 1;
             }
         }
@@ -293,7 +323,7 @@ fn sweep_group_sizes_and_query_lengths() {
                 let p = Problem::new(2, 2 * g, 2, sq, 128, 16, 256, 2500, 300)
                     .with_group(group)
                     .with_metric(METRICS[cases % 2]);
-                rows += check_case(gpu, &mut rng, &p, Data::Random, cases % 3 == 0);
+                rows += check_case(&gpu, &mut rng, &p, Data::Random, cases % 3 == 0);
                 cases += 1;
             }
         }
@@ -309,7 +339,7 @@ fn ragged_valid_lengths_pad_short_rows() {
     for (n, k) in [(3000, 100), (500, 499), (5000, 2049), (64, 64)] {
         for metric in METRICS {
             let p = Problem::new(8, 4, 2, 2, 64, 8, 256, n, k).with_metric(metric).with_order(ORDERS[cases % 3]);
-            rows += check_case(gpu, &mut rng, &p, Data::Random, true);
+            rows += check_case(&gpu, &mut rng, &p, Data::Random, true);
             cases += 1;
         }
     }
@@ -328,7 +358,7 @@ fn exact_ties_break_toward_smaller_index() {
                 .with_order(ORDERS[i % 3])
                 .with_dtypes(DType::F32, DType::F32);
             let host: HostData<f32, f32> = support::draw(&mut rng, &p, Data::Ties, false);
-            let run = run_on_gpu(gpu, &p, &host, false, true);
+            let run = run_on_gpu(&gpu, &p, &host, false, true);
             support::check(&p, &host, &run.indices, Some(&run.scores));
             let want = pqtopk::reference::topk(&p, &host.inputs()).unwrap();
             assert_eq!(run.indices, want.indices, "{p:?}: ties must resolve exactly as the reference");
@@ -348,7 +378,7 @@ fn nan_and_infinities_in_inputs() {
                     .with_metric(metric)
                     .with_dtypes(q, cb)
                     .with_order(ORDERS[cases % 3]);
-                rows += check_case(gpu, &mut rng, &p, Data::Special, false);
+                rows += check_case(&gpu, &mut rng, &p, Data::Special, false);
                 cases += 1;
             }
         }
@@ -363,9 +393,9 @@ fn results_are_bit_identical_across_runs() {
     let p = Problem::new(2, 8, 2, 2, 128, 16, 256, if quick() { 3000 } else { 31872 }, 1000)
         .with_dtypes(DType::F16, DType::F16);
     let host: HostData<f16, f16> = support::draw(&mut rng, &p, Data::Random, false);
-    let first = run_on_gpu(gpu, &p, &host, false, true);
+    let first = run_on_gpu(&gpu, &p, &host, false, true);
     for _ in 0..3 {
-        let again = run_on_gpu(gpu, &p, &host, false, true);
+        let again = run_on_gpu(&gpu, &p, &host, false, true);
         assert_eq!(first.indices, again.indices);
         assert_eq!(
             first.scores.iter().map(|s| s.to_bits()).collect::<Vec<_>>(),
@@ -380,7 +410,7 @@ fn indices_only_and_allocating_form() {
     let mut rng = support::rng("indices_only");
     let p = Problem::new(1, 4, 1, 1, 64, 8, 32, 900, 40).with_order(Order::ByIndex).with_metric(Metric::L2);
     let host: HostData<f16, f16> = support::draw(&mut rng, &p, Data::Random, false);
-    let only = run_on_gpu(gpu, &p, &host, false, false);
+    let only = run_on_gpu(&gpu, &p, &host, false, false);
     support::check(&p, &host, &only.indices, None);
     let s = stream();
     let (q, cb, codes) = (
@@ -408,7 +438,7 @@ fn every_device_in_the_process() {
     for gpu in &gpus {
         gpu.make_current().unwrap();
         let p = Problem::new(1, 4, 2, 1, 64, 8, 64, 777, 20);
-        check_case(gpu, &mut rng, &p, Data::Random, false);
+        check_case(&gpu, &mut rng, &p, Data::Random, false);
     }
     println!("every_device_in_the_process: {count} device(s)");
 }
@@ -518,14 +548,14 @@ fn codes_out_of_range_are_reported_and_never_read_out_of_bounds() {
     let codes = DeviceBuffer::from_slice(&host.codes).unwrap();
     assert_eq!(gpu.check_codes(&s, &codes, p.c), Err(Error::CodeOutOfRange { count: bad, c: p.c as u32 }));
     // The unchecked path still runs inside its buffers (compute-sanitizer watches this one).
-    let run = run_on_gpu(gpu, &p, &host, false, true);
+    let run = run_on_gpu(&gpu, &p, &host, false, true);
     assert!(run.indices.iter().all(|&i| (i as usize) < p.n));
 }
 
 #[test]
 fn captured_in_a_cuda_graph_and_replayed_on_new_inputs() {
     use cust::sys;
-    let Some(gpu) = gpu("graph") else { return };
+    let Some(gpu) = gpu_alone("graph") else { return };
     let mut rng = support::rng("graph");
     let p = Problem::new(1, 8, 2, 2, 128, 16, 256, 4000, 300).with_dtypes(DType::F16, DType::F16);
     let plan = gpu.plan(&p).unwrap();
