@@ -218,7 +218,7 @@ fn run_on_gpu<Q: Element, C: Element>(
 
 fn case<Q: Element, C: Element>(gpu: &Gpu, rng: &mut StdRng, p: &Problem, data: Data, ragged: bool) -> usize {
     let host: HostData<Q, C> = support::draw(rng, p, data, ragged);
-    let run = run_on_gpu(&gpu, p, &host, rng.r#gen(), true);
+    let run = run_on_gpu(gpu, p, &host, rng.r#gen(), true);
     support::check(p, &host, &run.indices, Some(&run.scores))
 }
 
@@ -438,7 +438,7 @@ fn every_device_in_the_process() {
     for gpu in &gpus {
         gpu.make_current().unwrap();
         let p = Problem::new(1, 4, 2, 1, 64, 8, 64, 777, 20);
-        check_case(&gpu, &mut rng, &p, Data::Random, false);
+        check_case(gpu, &mut rng, &p, Data::Random, false);
     }
     println!("every_device_in_the_process: {count} device(s)");
 }
