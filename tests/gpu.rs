@@ -472,56 +472,22 @@ fn bad_buffers_are_rejected_before_launch() {
         e => panic!("unexpected error {e}"),
     };
     let ok = Inputs { queries: &q, codebooks: &cb, codes: &codes, n_valid: None };
-    let err = gpu
-        .topk_into(
-            &plan,
-            &s,
-            &Inputs { queries: &q_short, ..ok },
-            &mut Outputs { indices: &mut idx, scores: None },
-            &mut ws,
-        )
-        .unwrap_err();
-    assert_eq!(name(err), "queries");
-    let err = gpu
-        .topk_into(
-            &plan,
-            &s,
-            &Inputs { codes: &codes_long, ..ok },
-            &mut Outputs { indices: &mut idx, scores: None },
-            &mut ws,
-        )
-        .unwrap_err();
-    assert_eq!(name(err), "codes");
-    let err = gpu
-        .topk_into(
-            &plan,
-            &s,
-            &Inputs { n_valid: Some(ValidLengths::Host(&too_long)), ..ok },
-            &mut Outputs { indices: &mut idx, scores: None },
-            &mut ws,
-        )
-        .unwrap_err();
-    assert_eq!(name(err), "n_valid");
-    let err = gpu
-        .topk_into(
-            &plan,
-            &s,
-            &Inputs { n_valid: Some(ValidLengths::Host(&wrong_count)), ..ok },
-            &mut Outputs { indices: &mut idx, scores: None },
-            &mut ws,
-        )
-        .unwrap_err();
-    assert_eq!(name(err), "n_valid");
-    let err =
-        gpu.topk_into(&plan, &s, &ok, &mut Outputs { indices: &mut idx_short, scores: None }, &mut ws).unwrap_err();
-    assert_eq!(name(err), "indices");
-    let err = gpu
-        .topk_into(&plan, &s, &ok, &mut Outputs { indices: &mut idx, scores: Some(&mut scores_short) }, &mut ws)
-        .unwrap_err();
-    assert_eq!(name(err), "scores");
-    let err =
-        gpu.topk_into(&plan, &s, &ok, &mut Outputs { indices: &mut idx, scores: None }, &mut ws_short).unwrap_err();
-    assert_eq!(name(err), "workspace");
+    // The argument a call rejects, before any launch.
+    let rejected = |inputs: &Inputs<'_, f16, f16>,
+                    indices: &mut DeviceSlice<u32>,
+                    scores: Option<&mut DeviceSlice<f32>>,
+                    workspace: &mut DeviceSlice<u8>| {
+        name(gpu.topk_into(&plan, &s, inputs, &mut Outputs { indices, scores }, workspace).unwrap_err())
+    };
+    assert_eq!(rejected(&Inputs { queries: &q_short, ..ok }, &mut idx, None, &mut ws), "queries");
+    assert_eq!(rejected(&Inputs { codes: &codes_long, ..ok }, &mut idx, None, &mut ws), "codes");
+    let n_valid = Some(ValidLengths::Host(&too_long));
+    assert_eq!(rejected(&Inputs { n_valid, ..ok }, &mut idx, None, &mut ws), "n_valid");
+    let n_valid = Some(ValidLengths::Host(&wrong_count));
+    assert_eq!(rejected(&Inputs { n_valid, ..ok }, &mut idx, None, &mut ws), "n_valid");
+    assert_eq!(rejected(&ok, &mut idx_short, None, &mut ws), "indices");
+    assert_eq!(rejected(&ok, &mut idx, Some(&mut scores_short), &mut ws), "scores");
+    assert_eq!(rejected(&ok, &mut idx, None, &mut ws_short), "workspace");
     let mismatched = Inputs { queries: &q_f32, codebooks: &cb, codes: &codes, n_valid: None };
     let err =
         gpu.topk_into(&plan, &s, &mismatched, &mut Outputs { indices: &mut idx, scores: None }, &mut ws).unwrap_err();

@@ -120,26 +120,15 @@ pub fn check<Q: Element, C: Element>(
             let kth = expected.scores[row * p.k + taken - 1];
             let mut want_sorted = want.to_vec();
             want_sorted.sort_unstable();
-            for &i in &seen {
-                if want_sorted.binary_search(&i).is_err() {
-                    assert!(
-                        close(row_scores[i as usize], kth),
-                        "{}: index {i} (score {}) is not in the top-k (k-th {kth})",
-                        ctx(),
-                        row_scores[i as usize]
-                    );
+            // Keys in one set and not the other must tie with the k-th best.
+            let only_in = |a: &[u32], b: &[u32], what: &str| {
+                for &i in a.iter().filter(|i| b.binary_search(i).is_err()) {
+                    let score = row_scores[i as usize];
+                    assert!(close(score, kth), "{}: index {i} (score {score}) {what} (k-th {kth})", ctx());
                 }
-            }
-            for &i in &want_sorted {
-                if seen.binary_search(&i).is_err() {
-                    assert!(
-                        close(row_scores[i as usize], kth),
-                        "{}: missed index {i} (score {}, k-th {kth})",
-                        ctx(),
-                        row_scores[i as usize]
-                    );
-                }
-            }
+            };
+            only_in(&seen, &want_sorted, "returned but not in the top-k");
+            only_in(&want_sorted, &seen, "in the top-k but missed");
         }
         if let Some(got_scores) = got_scores {
             for (slot, (&i, &s)) in got.iter().zip(got_scores).enumerate() {
