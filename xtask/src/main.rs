@@ -78,21 +78,26 @@ fn gpu_bundle() -> Result<()> {
     let out = project_root().join("gpu-bundle");
     let _ = std::fs::remove_dir_all(&out);
     std::fs::create_dir_all(out.join("bin")).map_err(|e| e.to_string())?;
-    for kind in [["test", "--tests"], ["bench", "--benches"]] {
+    for kind in [["test", "--tests"], ["bench", "--benches"], ["build", "--examples"]] {
         let mut cmd = cargo();
-        // `cargo bench` builds with the bench profile (optimized); tests are built optimized too.
-        let profile: &[&str] = if kind[0] == "test" { &["--release"] } else { &[] };
-        cmd.args([kind[0], "--no-run", "-p", "pqtopk", kind[1], "--message-format=json"]).args(profile);
+        // `cargo bench` builds with the bench profile (optimized); the rest are built optimized too.
+        let (no_run, profile): (&[&str], &[&str]) = match kind[0] {
+            "test" => (&["--no-run"], &["--release"]),
+            "bench" => (&["--no-run"], &[]),
+            _ => (&[], &["--release"]),
+        };
+        cmd.args([kind[0], "-p", "pqtopk", kind[1], "--message-format=json"]).args(no_run).args(profile);
         lib.apply(&mut cmd);
         let output = cmd.output().map_err(|e| e.to_string())?;
         if !output.status.success() {
-            return Err(format!("cargo {} --no-run failed:\n{}", kind[0], String::from_utf8_lossy(&output.stderr)));
+            return Err(format!("cargo {} failed:\n{}", kind[0], String::from_utf8_lossy(&output.stderr)));
         }
         for exe in executables(&String::from_utf8_lossy(&output.stdout)) {
             let name = Path::new(&exe).file_name().unwrap().to_string_lossy().to_string();
             // strip cargo's hash suffix so scripts can name the binaries
             let stem = name.rsplit_once('-').map_or(name.as_str(), |(s, _)| s).to_string();
-            std::fs::copy(&exe, out.join("bin").join(format!("{}-{stem}", kind[0]))).map_err(|e| e.to_string())?;
+            let prefix = if kind[0] == "build" { "example" } else { kind[0] };
+            std::fs::copy(&exe, out.join("bin").join(format!("{prefix}-{stem}"))).map_err(|e| e.to_string())?;
         }
     }
     let shared_peers = project_root().join("../shared/peers");
