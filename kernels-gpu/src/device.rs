@@ -121,7 +121,9 @@ pub unsafe fn shfl_up(v: u32, delta: u32) -> u32 {
 pub unsafe fn shfl_idx(v: u32, src: u32) -> u32 {
     let r: u32;
     // SAFETY: full-warp convergence is the caller's promise.
-    unsafe { asm!("shfl.sync.idx.b32 {r}, {v}, {s}, 0x1f, 0xffffffff;", r = out(reg32) r, v = in(reg32) v, s = in(reg32) src) };
+    unsafe {
+        asm!("shfl.sync.idx.b32 {r}, {v}, {s}, 0x1f, 0xffffffff;", r = out(reg32) r, v = in(reg32) v, s = in(reg32) src)
+    };
     r
 }
 

@@ -261,7 +261,8 @@ unsafe fn histogram_item(p: &TopkParams, tile: Tile, pass: u32, cached_luts: &mu
 /// All threads of the block call it after their last write for the item.
 unsafe fn last_of_tile(p: &TopkParams, tile: &Tile) -> bool {
     let flag = static_shared!(LAST_OF_TILE: [u32; 1]);
-    let ticket = (p.tickets as *mut u32).wrapping_add(((tile.kv_row0 / p.rows_per_kv) * p.row_tiles + tile.tile) as usize);
+    let ticket =
+        (p.tickets as *mut u32).wrapping_add(((tile.kv_row0 / p.rows_per_kv) * p.row_tiles + tile.tile) as usize);
     // Publish this block's histogram additions before taking a ticket.
     device::fence_device();
     // SAFETY: all threads reach the barriers; thread 0 alone writes the flag between them.

@@ -174,7 +174,8 @@ unsafe fn build_luts_typed<Q: Element, C: Element>(p: &TopkParams, tile: &Tile, 
     let mut query_row = [0usize; MAX_ROWS_PER_BLOCK as usize];
     for (r, q) in query_row.iter_mut().enumerate() {
         let local = tile.row0 - tile.kv_row0 + r as u32;
-        let (head, s) = if p.group != 0 { (tile.kv_head * g, local) } else { (tile.kv_head * g + local / p.sq, local % p.sq) };
+        let (head, s) =
+            if p.group != 0 { (tile.kv_head * g, local) } else { (tile.kv_head * g + local / p.sq, local % p.sq) };
         *q = ((tile.batch * p.h + head) * p.sq + s) as usize * d;
     }
     let head_stride = p.sq as usize * d;
@@ -218,7 +219,9 @@ unsafe fn build_luts_typed<Q: Element, C: Element>(p: &TopkParams, tile: &Tile, 
                     for k in 0..PAIRS {
                         let q = query_row[r] + head * head_stride + query_col[k] + t;
                         // SAFETY: inside the queries tensor; d = m·ds, so q % 4 == 0 when vector.
-                        let qv = unsafe { if vector { Q::load4(p.queries, q) } else { [Q::load(p.queries, q), 0.0, 0.0, 0.0] } };
+                        let qv = unsafe {
+                            if vector { Q::load4(p.queries, q) } else { [Q::load(p.queries, q), 0.0, 0.0, 0.0] }
+                        };
                         for u in 0..4 {
                             if u < width {
                                 acc[k][r] += partial(qv[u], cv[k][u]);
@@ -251,7 +254,12 @@ unsafe fn build_luts_typed<Q: Element, C: Element>(p: &TopkParams, tile: &Tile, 
 /// `key < n`; `luts` holds `tile.rows` tables of `lut_len(p)` entries, written before the last
 /// barrier; `tile` lies inside the shapes in `p`.
 #[inline(always)]
-pub unsafe fn score_rows(p: &TopkParams, tile: &Tile, key: u32, luts: Shared<f32>) -> [f32; MAX_ROWS_PER_BLOCK as usize] {
+pub unsafe fn score_rows(
+    p: &TopkParams,
+    tile: &Tile,
+    key: u32,
+    luts: Shared<f32>,
+) -> [f32; MAX_ROWS_PER_BLOCK as usize] {
     let offset = ((tile.batch * p.hkv + tile.kv_head) as usize * p.n as usize + key as usize) * p.m as usize;
     let codes = (p.codes as *const u8).wrapping_add(offset);
     let (c, m) = (p.c as usize, p.m as usize);
