@@ -31,6 +31,7 @@ pub fn build(check: bool) -> Result<()> {
         run(&mut cmd)?;
         let built = target_dir.join(TRIPLE).join("release/pqtopk_kernels_gpu.ptx");
         let ptx = std::fs::read_to_string(&built).map_err(|e| format!("{}: {e}", built.display()))?;
+        let ptx = without_crate_hashes(&ptx);
         let committed = root.join("host/ptx").join(file);
         if check {
             if std::fs::read_to_string(&committed).ok().as_deref() != Some(ptx.as_str()) {
@@ -136,4 +137,35 @@ pub fn link(args: Vec<String>) -> Result<()> {
         .arg(&optimized)
         .arg("-o")
         .arg(&output))
+}
+
+/// Our crates' names inside mangled symbols (v0 mangling: `<length><name>`).
+const OWN_CRATES: [&str; 2] = ["18pqtopk_kernels_gpu", "10pqtopk_abi"];
+
+/// Replaces the crate disambiguator (`Cs<hash>_`) before our crates' names in mangled symbols by
+/// `Cs_`. Cargo derives that hash from the checkout's path, so without this the PTX of internal
+/// functions would differ between clones and `build-ptx --check` could not compare it.
+fn without_crate_hashes(ptx: &str) -> String {
+    let mut out = String::with_capacity(ptx.len());
+    let mut rest = ptx;
+    while let Some((at, name)) = OWN_CRATES.iter().filter_map(|n| rest.find(n).map(|at| (at, *n))).min() {
+        let head = &rest[..at];
+        // The symbol's alphanumeric run before `_<name>` is `R…Cs<hash>`; the mangling prefix
+        // (`R`, `N` + namespace letters) never spells `Cs`, so its first `Cs` starts the hash.
+        let hash = head.strip_suffix('_').and_then(|h| {
+            let run = h.len() - h.chars().rev().take_while(|c| c.is_ascii_alphanumeric()).count();
+            h[run..].find("Cs").map(|cs| run + cs + 2)
+        });
+        match hash {
+            Some(cut) => {
+                out.push_str(&head[..cut]);
+                out.push('_');
+            }
+            None => out.push_str(head),
+        }
+        out.push_str(name);
+        rest = &rest[at + name.len()..];
+    }
+    out.push_str(rest);
+    out
 }
