@@ -139,16 +139,17 @@ pub fn link(args: Vec<String>) -> Result<()> {
         .arg(&output))
 }
 
-/// Our crates' names inside mangled symbols (v0 mangling: `<length><name>`).
-const OWN_CRATES: [&str; 2] = ["18pqtopk_kernels_gpu", "10pqtopk_abi"];
+/// Crate names inside mangled symbols of the PTX (v0 mangling: `<length><name>`).
+const CRATES: [&str; 4] = ["18pqtopk_kernels_gpu", "10pqtopk_abi", "4core", "17compiler_builtins"];
 
-/// Replaces the crate disambiguator (`Cs<hash>_`) before our crates' names in mangled symbols by
-/// `Cs_`. Cargo derives that hash from the checkout's path, so without this the PTX of internal
-/// functions would differ between clones and `build-ptx --check` could not compare it.
+/// Replaces the crate disambiguator (`Cs<hash>_`) before crate names in mangled symbols by `Cs_`.
+/// Cargo derives that hash from the source path (the checkout, or the toolchain's `rust-src`), so
+/// without this the PTX of internal functions would differ between clones and machines, and
+/// `build-ptx --check` could not compare it.
 fn without_crate_hashes(ptx: &str) -> String {
     let mut out = String::with_capacity(ptx.len());
     let mut rest = ptx;
-    while let Some((at, name)) = OWN_CRATES.iter().filter_map(|n| rest.find(n).map(|at| (at, *n))).min() {
+    while let Some((at, name)) = CRATES.iter().filter_map(|n| rest.find(n).map(|at| (at, *n))).min() {
         let head = &rest[..at];
         // The symbol's alphanumeric run before `_<name>` is `R…Cs<hash>`; the mangling prefix
         // (`R`, `N` + namespace letters) never spells `Cs`, so its first `Cs` starts the hash.
