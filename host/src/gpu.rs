@@ -142,8 +142,8 @@ impl Gpu {
         let sort_capacity = p.k.next_power_of_two().min(1 << (budget / 8).ilog2());
         let shared_bytes = (rows_per_block * (lut_bytes + hist_bytes)).max(sort_capacity * 8);
         let f = self.module.get_function("pq_topk")?;
-        // SAFETY: a kernel of this module; the context is current (plan is called on it).
         self.make_current()?;
+        // SAFETY: a kernel of this module, whose context was just made current.
         let per_sm = unsafe { raw::max_active_blocks(f.to_raw(), shared_bytes)? };
         if per_sm == 0 {
             return Err(Error::Unsupported(format!(

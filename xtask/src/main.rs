@@ -78,25 +78,24 @@ fn gpu_bundle() -> Result<()> {
     let out = project_root().join("gpu-bundle");
     let _ = std::fs::remove_dir_all(&out);
     std::fs::create_dir_all(out.join("bin")).map_err(|e| e.to_string())?;
-    for kind in [["test", "--tests"], ["bench", "--benches"], ["build", "--examples"]] {
+    // (file prefix, cargo arguments); everything optimized (`cargo bench` uses the bench profile).
+    let builds: [(&str, &[&str]); 3] = [
+        ("test", &["test", "--no-run", "--release", "--tests"]),
+        ("bench", &["bench", "--no-run", "--benches"]),
+        ("example", &["build", "--release", "--examples"]),
+    ];
+    for (prefix, args) in builds {
         let mut cmd = cargo();
-        // `cargo bench` builds with the bench profile (optimized); the rest are built optimized too.
-        let (no_run, profile): (&[&str], &[&str]) = match kind[0] {
-            "test" => (&["--no-run"], &["--release"]),
-            "bench" => (&["--no-run"], &[]),
-            _ => (&[], &["--release"]),
-        };
-        cmd.args([kind[0], "-p", "pqtopk", kind[1], "--message-format=json"]).args(no_run).args(profile);
+        cmd.args(args).args(["-p", "pqtopk", "--message-format=json"]);
         lib.apply(&mut cmd);
         let output = cmd.output().map_err(|e| e.to_string())?;
         if !output.status.success() {
-            return Err(format!("cargo {} failed:\n{}", kind[0], String::from_utf8_lossy(&output.stderr)));
+            return Err(format!("cargo {} failed:\n{}", args[0], String::from_utf8_lossy(&output.stderr)));
         }
         for exe in executables(&String::from_utf8_lossy(&output.stdout)) {
             let name = Path::new(&exe).file_name().unwrap().to_string_lossy().to_string();
             // strip cargo's hash suffix so scripts can name the binaries
             let stem = name.rsplit_once('-').map_or(name.as_str(), |(s, _)| s).to_string();
-            let prefix = if kind[0] == "build" { "example" } else { kind[0] };
             std::fs::copy(&exe, out.join("bin").join(format!("{prefix}-{stem}"))).map_err(|e| e.to_string())?;
         }
     }

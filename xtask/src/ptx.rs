@@ -7,13 +7,13 @@ use crate::{Result, project_root, run};
 use std::path::{Path, PathBuf};
 use std::process::Command;
 
-pub const NIGHTLY: &str = "nightly-2026-05-20";
+const NIGHTLY: &str = "nightly-2026-05-20";
 const TRIPLE: &str = "nvptx64-nvidia-cuda";
 /// Set on the nested cargo: when present, xtask acts as the nvptx linker and this names the
 /// directory holding the llvm-tools binaries.
 pub const LINKER_MODE_ENV: &str = "PQTOPK_PTX_LINKER_TOOLS";
-/// (compute capability, file in host/ptx). Keep in sync with `host/src/module.rs`.
-pub const TARGETS: [(&str, &str); 2] = [("sm_80", "pqtopk_sm80.ptx"), ("sm_90", "pqtopk_sm90.ptx")];
+/// (compute capability, file in host/ptx). Keep in sync with `PTX_SM*` in `host/src/gpu.rs`.
+const TARGETS: [(&str, &str); 2] = [("sm_80", "pqtopk_sm80.ptx"), ("sm_90", "pqtopk_sm90.ptx")];
 
 pub fn build(check: bool) -> Result<()> {
     let sysroot = ensure_nightly()?;
