@@ -10,10 +10,10 @@
 
 use criterion::Criterion;
 use cust::event::{Event, EventFlags};
-use cust::memory::{AsyncCopyDestination, CopyDestination, DeviceBuffer};
+use cust::memory::{AsyncCopyDestination, DeviceBuffer};
 use cust::stream::{Stream, StreamFlags};
 use pqtopk::half::{bf16, f16};
-use pqtopk::{DType, Element, Error, Gpu, Inputs, Metric, Order, Outputs, Plan, Problem, RawBuffers};
+use pqtopk::{DType, Element, Error, Gpu, Inputs, Metric, Order, Outputs, Plan, Problem};
 use std::time::Duration;
 
 const INPUT_SETS: usize = 4;
@@ -92,28 +92,6 @@ impl<Q: Element, C: Element> Bench<Q, C> {
         gpu.topk_into(&self.plan, stream, &inputs, &mut outputs, &mut self.workspace)
     }
 
-    /// When the slowest block finished each phase of one call, in µs from the kernel's start.
-    fn phases(&mut self, gpu: &Gpu, stream: &Stream) -> Result<Vec<f64>, Error> {
-        let trace = DeviceBuffer::<u32>::zeroed(pqtopk_abi::TRACE_POINTS)?;
-        let (q, cb, codes) = &self.sets[0];
-        let buffers = RawBuffers {
-            queries: q.as_device_ptr().as_raw(),
-            codebooks: cb.as_device_ptr().as_raw(),
-            codes: codes.as_device_ptr().as_raw(),
-            indices: self.indices.as_device_ptr().as_raw(),
-            scores: self.scores.as_device_ptr().as_raw(),
-            workspace: self.workspace.as_device_ptr().as_raw(),
-            trace: trace.as_device_ptr().as_raw(),
-            ..RawBuffers::default()
-        };
-        // SAFETY: every buffer belongs to this plan's shapes and lives until the synchronize.
-        unsafe { gpu.topk_raw(&self.plan, stream.as_inner(), &buffers)? };
-        stream.synchronize()?;
-        let mut points = [0u32; pqtopk_abi::TRACE_POINTS];
-        trace.copy_to(&mut points[..])?;
-        Ok(points.iter().map(|&t| if t == 0 { f64::NAN } else { t.wrapping_sub(points[0]) as f64 / 1e3 }).collect())
-    }
-
     /// Event-timed durations of `iters` calls, each on the next input set.
     fn time(&mut self, gpu: &Gpu, stream: &Stream, iters: usize) -> Result<Vec<Duration>, Error> {
         let (start, end) = (Event::new(EventFlags::DEFAULT)?, Event::new(EventFlags::DEFAULT)?);
@@ -158,15 +136,14 @@ struct Options {
     order: Order,
 }
 
-/// The median time of a call, and the phase trace of one more.
-fn measure<Q: Element, C: Element>(gpu: &Gpu, stream: &Stream, p: &Problem) -> Result<(Duration, Vec<f64>), Error> {
+/// The median time of a call.
+fn measure<Q: Element, C: Element>(gpu: &Gpu, stream: &Stream, p: &Problem) -> Result<Duration, Error> {
     let mut bench = Bench::<Q, C>::new(gpu, p)?;
     bench.time(gpu, stream, WARMUP)?;
-    let time = median(bench.time(gpu, stream, TIMED)?);
-    Ok((time, bench.phases(gpu, stream)?))
+    Ok(median(bench.time(gpu, stream, TIMED)?))
 }
 
-fn measure_dtype(gpu: &Gpu, stream: &Stream, p: &Problem) -> Result<(Duration, Vec<f64>), Error> {
+fn measure_dtype(gpu: &Gpu, stream: &Stream, p: &Problem) -> Result<Duration, Error> {
     match p.query_dtype {
         DType::F32 => measure::<f32, f32>(gpu, stream, p),
         DType::F16 => measure::<f16, f16>(gpu, stream, p),
@@ -187,7 +164,6 @@ fn table(gpu: &Gpu, shapes: &[Shape], json_out: Option<&str>, options: &Options)
         "options: {:?} {:?} {:?}; {TIMED} timed calls after {WARMUP} warm-up, rotating {INPUT_SETS} input sets",
         options.dtype, options.metric, options.order
     );
-    println!("phases: when the slowest block finished reset, radix passes 0-5, collect, finalize (µs from entry)");
     println!("{:24} {:>10} {:>10} {:>9} {:>10}", "shape", "median_us", "floor_us", "x_floor", "GB/s");
     let mut rows = vec![];
     for shape in shapes {
@@ -199,21 +175,19 @@ fn table(gpu: &Gpu, shapes: &[Shape], json_out: Option<&str>, options: &Options)
         let elem = if options.dtype == DType::F32 { 4 } else { 2 };
         let bytes = p.codes_len() + (p.queries_len() + p.codebooks_len()) * elem + p.out_len() * 4;
         let floor_us = bytes as f64 / bandwidth * 1e6;
-        let (t, phases) = measure_dtype(gpu, &stream, &p)?;
+        let t = measure_dtype(gpu, &stream, &p)?;
         let us = t.as_secs_f64() * 1e6;
-        let trace: Vec<String> = phases[1..].iter().map(|x| format!("{x:.0}")).collect();
         println!(
-            "{:24} {:>10.1} {:>10.2} {:>9.1} {:>10.0}   phases_us [{}]",
+            "{:24} {:>10.1} {:>10.2} {:>9.1} {:>10.0}",
             shape.name,
             us,
             floor_us,
             us / floor_us,
             bytes as f64 / t.as_secs_f64() / 1e9,
-            trace.join(" ")
         );
         rows.push(serde_json::json!({
             "shape": shape.name, "median_us": us, "floor_us": floor_us, "ratio_to_floor": us / floor_us,
-            "bytes": bytes, "achieved_gbps": bytes as f64 / t.as_secs_f64() / 1e9, "phases_us": phases,
+            "bytes": bytes, "achieved_gbps": bytes as f64 / t.as_secs_f64() / 1e9,
         }));
     }
     if let Some(path) = json_out {

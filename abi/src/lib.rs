@@ -5,15 +5,18 @@
 //! means "absent" where a field says so. Changing a struct here changes both sides at once.
 #![no_std]
 
-/// Threads per block of every pqtopk kernel.
+/// Threads per block of the scoring kernel and the smoke kernels.
 pub const BLOCK_THREADS: u32 = 256;
+/// Threads per block of the selection kernel (one block per output row). Without a launch bound
+/// in the PTX, 512 leaves the compiler up to 128 registers per thread.
+pub const SELECT_THREADS: u32 = 512;
 
-/// Radix digits of the 64-bit selection keys, most significant first (11 + 11 + 10 + 11 + 11 + 10).
-pub const DIGIT_BITS: [u32; 6] = [11, 11, 10, 11, 11, 10];
-const _: () = assert!(DIGIT_BITS.len() < 8, "SyncWords::finished holds init + one word per pass");
-/// Bins of one digit histogram (the widest digit).
+/// Bins of a selection histogram. The first one spreads the row's score range linearly over
+/// them; refinements take 11-bit digits of the 64-bit selection keys.
 pub const HIST_BINS: u32 = 1 << 11;
-/// Most output rows one scoring item covers (their partial sums live in registers).
+/// Bits of a refinement digit; `HIST_BINS == 1 << DIGIT_BITS`.
+pub const DIGIT_BITS: u32 = 11;
+/// Most output rows one scoring block covers (their partial sums live in registers).
 pub const MAX_ROWS_PER_BLOCK: u32 = 8;
 
 /// Element type of queries or codebooks.
@@ -47,66 +50,15 @@ pub enum Order {
     Unordered = 2,
 }
 
-/// Per-row selection state in the workspace, advanced by the radix passes.
-///
-/// The selection is over 64-bit keys, unique per row (see `kernels-gpu/src/score.rs`): a key is
-/// selected once its top `fixed_bits` bits are ≥ those of `prefix` and `done != 0`.
-#[repr(C)]
-#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
-pub struct RowState {
-    pub prefix: u64,
-    /// Keys still to take from those that share `prefix`'s top `fixed_bits` bits.
-    pub remaining: u32,
-    pub fixed_bits: u32,
-    pub done: u32,
-    /// Candidates appended by the collect phase; min(k, valid keys) once it is over.
-    pub collected: u32,
-}
-
-/// Words at the start of the workspace (256-byte aligned) that the host zeroes before every
-/// launch (`cuMemsetD32Async`): the counters of finished rows, then the grid barrier.
-#[repr(C, align(16))]
-#[derive(Clone, Copy, Debug, Default)]
-pub struct SyncWords {
-    /// `[0]`: rows finished by initialization (k ≥ valid keys); `[1 + p]`: rows finished by radix
-    /// pass `p`; the last word is padding, so that the counters load as two 16-byte vectors.
-    pub finished: [u32; 8],
-    pub barrier_count: u32,
-    pub barrier_generation: u32,
-}
-
-/// Launch parameters of `pq_topk`, the fused score + top-k (one cooperative launch).
+/// The problem's shape and options, common to every kernel of a call.
 ///
 /// Shapes: queries `[b, h, sq, d]`, codebooks `[hkv, m, c, d/m]`, codes `[b, hkv, n, m]` u8.
 /// Output rows are `[b, h_out, sq]` with `h_out = h`, or `hkv` in group mode; the rows that
 /// share kv head `kvh` of batch `bi` are the `rows_per_kv` consecutive rows from
-/// `(bi·hkv + kvh)·rows_per_kv`. Scoring work is split into items of `rows_per_block` rows ×
-/// `keys_per_block` keys: `key_chunks · row_tiles · b·hkv` of them.
+/// `(bi·hkv + kvh)·rows_per_kv`.
 #[repr(C)]
 #[derive(Clone, Copy, Debug)]
-pub struct TopkParams {
-    pub queries: u64,
-    pub codebooks: u64,
-    pub codes: u64,
-    /// `[b]` u32 valid lengths, or 0 for "all n keys valid".
-    pub n_valid: u64,
-    /// `[rows, k]` u32.
-    pub out_indices: u64,
-    /// `[rows, k]` f32, or 0 when scores are not wanted.
-    pub out_scores: u64,
-    /// [`SyncWords`], zeroed by the host before the launch.
-    pub sync: u64,
-    /// `[rows]` [`RowState`].
-    pub row_state: u64,
-    /// `[rows, HIST_BINS]` u32.
-    pub histograms: u64,
-    /// `[row_tiles · b · hkv]` u32: scoring items of a tile finished in the current pass.
-    pub tickets: u64,
-    /// `[rows, k]` u64 selection keys of the collected candidates.
-    pub cand_keys: u64,
-    /// 0, or `[TRACE_POINTS]` u32, zeroed: each point gets the latest `%globaltimer` (low 32 bits,
-    /// ns) at which a block reached it, for profiling the phases.
-    pub trace: u64,
+pub struct Shape {
     pub b: u32,
     pub h: u32,
     pub hkv: u32,
@@ -118,13 +70,9 @@ pub struct TopkParams {
     pub k: u32,
     /// Output rows per (batch, kv head): `G·sq`, or `sq` in group mode.
     pub rows_per_kv: u32,
-    /// Output rows one scoring item covers (their lookup tables live in shared memory).
-    pub rows_per_block: u32,
-    pub row_tiles: u32,
-    pub keys_per_block: u32,
-    pub key_chunks: u32,
-    /// Most candidates a block sorts in shared memory; larger rows are ranked from global memory.
-    pub sort_capacity: u32,
+    /// u32 elements between the starts of two rows' scores (`n` rounded up to a multiple of 4,
+    /// so that every row starts 16-byte aligned).
+    pub score_stride: u32,
     /// [`DType`] of queries and codebooks.
     pub query_dtype: u32,
     pub codebook_dtype: u32,
@@ -136,9 +84,62 @@ pub struct TopkParams {
     pub group: u32,
 }
 
-/// Trace points of `pq_topk`: 0 kernel entry, 1 rows reset, 2 + p radix pass p done,
-/// 8 collect done, 9 finalize done.
-pub const TRACE_POINTS: usize = 10;
+/// Launch parameters of `pq_score`: every valid key of every row is scored once, through lookup
+/// tables in shared memory, into the row's order keys (see `kernels-gpu/src/score.rs`).
+///
+/// Work is split into items of `rows_per_block` rows × `keys_per_block` keys:
+/// `key_chunks · row_tiles · b·hkv` of them, one per block.
+#[repr(C)]
+#[derive(Clone, Copy, Debug)]
+pub struct ScoreParams {
+    pub shape: Shape,
+    pub queries: u64,
+    pub codebooks: u64,
+    pub codes: u64,
+    /// `[b]` u32 valid lengths, or 0 for "all n keys valid".
+    pub n_valid: u64,
+    /// `[rows, score_stride]` u32 order keys, written for the valid keys.
+    pub scores: u64,
+    /// `[rows]` [`ScoreBounds`], zeroed by the host before the launch.
+    pub bounds: u64,
+    pub rows_per_block: u32,
+    /// Rows that share one entry of the interleaved lookup tables: 1, 2 or 4.
+    pub lut_width: u32,
+    pub row_tiles: u32,
+    pub keys_per_block: u32,
+    pub key_chunks: u32,
+}
+
+/// The range of a row's number scores, as order keys, gathered by `pq_score` with atomic maxima:
+/// the largest order key and the complement of the smallest (so that zero means "none yet").
+#[repr(C)]
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct ScoreBounds {
+    pub max_key: u32,
+    pub not_min_key: u32,
+}
+
+/// Launch parameters of `pq_select`: one block of `SELECT_THREADS` per output row selects the
+/// row's exact top k from its order keys and writes the outputs (or, for score order with k
+/// above `sort_capacity`, the unordered candidates for `pq_rank`).
+#[repr(C)]
+#[derive(Clone, Copy, Debug)]
+pub struct SelectParams {
+    pub shape: Shape,
+    pub n_valid: u64,
+    pub scores: u64,
+    pub bounds: u64,
+    /// `[rows, k]` u32.
+    pub out_indices: u64,
+    /// `[rows, k]` f32, or 0 when scores are not wanted.
+    pub out_scores: u64,
+    /// `[rows, k]` u64 selection keys, used only when k > `sort_capacity` in score order.
+    pub candidates: u64,
+    /// Most selection keys the block sorts in shared memory (a power of two).
+    pub sort_capacity: u32,
+    /// Most keys of the threshold bin the block gathers; more are narrowed by refinement sweeps.
+    pub tie_capacity: u32,
+}
 
 /// Launch parameters of the smoke kernels that prove the device layer.
 #[repr(C)]

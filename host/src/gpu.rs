@@ -11,21 +11,31 @@ use cust::error::CudaError;
 use cust::memory::{AsyncCopyDestination, CopyDestination, DeviceBuffer, DeviceCopy, DeviceSlice};
 use cust::module::Module;
 use cust::stream::Stream;
-use cust::sys::CUstream;
-use pqtopk_abi::{BLOCK_THREADS, CodeCheckParams, HIST_BINS, MAX_ROWS_PER_BLOCK, RowState, SyncWords, TopkParams};
+use cust::sys::{CUfunction, CUstream};
+use pqtopk_abi::{
+    BLOCK_THREADS, CodeCheckParams, HIST_BINS, MAX_ROWS_PER_BLOCK, Order, SELECT_THREADS, ScoreBounds, ScoreParams,
+    SelectParams, Shape,
+};
 
 /// PTX for each supported architecture, built by `cargo xtask build-ptx` and committed.
 const PTX_SM80: &str = include_str!("../ptx/pqtopk_sm80.ptx");
 const PTX_SM90: &str = include_str!("../ptx/pqtopk_sm90.ptx");
 
-/// Shared memory one block may use; two blocks of this size fit on every SM from 8.0 on.
-const SMEM_BUDGET: usize = 96 * 1024;
+/// Shared memory one scoring block may use for lookup tables; two such blocks fit on every SM
+/// from 8.0 on.
+const SCORE_SMEM_BUDGET: usize = 96 * 1024;
+/// Fewest keys a scoring block takes: below that, building its lookup tables costs more than
+/// scoring its keys.
+const MIN_KEYS_PER_BLOCK: usize = 2048;
+/// Most keys of the threshold bin that a selection block gathers before it refines the bin.
+const TIE_CAPACITY: usize = 4096;
 /// Work-item counts and products of them stay below this, so kernel arithmetic fits u32.
 const MAX_ITEMS: usize = (1 << 31) - 1;
 
 /// One CUDA device with pqtopk's kernels loaded. Create one per device and share it; it makes its
 /// context current on the calling thread in every call.
 pub struct Gpu {
+    kernels: Kernels,
     // Field order is drop order: the module must unload while its context still lives.
     module: Module,
     context: Context,
@@ -35,7 +45,15 @@ pub struct Gpu {
     multiprocessors: usize,
 }
 
-// SAFETY: a Gpu holds driver handles (context, module) that are never mutated after creation;
+/// The module's kernels, looked up once.
+struct Kernels {
+    score: CUfunction,
+    select: CUfunction,
+    rank: CUfunction,
+    count_bad_codes: CUfunction,
+}
+
+// SAFETY: a Gpu holds driver handles (context, module, functions) that are never mutated after creation;
 // the driver API is thread-safe, and every method makes the context current on the calling
 // thread before it uses them. Per-call state lives in the caller's buffers and streams.
 unsafe impl Send for Gpu {}
@@ -92,10 +110,26 @@ impl Gpu {
         // SAFETY: as above.
         let multiprocessors =
             unsafe { raw::device_attribute(device.as_raw(), Attribute::CU_DEVICE_ATTRIBUTE_MULTIPROCESSOR_COUNT)? };
-        let f = module.get_function("pq_topk")?;
-        // SAFETY: a valid function of the module; the value is within the device's limit.
-        unsafe { raw::set_max_dynamic_shared(f.to_raw(), max_shared_bytes.min(SMEM_BUDGET))? };
-        Ok(Gpu { module, context, ordinal, compute_capability: (major, minor), max_shared_bytes, multiprocessors })
+        let kernels = Kernels {
+            score: module.get_function("pq_score")?.to_raw(),
+            select: module.get_function("pq_select")?.to_raw(),
+            rank: module.get_function("pq_rank")?.to_raw(),
+            count_bad_codes: module.get_function("pq_count_bad_codes")?.to_raw(),
+        };
+        // SAFETY: valid functions of the module; the values are within the device's limit.
+        unsafe {
+            raw::set_max_dynamic_shared(kernels.score, max_shared_bytes.min(SCORE_SMEM_BUDGET))?;
+            raw::set_max_dynamic_shared(kernels.select, max_shared_bytes)?;
+        }
+        Ok(Gpu {
+            kernels,
+            module,
+            context,
+            ordinal,
+            compute_capability: (major, minor),
+            max_shared_bytes,
+            multiprocessors,
+        })
     }
 
     pub fn ordinal(&self) -> u32 {
@@ -127,38 +161,47 @@ impl Gpu {
         problem.validate()?;
         let p = problem;
         let lut_bytes = p.m * p.c * 4;
-        let hist_bytes = HIST_BINS as usize * 4;
-        let budget = self.max_shared_bytes.min(SMEM_BUDGET);
+        let budget = self.max_shared_bytes.min(SCORE_SMEM_BUDGET);
         let rows_per_kv = if p.group { p.sq } else { p.group_size() * p.sq };
-        let rows_per_block = (budget / (lut_bytes + hist_bytes)).min(MAX_ROWS_PER_BLOCK as usize).min(rows_per_kv);
+        // Rows interleaved in one table entry: as many as share a kv head, up to four.
+        let mut lut_width = rows_per_kv.next_power_of_two().min(4);
+        while lut_width > 1 && lut_width * lut_bytes > budget {
+            lut_width /= 2;
+        }
+        let rows_fit = budget / lut_bytes / lut_width * lut_width;
+        let rows_per_block = rows_fit.min(MAX_ROWS_PER_BLOCK as usize).min(rows_per_kv);
         if rows_per_block == 0 {
             return Err(Error::Unsupported(format!(
-                "m·c = {} lookup entries need {} bytes of shared memory; this device allows {budget}",
-                p.m * p.c,
-                lut_bytes + hist_bytes
+                "m·c = {} lookup entries need {lut_bytes} bytes of shared memory; this device allows {budget}",
+                p.m * p.c
             )));
         }
-        // Rows whose candidates fit are sorted in shared memory; the rest are ranked globally.
-        let sort_capacity = p.k.next_power_of_two().min(1 << (budget / 8).ilog2());
-        let shared_bytes = (rows_per_block * (lut_bytes + hist_bytes)).max(sort_capacity * 8);
-        let f = self.module.get_function("pq_topk")?;
+        let score_shared_bytes = rows_per_block.next_multiple_of(lut_width) * lut_bytes;
         self.make_current()?;
         // SAFETY: a kernel of this module, whose context was just made current.
-        let per_sm = unsafe { raw::max_active_blocks(f.to_raw(), shared_bytes)? };
-        if per_sm == 0 {
-            return Err(Error::Unsupported(format!(
-                "{shared_bytes} bytes of shared memory per block do not fit an SM"
-            )));
-        }
-        let blocks = per_sm as usize * self.multiprocessors;
+        let per_sm = unsafe { raw::max_active_blocks(self.kernels.score, score_shared_bytes)? } as usize;
+        let blocks = per_sm.max(1) * self.multiprocessors;
         let row_tiles = rows_per_kv.div_ceil(rows_per_block);
-        // Enough key chunks to give every block an item, each chunk a multiple of the block size.
+        // Enough key chunks to fill the device once, each a multiple of the keys a block's
+        // threads take per step.
         let tile_groups = row_tiles * p.b * p.hkv;
         let chunks_wanted = blocks.div_ceil(tile_groups).max(1);
-        let keys_per_block = p.n.div_ceil(chunks_wanted).next_multiple_of(BLOCK_THREADS as usize);
+        let keys_per_block =
+            p.n.div_ceil(chunks_wanted).max(MIN_KEYS_PER_BLOCK).next_multiple_of(2 * BLOCK_THREADS as usize);
         let key_chunks = p.n.div_ceil(keys_per_block);
-        let items = key_chunks * tile_groups;
-        for (what, value) in [("scoring items", items), ("rows·ceil(k/256)", p.rows() * p.k.div_ceil(256))] {
+        let score_blocks = key_chunks * tile_groups;
+        // Score order sorts each row's top k in shared memory where it fits, beside the
+        // histogram; larger rows are ranked by `pq_rank`.
+        let select_budget = self.max_shared_bytes - HIST_BINS as usize * 4;
+        let sort_capacity = p.k.next_power_of_two().min(1 << (select_budget / 8).ilog2());
+        let tie_capacity = TIE_CAPACITY.min(1 << (select_budget / 8).ilog2());
+        let select_shared_bytes = HIST_BINS as usize * 4 + sort_capacity.max(tie_capacity) * 8;
+        let rank_blocks = if p.order == Order::ByScore && p.k.next_power_of_two() > sort_capacity {
+            p.rows() * p.k.div_ceil(BLOCK_THREADS as usize)
+        } else {
+            0
+        };
+        for (what, value) in [("scoring blocks", score_blocks), ("rows·ceil(k/256)", rank_blocks)] {
             if value > MAX_ITEMS {
                 return Err(Error::Unsupported(format!("{what} = {value} exceeds {MAX_ITEMS}")));
             }
@@ -167,12 +210,16 @@ impl Gpu {
             problem: *p,
             rows_per_kv,
             rows_per_block,
+            lut_width,
             row_tiles,
             keys_per_block,
             key_chunks,
+            score_blocks,
+            score_shared_bytes,
             sort_capacity,
-            shared_bytes,
-            blocks,
+            tie_capacity,
+            select_shared_bytes,
+            rank_blocks,
         })
     }
 
@@ -225,11 +272,10 @@ impl Gpu {
             indices: outputs.indices.as_device_ptr().as_raw(),
             scores: outputs.scores.as_deref().map_or(0, |s| s.as_device_ptr().as_raw()),
             workspace: workspace.as_device_ptr().as_raw(),
-            trace: 0,
         };
         // SAFETY: every buffer was checked against the plan's shape above, and `stream` is a live
-        // stream of the current context.
-        unsafe { self.topk_raw(plan, stream.as_inner(), &buffers) }
+        // stream of the current context, which is current.
+        unsafe { self.launch(plan, stream.as_inner(), &buffers) }
     }
 
     /// The fused score + top-k with freshly allocated outputs and workspace (stream-ordered
@@ -266,27 +312,22 @@ impl Gpu {
     ///   `workspace` holds `plan.workspace_bytes()` bytes, 256-byte aligned (as every CUDA
     ///   allocation is). No other work reads or writes these until the launches finish, and the
     ///   workspace is not shared with a concurrent call.
-    /// - `trace` is 0 or holds `pqtopk_abi::TRACE_POINTS` u32.
     /// - All addresses are device memory of this context (or mapped into it).
     pub unsafe fn topk_raw(&self, plan: &Plan, stream: CUstream, buffers: &RawBuffers) -> Result<()> {
         self.make_current()?;
+        // SAFETY: forwarded to the caller.
+        unsafe { self.launch(plan, stream, buffers) }
+    }
+
+    /// The launches of one call, with the context already current.
+    ///
+    /// # Safety
+    /// As [`Gpu::topk_raw`].
+    unsafe fn launch(&self, plan: &Plan, stream: CUstream, buffers: &RawBuffers) -> Result<()> {
         let p = &plan.problem;
         let layout = plan.workspace_layout();
-
         let at = |offset: usize| buffers.workspace + offset as u64;
-        let params = TopkParams {
-            queries: buffers.queries,
-            codebooks: buffers.codebooks,
-            codes: buffers.codes,
-            n_valid: buffers.n_valid,
-            out_indices: buffers.indices,
-            out_scores: buffers.scores,
-            sync: at(layout.sync),
-            row_state: at(layout.row_state),
-            histograms: at(layout.histograms),
-            tickets: at(layout.tickets),
-            cand_keys: at(layout.cand_keys),
-            trace: buffers.trace,
+        let shape = Shape {
             b: p.b as u32,
             h: p.h as u32,
             hkv: p.hkv as u32,
@@ -297,25 +338,65 @@ impl Gpu {
             n: p.n as u32,
             k: p.k as u32,
             rows_per_kv: plan.rows_per_kv as u32,
-            rows_per_block: plan.rows_per_block as u32,
-            row_tiles: plan.row_tiles as u32,
-            keys_per_block: plan.keys_per_block as u32,
-            key_chunks: plan.key_chunks as u32,
-            sort_capacity: plan.sort_capacity as u32,
+            score_stride: plan.score_stride() as u32,
             query_dtype: p.query_dtype as u32,
             codebook_dtype: p.codebook_dtype as u32,
             metric: p.metric as u32,
             order: p.order as u32,
             group: p.group as u32,
         };
-        let f = self.module.get_function("pq_topk")?;
-        // SAFETY: the sync words are the workspace's first bytes, which the caller vouched for;
-        // `params` matches pq_topk's ABI, and the grid is what fits on the device at once with
-        // the plan's shared memory.
+        let score = ScoreParams {
+            shape,
+            queries: buffers.queries,
+            codebooks: buffers.codebooks,
+            codes: buffers.codes,
+            n_valid: buffers.n_valid,
+            scores: at(layout.scores),
+            bounds: at(layout.bounds),
+            rows_per_block: plan.rows_per_block as u32,
+            lut_width: plan.lut_width as u32,
+            row_tiles: plan.row_tiles as u32,
+            keys_per_block: plan.keys_per_block as u32,
+            key_chunks: plan.key_chunks as u32,
+        };
+        let select = SelectParams {
+            shape,
+            n_valid: buffers.n_valid,
+            scores: score.scores,
+            bounds: score.bounds,
+            out_indices: buffers.indices,
+            out_scores: buffers.scores,
+            candidates: at(layout.candidates),
+            sort_capacity: plan.sort_capacity as u32,
+            tie_capacity: plan.tie_capacity as u32,
+        };
+        let bound_words = p.rows() * std::mem::size_of::<ScoreBounds>() / 4;
+        // SAFETY: the workspace regions are the caller's (see topk_raw); the parameters match
+        // the kernels' ABI, and grids, block sizes and shared memory are the plan's, which
+        // follow each kernel's documented requirements.
         unsafe {
-            raw::zero_words_async(params.sync, std::mem::size_of::<SyncWords>() / 4, stream)?;
-            raw::launch_cooperative(f.to_raw(), plan.blocks as u32, plan.shared_bytes as u32, stream, &params)
+            raw::zero_words_async(score.bounds, bound_words, stream)?;
+            raw::launch(
+                self.kernels.score,
+                plan.score_blocks as u32,
+                BLOCK_THREADS,
+                plan.score_shared_bytes as u32,
+                stream,
+                &score,
+            )?;
+            raw::launch(
+                self.kernels.select,
+                p.rows() as u32,
+                SELECT_THREADS,
+                plan.select_shared_bytes as u32,
+                stream,
+                &select,
+            )?;
+            if plan.rank_blocks > 0 {
+                raw::launch(self.kernels.rank, plan.rank_blocks as u32, BLOCK_THREADS, 0, stream, &select)?;
+            }
         }
+        Ok(())
     }
 
     /// The checking path for codes: counts codes ≥ `c` and returns [`Error::CodeOutOfRange`] if
@@ -331,9 +412,8 @@ impl Gpu {
             c: c.min(256) as u32,
         };
         let blocks = codes.len().div_ceil(BLOCK_THREADS as usize * 16).clamp(1, 4096) as u32;
-        let f = self.module.get_function("pq_count_bad_codes")?;
         // SAFETY: the counter and codes are live device buffers of this context.
-        unsafe { raw::launch(f.to_raw(), (blocks, 1, 1), 0, stream.as_inner(), &params)? };
+        unsafe { raw::launch(self.kernels.count_bad_codes, blocks, BLOCK_THREADS, 0, stream.as_inner(), &params)? };
         stream.synchronize()?;
         let mut count = [0u32];
         counter.copy_to(&mut count[..])?;
@@ -387,8 +467,7 @@ pub struct TopkBuffers {
     pub workspace: DeviceBuffer<u8>,
 }
 
-/// Raw device addresses for [`Gpu::topk_raw`]; 0 means absent for `n_valid`, `scores` and
-/// `trace`.
+/// Raw device addresses for [`Gpu::topk_raw`]; 0 means absent for `n_valid` and `scores`.
 #[derive(Clone, Copy, Debug, Default)]
 pub struct RawBuffers {
     pub queries: u64,
@@ -398,9 +477,6 @@ pub struct RawBuffers {
     pub indices: u64,
     pub scores: u64,
     pub workspace: u64,
-    /// Profiling: `TRACE_POINTS` zeroed u32 that receive, per phase, the `%globaltimer` (ns, low
-    /// 32 bits) at which the slowest block finished it (see `pqtopk_abi::TRACE_POINTS`).
-    pub trace: u64,
 }
 
 /// A validated problem with its launch shape on one device.
@@ -409,21 +485,23 @@ pub struct Plan {
     problem: Problem,
     rows_per_kv: usize,
     rows_per_block: usize,
+    lut_width: usize,
     row_tiles: usize,
     keys_per_block: usize,
     key_chunks: usize,
+    score_blocks: usize,
+    score_shared_bytes: usize,
     sort_capacity: usize,
-    shared_bytes: usize,
-    blocks: usize,
+    tie_capacity: usize,
+    select_shared_bytes: usize,
+    rank_blocks: usize,
 }
 
 struct WorkspaceLayout {
-    sync: usize,
     n_valid: usize,
-    row_state: usize,
-    histograms: usize,
-    tickets: usize,
-    cand_keys: usize,
+    bounds: usize,
+    scores: usize,
+    candidates: usize,
     total: usize,
 }
 
@@ -432,11 +510,17 @@ impl Plan {
         &self.problem
     }
 
-    /// Bytes of workspace a call needs: synchronization words, the valid lengths, and per row
-    /// its selection state, one digit histogram and room for k candidates. Its contents need no
-    /// initialization; a workspace must not be shared by calls that may run concurrently.
+    /// Bytes of workspace a call needs: the valid lengths, and per row its score range, one
+    /// u32 order key per key, and (score order with k too large to sort in shared memory) room
+    /// for k candidates. Its contents need no initialization; a workspace must not be shared by
+    /// calls that may run concurrently.
     pub fn workspace_bytes(&self) -> usize {
         self.workspace_layout().total
+    }
+
+    /// u32 between the starts of two rows' order keys: rows start 16-byte aligned.
+    fn score_stride(&self) -> usize {
+        self.problem.n.next_multiple_of(4)
     }
 
     fn workspace_layout(&self) -> WorkspaceLayout {
@@ -448,12 +532,10 @@ impl Plan {
             end = (start + bytes).next_multiple_of(256);
             start
         };
-        let sync = region(std::mem::size_of::<SyncWords>());
         let n_valid = region(p.b * 4);
-        let row_state = region(rows * std::mem::size_of::<RowState>());
-        let histograms = region(rows * HIST_BINS as usize * 4);
-        let tickets = region(self.row_tiles * p.b * p.hkv * 4);
-        let cand_keys = region(p.out_len() * 8);
-        WorkspaceLayout { sync, n_valid, row_state, histograms, tickets, cand_keys, total: end }
+        let bounds = region(rows * std::mem::size_of::<ScoreBounds>());
+        let scores = region(rows * self.score_stride() * 4);
+        let candidates = region(if self.rank_blocks > 0 { p.out_len() * 8 } else { 0 });
+        WorkspaceLayout { n_valid, bounds, scores, candidates, total: end }
     }
 }

@@ -4,15 +4,17 @@ use crate::error::{Error, Result};
 use cust::sys::{self, CUdevice, CUfunction, CUresult, CUstream};
 use pqtopk_abi::BLOCK_THREADS;
 
-/// Launches `func` with `BLOCK_THREADS` threads per block and one by-value parameter.
+/// Launches `func` with `threads` threads per block and one by-value parameter.
 ///
 /// # Safety
 /// `func` is a kernel of the current context whose single parameter has the layout of `P`;
-/// every address inside `params` is valid for what the kernel does with it; `grid` and `shared`
-/// meet the kernel's documented requirements; `stream` belongs to the current context.
+/// every address inside `params` is valid for what the kernel does with it; `grid`, `threads`
+/// and `shared` meet the kernel's documented requirements; `stream` belongs to the current
+/// context.
 pub unsafe fn launch<P>(
     func: CUfunction,
-    grid: (u32, u32, u32),
+    grid: u32,
+    threads: u32,
     shared: u32,
     stream: CUstream,
     params: &P,
@@ -20,43 +22,12 @@ pub unsafe fn launch<P>(
     let mut args = [params as *const P as *mut std::ffi::c_void];
     // SAFETY: forwarded to the caller; the driver copies the parameter before returning.
     check("cuLaunchKernel", unsafe {
-        sys::cuLaunchKernel(
-            func,
-            grid.0,
-            grid.1,
-            grid.2,
-            BLOCK_THREADS,
-            1,
-            1,
-            shared,
-            stream,
-            args.as_mut_ptr(),
-            std::ptr::null_mut(),
-        )
+        sys::cuLaunchKernel(func, grid, 1, 1, threads, 1, 1, shared, stream, args.as_mut_ptr(), std::ptr::null_mut())
     })
 }
 
 fn check(call: &'static str, status: CUresult) -> Result<()> {
     if status == CUresult::CUDA_SUCCESS { Ok(()) } else { Err(Error::Driver { call, code: status as u32 }) }
-}
-
-/// Launches `func` cooperatively (all blocks co-resident, so they may wait on each other), with
-/// `BLOCK_THREADS` threads per block and one by-value parameter.
-///
-/// # Safety
-/// As [`launch`]; `blocks` must not exceed what [`max_active_blocks`] allows on every SM.
-pub unsafe fn launch_cooperative<P>(
-    func: CUfunction,
-    blocks: u32,
-    shared: u32,
-    stream: CUstream,
-    params: &P,
-) -> Result<()> {
-    let mut args = [params as *const P as *mut std::ffi::c_void];
-    // SAFETY: forwarded to the caller; the driver copies the parameter before returning.
-    check("cuLaunchCooperativeKernel", unsafe {
-        sys::cuLaunchCooperativeKernel(func, blocks, 1, 1, BLOCK_THREADS, 1, 1, shared, stream, args.as_mut_ptr())
-    })
 }
 
 /// Blocks of `BLOCK_THREADS` threads with `shared` bytes of dynamic shared memory that one SM

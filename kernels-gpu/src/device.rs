@@ -142,6 +142,21 @@ pub unsafe fn ballot(pred: bool) -> u32 {
     r
 }
 
+/// The largest `v` of the warp, in every lane.
+///
+/// # Safety
+/// All 32 lanes of the warp must execute this call convergently.
+#[inline(always)]
+pub unsafe fn warp_max(mut v: u32) -> u32 {
+    let mut mask = WARP / 2;
+    while mask > 0 {
+        // SAFETY: forwarded to the caller.
+        v = v.max(unsafe { shfl_xor(v, mask) });
+        mask /= 2;
+    }
+    v
+}
+
 // ---------------------------------------------------------------------------------------------
 // Atomics on generic addresses (global or shared memory), relaxed, device scope.
 
@@ -177,96 +192,6 @@ pub unsafe fn atomic_max(p: *mut u32, v: u32) -> u32 {
     // SAFETY: the address is the caller's promise.
     unsafe { asm!("atom.max.u32 {o}, [{p}], {v};", o = out(reg32) old, p = in(reg64) p, v = in(reg32) v) };
     old
-}
-
-/// Low 32 bits of the global nanosecond timer.
-#[inline(always)]
-pub fn global_timer_ns() -> u32 {
-    let t: u64;
-    // SAFETY: reading a special register has no preconditions.
-    unsafe { asm!("mov.u64 {t}, %globaltimer;", t = out(reg64) t, options(nomem, nostack)) };
-    t as u32
-}
-
-/// Orders this thread's memory accesses before and after it, at device scope (`__threadfence`).
-#[inline(always)]
-pub fn fence_device() {
-    // SAFETY: a fence has no preconditions.
-    unsafe { asm!("fence.acq_rel.gpu;") };
-}
-
-/// A grid-wide barrier for a cooperatively launched grid (all blocks co-resident).
-///
-/// `count` and `generation` are two u32 in global memory; `count` is 0 before the first wait
-/// and after every wait.
-#[derive(Clone, Copy)]
-pub struct GridBarrier {
-    count: *mut u32,
-    generation: *mut u32,
-}
-
-impl GridBarrier {
-    /// # Safety
-    /// Both addresses are valid, 4-byte aligned global memory, used by nothing else during the
-    /// launch, and `*count == 0` when the launch starts.
-    pub unsafe fn new(count: *mut u32, generation: *mut u32) -> GridBarrier {
-        GridBarrier { count, generation }
-    }
-
-    /// Waits until every thread of every block has arrived; memory written before it by any
-    /// thread is visible after it to all.
-    ///
-    /// # Safety
-    /// The grid was launched cooperatively (all blocks co-resident), and every thread of every
-    /// block calls `wait` the same number of times.
-    pub unsafe fn wait(self) {
-        // SAFETY: all threads of the block reach both barriers (the caller's promise); the
-        // addresses are valid (constructor's promise).
-        unsafe {
-            sync_threads();
-            if thread_idx() == 0 {
-                let generation: u32;
-                asm!("ld.volatile.u32 {g}, [{p}];", g = out(reg32) generation, p = in(reg64) self.generation);
-                fence_device();
-                if atomic_add(self.count, 1) == grid_dim_x() - 1 {
-                    *self.count = 0;
-                    fence_device();
-                    asm!("atom.add.release.gpu.u32 {o}, [{p}], 1;", o = out(reg32) _, p = in(reg64) self.generation);
-                } else {
-                    loop {
-                        let now: u32;
-                        asm!("ld.acquire.gpu.u32 {g}, [{p}];", g = out(reg32) now, p = in(reg64) self.generation);
-                        if now != generation {
-                            break;
-                        }
-                        asm!("nanosleep.u32 32;");
-                    }
-                }
-                fence_device();
-            }
-            sync_threads();
-        }
-    }
-}
-
-/// Eight u32 written by other blocks, read at device scope (two 16-byte loads in flight together).
-///
-/// # Safety
-/// `p` is a valid, 16-byte aligned global address of 8 u32.
-#[inline(always)]
-pub unsafe fn load_relaxed_v8(p: *const [u32; 8]) -> [u32; 8] {
-    let v: [u32; 8];
-    // SAFETY: the address is the caller's promise.
-    unsafe {
-        let (a, b, c, d, e, f, g, h): (u32, u32, u32, u32, u32, u32, u32, u32);
-        asm!("ld.relaxed.gpu.v4.u32 {{{a}, {b}, {c}, {d}}}, [{p}];",
-             "ld.relaxed.gpu.v4.u32 {{{e}, {f}, {g}, {h}}}, [{p}+16];",
-             a = out(reg32) a, b = out(reg32) b, c = out(reg32) c, d = out(reg32) d,
-             e = out(reg32) e, f = out(reg32) f, g = out(reg32) g, h = out(reg32) h,
-             p = in(reg64) p, options(readonly, nostack));
-        v = [a, b, c, d, e, f, g, h];
-    }
-    v
 }
 
 // ---------------------------------------------------------------------------------------------

@@ -1,8 +1,10 @@
 //! pqtopk's GPU kernels, compiled to PTX by `cargo xtask build-ptx`.
 //!
-//! Kernel ABI: every entry point takes one `#[repr(C)]` struct from `pqtopk-abi` by value, runs
-//! with `BLOCK_THREADS` threads per block, and documents its grid and dynamic shared memory.
-//! The fused top-k is one cooperative launch of `pq_topk`.
+//! Kernel ABI: every entry point takes one `#[repr(C)]` struct from `pqtopk-abi` by value and
+//! documents its block size, grid and dynamic shared memory. A top-k call is a 4-byte-per-row
+//! memset and two launches: `pq_score` writes every row's order keys and score range,
+//! `pq_select` selects and orders each row's top k (plus `pq_rank` for score order with k too
+//! large to sort in shared memory).
 #![no_std]
 #![feature(
     abi_ptx,
@@ -14,407 +16,403 @@
 )]
 #![allow(internal_features)]
 
+/// Runs `body` once per listed value of the constant, as straight-line code: LLVM leaves some
+/// short loops rolled, which moves the arrays they index to local memory.
+macro_rules! unrolled {
+    ($i:ident in [$($n:literal),*] $body:block) => {
+        $({
+            const $i: usize = $n;
+            $body
+        })*
+    };
+}
+
 #[macro_use]
 pub mod device;
 pub mod score;
 pub mod select;
 pub mod smoke;
 
-use device::{GridBarrier, Shared};
-use pqtopk_abi::{
-    BLOCK_THREADS, CodeCheckParams, DIGIT_BITS, HIST_BINS, MAX_ROWS_PER_BLOCK, Order, RowState, SyncWords, TopkParams,
-};
-use score::Tile;
+use device::Shared;
+use pqtopk_abi::{CodeCheckParams, HIST_BINS, Order, ScoreBounds, ScoreParams, SelectParams, Shape};
+use score::{Binning, Lut2, Lut4, Tile};
+use select::{Class, Filter};
 
-const MAX_ROWS: usize = MAX_ROWS_PER_BLOCK as usize;
-
-fn row_state(p: &TopkParams, row: u32) -> *mut RowState {
-    (p.row_state as *mut RowState).wrapping_add(row as usize)
-}
-
-fn histogram(p: &TopkParams, row: u32) -> *mut u32 {
-    (p.histograms as *mut u32).wrapping_add(row as usize * HIST_BINS as usize)
-}
-
-fn sync_words(p: &TopkParams) -> *mut SyncWords {
-    p.sync as *mut SyncWords
-}
-
-fn total_rows(p: &TopkParams) -> u32 {
-    p.b * p.hkv * p.rows_per_kv
-}
-
-/// The fused score + top-k, in one cooperative launch of at most as many blocks as fit on the
-/// device at once, with dynamic shared memory of
-/// `max(rows_per_block · (m·c + HIST_BINS) · 4, sort_capacity · 8)` bytes.
-///
-/// Phases, separated by grid barriers: reset the rows; up to six radix passes, each scoring every
-/// key of the unfinished rows into digit histograms (the last item of a row tile to finish runs
-/// the tile's select step); collect the selected keys; order them into the outputs.
+/// Scores every valid key of every output row: one block of `BLOCK_THREADS` per item
+/// (`key_chunks · row_tiles · b·hkv` of them, see `ScoreParams`), with dynamic shared memory of
+/// `rows_per_block.next_multiple_of(lut_width) · m · c · 4` bytes for the lookup tables.
 ///
 /// # Safety
-/// `p` describes valid device buffers of the shapes `TopkParams` documents; the sync words are
-/// zero; the launch is cooperative with the documented shared memory.
+/// `p` describes valid device buffers of the shapes `ScoreParams` documents; the bounds are
+/// zero.
 #[unsafe(no_mangle)]
-pub unsafe extern "ptx-kernel" fn pq_topk(p: TopkParams) {
-    let sync = sync_words(&p);
-    // SAFETY: the sync words are zeroed device memory of this launch alone.
-    let barrier = unsafe { GridBarrier::new(&raw mut (*sync).barrier_count, &raw mut (*sync).barrier_generation) };
-    trace(&p, 0);
-    reset_rows(&p);
-    let mut cached_luts = u32::MAX;
-    trace(&p, 1);
-    // SAFETY (all waits): cooperative launch; every thread of every block runs the same loop
-    // trip counts, since `finished_rows` reads counters no block changes during the read.
-    unsafe { barrier.wait() };
-    for pass in 0..DIGIT_BITS.len() as u32 {
-        if finished_rows(&p, pass) == total_rows(&p) {
-            break;
-        }
-        for item in block_items(p.key_chunks * p.row_tiles * p.b * p.hkv) {
-            // SAFETY: as for the kernel.
-            unsafe { histogram_item(&p, Tile::of_item(&p, item), pass, &mut cached_luts) };
-        }
-        trace(&p, 2 + pass as usize);
-        unsafe { barrier.wait() };
-    }
-    for item in block_items(p.key_chunks * p.row_tiles * p.b * p.hkv) {
-        // SAFETY: as for the kernel.
-        unsafe { collect_item(&p, Tile::of_item(&p, item), &mut cached_luts) };
-    }
-    trace(&p, 8);
-    unsafe { barrier.wait() };
-    // SAFETY: as for the kernel; every candidate is written.
-    unsafe { finalize(&p) };
-    trace(&p, 9);
-}
-
-/// Records when the slowest block reached trace point `point` (see `TRACE_POINTS`).
-#[inline(always)]
-fn trace(p: &TopkParams, point: usize) {
-    if p.trace != 0 && device::thread_idx() == 0 {
-        // SAFETY: the trace buffer holds TRACE_POINTS u32 when set.
-        unsafe { device::atomic_max((p.trace as *mut u32).add(point), device::global_timer_ns()) };
-    }
-}
-
-/// Work items `block, block + grid, …` below `count`.
-fn block_items(count: u32) -> impl Iterator<Item = u32> {
-    (device::block_idx().0..count).step_by(device::grid_dim_x() as usize)
-}
-
-/// Grid-stride indices of this thread below `count`.
-fn grid_threads(count: usize) -> impl Iterator<Item = usize> {
-    let first = (device::block_idx().0 * device::block_dim() + device::thread_idx()) as usize;
-    (first..count).step_by((device::grid_dim_x() * device::block_dim()) as usize)
-}
-
-/// Initial row states, zero histograms and tickets.
-fn reset_rows(p: &TopkParams) {
-    let rows = total_rows(p);
-    for word in grid_threads(rows as usize * HIST_BINS as usize) {
-        // SAFETY: inside the histograms.
-        unsafe { *(p.histograms as *mut u32).add(word) = 0 };
-    }
-    for ticket in grid_threads((p.row_tiles * p.b * p.hkv) as usize) {
-        // SAFETY: inside the tickets.
-        unsafe { *(p.tickets as *mut u32).add(ticket) = 0 };
-    }
-    for row in grid_threads(rows as usize) {
-        let batch = row as u32 / (p.rows_per_kv * p.hkv);
-        let state = select::initial_state(score::valid_keys(p, batch), p.k);
-        // SAFETY: row < rows; the counter is a sync word.
-        unsafe {
-            *row_state(p, row as u32) = state;
-            if state.done != 0 {
-                device::atomic_add(&raw mut (*sync_words(p)).finished[0], 1);
-            }
+pub unsafe extern "ptx-kernel" fn pq_score(p: ScoreParams) {
+    let tile = Tile::of_item(&p, device::block_idx().0);
+    // SAFETY (all arms): forwarded to the caller; lut_width picks the table layout.
+    unsafe {
+        match p.lut_width {
+            4 => score::score_item::<Lut4>(&p, tile),
+            2 => score::score_item::<Lut2>(&p, tile),
+            _ => score::score_item::<f32>(&p, tile),
         }
     }
 }
 
-/// Rows settled before radix pass `pass`.
-fn finished_rows(p: &TopkParams, pass: u32) -> u32 {
-    let sync = sync_words(p);
-    // SAFETY: the sync words are valid and 16-byte aligned; other blocks wrote them before the
-    // barrier, hence the device-scope load.
-    let finished = unsafe { device::load_relaxed_v8(&raw const (*sync).finished) };
-    finished[..=pass as usize].iter().sum()
-}
-
-/// The states of the tile's rows; slots past the tile read as finished.
-#[inline(always)]
-fn tile_states(p: &TopkParams, tile: &Tile) -> [RowState; MAX_ROWS] {
-    let mut states = [RowState { done: 1, ..RowState::default() }; MAX_ROWS];
-    for (r, state) in states.iter_mut().enumerate().take(tile.rows as usize) {
-        // SAFETY: the tile's rows are < rows; states change only between grid barriers.
-        *state = unsafe { *row_state(p, tile.row0 + r as u32) };
-    }
-    states
-}
-
-/// Builds the tile's lookup tables in shared memory unless this block already holds them.
+/// Selects each row's exact top k from the order keys `pq_score` wrote and writes the outputs
+/// (for score order with k above `sort_capacity`: the candidates, which `pq_rank` orders). One
+/// block of `SELECT_THREADS` per row, with dynamic shared memory of
+/// `HIST_BINS · 4 + max(sort_capacity, tie_capacity) · 8` bytes.
 ///
 /// # Safety
-/// All threads of the block call it; shared memory as `pq_topk` documents.
-unsafe fn ensure_luts(p: &TopkParams, tile: &Tile, cached: &mut u32) -> Shared<f32> {
-    // SAFETY: launched with at least rows_per_block lookup tables of shared memory.
-    let luts = unsafe { device::dynamic_shared::<f32>(p.rows_per_block as usize * score::lut_len(p)) };
-    if *cached != tile.row0 {
-        // SAFETY: every thread calls it; the first barrier ends every read of the tables this
-        // block built for its previous item, the shapes were validated by the host.
+/// `p` describes valid device buffers of the shapes `SelectParams` documents, and `pq_score`
+/// has finished writing the scores and bounds; `sort_capacity` and `tie_capacity` are powers of
+/// two.
+#[unsafe(no_mangle)]
+pub unsafe extern "ptx-kernel" fn pq_select(p: SelectParams) {
+    let s = &p.shape;
+    let row = device::block_idx().0;
+    let keys = RowKeys::of(&p, row);
+    let taken = s.k.min(keys.valid);
+    // SAFETY: launched with the documented dynamic shared memory.
+    let hist: Shared<u32> = unsafe { device::dynamic_shared(HIST_BINS as usize) };
+    // SAFETY: as above; the buffer follows the histogram.
+    let buffer: Shared<u64> = unsafe { hist.tail(HIST_BINS as usize, p.sort_capacity.max(p.tie_capacity) as usize) };
+    let counter = static_shared!(SELECT_COUNTER: [u32; 1]);
+    // SAFETY: the bounds were complete when pq_score finished.
+    let binning = Binning::of(unsafe { *(p.bounds as *const ScoreBounds).add(row as usize) });
+    let (filter, threshold_key) = if keys.valid <= s.k {
+        (Filter::take_all(), 0)
+    } else {
+        // SAFETY: the whole block runs both; taken ≥ 1 here since valid > k ≥ 1.
         unsafe {
-            device::sync_threads();
-            score::build_luts(p, tile, luts)
+            let filter = narrow(&p, &keys, binning, hist, taken);
+            (filter, tie_threshold(&keys, binning, filter, buffer, counter))
+        }
+    };
+    let taken_by = |index: u32, order: u32| {
+        let key = score::selection_key(order, index);
+        let take = match filter.classify(binning.bin(order), key) {
+            Class::Taken => true,
+            Class::Tied => key >= threshold_key,
+            Class::Dropped => false,
         };
-        *cached = tile.row0;
+        (take, key)
+    };
+    // SAFETY (all arms): the whole block runs them; every output slot of the row is written.
+    unsafe {
+        if s.order != Order::ByScore as u32 {
+            write_in_index_order(&p, row, &keys, taken_by);
+        } else if taken.next_power_of_two() <= p.sort_capacity {
+            write_in_score_order(&p, row, &keys, taken, taken_by, buffer, counter);
+        } else {
+            let candidates = (p.candidates as *mut u64).wrapping_add(row as usize * s.k as usize);
+            gather(
+                &keys,
+                counter,
+                |index, order| taken_by(index, order),
+                |slot, key| *candidates.add(slot as usize) = key,
+            );
+        }
     }
-    luts
 }
 
-/// Radix pass `pass` over one scoring item: count the digit of each unfinished row's keys that
-/// still share its prefix; the item that completes its tile runs the tile's select step.
+/// Orders the candidates of rows whose top k is too large to sort in shared memory (score order
+/// only): block `(row, chunk)` of `BLOCK_THREADS` ranks candidates `chunk·256..` of the row
+/// against all of the row's and writes them (and the padding slots) to their places.
 ///
 /// # Safety
-/// All threads of the block call it between the same grid barriers.
-unsafe fn histogram_item(p: &TopkParams, tile: Tile, pass: u32, cached_luts: &mut u32) {
-    let states = tile_states(p, &tile);
-    if states.iter().all(|s| s.done != 0) {
+/// `p` as for `pq_select`, which has finished writing the candidates of every row with
+/// `min(k, valid)` above `sort_capacity`; grid `rows · ceil(k / 256)`.
+#[unsafe(no_mangle)]
+pub unsafe extern "ptx-kernel" fn pq_rank(p: SelectParams) {
+    let s = &p.shape;
+    let chunks = s.k.div_ceil(device::block_dim());
+    let (row, chunk) = (device::block_idx().0 / chunks, device::block_idx().0 % chunks);
+    let taken = s.k.min(score::valid_keys(s, p.n_valid, score::batch_of_row(s, row)));
+    if taken.next_power_of_two() <= p.sort_capacity {
         return;
     }
-    let t = device::thread_idx() as usize;
-    // SAFETY: all threads call it.
-    let luts = unsafe { ensure_luts(p, &tile, cached_luts) };
-    // SAFETY: the histograms follow the lookup tables in the launch-sized shared memory.
-    let hists: Shared<u32> = unsafe { luts.tail(luts.len(), (tile.rows * HIST_BINS) as usize) };
-    for i in (t..hists.len()).step_by(BLOCK_THREADS as usize) {
-        // SAFETY: in bounds, one writer per element, ordered by the barrier below.
-        unsafe { hists.set(i, 0) };
-    }
-    // SAFETY: all threads reach it.
-    unsafe { device::sync_threads() };
-    let digit = select::Digit::of_pass(pass);
-    let end = tile.key_end.min(tile.valid_keys(p));
-    let mut key = tile.key0 + t as u32;
-    while key < end {
-        // SAFETY: key < n; the tables were built before a barrier.
-        let scores = unsafe { score::score_rows(p, &tile, key, luts) };
-        for r in 0..MAX_ROWS {
-            if states[r].done == 0 {
-                if let Some(bin) = digit.bin(score::selection_key(scores[r], key, p.metric), &states[r]) {
-                    // SAFETY: r < rows (finished slots are skipped) and bin < HIST_BINS.
-                    unsafe { hists.atomic_add(r * HIST_BINS as usize + bin as usize, 1) };
-                }
-            }
-        }
-        key += BLOCK_THREADS;
-    }
-    // SAFETY: all threads reach it.
-    unsafe { device::sync_threads() };
-    for r in 0..tile.rows {
-        if states[r as usize].done == 0 {
-            // SAFETY: after the barrier; each row's histogram holds HIST_BINS.
-            unsafe {
-                select::flush_histogram(
-                    hists.sub((r * HIST_BINS) as usize, HIST_BINS as usize),
-                    histogram(p, tile.row0 + r),
-                )
-            };
-        }
-    }
-    // SAFETY: all threads call it; the ticket and row buffers belong to this tile.
-    if unsafe { last_of_tile(p, &tile) } {
-        // Pull the tile's complete histograms into shared memory, all loads in flight at once,
-        // and leave the global ones zero for the next pass.
-        for r in 0..tile.rows {
-            if states[r as usize].done == 0 {
-                let global = histogram(p, tile.row0 + r);
-                for bin in (t..HIST_BINS as usize).step_by(BLOCK_THREADS as usize) {
-                    // SAFETY: bin < HIST_BINS; the shared slot has this one writer.
-                    unsafe {
-                        hists.set(r as usize * HIST_BINS as usize + bin, *global.add(bin));
-                        *global.add(bin) = 0;
-                    }
-                }
-            }
-        }
-        for r in 0..tile.rows {
-            if states[r as usize].done == 0 {
-                // SAFETY: the whole block runs it; select_step's first barrier orders the copies.
-                unsafe {
-                    select::select_step(
-                        hists.sub((r * HIST_BINS) as usize, HIST_BINS as usize),
-                        states[r as usize],
-                        row_state(p, tile.row0 + r),
-                        pass,
-                        &raw mut (*sync_words(p)).finished[1 + pass as usize],
-                    )
-                };
-            }
+    let slot = chunk * device::block_dim() + device::thread_idx();
+    let candidates = (p.candidates as *const u64).wrapping_add(row as usize * s.k as usize);
+    // SAFETY: slot < taken reads a written candidate; all threads of the block call rank_among.
+    unsafe {
+        let mine = (slot < taken).then(|| *candidates.add(slot as usize));
+        let rank = select::rank_among(candidates, taken, mine);
+        match mine {
+            Some(key) => write_slot(&p, row, rank, Some(key)),
+            None if slot < s.k => write_slot(&p, row, slot, None),
+            None => {}
         }
     }
 }
 
-/// Whether this block finished the tile's last item of the pass (then resets the tile's ticket).
+/// A row's order keys: `valid` u32 from `ptr`, 16-byte aligned.
+struct RowKeys {
+    ptr: *const u32,
+    valid: u32,
+}
+
+/// Keys one thread takes per load of a sweep (16 bytes).
+const KEYS_PER_LOAD: u32 = 4;
+/// Loads each thread has in flight per step of a sweep.
+const LOADS_PER_STEP: u32 = 2;
+
+impl RowKeys {
+    fn of(p: &SelectParams, row: u32) -> RowKeys {
+        let s = &p.shape;
+        let valid = score::valid_keys(s, p.n_valid, score::batch_of_row(s, row));
+        RowKeys { ptr: (p.scores as *const u32).wrapping_add(row as usize * s.score_stride as usize), valid }
+    }
+
+    /// Calls `f(first index, order keys, how many of them are valid)` for every group of four
+    /// consecutive keys. The block visits the groups in index order, one group per thread and
+    /// call, thread order within a call; every thread makes the same number of calls (groups
+    /// past the row have 0 valid keys), so `f` may use warp and block collectives.
+    ///
+    /// # Safety
+    /// The keys were written by an earlier launch and stay unchanged.
+    #[inline(always)]
+    unsafe fn sweep(&self, mut f: impl FnMut(u32, [u32; 4], u32)) {
+        let per_call = KEYS_PER_LOAD * device::block_dim();
+        let mut base = 0;
+        while base < self.valid {
+            let mut groups = [([0u32; 4], 0u32, 0u32); LOADS_PER_STEP as usize];
+            for (i, group) in groups.iter_mut().enumerate() {
+                let first = base + i as u32 * per_call + KEYS_PER_LOAD * device::thread_idx();
+                let count = self.valid.saturating_sub(first).min(KEYS_PER_LOAD);
+                // SAFETY: rows are score_stride (a multiple of 4) apart and 16-byte aligned, so a
+                // group that starts below valid ≤ n lies inside its row; lanes past valid are
+                // ignored.
+                let orders = if count > 0 {
+                    unsafe { device::load_nc_v4(self.ptr.add(first as usize) as *const [u32; 4]) }
+                } else {
+                    [0; 4]
+                };
+                *group = (orders, first, count);
+            }
+            // The list spells out 0..LOADS_PER_STEP.
+            unrolled!(G in [0, 1] {
+                f(groups[G].1, groups[G].0, groups[G].2);
+            });
+            base += LOADS_PER_STEP * per_call;
+        }
+    }
+}
+
+/// Appends every key with `take(index, order)` through `store(slot, selection key)`, one
+/// shared-memory atomic per warp on `counter`. Ends with a barrier; the count is in `counter`.
 ///
 /// # Safety
-/// All threads of the block call it after their last write for the item.
-unsafe fn last_of_tile(p: &TopkParams, tile: &Tile) -> bool {
-    let flag = static_shared!(LAST_OF_TILE: [u32; 1]);
-    let ticket =
-        (p.tickets as *mut u32).wrapping_add(((tile.kv_row0 / p.rows_per_kv) * p.row_tiles + tile.tile) as usize);
-    // Publish this block's histogram additions before taking a ticket.
-    device::fence_device();
-    // SAFETY: all threads reach the barriers; thread 0 alone writes the flag between them.
+/// All threads of the block call it; `store` is valid for every slot below the number of taken
+/// keys.
+#[inline(always)]
+unsafe fn gather(
+    keys: &RowKeys,
+    counter: Shared<u32>,
+    mut take: impl FnMut(u32, u32) -> (bool, u64),
+    mut store: impl FnMut(u32, u64),
+) {
+    // SAFETY: every thread reaches the barriers; thread 0 alone resets the counter before them,
+    // and the first barrier also ends earlier reads of it.
     unsafe {
         device::sync_threads();
         if device::thread_idx() == 0 {
-            let last = device::atomic_add(ticket, 1) == p.key_chunks - 1;
-            if last {
-                *ticket = 0;
-            }
-            flag.set(0, last as u32);
+            counter.set(0, 0);
         }
         device::sync_threads();
+        keys.sweep(|first, orders, count| {
+            // The list spells out 0..KEYS_PER_LOAD.
+            unrolled!(I in [0, 1, 2, 3] {
+                let (taken, key) = if (I as u32) < count { take(first + I as u32, orders[I]) } else { (false, 0) };
+                select::append(taken, key, counter, &mut store);
+            });
+        });
+        device::sync_threads();
     }
-    // SAFETY: written before the barrier.
-    let last = unsafe { flag.get(0) } != 0;
-    if last {
-        // Acquire the other blocks' additions.
-        device::fence_device();
-    }
-    last
 }
 
-/// Appends every selected key of the tile's rows to its row's candidates, one global atomic per
-/// warp and row.
+/// Histograms the row until the bin (and digits) of the `taken`-th key leave at most
+/// `tie_capacity` keys tied.
 ///
 /// # Safety
-/// All threads of the block call it after the last radix pass.
-unsafe fn collect_item(p: &TopkParams, tile: Tile, cached_luts: &mut u32) {
-    let states = tile_states(p, &tile);
-    // SAFETY: all threads call it.
-    let luts = unsafe { ensure_luts(p, &tile, cached_luts) };
-    let end = tile.key_end.min(tile.valid_keys(p));
-    let lanes_below = (1u32 << device::lane()) - 1;
-    // Warp-uniform trip count, so that the whole warp takes part in every ballot.
-    let mut base = tile.key0;
-    while base < end {
-        let key = base + device::thread_idx();
-        let active = key < end;
-        // SAFETY: key < n when active; the tables were built before a barrier.
-        let scores = if active { unsafe { score::score_rows(p, &tile, key, luts) } } else { [0.0; MAX_ROWS] };
-        for r in 0..MAX_ROWS {
-            if r >= tile.rows as usize {
-                break;
-            }
-            let selection_key = score::selection_key(scores[r], key, p.metric);
-            let take = active && select::is_selected(selection_key, &states[r]);
-            // SAFETY: the whole warp runs the ballot and the shuffle (uniform trip counts).
-            unsafe {
-                let mask = device::ballot(take);
-                if mask == 0 {
-                    continue;
-                }
-                let row = tile.row0 + r as u32;
-                let leader = mask.trailing_zeros();
-                let mut first = 0;
-                if device::lane() == leader {
-                    first = device::atomic_add(&raw mut (*row_state(p, row)).collected, mask.count_ones());
-                }
-                first = device::shfl_idx(first, leader);
-                let slot = first + (mask & lanes_below).count_ones();
-                // Exactly min(k, valid) keys are selected; the bound only guards a broken state.
-                if take && slot < p.k {
-                    *(p.cand_keys as *mut u64).add(row as usize * p.k as usize + slot as usize) = selection_key;
-                }
+/// All threads of the block call it; `1 ≤ taken < valid`.
+unsafe fn narrow(p: &SelectParams, keys: &RowKeys, binning: Binning, hist: Shared<u32>, taken: u32) -> Filter {
+    let mut filter: Option<Filter> = None;
+    loop {
+        if let Some(f) = filter {
+            if f.tied <= p.tie_capacity || !f.refinable() {
+                return f;
             }
         }
-        base += BLOCK_THREADS;
+        // SAFETY: every thread reaches the barriers; the previous threshold's last barrier ended
+        // every read of the histogram.
+        unsafe {
+            for bin in (device::thread_idx()..HIST_BINS).step_by(device::block_dim() as usize) {
+                hist.set(bin as usize, 0);
+            }
+            device::sync_threads();
+            keys.sweep(|first, orders, count| {
+                // The list spells out 0..KEYS_PER_LOAD.
+                unrolled!(I in [0, 1, 2, 3] {
+                    if (I as u32) < count {
+                    let (i, order) = (I, orders[I]);
+                    let bin = binning.bin(order);
+                    let counted = match filter {
+                        None => Some(bin),
+                        Some(f) => {
+                            let key = score::selection_key(order, first + i as u32);
+                            (f.classify(bin, key) == Class::Tied).then(|| f.digit(key))
+                        }
+                    };
+                    if let Some(slot) = counted {
+                        hist.atomic_add(slot as usize, 1);
+                    }
+                    }
+                });
+            });
+            device::sync_threads();
+            filter = Some(match filter {
+                None => select::first_filter(hist, taken),
+                Some(mut f) => {
+                    f.refine(select::threshold(hist, f.remaining));
+                    f
+                }
+            });
+        }
     }
 }
 
-/// The sort key of the requested order, larger first: the selection key for score order; for
-/// index order its halves swapped, so the complemented index leads (a smaller index is larger).
-fn order_key(p: &TopkParams, key: u64) -> u64 {
-    if p.order == Order::ByScore as u32 { key } else { key.rotate_left(32) }
+/// Gathers the tied keys, sorts them and returns the `remaining`-th best: the smallest tied key
+/// that is taken.
+///
+/// # Safety
+/// All threads of the block call it; `buffer` holds `tie_capacity` keys, a power of two ≥
+/// `filter.tied`.
+unsafe fn tie_threshold(
+    keys: &RowKeys,
+    binning: Binning,
+    filter: Filter,
+    buffer: Shared<u64>,
+    counter: Shared<u32>,
+) -> u64 {
+    // SAFETY: the whole block; at most filter.tied ≤ tie_capacity keys are tied.
+    unsafe {
+        gather(
+            keys,
+            counter,
+            |index, order| {
+                let key = score::selection_key(order, index);
+                (filter.classify(binning.bin(order), key) == Class::Tied, key)
+            },
+            |slot, key| buffer.set(slot as usize, key),
+        );
+        let tied = counter.get(0) as usize;
+        let len = tied.next_power_of_two();
+        for i in (tied + device::thread_idx() as usize..len).step_by(device::block_dim() as usize) {
+            buffer.set(i, 0);
+        }
+        device::sync_threads();
+        select::sort_descending(buffer, len);
+        buffer.get(filter.remaining as usize - 1)
+    }
 }
 
-fn from_order_key(p: &TopkParams, key: u64) -> u64 {
-    if p.order == Order::ByScore as u32 { key } else { key.rotate_right(32) }
+/// Writes the taken keys in index order, by a block-wide prefix count per group of keys, then
+/// pads the row.
+///
+/// # Safety
+/// All threads of the block call it; exactly `min(k, valid)` keys are taken.
+unsafe fn write_in_index_order(p: &SelectParams, row: u32, keys: &RowKeys, taken_by: impl Fn(u32, u32) -> (bool, u64)) {
+    let mut written = 0;
+    // SAFETY: all threads sweep and scan together; slots stay below the taken count ≤ k.
+    unsafe {
+        keys.sweep(|first, orders, count| {
+            let mut take = [(false, 0u64); KEYS_PER_LOAD as usize];
+            let mut mine = 0;
+            // The lists spell out 0..KEYS_PER_LOAD.
+            unrolled!(I in [0, 1, 2, 3] {
+                if (I as u32) < count {
+                    take[I] = taken_by(first + I as u32, orders[I]);
+                    mine += take[I].0 as u32;
+                }
+            });
+            let (mut slot, total) = select::block_exclusive_sum(mine);
+            slot += written;
+            unrolled!(I in [0, 1, 2, 3] {
+                if take[I].0 {
+                    write_slot(p, row, slot, Some(take[I].1));
+                    slot += 1;
+                }
+            });
+            written += total;
+        });
+        pad_row(p, row, written);
+    }
 }
 
-/// Writes slot `slot` of `row`: the candidate with order key `ordered`, or padding.
+/// Gathers the taken keys in shared memory, sorts them best first and writes them, then pads
+/// the row.
+///
+/// # Safety
+/// All threads of the block call it; exactly `taken` keys are taken, and
+/// `taken.next_power_of_two() ≤ sort_capacity ≤ buffer.len()`.
+unsafe fn write_in_score_order(
+    p: &SelectParams,
+    row: u32,
+    keys: &RowKeys,
+    taken: u32,
+    taken_by: impl Fn(u32, u32) -> (bool, u64),
+    buffer: Shared<u64>,
+    counter: Shared<u32>,
+) {
+    let len = taken.next_power_of_two() as usize;
+    let t = device::thread_idx() as usize;
+    let threads = device::block_dim() as usize;
+    // SAFETY: gather's first barrier ends the reads of the tie threshold from the buffer; the
+    // slots stay below taken; the barriers order the padding and the sort.
+    unsafe {
+        gather(keys, counter, |index, order| taken_by(index, order), |slot, key| buffer.set(slot as usize, key));
+        for i in (taken as usize + t..len).step_by(threads) {
+            buffer.set(i, 0);
+        }
+        device::sync_threads();
+        select::sort_descending(buffer, len);
+        for slot in (t..taken as usize).step_by(threads) {
+            write_slot(p, row, slot as u32, Some(buffer.get(slot)));
+        }
+        pad_row(p, row, taken);
+    }
+}
+
+/// Writes padding to slots `from..k` of `row`.
+///
+/// # Safety
+/// `row < rows`.
+unsafe fn pad_row(p: &SelectParams, row: u32, from: u32) {
+    let mut slot = from + device::thread_idx();
+    while slot < p.shape.k {
+        // SAFETY: slot < k.
+        unsafe { write_slot(p, row, slot, None) };
+        slot += device::block_dim();
+    }
+}
+
+/// Writes slot `slot` of `row`: the key with selection key `key`, or padding.
 ///
 /// # Safety
 /// `row < rows`, `slot < k`.
-unsafe fn write_slot(p: &TopkParams, row: u32, slot: u32, ordered: Option<u64>) {
-    let at = row as usize * p.k as usize + slot as usize;
-    let (index, score) = match ordered {
-        Some(ordered) => {
-            let key = from_order_key(p, ordered);
-            (score::index_of(key), score::score_of(key, p.metric))
-        }
-        None => (u32::MAX, score::padding_score(p.metric)),
+unsafe fn write_slot(p: &SelectParams, row: u32, slot: u32, key: Option<u64>) {
+    let s: &Shape = &p.shape;
+    let at = row as usize * s.k as usize + slot as usize;
+    let (index, score) = match key {
+        Some(key) => (score::index_of(key), score::score_of(key, s.metric)),
+        None => (u32::MAX, score::padding_score(s.metric)),
     };
     // SAFETY: at < rows·k.
     unsafe {
         *(p.out_indices as *mut u32).add(at) = index;
         if p.out_scores != 0 {
             *(p.out_scores as *mut f32).add(at) = score;
-        }
-    }
-}
-
-/// Orders each row's candidates into the outputs: sorted in shared memory where they fit,
-/// otherwise ranked against each other from global memory.
-///
-/// # Safety
-/// All threads of every block call it after the collect phase.
-unsafe fn finalize(p: &TopkParams) {
-    let cap = p.sort_capacity as usize;
-    let t = device::thread_idx() as usize;
-    // SAFETY: launched with sort_capacity u64 of shared memory.
-    let buf: Shared<u64> = unsafe { device::dynamic_shared(cap) };
-    let count_of = |row: u32| unsafe { (*row_state(p, row)).collected }.min(p.k);
-    for row in block_items(total_rows(p)) {
-        let count = count_of(row) as usize;
-        let len = count.next_power_of_two();
-        if len > cap {
-            continue;
-        }
-        let cands = (p.cand_keys as *const u64).wrapping_add(row as usize * p.k as usize);
-        // SAFETY: i < count reads written candidates; the barriers order the shared accesses.
-        unsafe {
-            for i in (t..len).step_by(BLOCK_THREADS as usize) {
-                buf.set(i, if i < count { order_key(p, *cands.add(i)) } else { 0 });
-            }
-            device::sync_threads();
-            select::sort_descending(buf, len);
-            for slot in (t..p.k as usize).step_by(BLOCK_THREADS as usize) {
-                write_slot(p, row, slot as u32, (slot < count).then(|| buf.get(slot)));
-            }
-            device::sync_threads();
-        }
-    }
-    let chunks = p.k.div_ceil(BLOCK_THREADS);
-    for item in block_items(total_rows(p) * chunks) {
-        let row = item / chunks;
-        let count = count_of(row);
-        if count.next_power_of_two() as usize <= cap {
-            continue;
-        }
-        let slot = (item % chunks) * BLOCK_THREADS + t as u32;
-        let cands = (p.cand_keys as *const u64).wrapping_add(row as usize * p.k as usize);
-        // SAFETY: slot < count reads a written candidate; all threads call rank_among.
-        unsafe {
-            let mine = (slot < count).then(|| order_key(p, *cands.add(slot as usize)));
-            let rank = select::rank_among(cands, count, mine, |key| order_key(p, key));
-            match mine {
-                Some(_) => write_slot(p, row, rank, mine),
-                None if slot < p.k => write_slot(p, row, slot, None),
-                None => {}
-            }
         }
     }
 }

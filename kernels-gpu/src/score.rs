@@ -3,14 +3,14 @@
 //! knows neither.
 
 use crate::device::{self, Shared};
-use pqtopk_abi::{DType, MAX_ROWS_PER_BLOCK, Metric, TopkParams};
+use pqtopk_abi::{DType, HIST_BINS, MAX_ROWS_PER_BLOCK, Metric, ScoreBounds, ScoreParams, Shape};
+
+const MAX_ROWS: usize = MAX_ROWS_PER_BLOCK as usize;
 
 /// Where a scoring item's rows and keys lie: output rows `row0..row0 + rows` of one (batch, kv
 /// head), keys `key0..key_end`.
 #[derive(Clone, Copy)]
 pub struct Tile {
-    /// Row tile within its (batch, kv head).
-    pub tile: u32,
     pub batch: u32,
     pub kv_head: u32,
     /// First output row of the tile, global.
@@ -24,38 +24,39 @@ pub struct Tile {
 
 impl Tile {
     /// Scoring item `item`, enumerated key chunk fastest, then row tile, then batch·kv head.
-    pub fn of_item(p: &TopkParams, item: u32) -> Tile {
+    pub fn of_item(p: &ScoreParams, item: u32) -> Tile {
+        let s = &p.shape;
         let chunk = item % p.key_chunks;
         let tile = (item / p.key_chunks) % p.row_tiles;
         let bkv = item / (p.key_chunks * p.row_tiles);
-        let kv_row0 = bkv * p.rows_per_kv;
+        let kv_row0 = bkv * s.rows_per_kv;
         let first = tile * p.rows_per_block;
         let key0 = chunk * p.keys_per_block;
         Tile {
-            tile,
-            batch: bkv / p.hkv,
-            kv_head: bkv % p.hkv,
+            batch: bkv / s.hkv,
+            kv_head: bkv % s.hkv,
             row0: kv_row0 + first,
-            rows: p.rows_per_block.min(p.rows_per_kv - first),
+            rows: p.rows_per_block.min(s.rows_per_kv - first),
             kv_row0,
             key0,
-            key_end: (key0 + p.keys_per_block).min(p.n),
+            key_end: (key0 + p.keys_per_block).min(s.n),
         }
-    }
-
-    /// Keys at or past this index are never selected.
-    pub fn valid_keys(&self, p: &TopkParams) -> u32 {
-        valid_keys(p, self.batch)
     }
 }
 
-pub fn valid_keys(p: &TopkParams, batch: u32) -> u32 {
-    if p.n_valid == 0 {
-        p.n
+/// Keys of `batch` at or past this index are never scored or selected.
+pub fn valid_keys(s: &Shape, n_valid: u64, batch: u32) -> u32 {
+    if n_valid == 0 {
+        s.n
     } else {
         // SAFETY: the host guarantees `n_valid` holds b u32 values, unchanged during the launch.
-        unsafe { device::load_nc_u32((p.n_valid as *const u32).add(batch as usize)) }.min(p.n)
+        unsafe { device::load_nc_u32((n_valid as *const u32).add(batch as usize)) }.min(s.n)
     }
+}
+
+/// The batch of output row `row`.
+pub fn batch_of_row(s: &Shape, row: u32) -> u32 {
+    row / (s.rows_per_kv * s.hkv)
 }
 
 /// An element type of queries or codebooks, read as f32.
@@ -121,24 +122,65 @@ impl Element for BF16 {
     }
 }
 
-/// Shared-memory elements of one row's lookup table.
-pub fn lut_len(p: &TopkParams) -> usize {
-    (p.m * p.c) as usize
+/// Entries of one row's lookup table: one per (sub-space j, centroid).
+pub fn lut_len(s: &Shape) -> usize {
+    (s.m * s.c) as usize
 }
 
-/// Fills `lut[r·m·c + j·c + code]` with sub-space `j`'s partial score of centroid `code` for the
-/// tile's row `r`: `q_j · C_j[code]` or `‖q_j − C_j[code]‖²`, summed over the G query heads in
-/// group mode. Each thread owns (j, code) pairs and reads each centroid once for all rows.
-/// Ends with a barrier.
+/// One entry of the interleaved lookup tables: the partial scores of `WIDTH` rows for the same
+/// (sub-space, centroid), loaded with one shared-memory access, since a key's codes are the same
+/// for every row of its kv head.
+pub trait LutEntry: Copy {
+    const WIDTH: usize;
+    fn lane(self, i: usize) -> f32;
+}
+
+impl LutEntry for f32 {
+    const WIDTH: usize = 1;
+    #[inline(always)]
+    fn lane(self, _: usize) -> f32 {
+        self
+    }
+}
+
+#[repr(C, align(8))]
+#[derive(Clone, Copy)]
+pub struct Lut2([f32; 2]);
+
+#[repr(C, align(16))]
+#[derive(Clone, Copy)]
+pub struct Lut4([f32; 4]);
+
+impl LutEntry for Lut2 {
+    const WIDTH: usize = 2;
+    #[inline(always)]
+    fn lane(self, i: usize) -> f32 {
+        self.0[i]
+    }
+}
+
+impl LutEntry for Lut4 {
+    const WIDTH: usize = 4;
+    #[inline(always)]
+    fn lane(self, i: usize) -> f32 {
+        self.0[i]
+    }
+}
+
+/// Fills the tile's lookup tables, `lut_width` rows interleaved: the f32 at
+/// `((r / w)·m·c + j·c + code)·w + r % w` is sub-space `j`'s partial score of centroid `code`
+/// for the tile's row `r` (`q_j · C_j[code]` or `‖q_j − C_j[code]‖²`, summed over the G query
+/// heads in group mode); slots of rows past the tile hold 0. Each thread owns (j, code) pairs
+/// and reads each centroid once for all rows. Ends with a barrier.
 ///
 /// # Safety
-/// All threads of the block call it; `lut` holds `tile.rows · lut_len(p)` elements; the tensors
-/// in `p` have the shapes it states.
-pub unsafe fn build_luts(p: &TopkParams, tile: &Tile, lut: Shared<f32>) {
+/// All threads of the block call it; `lut` holds `rows_per_block.next_multiple_of(lut_width) ·
+/// lut_len` f32; the tensors in `p` have the shapes it states.
+pub unsafe fn build_luts(p: &ScoreParams, tile: &Tile, lut: Shared<f32>) {
     // SAFETY (all arms): forwarded to the caller. One monomorphized loop per dtype pair, so the
     // element loop carries no dtype dispatch.
     unsafe {
-        match p.query_dtype {
+        match p.shape.query_dtype {
             q if q == DType::F32 as u32 => build_luts_for::<F32>(p, tile, lut),
             q if q == DType::F16 as u32 => build_luts_for::<F16>(p, tile, lut),
             _ => build_luts_for::<BF16>(p, tile, lut),
@@ -149,10 +191,10 @@ pub unsafe fn build_luts(p: &TopkParams, tile: &Tile, lut: Shared<f32>) {
 
 /// # Safety
 /// As [`build_luts`].
-unsafe fn build_luts_for<Q: Element>(p: &TopkParams, tile: &Tile, lut: Shared<f32>) {
+unsafe fn build_luts_for<Q: Element>(p: &ScoreParams, tile: &Tile, lut: Shared<f32>) {
     // SAFETY: forwarded.
     unsafe {
-        match p.codebook_dtype {
+        match p.shape.codebook_dtype {
             c if c == DType::F32 as u32 => build_luts_typed::<Q, F32>(p, tile, lut),
             c if c == DType::F16 as u32 => build_luts_typed::<Q, F16>(p, tile, lut),
             _ => build_luts_typed::<Q, BF16>(p, tile, lut),
@@ -163,24 +205,27 @@ unsafe fn build_luts_for<Q: Element>(p: &TopkParams, tile: &Tile, lut: Shared<f3
 /// # Safety
 /// As [`build_luts`].
 #[inline(always)]
-unsafe fn build_luts_typed<Q: Element, C: Element>(p: &TopkParams, tile: &Tile, lut: Shared<f32>) {
-    let g = p.h / p.hkv;
-    let (d, c, ds) = (p.d as usize, p.c as usize, (p.d / p.m) as usize);
-    let per_row = lut_len(p);
-    let l2 = p.metric == Metric::L2 as u32;
+unsafe fn build_luts_typed<Q: Element, C: Element>(p: &ScoreParams, tile: &Tile, lut: Shared<f32>) {
+    let s = &p.shape;
+    let g = s.h / s.hkv;
+    let (d, c, ds) = (s.d as usize, s.c as usize, (s.d / s.m) as usize);
+    let per_row = lut_len(s);
+    let width = p.lut_width as usize;
+    let padded_rows = (tile.rows as usize).next_multiple_of(width);
+    let l2 = s.metric == Metric::L2 as u32;
     let partial = |q: f32, c: f32| if l2 { (q - c) * (q - c) } else { q * c };
     // Query offsets of each row's first head, and the heads per row.
-    let heads = if p.group != 0 { g } else { 1 };
-    let mut query_row = [0usize; MAX_ROWS_PER_BLOCK as usize];
+    let heads = if s.group != 0 { g } else { 1 };
+    let mut query_row = [0usize; MAX_ROWS];
     for (r, q) in query_row.iter_mut().enumerate() {
         let local = tile.row0 - tile.kv_row0 + r as u32;
-        let (head, s) =
-            if p.group != 0 { (tile.kv_head * g, local) } else { (tile.kv_head * g + local / p.sq, local % p.sq) };
-        *q = ((tile.batch * p.h + head) * p.sq + s) as usize * d;
+        let (head, sq) =
+            if s.group != 0 { (tile.kv_head * g, local) } else { (tile.kv_head * g + local / s.sq, local % s.sq) };
+        *q = ((tile.batch * s.h + head) * s.sq + sq) as usize * d;
     }
-    let head_stride = p.sq as usize * d;
+    let head_stride = s.sq as usize * d;
     let vector = ds % 4 == 0;
-    let width = if vector { 4 } else { 1 };
+    let step = if vector { 4 } else { 1 };
     let threads = device::block_dim() as usize;
     // Each thread takes PAIRS (j, code) pairs at a time, so that their centroid loads (from L2)
     // are in flight together rather than one round trip after another.
@@ -192,11 +237,11 @@ unsafe fn build_luts_typed<Q: Element, C: Element>(p: &TopkParams, tile: &Tile, 
         let mut query_col = [0usize; PAIRS];
         for (k, (cen, col)) in centroid.iter_mut().zip(query_col.iter_mut()).enumerate() {
             let e = (first + k * threads).min(per_row - 1) as u32;
-            let (j, code) = ((e / p.c) as usize, (e % p.c) as usize);
-            *cen = ((tile.kv_head as usize * p.m as usize + j) * c + code) * ds;
+            let (j, code) = ((e / s.c) as usize, (e % s.c) as usize);
+            *cen = ((tile.kv_head as usize * s.m as usize + j) * c + code) * ds;
             *col = j * ds;
         }
-        let mut acc = [[0.0f32; MAX_ROWS_PER_BLOCK as usize]; PAIRS];
+        let mut acc = [[0.0f32; MAX_ROWS]; PAIRS];
         let mut t = 0;
         while t < ds {
             let mut cv = [[0.0f32; 4]; PAIRS];
@@ -211,7 +256,7 @@ unsafe fn build_luts_typed<Q: Element, C: Element>(p: &TopkParams, tile: &Tile, 
                     }
                 };
             }
-            for r in 0..MAX_ROWS_PER_BLOCK as usize {
+            for r in 0..MAX_ROWS {
                 if r >= tile.rows as usize {
                     break;
                 }
@@ -223,22 +268,22 @@ unsafe fn build_luts_typed<Q: Element, C: Element>(p: &TopkParams, tile: &Tile, 
                             if vector { Q::load4(p.queries, q) } else { [Q::load(p.queries, q), 0.0, 0.0, 0.0] }
                         };
                         for u in 0..4 {
-                            if u < width {
+                            if u < step {
                                 acc[k][r] += partial(qv[u], cv[k][u]);
                             }
                         }
                     }
                 }
             }
-            t += width;
+            t += step;
         }
         for (k, acc) in acc.iter().enumerate() {
             let e = first + k * threads;
             for (r, &a) in acc.iter().enumerate() {
-                if e < per_row && r < tile.rows as usize {
-                    // SAFETY: r·per_row + e < rows·per_row ≤ lut.len(); each element has one
-                    // writer.
-                    unsafe { lut.set(r * per_row + e, a) };
+                if e < per_row && r < padded_rows {
+                    let at = ((r / width) * per_row + e) * width + r % width;
+                    // SAFETY: at < padded_rows·per_row ≤ lut.len(); each element has one writer.
+                    unsafe { lut.set(at, if r < tile.rows as usize { a } else { 0.0 }) };
                 }
             }
         }
@@ -246,67 +291,121 @@ unsafe fn build_luts_typed<Q: Element, C: Element>(p: &TopkParams, tile: &Tile, 
     }
 }
 
-/// Scores of key `key` against every row of the tile: `Σ_j lut[r][j][code_j]`, j ascending.
-/// Codes are clamped below `c`, so a corrupt code reads inside the table (its score is then
-/// unspecified; `pq_count_bad_codes` reports such codes). Slots past `tile.rows` are 0.
-///
-/// # Safety
-/// `key < n`; `luts` holds `tile.rows` tables of `lut_len(p)` entries, written before the last
-/// barrier; `tile` lies inside the shapes in `p`.
-#[inline(always)]
-pub unsafe fn score_rows(
-    p: &TopkParams,
-    tile: &Tile,
-    key: u32,
-    luts: Shared<f32>,
-) -> [f32; MAX_ROWS_PER_BLOCK as usize] {
-    let offset = ((tile.batch * p.hkv + tile.kv_head) as usize * p.n as usize + key as usize) * p.m as usize;
-    let codes = (p.codes as *const u8).wrapping_add(offset);
-    let (c, m) = (p.c as usize, p.m as usize);
-    let mut acc = [0.0f32; MAX_ROWS_PER_BLOCK as usize];
-    let mut add = |j: usize, code: u32| {
-        let at = j * c + (code as usize).min(c - 1);
-        for (r, a) in acc.iter_mut().enumerate() {
-            if r < tile.rows as usize {
-                // SAFETY: r < rows and at < m·c index inside the tile's tables.
-                *a += unsafe { luts.get(r * m * c + at) };
-            }
-        }
-    };
-    if m % 4 == 0 {
-        // Codes of a key are m bytes at a multiple of m, so 4-byte words are aligned.
-        for w in 0..m / 4 {
-            // SAFETY: the key's m code bytes are in bounds and read-only during the launch.
-            let word = unsafe { device::load_nc_u32((codes as *const u32).add(w)) };
-            for byte in 0..4 {
-                add(4 * w + byte, (word >> (8 * byte)) & 0xff);
-            }
-        }
-    } else {
-        for j in 0..m {
-            // SAFETY: as above.
-            add(j, unsafe { device::load_nc_u8(codes.add(j)) } as u32);
-        }
-    }
-    acc
+/// Keys a thread scores at once, so that their code loads are in flight together (the
+/// `unrolled!` lists in [`Scorer::score`] spell out 0..KEYS_IN_FLIGHT).
+const KEYS_IN_FLIGHT: usize = 2;
+
+/// What the scoring loop needs, copied out of the parameters so that it lives in registers.
+#[derive(Clone, Copy)]
+struct Scorer {
+    /// Codes of the tile's (batch, kv head).
+    codes: *const u8,
+    m: usize,
+    c: usize,
+    groups: usize,
 }
 
-/// The 64-bit key that orders candidates, larger is better: the score's order-preserving bits
-/// (negated for L2, where smaller is better; NaN below every number) above the complemented key
-/// index, so that ties break toward the smaller index and every key of a row is unique.
+impl Scorer {
+    /// Adds sub-space `j`'s entries for `code` to the rows' sums. Codes are clamped below `c`,
+    /// so a corrupt code reads inside the table (its score is then unspecified;
+    /// `pq_count_bad_codes` reports such codes).
+    ///
+    /// # Safety
+    /// `luts` holds the tile's interleaved tables, written before the last barrier; `j < m`.
+    #[inline(always)]
+    unsafe fn add<E: LutEntry>(self, luts: Shared<E>, acc: &mut [f32; MAX_ROWS], j: usize, code: u32) {
+        let at = j * self.c + (code as usize).min(self.c - 1);
+        for g in 0..MAX_ROWS / E::WIDTH {
+            if g < self.groups {
+                // SAFETY: g < groups and at < m·c index inside the tile's tables.
+                let entry = unsafe { luts.get(g * self.m * self.c + at) };
+                for i in 0..E::WIDTH {
+                    acc[g * E::WIDTH + i] += entry.lane(i);
+                }
+            }
+        }
+    }
+
+    /// Scores of keys `keys` against every row of the tile: `Σ_j lut[r][j][code_j]`, j
+    /// ascending; slots past the tile's rows are 0. With `WIDE` (m a multiple of 16) each key's
+    /// codes arrive 16 at a time in one 16-byte load.
+    ///
+    /// # Safety
+    /// Every key `< n`; `luts` as for [`Scorer::add`].
+    #[inline(always)]
+    unsafe fn score<E: LutEntry, const WIDE: bool>(
+        self,
+        luts: Shared<E>,
+        keys: [u32; KEYS_IN_FLIGHT],
+    ) -> [[f32; MAX_ROWS]; KEYS_IN_FLIGHT] {
+        let mut acc = [[0.0f32; MAX_ROWS]; KEYS_IN_FLIGHT];
+        let code_ptr = |key: u32, j: usize| self.codes.wrapping_add(key as usize * self.m + j);
+        // SAFETY (all loads): the keys' codes lie inside the codes tensor and stay unchanged;
+        // a key starts at a multiple of m, so with WIDE every 16-byte group is aligned.
+        unsafe {
+            if WIDE {
+                for j0 in (0..self.m).step_by(16) {
+                    let mut words = [[0u32; 4]; KEYS_IN_FLIGHT];
+                    for k in 0..KEYS_IN_FLIGHT {
+                        words[k] = device::load_nc_v4(code_ptr(keys[k], j0) as *const [u32; 4]);
+                    }
+                    // Spelled out: LLVM leaves these loops rolled, which moves `words` and `acc`
+                    // to local memory.
+                    unrolled!(K in [0, 1] {
+                        unrolled!(I in [0, 1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12, 13, 14, 15] {
+                            self.add(luts, &mut acc[K], j0 + I, (words[K][I / 4] >> (8 * (I % 4))) & 0xff);
+                        });
+                    });
+                }
+            } else {
+                for j in 0..self.m {
+                    let mut codes = [0u32; KEYS_IN_FLIGHT];
+                    for k in 0..KEYS_IN_FLIGHT {
+                        codes[k] = device::load_nc_u8(code_ptr(keys[k], j)) as u32;
+                    }
+                    for k in 0..KEYS_IN_FLIGHT {
+                        self.add(luts, &mut acc[k], j, codes[k]);
+                    }
+                }
+            }
+        }
+        acc
+    }
+}
+
+/// The order key of a score, larger is better: the order-preserving bits of the goodness (the
+/// score, negated for L2 where smaller is better), with NaN as 0, below every number.
 #[inline(always)]
-pub fn selection_key(score: f32, index: u32, metric: u32) -> u64 {
+pub fn order_key(score: f32, metric: u32) -> u32 {
     // `+ 0.0` turns −0 into +0: equal scores must get equal bits, so the index breaks the tie.
     let goodness = if metric == Metric::L2 as u32 { -score } else { score } + 0.0;
     let bits = goodness.to_bits();
-    let ordered = if goodness.is_nan() {
+    if goodness.is_nan() {
         0
     } else if bits & 0x8000_0000 != 0 {
         !bits
     } else {
         bits | 0x8000_0000
-    };
-    ((ordered as u64) << 32) | (!index) as u64
+    }
+}
+
+/// The goodness an order key encodes (NaN for 0).
+#[inline(always)]
+fn goodness_of(order: u32) -> f32 {
+    if order == 0 {
+        f32::NAN
+    } else if order & 0x8000_0000 != 0 {
+        f32::from_bits(order & 0x7fff_ffff)
+    } else {
+        f32::from_bits(!order)
+    }
+}
+
+/// The 64-bit key that `select` ranks, larger is better and unique per row: the order key above
+/// the complemented key index, so that ties break toward the smaller index.
+#[inline(always)]
+pub fn selection_key(order: u32, index: u32) -> u64 {
+    ((order as u64) << 32) | (!index) as u64
 }
 
 /// Key index encoded in a selection key.
@@ -318,18 +417,131 @@ pub fn index_of(key: u64) -> u32 {
 /// The score encoded in a selection key (NaN for NaN scores; −0 reads back as +0).
 #[inline(always)]
 pub fn score_of(key: u64, metric: u32) -> f32 {
-    let ordered = (key >> 32) as u32;
-    let goodness = if ordered == 0 {
-        f32::NAN
-    } else if ordered & 0x8000_0000 != 0 {
-        f32::from_bits(ordered & 0x7fff_ffff)
-    } else {
-        f32::from_bits(!ordered)
-    };
+    let goodness = goodness_of((key >> 32) as u32);
     if metric == Metric::L2 as u32 { -goodness } else { goodness }
 }
 
 /// The score that pads rows with fewer valid keys than k: the worst possible.
 pub fn padding_score(metric: u32) -> f32 {
     if metric == Metric::L2 as u32 { f32::INFINITY } else { f32::NEG_INFINITY }
+}
+
+/// The first histogram of a row's selection: a monotone map from order keys to `HIST_BINS`
+/// bins. Where the row's number scores span a finite, nonzero range, the bins split it evenly,
+/// so the bin of the k-th key holds few keys for any smooth distribution; otherwise (infinities,
+/// all equal, all NaN) the bin is the order key's top bits.
+#[derive(Clone, Copy)]
+pub struct Binning {
+    lo: f32,
+    scale: f32,
+    linear: bool,
+}
+
+impl Binning {
+    pub fn of(bounds: ScoreBounds) -> Binning {
+        let (hi, lo) = (goodness_of(bounds.max_key), goodness_of(!bounds.not_min_key));
+        let scale = HIST_BINS as f32 / (hi - lo);
+        // No number scores leaves max_key = 0 (NaN), which fails the comparison too.
+        let linear = hi > lo && (hi - lo).is_finite() && scale.is_finite();
+        Binning { lo, scale, linear }
+    }
+
+    /// Non-decreasing in `order`: subtraction and scaling by a positive factor round
+    /// monotonically, and the float-to-integer conversion saturates (NaN to 0).
+    #[inline(always)]
+    pub fn bin(self, order: u32) -> u32 {
+        if self.linear {
+            (((goodness_of(order) - self.lo) * self.scale) as u32).min(HIST_BINS - 1)
+        } else {
+            order >> (32 - pqtopk_abi::DIGIT_BITS)
+        }
+    }
+}
+
+/// Scores one item: builds the tile's lookup tables, writes the order key of every valid key of
+/// the item for each row, and folds the item's range of number scores into the rows' bounds.
+///
+/// # Safety
+/// All threads of the block call it; shared memory as `pq_score` documents; the buffers in `p`
+/// have the shapes `ScoreParams` states.
+#[inline(always)]
+pub unsafe fn score_item<E: LutEntry>(p: &ScoreParams, tile: Tile) {
+    let s = p.shape;
+    let padded_rows = (tile.rows as usize).next_multiple_of(E::WIDTH);
+    // SAFETY: launched with rows_per_block rounded up to lut_width tables; the entries' type
+    // sets the alignment, and the f32 view is the same memory.
+    let luts: Shared<E> = unsafe { device::dynamic_shared(padded_rows / E::WIDTH * lut_len(&s)) };
+    // SAFETY: as above.
+    let lut: Shared<f32> = unsafe { luts.tail(0, padded_rows * lut_len(&s)) };
+    // SAFETY: all threads call it; shapes validated by the host.
+    unsafe { build_luts(p, &tile, lut) };
+    let scorer = Scorer {
+        codes: (p.codes as *const u8)
+            .wrapping_add((tile.batch * s.hkv + tile.kv_head) as usize * s.n as usize * s.m as usize),
+        m: s.m as usize,
+        c: s.c as usize,
+        groups: padded_rows / E::WIDTH,
+    };
+    // SAFETY: forwarded; the tables were built before build_luts' barrier.
+    unsafe {
+        if s.m % 16 == 0 {
+            score_keys::<E, true>(p, tile, scorer, luts)
+        } else {
+            score_keys::<E, false>(p, tile, scorer, luts)
+        }
+    }
+}
+
+/// The scoring loop of [`score_item`].
+///
+/// # Safety
+/// As [`score_item`], after the tables are built.
+#[inline(always)]
+unsafe fn score_keys<E: LutEntry, const WIDE: bool>(p: &ScoreParams, tile: Tile, scorer: Scorer, luts: Shared<E>) {
+    let (s, scores_out, bounds) = (p.shape, p.scores as *mut u32, p.bounds as *mut ScoreBounds);
+    let end = tile.key_end.min(valid_keys(&s, p.n_valid, tile.batch));
+    let rows = tile.rows as usize;
+    let mut max_key = [0u32; MAX_ROWS];
+    let mut not_min_key = [0u32; MAX_ROWS];
+    let stride = s.score_stride as usize;
+    let threads = device::block_dim();
+    let mut first = tile.key0 + device::thread_idx();
+    while first < end {
+        let keys: [u32; KEYS_IN_FLIGHT] = core::array::from_fn(|i| first + i as u32 * threads);
+        // Keys past the end score a valid key again (the first), and are not stored.
+        // SAFETY: every key < end ≤ n; the tables were built before a barrier.
+        let scores = unsafe { scorer.score::<E, WIDE>(luts, keys.map(|key| if key < end { key } else { first })) };
+        for k in 0..KEYS_IN_FLIGHT {
+            let key = keys[k];
+            if key >= end {
+                continue;
+            }
+            for r in 0..MAX_ROWS {
+                if r < rows {
+                    let order = order_key(scores[k][r], s.metric);
+                    // SAFETY: row < rows and key < n ≤ score_stride.
+                    unsafe { *scores_out.add((tile.row0 as usize + r) * stride + key as usize) = order };
+                    if order != 0 {
+                        max_key[r] = max_key[r].max(order);
+                        not_min_key[r] = not_min_key[r].max(!order);
+                    }
+                }
+            }
+        }
+        first += KEYS_IN_FLIGHT as u32 * threads;
+    }
+    for r in 0..MAX_ROWS {
+        if r < rows {
+            // SAFETY: the whole warp reduces; the bounds hold one entry per row.
+            unsafe {
+                let hi = device::warp_max(max_key[r]);
+                let not_lo = device::warp_max(not_min_key[r]);
+                let bound = bounds.add(tile.row0 as usize + r);
+                if device::lane() == 0 && hi != 0 {
+                    device::atomic_max(&raw mut (*bound).max_key, hi);
+                    device::atomic_max(&raw mut (*bound).not_min_key, not_lo);
+                }
+            }
+        }
+    }
 }

@@ -1,88 +1,128 @@
-//! Exact top-k selection over unique 64-bit keys (larger is better).
+//! Exact top-k selection over unique 64-bit keys (larger is better), by one block per row.
 //!
-//! Most-significant-digit radix select: each pass histograms one digit of the keys still in the
-//! running, `select_step` finds the bin that holds the k-th key and narrows the prefix. A row is
-//! done once the whole bin is taken, so random data usually settles in two or three passes;
-//! unique keys guarantee it by the last digit. Nothing here caps k, and nothing here knows what a
-//! key means: the scoring code builds the keys and feeds them in.
+//! The caller streams a row's keys through a [`Filter`], together with a first-level bin that
+//! must be non-decreasing in the key. A histogram of those bins locates the bin of the k-th key;
+//! while that bin holds more keys than the block can gather, 11-bit digits of the keys below it
+//! narrow it further (unique keys guarantee that this ends by the last digit). The gathered ties
+//! are sorted, and the k-th key becomes an exact threshold. Nothing here caps k, and nothing here
+//! knows what a key means: the scoring code builds the keys and bins and feeds them in.
 
 use crate::device::{self, Shared};
-use pqtopk_abi::{BLOCK_THREADS, DIGIT_BITS, HIST_BINS, RowState};
+use pqtopk_abi::{DIGIT_BITS, HIST_BINS};
 
-/// The digit of radix pass `pass`: `width` bits below the `fixed` bits already decided.
+/// Which keys of a row are taken, as far as the histograms have decided.
 #[derive(Clone, Copy)]
-pub struct Digit {
+pub struct Filter {
+    /// Every key is taken (the row has no more valid keys than k).
+    all: bool,
+    /// First-level bin of the k-th key.
+    bin: u32,
+    /// Key bits decided below the bin, and how many.
+    prefix: u64,
     fixed: u32,
-    width: u32,
+    /// Keys still to take from those in the bin that share the prefix.
+    pub remaining: u32,
+    /// Keys in the bin that share the prefix.
+    pub tied: u32,
 }
 
-impl Digit {
-    pub fn of_pass(pass: u32) -> Digit {
-        let mut fixed = 0;
-        for w in &DIGIT_BITS[..pass as usize] {
-            fixed += w;
-        }
-        Digit { fixed, width: DIGIT_BITS[pass as usize] }
+/// Where a key stands against a [`Filter`].
+#[derive(Clone, Copy, PartialEq, Eq)]
+pub enum Class {
+    Taken,
+    Tied,
+    Dropped,
+}
+
+impl Filter {
+    /// The filter of a row whose valid keys are all taken.
+    pub fn take_all() -> Filter {
+        Filter { all: true, bin: 0, prefix: 0, fixed: 0, remaining: 0, tied: 0 }
     }
 
-    /// The bin `key` counts in, or `None` when it no longer shares the row's prefix.
+    pub fn takes_all(&self) -> bool {
+        self.all
+    }
+
+    /// `key`, whose first-level bin is `bin`, against the filter.
     #[inline(always)]
-    pub fn bin(self, key: u64, state: &RowState) -> Option<u32> {
-        let shares_prefix = self.fixed == 0 || (key >> (64 - self.fixed)) == (state.prefix >> (64 - self.fixed));
-        shares_prefix.then(|| ((key >> (64 - self.fixed - self.width)) as u32) & ((1 << self.width) - 1))
-    }
-}
-
-/// The state a row starts with: with `valid ≤ k` every valid key is taken at once.
-pub fn initial_state(valid: u32, k: u32) -> RowState {
-    RowState { prefix: 0, remaining: k.min(valid), fixed_bits: 0, done: (valid <= k) as u32, collected: 0 }
-}
-
-/// Whether a finished row takes `key`.
-#[inline(always)]
-pub fn is_selected(key: u64, state: &RowState) -> bool {
-    state.fixed_bits == 0 || (key >> (64 - state.fixed_bits)) >= (state.prefix >> (64 - state.fixed_bits))
-}
-
-/// Adds a block's shared histogram into the row's global one.
-///
-/// # Safety
-/// All threads of the block call it after a barrier that follows the last count; `global` holds
-/// `HIST_BINS` u32; `local` has `HIST_BINS` elements.
-pub unsafe fn flush_histogram(local: Shared<u32>, global: *mut u32) {
-    let mut bin = device::thread_idx();
-    while bin < HIST_BINS {
-        // SAFETY: bin < HIST_BINS.
-        unsafe {
-            let count = local.get(bin as usize);
-            if count != 0 {
-                device::atomic_add_no_return(global.add(bin as usize), count);
-            }
+    pub fn classify(&self, bin: u32, key: u64) -> Class {
+        if self.all || bin > self.bin {
+            return Class::Taken;
         }
-        bin += device::block_dim();
+        if bin < self.bin {
+            return Class::Dropped;
+        }
+        if self.fixed == 0 {
+            return Class::Tied;
+        }
+        let shift = 64 - self.fixed;
+        match (key >> shift).cmp(&(self.prefix >> shift)) {
+            core::cmp::Ordering::Greater => Class::Taken,
+            core::cmp::Ordering::Equal => Class::Tied,
+            core::cmp::Ordering::Less => Class::Dropped,
+        }
+    }
+
+    /// Whether all key bits are decided, or the next digit is needed.
+    pub fn refinable(&self) -> bool {
+        self.fixed < 64
+    }
+
+    /// The histogram bin of a tied key in the next refinement.
+    #[inline(always)]
+    pub fn digit(&self, key: u64) -> u32 {
+        let width = DIGIT_BITS.min(64 - self.fixed);
+        ((key << self.fixed) >> (64 - width)) as u32
+    }
+
+    /// Narrows the filter to digit `t.bin` of the next refinement.
+    pub fn refine(&mut self, t: Threshold) {
+        let width = DIGIT_BITS.min(64 - self.fixed);
+        self.fixed += width;
+        self.prefix |= (t.bin as u64) << (64 - self.fixed);
+        self.remaining -= t.above;
+        self.tied = t.count;
     }
 }
 
-/// Narrows a row's state `s` (as of the start of `pass`) to the bin of `bins`, the row's complete
-/// histogram for `pass`, that holds the k-th key; writes the new state to `*state` and counts the
-/// row in `*finished` if that settles it. Run by one whole block.
+/// The bin of a histogram that holds the `wanted`-th largest key.
+#[derive(Clone, Copy)]
+pub struct Threshold {
+    pub bin: u32,
+    /// Keys in bins above it.
+    pub above: u32,
+    /// Keys in it.
+    pub count: u32,
+}
+
+/// The filter after the first-level histogram `hist` of a row from which `wanted` keys are to be
+/// taken (`wanted` ≤ the histogram's total).
 ///
 /// # Safety
-/// All threads of the block call it; `bins` holds `HIST_BINS` counts written before the last
-/// barrier; `state` and `finished` are valid, and no other block touches `*state` until the next
-/// grid barrier.
-pub unsafe fn select_step(bins: Shared<u32>, s: RowState, state: *mut RowState, pass: u32, finished: *mut u32) {
-    const PER_THREAD: usize = (HIST_BINS / BLOCK_THREADS) as usize;
-    let above = static_shared!(SELECT_WARP_SUMS: [u32; (BLOCK_THREADS / device::WARP) as usize]);
-    let t = device::thread_idx() as usize;
-    // SAFETY: every thread reaches it; it ends the reads of `above` by an earlier call.
-    unsafe { device::sync_threads() };
-    let mut counts = [0u32; PER_THREAD];
+/// As [`threshold`].
+pub unsafe fn first_filter(hist: Shared<u32>, wanted: u32) -> Filter {
+    // SAFETY: forwarded.
+    let t = unsafe { threshold(hist, wanted) };
+    Filter { all: false, bin: t.bin, prefix: 0, fixed: 0, remaining: wanted - t.above, tied: t.count }
+}
+
+/// The bin of `hist` (`HIST_BINS` counts) that holds the `wanted`-th largest key, found by a
+/// suffix sum over the whole block; every thread gets the answer.
+///
+/// # Safety
+/// All threads of the block call it after a barrier that follows the last count; the block size
+/// divides `HIST_BINS` and is at most 32 warps; `1 ≤ wanted ≤ Σ hist`.
+pub unsafe fn threshold(hist: Shared<u32>, wanted: u32) -> Threshold {
+    let warp_sums = static_shared!(THRESHOLD_WARP_SUMS: [u32; 32]);
+    let found = static_shared!(THRESHOLD_FOUND: [u32; 4]);
+    let t = device::thread_idx();
+    let per_thread = HIST_BINS / device::block_dim();
+    let first = t * per_thread;
     let mut total = 0;
-    for (i, c) in counts.iter_mut().enumerate() {
-        // SAFETY: t·PER_THREAD + i < HIST_BINS; written before the caller's barrier.
-        *c = unsafe { bins.get(t * PER_THREAD + i) };
-        total += *c;
+    for i in 0..per_thread {
+        // SAFETY: first + i < HIST_BINS; written before the caller's barrier.
+        total += unsafe { hist.get((first + i) as usize) };
     }
     // Inclusive suffix sum of the thread totals (bins above ours hold the better keys): within
     // each warp by shuffles, then across the warps' sums through shared memory.
@@ -97,45 +137,99 @@ pub unsafe fn select_step(bins: Shared<u32>, s: RowState, state: *mut RowState, 
         }
         delta *= 2;
     }
-    let warp = t / device::WARP as usize;
-    let warps = BLOCK_THREADS as usize / device::WARP as usize;
-    // SAFETY: every thread reaches the barrier; lane 0 of each warp writes its own slot first.
+    let warp = t / device::WARP;
+    let warps = device::block_dim() / device::WARP;
+    // SAFETY: every thread reaches the barriers; lane 0 of each warp writes its own slot, and
+    // exactly one thread (the one whose bins hold the wanted-th key) writes `found`.
     unsafe {
         if lane == 0 {
-            above.set(warp, suffix);
+            warp_sums.set(warp as usize, suffix);
         }
         device::sync_threads();
         for w in warp + 1..warps {
-            suffix += above.get(w);
+            suffix += warp_sums.get(w as usize);
         }
-    }
-    if s.done != 0 {
-        return;
-    }
-    let mut taken = suffix - total;
-    let digit = Digit::of_pass(pass);
-    for i in (0..PER_THREAD).rev() {
-        let count = counts[i];
-        if taken < s.remaining && s.remaining <= taken + count {
-            let bin = (t * PER_THREAD + i) as u64;
-            let remaining = s.remaining - taken;
-            let fixed_bits = digit.fixed + digit.width;
-            let next = RowState {
-                prefix: s.prefix | (bin << (64 - fixed_bits)),
-                remaining,
-                fixed_bits,
-                done: (remaining == count) as u32,
-                collected: 0,
-            };
-            // SAFETY: exactly one thread finds the bin; the state is this block's to write.
-            unsafe {
-                *state = next;
-                if next.done != 0 {
-                    device::atomic_add(finished, 1);
-                }
+        let mut above = suffix - total;
+        for i in (0..per_thread).rev() {
+            let count = hist.get((first + i) as usize);
+            if above < wanted && wanted <= above + count {
+                found.set(0, first + i);
+                found.set(1, above);
+                found.set(2, count);
             }
+            above += count;
         }
-        taken += count;
+        device::sync_threads();
+        let result = Threshold { bin: found.get(0), above: found.get(1), count: found.get(2) };
+        // Nobody may overwrite `found` or the warp sums (the next call) before all have read.
+        device::sync_threads();
+        result
+    }
+}
+
+/// The exclusive prefix sum of `v` over the block's threads, and the total; every thread gets
+/// its own prefix and the total.
+///
+/// # Safety
+/// All threads of the block call it; at most 32 warps.
+pub unsafe fn block_exclusive_sum(v: u32) -> (u32, u32) {
+    let warp_sums = static_shared!(SCAN_WARP_SUMS: [u32; 32]);
+    let lane = device::lane();
+    let mut inclusive = v;
+    let mut delta = 1;
+    while delta < device::WARP {
+        // SAFETY: the whole warp runs every shuffle.
+        let below = unsafe { device::shfl_up(inclusive, delta) };
+        if lane >= delta {
+            inclusive += below;
+        }
+        delta *= 2;
+    }
+    let warp = device::thread_idx() / device::WARP;
+    let warps = device::block_dim() / device::WARP;
+    // SAFETY: every thread reaches the barriers; lane 31 of each warp writes its own slot.
+    unsafe {
+        if lane == device::WARP - 1 {
+            warp_sums.set(warp as usize, inclusive);
+        }
+        device::sync_threads();
+        let mut before = 0;
+        let mut total = 0;
+        for w in 0..warps {
+            let s = warp_sums.get(w as usize);
+            if w < warp {
+                before += s;
+            }
+            total += s;
+        }
+        // The next call overwrites the warp sums.
+        device::sync_threads();
+        (before + inclusive - v, total)
+    }
+}
+
+/// Appends `key` to `buffer` where `take`, one shared-memory atomic per warp on `count`.
+///
+/// # Safety
+/// The whole warp calls it convergently; `count` is a shared counter, and the buffer holds every
+/// slot that the counter can reach here.
+#[inline(always)]
+pub unsafe fn append(take: bool, key: u64, count: Shared<u32>, mut store: impl FnMut(u32, u64)) {
+    // SAFETY: the warp is convergent (caller's promise).
+    unsafe {
+        let mask = device::ballot(take);
+        if mask == 0 {
+            return;
+        }
+        let leader = mask.trailing_zeros();
+        let mut first = 0;
+        if device::lane() == leader {
+            first = count.atomic_add(0, mask.count_ones());
+        }
+        first = device::shfl_idx(first, leader);
+        if take {
+            store(first + (mask & ((1u32 << device::lane()) - 1)).count_ones(), key);
+        }
     }
 }
 
@@ -179,9 +273,10 @@ pub unsafe fn sort_descending(keys: Shared<u64>, len: usize) {
 ///
 /// # Safety
 /// All threads of the block call it with the same `keys` and `count`; `keys` holds `count`
-/// entries.
-pub unsafe fn rank_among(keys: *const u64, count: u32, mine: Option<u64>, order_key: impl Fn(u64) -> u64) -> u32 {
-    let tile = static_shared!(RANK_TILE: [u64; BLOCK_THREADS as usize]);
+/// entries; the block has at most 256 threads.
+pub unsafe fn rank_among(keys: *const u64, count: u32, mine: Option<u64>) -> u32 {
+    const TILE: u32 = 256;
+    let tile = static_shared!(RANK_TILE: [u64; TILE as usize]);
     let t = device::thread_idx();
     let mut rank = 0u32;
     let mut start = 0;
@@ -189,17 +284,17 @@ pub unsafe fn rank_among(keys: *const u64, count: u32, mine: Option<u64>, order_
         // SAFETY: every thread reaches both barriers; element t has the one writer t.
         unsafe {
             if start + t < count {
-                tile.set(t as usize, order_key(*keys.add((start + t) as usize)));
+                tile.set(t as usize, *keys.add((start + t) as usize));
             }
             device::sync_threads();
             if let Some(mine) = mine {
-                for i in 0..(count - start).min(BLOCK_THREADS) {
+                for i in 0..(count - start).min(TILE) {
                     rank += (tile.get(i as usize) > mine) as u32;
                 }
             }
             device::sync_threads();
         }
-        start += BLOCK_THREADS;
+        start += TILE;
     }
     rank
 }
