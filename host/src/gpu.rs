@@ -42,6 +42,8 @@ pub struct Gpu {
     ordinal: u32,
     compute_capability: (i32, i32),
     max_shared_bytes: usize,
+    /// Dynamic shared memory a `pq_select` block may use.
+    select_dynamic_limit: usize,
     multiprocessors: usize,
 }
 
@@ -116,11 +118,14 @@ impl Gpu {
             rank: module.get_function("pq_rank")?.to_raw(),
             count_bad_codes: module.get_function("pq_count_bad_codes")?.to_raw(),
         };
-        // SAFETY: valid functions of the module; the values are within the device's limit.
-        unsafe {
+        // SAFETY: valid functions of the module; the values are within the device's limit less
+        // what each kernel declares statically.
+        let select_dynamic_limit = unsafe {
             raw::set_max_dynamic_shared(kernels.score, max_shared_bytes.min(SCORE_SMEM_BUDGET))?;
-            raw::set_max_dynamic_shared(kernels.select, max_shared_bytes)?;
-        }
+            let limit = max_shared_bytes - raw::static_shared_bytes(kernels.select)?;
+            raw::set_max_dynamic_shared(kernels.select, limit)?;
+            limit
+        };
         Ok(Gpu {
             kernels,
             module,
@@ -128,6 +133,7 @@ impl Gpu {
             ordinal,
             compute_capability: (major, minor),
             max_shared_bytes,
+            select_dynamic_limit,
             multiprocessors,
         })
     }
@@ -192,7 +198,7 @@ impl Gpu {
         let score_blocks = key_chunks * tile_groups;
         // Score order sorts each row's top k in shared memory where it fits, beside the
         // histogram; larger rows are ranked by `pq_rank`.
-        let select_budget = self.max_shared_bytes - HIST_BINS as usize * 4;
+        let select_budget = self.select_dynamic_limit - HIST_BINS as usize * 4;
         let sort_capacity = p.k.next_power_of_two().min(1 << (select_budget / 8).ilog2());
         let tie_capacity = TIE_CAPACITY.min(1 << (select_budget / 8).ilog2());
         let select_shared_bytes = HIST_BINS as usize * 4 + sort_capacity.max(tie_capacity) * 8;

@@ -78,3 +78,16 @@ pub unsafe fn device_attribute(device: CUdevice, attribute: sys::CUdevice_attrib
     check("cuDeviceGetAttribute", unsafe { sys::cuDeviceGetAttribute(&mut value, attribute, device) })?;
     Ok(value as usize)
 }
+
+/// Bytes of static shared memory that `func` declares.
+///
+/// # Safety
+/// `func` is a kernel of the current context.
+pub unsafe fn static_shared_bytes(func: CUfunction) -> Result<usize> {
+    let mut value = 0i32;
+    // SAFETY: forwarded to the caller; `value` is a valid out-pointer.
+    check("cuFuncGetAttribute", unsafe {
+        sys::cuFuncGetAttribute(&mut value, sys::CUfunction_attribute::CU_FUNC_ATTRIBUTE_SHARED_SIZE_BYTES, func)
+    })?;
+    Ok(value as usize)
+}
