@@ -211,6 +211,8 @@ unsafe fn build_luts_typed<Q: Element, C: Element>(p: &ScoreParams, tile: &Tile,
     let (d, c, ds) = (s.d as usize, s.c as usize, (s.d / s.m) as usize);
     let per_row = lut_len(s);
     let width = p.lut_width as usize;
+    // width is 1, 2 or 4: shifts and masks instead of divisions.
+    let width_log2 = width.trailing_zeros();
     let padded_rows = (tile.rows as usize).next_multiple_of(width);
     let l2 = s.metric == Metric::L2 as u32;
     let partial = |q: f32, c: f32| if l2 { (q - c) * (q - c) } else { q * c };
@@ -228,7 +230,8 @@ unsafe fn build_luts_typed<Q: Element, C: Element>(p: &ScoreParams, tile: &Tile,
     let step = if vector { 4 } else { 1 };
     let threads = device::block_dim() as usize;
     // Each thread takes PAIRS (j, code) pairs at a time, so that their centroid loads (from L2)
-    // are in flight together rather than one round trip after another.
+    // are in flight together rather than one round trip after another (the `unrolled!` lists
+    // below spell out 0..PAIRS and 0..MAX_ROWS).
     const PAIRS: usize = 4;
     // u32 index math: a 64-bit division is a long software routine on the GPU.
     let mut first = device::thread_idx() as usize;
@@ -256,37 +259,38 @@ unsafe fn build_luts_typed<Q: Element, C: Element>(p: &ScoreParams, tile: &Tile,
                     }
                 };
             }
-            for r in 0..MAX_ROWS {
-                if r >= tile.rows as usize {
-                    break;
-                }
-                for head in 0..heads as usize {
-                    for k in 0..PAIRS {
-                        let q = query_row[r] + head * head_stride + query_col[k] + t;
-                        // SAFETY: inside the queries tensor; d = m·ds, so q % 4 == 0 when vector.
-                        let qv = unsafe {
-                            if vector { Q::load4(p.queries, q) } else { [Q::load(p.queries, q), 0.0, 0.0, 0.0] }
-                        };
-                        for u in 0..4 {
-                            if u < step {
-                                acc[k][r] += partial(qv[u], cv[k][u]);
+            // The lists spell out 0..MAX_ROWS and 0..PAIRS, so that `acc` stays in registers.
+            unrolled!(R in [0, 1, 2, 3, 4, 5, 6, 7] {
+                if R < tile.rows as usize {
+                    for head in 0..heads as usize {
+                        unrolled!(K in [0, 1, 2, 3] {
+                            let q = query_row[R] + head * head_stride + query_col[K] + t;
+                            // SAFETY: inside the queries tensor; d = m·ds, so q % 4 == 0 when
+                            // vector.
+                            let qv = unsafe {
+                                if vector { Q::load4(p.queries, q) } else { [Q::load(p.queries, q), 0.0, 0.0, 0.0] }
+                            };
+                            for u in 0..4 {
+                                if u < step {
+                                    acc[K][R] += partial(qv[u], cv[K][u]);
+                                }
                             }
-                        }
+                        });
                     }
                 }
-            }
+            });
             t += step;
         }
-        for (k, acc) in acc.iter().enumerate() {
-            let e = first + k * threads;
-            for (r, &a) in acc.iter().enumerate() {
-                if e < per_row && r < padded_rows {
-                    let at = ((r / width) * per_row + e) * width + r % width;
+        unrolled!(K in [0, 1, 2, 3] {
+            let e = first + K * threads;
+            unrolled!(R in [0, 1, 2, 3, 4, 5, 6, 7] {
+                if e < per_row && R < padded_rows {
+                    let at = ((R >> width_log2) * per_row + e) * width + (R & (width - 1));
                     // SAFETY: at < padded_rows·per_row ≤ lut.len(); each element has one writer.
-                    unsafe { lut.set(at, if r < tile.rows as usize { a } else { 0.0 }) };
+                    unsafe { lut.set(at, if R < tile.rows as usize { acc[K][R] } else { 0.0 }) };
                 }
-            }
-        }
+            });
+        });
         first += PAIRS * threads;
     }
 }
