@@ -11,8 +11,9 @@ pub const BLOCK_THREADS: u32 = 256;
 /// in the PTX, 512 leaves the compiler up to 128 registers per thread.
 pub const SELECT_THREADS: u32 = 512;
 
-/// Bins of a selection histogram. The first one spreads the row's score range linearly over
-/// them; refinements take 11-bit digits of the 64-bit selection keys.
+/// Bins of a selection histogram. The first one, built while scoring, spreads the range of
+/// scores that the row's lookup tables allow linearly over them; refinements take 11-bit digits
+/// of the 64-bit selection keys.
 pub const HIST_BINS: u32 = 1 << 11;
 /// Bits of a refinement digit; `HIST_BINS == 1 << DIGIT_BITS`.
 pub const DIGIT_BITS: u32 = 11;
@@ -100,8 +101,11 @@ pub struct ScoreParams {
     pub n_valid: u64,
     /// `[rows, score_stride]` u32 order keys, written for the valid keys.
     pub scores: u64,
-    /// `[rows]` [`ScoreBounds`], zeroed by the host before the launch.
-    pub bounds: u64,
+    /// `[rows]` [`RowBinning`], written by the blocks of key chunk 0.
+    pub binning: u64,
+    /// `[rows, HIST_BINS]` u32, zeroed by the host before the launch: each row's keys counted
+    /// per bin of its binning.
+    pub histograms: u64,
     pub rows_per_block: u32,
     /// Rows that share one entry of the interleaved lookup tables: 1, 2 or 4.
     pub lut_width: u32,
@@ -110,13 +114,15 @@ pub struct ScoreParams {
     pub key_chunks: u32,
 }
 
-/// The range of a row's number scores, as order keys, gathered by `pq_score` with atomic maxima:
-/// the largest order key and the complement of the smallest (so that zero means "none yet").
+/// How a row's order keys map to histogram bins: `lo` and `scale` spread the range of scores
+/// that the row's lookup tables allow over the bins linearly where `linear != 0`; otherwise the
+/// bin is the order key's top bits (see `kernels-gpu/src/score.rs`).
 #[repr(C)]
-#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
-pub struct ScoreBounds {
-    pub max_key: u32,
-    pub not_min_key: u32,
+#[derive(Clone, Copy, Debug, Default, PartialEq)]
+pub struct RowBinning {
+    pub lo: f32,
+    pub scale: f32,
+    pub linear: u32,
 }
 
 /// Launch parameters of `pq_select`: one block of `SELECT_THREADS` per output row selects the
@@ -128,7 +134,8 @@ pub struct SelectParams {
     pub shape: Shape,
     pub n_valid: u64,
     pub scores: u64,
-    pub bounds: u64,
+    pub binning: u64,
+    pub histograms: u64,
     /// `[rows, k]` u32.
     pub out_indices: u64,
     /// `[rows, k]` f32, or 0 when scores are not wanted.

@@ -13,7 +13,7 @@ use cust::module::Module;
 use cust::stream::Stream;
 use cust::sys::{CUfunction, CUstream};
 use pqtopk_abi::{
-    BLOCK_THREADS, CodeCheckParams, HIST_BINS, MAX_ROWS_PER_BLOCK, Order, SELECT_THREADS, ScoreBounds, ScoreParams,
+    BLOCK_THREADS, CodeCheckParams, HIST_BINS, MAX_ROWS_PER_BLOCK, Order, RowBinning, SELECT_THREADS, ScoreParams,
     SelectParams, Shape,
 };
 
@@ -166,7 +166,8 @@ impl Gpu {
     pub fn plan(&self, problem: &Problem) -> Result<Plan> {
         problem.validate()?;
         let p = problem;
-        let lut_bytes = p.m * p.c * 4;
+        // Per row: its lookup table and its histogram.
+        let lut_bytes = p.m * p.c * 4 + HIST_BINS as usize * 4;
         let budget = self.max_shared_bytes.min(SCORE_SMEM_BUDGET);
         let rows_per_kv = if p.group { p.sq } else { p.group_size() * p.sq };
         // Rows interleaved in one table entry: as many as share a kv head, up to four.
@@ -178,7 +179,7 @@ impl Gpu {
         let rows_per_block = rows_fit.min(MAX_ROWS_PER_BLOCK as usize).min(rows_per_kv);
         if rows_per_block == 0 {
             return Err(Error::Unsupported(format!(
-                "m·c = {} lookup entries need {lut_bytes} bytes of shared memory; this device allows {budget}",
+                "m·c = {} lookup entries and a histogram need {lut_bytes} bytes of shared memory; this device allows {budget}",
                 p.m * p.c
             )));
         }
@@ -199,9 +200,9 @@ impl Gpu {
         // Score order sorts each row's top k in shared memory where it fits, beside the
         // histogram; larger rows are ranked by `pq_rank`.
         let select_budget = self.select_dynamic_limit - HIST_BINS as usize * 4;
-        let sort_capacity = p.k.next_power_of_two().min(1 << (select_budget / 8).ilog2());
-        let tie_capacity = TIE_CAPACITY.min(1 << (select_budget / 8).ilog2());
-        let select_shared_bytes = HIST_BINS as usize * 4 + sort_capacity.max(tie_capacity) * 8;
+        let tie_capacity = TIE_CAPACITY.min(1 << (select_budget / 16).ilog2());
+        let sort_capacity = p.k.next_power_of_two().min(1 << ((select_budget - tie_capacity * 8) / 8).ilog2());
+        let select_shared_bytes = HIST_BINS as usize * 4 + (sort_capacity + tie_capacity) * 8;
         let rank_blocks = if p.order == Order::ByScore && p.k.next_power_of_two() > sort_capacity {
             p.rows() * p.k.div_ceil(BLOCK_THREADS as usize)
         } else {
@@ -358,7 +359,8 @@ impl Gpu {
             codes: buffers.codes,
             n_valid: buffers.n_valid,
             scores: at(layout.scores),
-            bounds: at(layout.bounds),
+            binning: at(layout.binning),
+            histograms: at(layout.histograms),
             rows_per_block: plan.rows_per_block as u32,
             lut_width: plan.lut_width as u32,
             row_tiles: plan.row_tiles as u32,
@@ -369,19 +371,20 @@ impl Gpu {
             shape,
             n_valid: buffers.n_valid,
             scores: score.scores,
-            bounds: score.bounds,
+            binning: score.binning,
+            histograms: score.histograms,
             out_indices: buffers.indices,
             out_scores: buffers.scores,
             candidates: at(layout.candidates),
             sort_capacity: plan.sort_capacity as u32,
             tie_capacity: plan.tie_capacity as u32,
         };
-        let bound_words = p.rows() * std::mem::size_of::<ScoreBounds>() / 4;
+        let histogram_words = p.rows() * HIST_BINS as usize;
         // SAFETY: the workspace regions are the caller's (see topk_raw); the parameters match
         // the kernels' ABI, and grids, block sizes and shared memory are the plan's, which
         // follow each kernel's documented requirements.
         unsafe {
-            raw::zero_words_async(score.bounds, bound_words, stream)?;
+            raw::zero_words_async(score.histograms, histogram_words, stream)?;
             raw::launch(
                 self.kernels.score,
                 plan.score_blocks as u32,
@@ -505,7 +508,8 @@ pub struct Plan {
 
 struct WorkspaceLayout {
     n_valid: usize,
-    bounds: usize,
+    binning: usize,
+    histograms: usize,
     scores: usize,
     candidates: usize,
     total: usize,
@@ -516,9 +520,9 @@ impl Plan {
         &self.problem
     }
 
-    /// Bytes of workspace a call needs: the valid lengths, and per row its score range, one
-    /// u32 order key per key, and (score order with k too large to sort in shared memory) room
-    /// for k candidates. Its contents need no initialization; a workspace must not be shared by
+    /// Bytes of workspace a call needs: the valid lengths, and per row its binning, histogram
+    /// (8 KiB, zeroed by each call), one u32 order key per key, and (score order with k too large
+    /// to sort in shared memory) room for k candidates. Its contents need no initialization; a workspace must not be shared by
     /// calls that may run concurrently.
     pub fn workspace_bytes(&self) -> usize {
         self.workspace_layout().total
@@ -539,9 +543,10 @@ impl Plan {
             start
         };
         let n_valid = region(p.b * 4);
-        let bounds = region(rows * std::mem::size_of::<ScoreBounds>());
+        let binning = region(rows * std::mem::size_of::<RowBinning>());
+        let histograms = region(rows * HIST_BINS as usize * 4);
         let scores = region(rows * self.score_stride() * 4);
         let candidates = region(if self.rank_blocks > 0 { p.out_len() * 8 } else { 0 });
-        WorkspaceLayout { n_valid, bounds, scores, candidates, total: end }
+        WorkspaceLayout { n_valid, binning, histograms, scores, candidates, total: end }
     }
 }

@@ -343,13 +343,43 @@ impl<T: Copy> Shared<T> {
 }
 
 impl Shared<u32> {
+    /// Adds `v` to element `i` and returns the old value (a shared-memory atomic, not a generic
+    /// one).
+    ///
     /// # Safety
     /// `i < len`.
     #[inline(always)]
     pub unsafe fn atomic_add(self, i: usize, v: u32) -> u32 {
         debug_assert!(i < self.len);
-        // SAFETY: in bounds by the caller's promise; shared memory is 4-byte aligned for u32.
-        unsafe { atomic_add(self.ptr.add(i), v) }
+        let old: u32;
+        // SAFETY: in bounds by the caller's promise; the view addresses shared memory, so the
+        // generic address converts to the shared window.
+        unsafe {
+            asm!(
+                "{{ .reg .u64 s; cvta.to.shared.u64 s, {p}; atom.shared.add.u32 {o}, [s], {v}; }}",
+                o = out(reg32) old,
+                p = in(reg64) self.ptr.add(i),
+                v = in(reg32) v,
+            )
+        };
+        old
+    }
+
+    /// Adds `v` to element `i`.
+    ///
+    /// # Safety
+    /// `i < len`.
+    #[inline(always)]
+    pub unsafe fn atomic_add_no_return(self, i: usize, v: u32) {
+        debug_assert!(i < self.len);
+        // SAFETY: as for `atomic_add`.
+        unsafe {
+            asm!(
+                "{{ .reg .u64 s; cvta.to.shared.u64 s, {p}; red.shared.add.u32 [s], {v}; }}",
+                p = in(reg64) self.ptr.add(i),
+                v = in(reg32) v,
+            )
+        };
     }
 }
 

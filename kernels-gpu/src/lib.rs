@@ -34,16 +34,17 @@ pub mod select;
 pub mod smoke;
 
 use device::Shared;
-use pqtopk_abi::{CodeCheckParams, HIST_BINS, Order, ScoreBounds, ScoreParams, SelectParams, Shape};
+use pqtopk_abi::{CodeCheckParams, HIST_BINS, Order, RowBinning, ScoreParams, SelectParams, Shape};
 use score::{Binning, Lut2, Lut4, Tile};
 use select::{Class, Filter};
 
-/// Scores every valid key of every output row: one block of `BLOCK_THREADS` per item
-/// (`key_chunks · row_tiles · b·hkv` of them, see `ScoreParams`), with dynamic shared memory of
-/// `rows_per_block.next_multiple_of(lut_width) · m · c · 4` bytes for the lookup tables.
+/// Scores every valid key of every output row and histograms the rows: one block of
+/// `BLOCK_THREADS` per item (`key_chunks · row_tiles · b·hkv` of them, see `ScoreParams`), with
+/// dynamic shared memory of `rows_per_block.next_multiple_of(lut_width) · (m·c + HIST_BINS) · 4`
+/// bytes for the lookup tables and histograms.
 ///
 /// # Safety
-/// `p` describes valid device buffers of the shapes `ScoreParams` documents; the bounds are
+/// `p` describes valid device buffers of the shapes `ScoreParams` documents; the histograms are
 /// zero.
 #[unsafe(no_mangle)]
 pub unsafe extern "ptx-kernel" fn pq_score(p: ScoreParams) {
@@ -58,60 +59,82 @@ pub unsafe extern "ptx-kernel" fn pq_score(p: ScoreParams) {
     }
 }
 
-/// Selects each row's exact top k from the order keys `pq_score` wrote and writes the outputs
-/// (for score order with k above `sort_capacity`: the candidates, which `pq_rank` orders). One
-/// block of `SELECT_THREADS` per row, with dynamic shared memory of
-/// `HIST_BINS · 4 + max(sort_capacity, tie_capacity) · 8` bytes.
+/// Selects each row's exact top k from the order keys and histogram that `pq_score` wrote, and
+/// writes the outputs (for score order with k above `sort_capacity`: the candidates, which
+/// `pq_rank` orders). One block of `SELECT_THREADS` per row, with dynamic shared memory of
+/// `HIST_BINS · 4 + (tie_capacity + sort_capacity) · 8` bytes.
 ///
 /// # Safety
 /// `p` describes valid device buffers of the shapes `SelectParams` documents, and `pq_score`
-/// has finished writing the scores and bounds; `sort_capacity` and `tie_capacity` are powers of
-/// two.
+/// has finished; `sort_capacity` and `tie_capacity` are powers of two.
 #[unsafe(no_mangle)]
 pub unsafe extern "ptx-kernel" fn pq_select(p: SelectParams) {
     let s = &p.shape;
     let row = device::block_idx().0;
     let keys = RowKeys::of(&p, row);
     let taken = s.k.min(keys.valid);
-    // SAFETY: launched with the documented dynamic shared memory.
-    let hist: Shared<u32> = unsafe { device::dynamic_shared(HIST_BINS as usize) };
-    // SAFETY: as above; the buffer follows the histogram.
-    let buffer: Shared<u64> = unsafe { hist.tail(HIST_BINS as usize, p.sort_capacity.max(p.tie_capacity) as usize) };
-    let counter = static_shared!(SELECT_COUNTER: [u32; 1]);
-    // SAFETY: the bounds were complete when pq_score finished.
-    let binning = Binning::of(unsafe { *(p.bounds as *const ScoreBounds).add(row as usize) });
-    let (filter, threshold_key) = if keys.valid <= s.k {
-        (Filter::take_all(), 0)
-    } else {
-        // SAFETY: the whole block runs both; taken ≥ 1 here since valid > k ≥ 1.
-        unsafe {
-            let filter = narrow(&p, &keys, binning, hist, taken);
-            (filter, tie_threshold(&keys, binning, filter, buffer, counter))
-        }
+    // SAFETY: launched with the documented dynamic shared memory, in this order.
+    let (hist, ties, best) = unsafe {
+        let hist: Shared<u32> = device::dynamic_shared(HIST_BINS as usize);
+        let ties: Shared<u64> = hist.tail(HIST_BINS as usize, p.tie_capacity as usize);
+        (hist, ties, ties.tail::<u64>(p.tie_capacity as usize, p.sort_capacity as usize))
     };
-    let taken_by = |index: u32, order: u32| {
-        let key = score::selection_key(order, index);
-        let take = match filter.classify(binning.bin(order), key) {
-            Class::Taken => true,
-            Class::Tied => key >= threshold_key,
-            Class::Dropped => false,
-        };
-        (take, key)
-    };
-    // SAFETY (all arms): the whole block runs them; every output slot of the row is written.
+    let counters = static_shared!(SELECT_COUNTERS: [u32; 2]);
+    // SAFETY (all): the whole block runs every step; valid > k ≥ 1 where narrowing.
     unsafe {
-        if s.order != Order::ByScore as u32 {
-            write_in_index_order(&p, row, &keys, taken_by);
-        } else if taken.next_power_of_two() <= p.sort_capacity {
-            write_in_score_order(&p, row, &keys, taken, taken_by, buffer, counter);
-        } else {
-            let candidates = (p.candidates as *mut u64).wrapping_add(row as usize * s.k as usize);
+        let filter = if keys.valid <= s.k { Filter::take_all() } else { narrow(&p, row, &keys, hist, taken) };
+        if s.order == Order::ByScore as u32 && taken.next_power_of_two() <= p.sort_capacity {
+            // One sweep gathers the taken keys and the tied ones; the best ties join the rest.
             gather(
                 &keys,
-                counter,
-                |index, order| taken_by(index, order),
-                |slot, key| *candidates.add(slot as usize) = key,
+                counters,
+                |key| filter.classify(key),
+                |class, slot, key| match class {
+                    Class::Taken => best.set(slot as usize, key),
+                    _ => ties.set(slot as usize, key),
+                },
             );
+            let above = counters.get(0);
+            if !filter.takes_all() {
+                sort_ties(ties, counters.get(1));
+                for i in (device::thread_idx()..filter.remaining).step_by(device::block_dim() as usize) {
+                    best.set((above + i) as usize, ties.get(i as usize));
+                }
+            }
+            write_in_score_order(&p, row, taken, best);
+        } else {
+            let threshold_key = if filter.takes_all() {
+                0
+            } else {
+                gather(
+                    &keys,
+                    counters,
+                    |key| filter.classify(key),
+                    |class, slot, key| {
+                        if class == Class::Tied {
+                            ties.set(slot as usize, key)
+                        }
+                    },
+                );
+                sort_ties(ties, counters.get(1));
+                ties.get(filter.remaining as usize - 1)
+            };
+            let is_taken = |key: u64| match filter.classify(key) {
+                Class::Taken => true,
+                Class::Tied => key >= threshold_key,
+                Class::Dropped => false,
+            };
+            if s.order != Order::ByScore as u32 {
+                write_in_index_order(&p, row, &keys, is_taken);
+            } else {
+                let candidates = (p.candidates as *mut u64).wrapping_add(row as usize * s.k as usize);
+                gather(
+                    &keys,
+                    counters,
+                    |key| if is_taken(key) { Class::Taken } else { Class::Dropped },
+                    |_, slot, key| *candidates.add(slot as usize) = key,
+                );
+            }
         }
     }
 }
@@ -199,54 +222,66 @@ impl RowKeys {
     }
 }
 
-/// Appends every key with `take(index, order)` through `store(slot, selection key)`, one
-/// shared-memory atomic per warp on `counter`. Ends with a barrier; the count is in `counter`.
+/// Appends every taken key (through `store(Class::Taken, slot, key)`) and every tied key
+/// (`store(Class::Tied, …)`), one shared-memory atomic per warp and class on `counters[0]` and
+/// `counters[1]`. Ends with a barrier; the counts are in `counters`.
 ///
 /// # Safety
-/// All threads of the block call it; `store` is valid for every slot below the number of taken
-/// keys.
+/// All threads of the block call it; `store` is valid for every slot below the number of keys of
+/// its class.
 #[inline(always)]
 unsafe fn gather(
     keys: &RowKeys,
-    counter: Shared<u32>,
-    mut take: impl FnMut(u32, u32) -> (bool, u64),
-    mut store: impl FnMut(u32, u64),
+    counters: Shared<u32>,
+    classify: impl Fn(u64) -> Class,
+    mut store: impl FnMut(Class, u32, u64),
 ) {
-    // SAFETY: every thread reaches the barriers; thread 0 alone resets the counter before them,
-    // and the first barrier also ends earlier reads of it.
+    // SAFETY: every thread reaches the barriers; thread 0 alone resets the counters before them,
+    // and the first barrier also ends earlier reads of them.
     unsafe {
         device::sync_threads();
         if device::thread_idx() == 0 {
-            counter.set(0, 0);
+            counters.set(0, 0);
+            counters.set(1, 0);
         }
         device::sync_threads();
         keys.sweep(|first, orders, count| {
             // The list spells out 0..KEYS_PER_LOAD.
             unrolled!(I in [0, 1, 2, 3] {
-                let (taken, key) = if (I as u32) < count { take(first + I as u32, orders[I]) } else { (false, 0) };
-                select::append(taken, key, counter, &mut store);
+                let key = score::selection_key(orders[I], first + I as u32);
+                let class = if (I as u32) < count { classify(key) } else { Class::Dropped };
+                select::append(class == Class::Taken, key, counters.sub(0, 1), |slot, key| store(Class::Taken, slot, key));
+                select::append(class == Class::Tied, key, counters.sub(1, 1), |slot, key| store(Class::Tied, slot, key));
             });
         });
         device::sync_threads();
     }
 }
 
-/// Histograms the row until the bin (and digits) of the `taken`-th key leave at most
-/// `tie_capacity` keys tied.
+/// The filter of a row with more valid keys than k: the bin of the `taken`-th key in the
+/// histogram `pq_score` built, narrowed by refinement sweeps until at most `tie_capacity` keys
+/// are tied.
 ///
 /// # Safety
 /// All threads of the block call it; `1 ≤ taken < valid`.
-unsafe fn narrow(p: &SelectParams, keys: &RowKeys, binning: Binning, hist: Shared<u32>, taken: u32) -> Filter {
-    let mut filter: Option<Filter> = None;
-    loop {
-        if let Some(f) = filter {
-            if f.tied <= p.tie_capacity || !f.refinable() {
-                return f;
-            }
+unsafe fn narrow(p: &SelectParams, row: u32, keys: &RowKeys, hist: Shared<u32>, taken: u32) -> Filter {
+    // SAFETY: pq_score finished writing the row's binning and histogram.
+    let binning = Binning::from_raw(unsafe { *(p.binning as *const RowBinning).add(row as usize) });
+    let global = (p.histograms as *const u32).wrapping_add(row as usize * HIST_BINS as usize);
+    // Bin `bin` starts at the smallest selection key whose order key falls in it.
+    let first_key_of = |bin: u32| {
+        let order = if bin >= HIST_BINS { 1 << 32 } else { binning.first_key_of(bin) };
+        if order >= 1 << 32 { u64::MAX } else { order << 32 }
+    };
+    // SAFETY: every thread reaches the barriers; each bin has one writer per round, and each
+    // threshold's last barrier ends every read of the histogram.
+    unsafe {
+        for bin in (device::thread_idx()..HIST_BINS).step_by(device::block_dim() as usize) {
+            hist.set(bin as usize, device::load_nc_u32(global.add(bin as usize)));
         }
-        // SAFETY: every thread reaches the barriers; the previous threshold's last barrier ended
-        // every read of the histogram.
-        unsafe {
+        device::sync_threads();
+        let mut filter = select::first_filter(hist, taken, first_key_of);
+        while filter.tied > p.tie_capacity && filter.refinable() {
             for bin in (device::thread_idx()..HIST_BINS).step_by(device::block_dim() as usize) {
                 hist.set(bin as usize, 0);
             }
@@ -254,66 +289,34 @@ unsafe fn narrow(p: &SelectParams, keys: &RowKeys, binning: Binning, hist: Share
             keys.sweep(|first, orders, count| {
                 // The list spells out 0..KEYS_PER_LOAD.
                 unrolled!(I in [0, 1, 2, 3] {
-                    if (I as u32) < count {
-                    let (i, order) = (I, orders[I]);
-                    let bin = binning.bin(order);
-                    let counted = match filter {
-                        None => Some(bin),
-                        Some(f) => {
-                            let key = score::selection_key(order, first + i as u32);
-                            (f.classify(bin, key) == Class::Tied).then(|| f.digit(key))
-                        }
-                    };
-                    if let Some(slot) = counted {
-                        hist.atomic_add(slot as usize, 1);
-                    }
+                    let key = score::selection_key(orders[I], first + I as u32);
+                    if (I as u32) < count && filter.classify(key) == Class::Tied {
+                        hist.atomic_add_no_return(filter.digit(key) as usize, 1);
                     }
                 });
             });
             device::sync_threads();
-            filter = Some(match filter {
-                None => select::first_filter(hist, taken),
-                Some(mut f) => {
-                    f.refine(select::threshold(hist, f.remaining));
-                    f
-                }
-            });
+            filter.refine(select::threshold(hist, filter.remaining));
         }
+        filter
     }
 }
 
-/// Gathers the tied keys, sorts them and returns the `remaining`-th best: the smallest tied key
-/// that is taken.
+/// Sorts the `tied` gathered ties best first, padding to a power of two.
 ///
 /// # Safety
-/// All threads of the block call it; `buffer` holds `tie_capacity` keys, a power of two ≥
-/// `filter.tied`.
-unsafe fn tie_threshold(
-    keys: &RowKeys,
-    binning: Binning,
-    filter: Filter,
-    buffer: Shared<u64>,
-    counter: Shared<u32>,
-) -> u64 {
-    // SAFETY: the whole block; at most filter.tied ≤ tie_capacity keys are tied.
+/// All threads of the block call it after the gather; `ties` holds `tie_capacity ≥
+/// tied.next_power_of_two()` keys. Ends with a barrier.
+unsafe fn sort_ties(ties: Shared<u64>, tied: u32) {
+    let len = tied.next_power_of_two() as usize;
+    // SAFETY: the padding slots have one writer each; the barrier orders them before the sort.
     unsafe {
-        gather(
-            keys,
-            counter,
-            |index, order| {
-                let key = score::selection_key(order, index);
-                (filter.classify(binning.bin(order), key) == Class::Tied, key)
-            },
-            |slot, key| buffer.set(slot as usize, key),
-        );
-        let tied = counter.get(0) as usize;
-        let len = tied.next_power_of_two();
-        for i in (tied + device::thread_idx() as usize..len).step_by(device::block_dim() as usize) {
-            buffer.set(i, 0);
+        for i in (tied as usize + device::thread_idx() as usize..len).step_by(device::block_dim() as usize) {
+            ties.set(i, 0);
         }
         device::sync_threads();
-        select::sort_descending(buffer, len);
-        buffer.get(filter.remaining as usize - 1)
+        select::sort_descending(ties, len);
+        device::sync_threads();
     }
 }
 
@@ -322,7 +325,7 @@ unsafe fn tie_threshold(
 ///
 /// # Safety
 /// All threads of the block call it; exactly `min(k, valid)` keys are taken.
-unsafe fn write_in_index_order(p: &SelectParams, row: u32, keys: &RowKeys, taken_by: impl Fn(u32, u32) -> (bool, u64)) {
+unsafe fn write_in_index_order(p: &SelectParams, row: u32, keys: &RowKeys, is_taken: impl Fn(u64) -> bool) {
     let mut written = 0;
     // SAFETY: all threads sweep and scan together; slots stay below the taken count ≤ k.
     unsafe {
@@ -331,10 +334,9 @@ unsafe fn write_in_index_order(p: &SelectParams, row: u32, keys: &RowKeys, taken
             let mut mine = 0;
             // The lists spell out 0..KEYS_PER_LOAD.
             unrolled!(I in [0, 1, 2, 3] {
-                if (I as u32) < count {
-                    take[I] = taken_by(first + I as u32, orders[I]);
-                    mine += take[I].0 as u32;
-                }
+                let key = score::selection_key(orders[I], first + I as u32);
+                take[I] = ((I as u32) < count && is_taken(key), key);
+                mine += take[I].0 as u32;
             });
             let (mut slot, total) = select::block_exclusive_sum(mine);
             slot += written;
@@ -350,35 +352,26 @@ unsafe fn write_in_index_order(p: &SelectParams, row: u32, keys: &RowKeys, taken
     }
 }
 
-/// Gathers the taken keys in shared memory, sorts them best first and writes them, then pads
-/// the row.
+/// Sorts the `taken` keys in `best` best first and writes them, then pads the row.
 ///
 /// # Safety
-/// All threads of the block call it; exactly `taken` keys are taken, and
-/// `taken.next_power_of_two() ≤ sort_capacity ≤ buffer.len()`.
-unsafe fn write_in_score_order(
-    p: &SelectParams,
-    row: u32,
-    keys: &RowKeys,
-    taken: u32,
-    taken_by: impl Fn(u32, u32) -> (bool, u64),
-    buffer: Shared<u64>,
-    counter: Shared<u32>,
-) {
+/// All threads of the block call it after the keys are in `best` (unordered);
+/// `taken.next_power_of_two() ≤ sort_capacity ≤ best.len()`.
+unsafe fn write_in_score_order(p: &SelectParams, row: u32, taken: u32, best: Shared<u64>) {
     let len = taken.next_power_of_two() as usize;
     let t = device::thread_idx() as usize;
     let threads = device::block_dim() as usize;
-    // SAFETY: gather's first barrier ends the reads of the tie threshold from the buffer; the
-    // slots stay below taken; the barriers order the padding and the sort.
+    // SAFETY: the barriers order the keys, the padding and the sort; slots stay below taken.
     unsafe {
-        gather(keys, counter, |index, order| taken_by(index, order), |slot, key| buffer.set(slot as usize, key));
+        device::sync_threads();
         for i in (taken as usize + t..len).step_by(threads) {
-            buffer.set(i, 0);
+            best.set(i, 0);
         }
         device::sync_threads();
-        select::sort_descending(buffer, len);
+        select::sort_descending(best, len);
+        device::sync_threads();
         for slot in (t..taken as usize).step_by(threads) {
-            write_slot(p, row, slot as u32, Some(buffer.get(slot)));
+            write_slot(p, row, slot as u32, Some(best.get(slot)));
         }
         pad_row(p, row, taken);
     }

@@ -3,7 +3,7 @@
 //! knows neither.
 
 use crate::device::{self, Shared};
-use pqtopk_abi::{DType, HIST_BINS, MAX_ROWS_PER_BLOCK, Metric, ScoreBounds, ScoreParams, Shape};
+use pqtopk_abi::{DType, HIST_BINS, MAX_ROWS_PER_BLOCK, Metric, RowBinning, ScoreParams, Shape};
 
 const MAX_ROWS: usize = MAX_ROWS_PER_BLOCK as usize;
 
@@ -431,54 +431,167 @@ pub fn padding_score(metric: u32) -> f32 {
 }
 
 /// The first histogram of a row's selection: a monotone map from order keys to `HIST_BINS`
-/// bins. Where the row's number scores span a finite, nonzero range, the bins split it evenly,
-/// so the bin of the k-th key holds few keys for any smooth distribution; otherwise (infinities,
-/// all equal, all NaN) the bin is the order key's top bits.
+/// bins. Where the row's lookup tables bound its scores to a finite, nonzero range, the bins
+/// split that range evenly, so the bin of the k-th key holds few keys for any smooth
+/// distribution; otherwise (infinities, NaN tables, one possible score) the bin is the order
+/// key's top bits.
 #[derive(Clone, Copy)]
-pub struct Binning {
-    lo: f32,
-    scale: f32,
-    linear: bool,
-}
+pub struct Binning(RowBinning);
 
 impl Binning {
-    pub fn of(bounds: ScoreBounds) -> Binning {
-        let (hi, lo) = (goodness_of(bounds.max_key), goodness_of(!bounds.not_min_key));
+    /// The binning of goodness values in `lo..=hi`.
+    pub fn of_range(lo: f32, hi: f32) -> Binning {
         let scale = HIST_BINS as f32 / (hi - lo);
-        // No number scores leaves max_key = 0 (NaN), which fails the comparison too.
         let linear = hi > lo && (hi - lo).is_finite() && scale.is_finite();
-        Binning { lo, scale, linear }
+        Binning(RowBinning { lo, scale, linear: linear as u32 })
+    }
+
+    pub fn from_raw(raw: RowBinning) -> Binning {
+        Binning(raw)
+    }
+
+    pub fn raw(self) -> RowBinning {
+        self.0
     }
 
     /// Non-decreasing in `order`: subtraction and scaling by a positive factor round
-    /// monotonically, and the float-to-integer conversion saturates (NaN to 0).
+    /// monotonically, and the float-to-integer conversion saturates, so goodness values that
+    /// rounding puts just outside the range land in the end bins.
     #[inline(always)]
     pub fn bin(self, order: u32) -> u32 {
-        if self.linear {
-            (((goodness_of(order) - self.lo) * self.scale) as u32).min(HIST_BINS - 1)
+        if self.0.linear != 0 {
+            let goodness = goodness_of(order);
+            if goodness.is_nan() {
+                // Order keys that decode to NaN: 0 (NaN scores), and codes that no score takes,
+                // which the binary search in `first_key_of` may still probe.
+                return if order < 0x8000_0000 { 0 } else { HIST_BINS - 1 };
+            }
+            (((goodness - self.0.lo) * self.0.scale) as u32).min(HIST_BINS - 1)
         } else {
             order >> (32 - pqtopk_abi::DIGIT_BITS)
         }
     }
+
+    /// The smallest order key whose bin is at least `bin` (2³² past the last bin), by binary
+    /// search over the monotone map.
+    pub fn first_key_of(self, bin: u32) -> u64 {
+        let (mut lo, mut hi) = (0u64, 1u64 << 32);
+        while lo < hi {
+            let mid = lo + (hi - lo) / 2;
+            if self.bin(mid as u32) >= bin {
+                hi = mid;
+            } else {
+                lo = mid + 1;
+            }
+        }
+        lo
+    }
 }
 
-/// Scores one item: builds the tile's lookup tables, writes the order key of every valid key of
-/// the item for each row, and folds the item's range of number scores into the rows' bounds.
+/// The binning of each of the tile's rows, from the range of scores its lookup tables allow:
+/// `Σ_j min_code lut[j][code]` to `Σ_j max_code`, as goodness. One warp per (row, sub-space)
+/// reduces a table column; each warp sums its columns in a fixed order and the warps' sums are
+/// added in warp order, so every block of a row gets bit-identical binnings.
+///
+/// # Safety
+/// All threads of the block call it after the tables' barrier; `luts` as for [`Scorer::add`].
+/// Ends with a barrier.
+unsafe fn lut_binnings<E: LutEntry>(p: &ScoreParams, tile: Tile, luts: Shared<E>) -> Shared<RowBinning> {
+    const WARPS: usize = (pqtopk_abi::BLOCK_THREADS / device::WARP) as usize;
+    let partial = static_shared!(LUT_RANGE_PARTIALS: [[f32; 2 * MAX_ROWS]; WARPS]);
+    let binnings = static_shared!(LUT_BINNINGS: [RowBinning; MAX_ROWS]);
+    let s = p.shape;
+    let (m, c) = (s.m as usize, s.c as usize);
+    let rows = tile.rows as usize;
+    let warp = device::thread_idx() as usize / device::WARP as usize;
+    let lane = device::lane() as usize;
+    let mut sums = [0.0f32; 2 * MAX_ROWS];
+    let mut task = warp;
+    while task < rows * m {
+        let (r, j) = (task / m, task % m);
+        let (mut lo, mut hi) = (f32::INFINITY, f32::NEG_INFINITY);
+        let mut code = lane;
+        while code < c {
+            // SAFETY: r < rows and j·c + code < m·c index inside the tables.
+            let v = unsafe { luts.get((r / E::WIDTH) * m * c + j * c + code) }.lane(r % E::WIDTH);
+            lo = lo.min(v);
+            hi = hi.max(v);
+            code += device::WARP as usize;
+        }
+        let mut mask = device::WARP / 2;
+        while mask > 0 {
+            // SAFETY: the whole warp runs the loop (task is warp-uniform).
+            unsafe {
+                lo = lo.min(f32::from_bits(device::shfl_xor(lo.to_bits(), mask)));
+                hi = hi.max(f32::from_bits(device::shfl_xor(hi.to_bits(), mask)));
+            }
+            mask /= 2;
+        }
+        unrolled!(R in [0, 1, 2, 3, 4, 5, 6, 7] {
+            if R == r {
+                sums[2 * R] += lo;
+                sums[2 * R + 1] += hi;
+            }
+        });
+        task += WARPS;
+    }
+    // SAFETY: lane 0 of each warp writes its own slot; the barriers order the reads.
+    unsafe {
+        if lane == 0 {
+            partial.set(warp, sums);
+        }
+        device::sync_threads();
+        let r = device::thread_idx() as usize;
+        if r < rows {
+            let (mut lo, mut hi) = (0.0f32, 0.0f32);
+            for w in 0..WARPS {
+                lo += partial.get(w)[2 * r];
+                hi += partial.get(w)[2 * r + 1];
+            }
+            let binning =
+                if s.metric == Metric::L2 as u32 { Binning::of_range(-hi, -lo) } else { Binning::of_range(lo, hi) };
+            binnings.set(r, binning.raw());
+        }
+        device::sync_threads();
+    }
+    binnings
+}
+
+/// Scores one item: builds the tile's lookup tables and binnings, writes the order key of every
+/// valid key of the item for each row, and adds the item's per-row histogram to the rows'.
 ///
 /// # Safety
 /// All threads of the block call it; shared memory as `pq_score` documents; the buffers in `p`
-/// have the shapes `ScoreParams` states.
+/// have the shapes `ScoreParams` states, and the histograms were zero at the launch.
 #[inline(always)]
 pub unsafe fn score_item<E: LutEntry>(p: &ScoreParams, tile: Tile) {
     let s = p.shape;
     let padded_rows = (tile.rows as usize).next_multiple_of(E::WIDTH);
-    // SAFETY: launched with rows_per_block rounded up to lut_width tables; the entries' type
-    // sets the alignment, and the f32 view is the same memory.
-    let luts: Shared<E> = unsafe { device::dynamic_shared(padded_rows / E::WIDTH * lut_len(&s)) };
-    // SAFETY: as above.
-    let lut: Shared<f32> = unsafe { luts.tail(0, padded_rows * lut_len(&s)) };
-    // SAFETY: all threads call it; shapes validated by the host.
-    unsafe { build_luts(p, &tile, lut) };
+    let table_entries = padded_rows / E::WIDTH * lut_len(&s);
+    // SAFETY: launched with rows_per_block rounded up to lut_width tables and rows_per_block
+    // histograms; the entries' type sets the alignment, and the f32 view is the same memory.
+    let (luts, lut, hists) = unsafe {
+        let luts: Shared<E> = device::dynamic_shared(table_entries);
+        (
+            luts,
+            luts.tail::<f32>(0, padded_rows * lut_len(&s)),
+            luts.tail::<u32>(table_entries, padded_rows * HIST_BINS as usize),
+        )
+    };
+    for i in (device::thread_idx() as usize..hists.len()).step_by(device::block_dim() as usize) {
+        // SAFETY: in bounds; build_luts' barrier orders it before the counts.
+        unsafe { hists.set(i, 0) };
+    }
+    // SAFETY: all threads call them; shapes validated by the host.
+    let binnings = unsafe {
+        build_luts(p, &tile, lut);
+        lut_binnings(p, tile, luts)
+    };
+    if tile.key0 == 0 && device::thread_idx() < tile.rows {
+        let r = device::thread_idx();
+        // SAFETY: one writer per row; every block of the row computes the same value.
+        unsafe { *(p.binning as *mut RowBinning).add((tile.row0 + r) as usize) = binnings.get(r as usize) };
+    }
     let scorer = Scorer {
         codes: (p.codes as *const u8)
             .wrapping_add((tile.batch * s.hkv + tile.kv_head) as usize * s.n as usize * s.m as usize),
@@ -486,27 +599,58 @@ pub unsafe fn score_item<E: LutEntry>(p: &ScoreParams, tile: Tile) {
         c: s.c as usize,
         groups: padded_rows / E::WIDTH,
     };
-    // SAFETY: forwarded; the tables were built before build_luts' barrier.
+    // SAFETY: forwarded; the tables and binnings were built before a barrier.
     unsafe {
         if s.m % 16 == 0 {
-            score_keys::<E, true>(p, tile, scorer, luts)
+            score_keys::<E, true>(p, tile, scorer, luts, binnings, hists)
         } else {
-            score_keys::<E, false>(p, tile, scorer, luts)
+            score_keys::<E, false>(p, tile, scorer, luts, binnings, hists)
         }
+        device::sync_threads();
+    }
+    let histograms = p.histograms as *mut u32;
+    let mut bin = device::thread_idx() as usize;
+    while bin < HIST_BINS as usize {
+        for r in 0..tile.rows as usize {
+            // SAFETY: after the barrier that ends the counts; the global histograms hold
+            // HIST_BINS per row.
+            unsafe {
+                let count = hists.get(r * HIST_BINS as usize + bin);
+                if count != 0 {
+                    device::atomic_add_no_return(
+                        histograms.add((tile.row0 as usize + r) * HIST_BINS as usize + bin),
+                        count,
+                    );
+                }
+            }
+        }
+        bin += device::block_dim() as usize;
     }
 }
 
 /// The scoring loop of [`score_item`].
 ///
 /// # Safety
-/// As [`score_item`], after the tables are built.
+/// As [`score_item`], after the tables and binnings are built and the histograms zeroed.
 #[inline(always)]
-unsafe fn score_keys<E: LutEntry, const WIDE: bool>(p: &ScoreParams, tile: Tile, scorer: Scorer, luts: Shared<E>) {
-    let (s, scores_out, bounds) = (p.shape, p.scores as *mut u32, p.bounds as *mut ScoreBounds);
+unsafe fn score_keys<E: LutEntry, const WIDE: bool>(
+    p: &ScoreParams,
+    tile: Tile,
+    scorer: Scorer,
+    luts: Shared<E>,
+    binnings: Shared<RowBinning>,
+    hists: Shared<u32>,
+) {
+    let (s, scores_out) = (p.shape, p.scores as *mut u32);
     let end = tile.key_end.min(valid_keys(&s, p.n_valid, tile.batch));
     let rows = tile.rows as usize;
-    let mut max_key = [0u32; MAX_ROWS];
-    let mut not_min_key = [0u32; MAX_ROWS];
+    let mut binning = [Binning::of_range(0.0, 0.0); MAX_ROWS];
+    unrolled!(R in [0, 1, 2, 3, 4, 5, 6, 7] {
+        if R < rows {
+            // SAFETY: written before the last barrier.
+            binning[R] = Binning::from_raw(unsafe { binnings.get(R) });
+        }
+    });
     let stride = s.score_stride as usize;
     let threads = device::block_dim();
     let mut first = tile.key0 + device::thread_idx();
@@ -520,32 +664,17 @@ unsafe fn score_keys<E: LutEntry, const WIDE: bool>(p: &ScoreParams, tile: Tile,
             if key >= end {
                 continue;
             }
-            for r in 0..MAX_ROWS {
-                if r < rows {
-                    let order = order_key(scores[k][r], s.metric);
-                    // SAFETY: row < rows and key < n ≤ score_stride.
-                    unsafe { *scores_out.add((tile.row0 as usize + r) * stride + key as usize) = order };
-                    if order != 0 {
-                        max_key[r] = max_key[r].max(order);
-                        not_min_key[r] = not_min_key[r].max(!order);
+            unrolled!(R in [0, 1, 2, 3, 4, 5, 6, 7] {
+                if R < rows {
+                    let order = order_key(scores[k][R], s.metric);
+                    // SAFETY: row < rows and key < n ≤ score_stride; the bin is < HIST_BINS.
+                    unsafe {
+                        *scores_out.add((tile.row0 as usize + R) * stride + key as usize) = order;
+                        hists.atomic_add_no_return(R * HIST_BINS as usize + binning[R].bin(order) as usize, 1);
                     }
                 }
-            }
+            });
         }
         first += KEYS_IN_FLIGHT as u32 * threads;
-    }
-    for r in 0..MAX_ROWS {
-        if r < rows {
-            // SAFETY: the whole warp reduces; the bounds hold one entry per row.
-            unsafe {
-                let hi = device::warp_max(max_key[r]);
-                let not_lo = device::warp_max(not_min_key[r]);
-                let bound = bounds.add(tile.row0 as usize + r);
-                if device::lane() == 0 && hi != 0 {
-                    device::atomic_max(&raw mut (*bound).max_key, hi);
-                    device::atomic_max(&raw mut (*bound).not_min_key, not_lo);
-                }
-            }
-        }
     }
 }

@@ -1,11 +1,12 @@
 //! Exact top-k selection over unique 64-bit keys (larger is better), by one block per row.
 //!
-//! The caller streams a row's keys through a [`Filter`], together with a first-level bin that
-//! must be non-decreasing in the key. A histogram of those bins locates the bin of the k-th key;
-//! while that bin holds more keys than the block can gather, 11-bit digits of the keys below it
-//! narrow it further (unique keys guarantee that this ends by the last digit). The gathered ties
-//! are sorted, and the k-th key becomes an exact threshold. Nothing here caps k, and nothing here
-//! knows what a key means: the scoring code builds the keys and bins and feeds them in.
+//! The caller brings a histogram of the row's keys over bins that are contiguous, ascending key
+//! ranges, and a way to find each bin's first key. The bin of the k-th key becomes a key range;
+//! while it holds more keys than the block can gather, 11-bit digits of the keys in it narrow
+//! it further (unique keys guarantee that this ends by the last digit). The caller then gathers
+//! the tied keys, sorts them, and the k-th key becomes an exact threshold. Nothing here caps k,
+//! and nothing here knows what a key means: the scoring code builds the keys and bins and feeds
+//! them in.
 
 use crate::device::{self, Shared};
 use pqtopk_abi::{DIGIT_BITS, HIST_BINS};
@@ -15,9 +16,10 @@ use pqtopk_abi::{DIGIT_BITS, HIST_BINS};
 pub struct Filter {
     /// Every key is taken (the row has no more valid keys than k).
     all: bool,
-    /// First-level bin of the k-th key.
-    bin: u32,
-    /// Key bits decided below the bin, and how many.
+    /// Keys in `lo..hi` are in the bin of the k-th key; keys at or above `hi` are taken.
+    lo: u64,
+    hi: u64,
+    /// Key bits decided within the bin, and how many.
     prefix: u64,
     fixed: u32,
     /// Keys still to take from those in the bin that share the prefix.
@@ -37,20 +39,20 @@ pub enum Class {
 impl Filter {
     /// The filter of a row whose valid keys are all taken.
     pub fn take_all() -> Filter {
-        Filter { all: true, bin: 0, prefix: 0, fixed: 0, remaining: 0, tied: 0 }
+        Filter { all: true, lo: 0, hi: 0, prefix: 0, fixed: 0, remaining: 0, tied: 0 }
     }
 
     pub fn takes_all(&self) -> bool {
         self.all
     }
 
-    /// `key`, whose first-level bin is `bin`, against the filter.
+    /// `key` against the filter.
     #[inline(always)]
-    pub fn classify(&self, bin: u32, key: u64) -> Class {
-        if self.all || bin > self.bin {
+    pub fn classify(&self, key: u64) -> Class {
+        if self.all || key >= self.hi {
             return Class::Taken;
         }
-        if bin < self.bin {
+        if key < self.lo {
             return Class::Dropped;
         }
         if self.fixed == 0 {
@@ -64,7 +66,7 @@ impl Filter {
         }
     }
 
-    /// Whether all key bits are decided, or the next digit is needed.
+    /// Whether key bits are left to decide.
     pub fn refinable(&self) -> bool {
         self.fixed < 64
     }
@@ -96,15 +98,24 @@ pub struct Threshold {
     pub count: u32,
 }
 
-/// The filter after the first-level histogram `hist` of a row from which `wanted` keys are to be
-/// taken (`wanted` ≤ the histogram's total).
+/// The filter after the first histogram `hist` of a row from which `wanted` keys are to be taken
+/// (`1 ≤ wanted ≤` the histogram's total); `first_key_of(bin)` is the smallest key that falls in
+/// bin `bin` or above (`first_key_of(HIST_BINS)` is past every key).
 ///
 /// # Safety
 /// As [`threshold`].
-pub unsafe fn first_filter(hist: Shared<u32>, wanted: u32) -> Filter {
+pub unsafe fn first_filter(hist: Shared<u32>, wanted: u32, first_key_of: impl Fn(u32) -> u64) -> Filter {
     // SAFETY: forwarded.
     let t = unsafe { threshold(hist, wanted) };
-    Filter { all: false, bin: t.bin, prefix: 0, fixed: 0, remaining: wanted - t.above, tied: t.count }
+    Filter {
+        all: false,
+        lo: first_key_of(t.bin),
+        hi: first_key_of(t.bin + 1),
+        prefix: 0,
+        fixed: 0,
+        remaining: wanted - t.above,
+        tied: t.count,
+    }
 }
 
 /// The bin of `hist` (`HIST_BINS` counts) that holds the `wanted`-th largest key, found by a
