@@ -1,7 +1,7 @@
 //! Benchmarks of the fused score + top-k, timed on the GPU with CUDA events.
 //!
 //! `cargo bench --bench pqtopk`                      criterion, on the default shapes
-//! `cargo bench --bench pqtopk -- --table [FILE] [--json OUT] [--dtype f16|bf16|f32] [--metric ip|l2] [--order score|index]`
+//! `cargo bench --bench pqtopk -- --table [FILE] [--json OUT] [--dtype f16|bf16|f32] [--metric ip|l2] [--order score|index] [--shape NAME]`
 //!     one line per shape of FILE (default: benches/shapes.json, the peers' list): median µs, the
 //!     byte floor at the measured copy bandwidth, the ratio to it, and the achieved bandwidth.
 //!
@@ -249,7 +249,11 @@ fn main() {
                 Order::ByScore
             },
         };
-        table(&gpu, &load_shapes(&path), arg_after(&args, "--json").as_deref(), &options).unwrap();
+        let mut shapes = load_shapes(&path);
+        if let Some(only) = arg_after(&args, "--shape") {
+            shapes.retain(|s| s.name == only);
+        }
+        table(&gpu, &shapes, arg_after(&args, "--json").as_deref(), &options).unwrap();
     } else {
         criterion_benches(&gpu, &load_shapes(default_shapes)).unwrap();
     }

@@ -17,8 +17,9 @@ pub const SELECT_THREADS: u32 = 512;
 pub const HIST_BINS: u32 = 1 << 11;
 /// Bits of a refinement digit; `HIST_BINS == 1 << DIGIT_BITS`.
 pub const DIGIT_BITS: u32 = 11;
-/// Most output rows one scoring block covers (their partial sums live in registers).
-pub const MAX_ROWS_PER_BLOCK: u32 = 8;
+/// Most output rows one scoring block covers: one entry of its interleaved lookup tables holds
+/// them all, and their partial sums live in registers.
+pub const MAX_ROWS_PER_BLOCK: u32 = 4;
 
 /// Element type of queries or codebooks.
 #[repr(u32)]

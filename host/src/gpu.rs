@@ -26,7 +26,7 @@ const PTX_SM90: &str = include_str!("../ptx/pqtopk_sm90.ptx");
 const SCORE_SMEM_BUDGET: usize = 96 * 1024;
 /// Fewest keys a scoring block takes: below that, building its lookup tables costs more than
 /// scoring its keys.
-const MIN_KEYS_PER_BLOCK: usize = 2048;
+const MIN_KEYS_PER_BLOCK: usize = 1024;
 /// Most keys of the threshold bin that a selection block gathers before it refines the bin.
 const TIE_CAPACITY: usize = 4096;
 /// Work-item counts and products of them stay below this, so kernel arithmetic fits u32.
@@ -170,14 +170,14 @@ impl Gpu {
         let lut_bytes = p.m * p.c * 4 + HIST_BINS as usize * 4;
         let budget = self.max_shared_bytes.min(SCORE_SMEM_BUDGET);
         let rows_per_kv = if p.group { p.sq } else { p.group_size() * p.sq };
-        // Rows interleaved in one table entry: as many as share a kv head, up to four.
+        // Rows interleaved in one table entry, which are the rows of one block: as many as share
+        // a kv head, up to four.
         let mut lut_width = rows_per_kv.next_power_of_two().min(4);
         while lut_width > 1 && lut_width * lut_bytes > budget {
             lut_width /= 2;
         }
-        let rows_fit = budget / lut_bytes / lut_width * lut_width;
-        let rows_per_block = rows_fit.min(MAX_ROWS_PER_BLOCK as usize).min(rows_per_kv);
-        if rows_per_block == 0 {
+        let rows_per_block = lut_width.min(rows_per_kv).min(MAX_ROWS_PER_BLOCK as usize);
+        if lut_width * lut_bytes > budget {
             return Err(Error::Unsupported(format!(
                 "m·c = {} lookup entries and a histogram need {lut_bytes} bytes of shared memory; this device allows {budget}",
                 p.m * p.c

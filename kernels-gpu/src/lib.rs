@@ -223,8 +223,8 @@ impl RowKeys {
 }
 
 /// Appends every taken key (through `store(Class::Taken, slot, key)`) and every tied key
-/// (`store(Class::Tied, …)`), one shared-memory atomic per warp and class on `counters[0]` and
-/// `counters[1]`. Ends with a barrier; the counts are in `counters`.
+/// (`store(Class::Tied, …)`), one shared-memory atomic per warp, group of keys and class on
+/// `counters[0]` and `counters[1]`. Ends with a barrier; the counts are in `counters`.
 ///
 /// # Safety
 /// All threads of the block call it; `store` is valid for every slot below the number of keys of
@@ -246,12 +246,31 @@ unsafe fn gather(
         }
         device::sync_threads();
         keys.sweep(|first, orders, count| {
-            // The list spells out 0..KEYS_PER_LOAD.
+            let mut classes = [Class::Dropped; KEYS_PER_LOAD as usize];
+            let (mut taken, mut tied) = (0, 0);
+            // The lists spell out 0..KEYS_PER_LOAD.
+            unrolled!(I in [0, 1, 2, 3] {
+                if (I as u32) < count {
+                    classes[I] = classify(score::selection_key(orders[I], first + I as u32));
+                    taken += (classes[I] == Class::Taken) as u32;
+                    tied += (classes[I] == Class::Tied) as u32;
+                }
+            });
+            let mut taken_slot = select::reserve(taken, counters.sub(0, 1));
+            let mut tied_slot = select::reserve(tied, counters.sub(1, 1));
             unrolled!(I in [0, 1, 2, 3] {
                 let key = score::selection_key(orders[I], first + I as u32);
-                let class = if (I as u32) < count { classify(key) } else { Class::Dropped };
-                select::append(class == Class::Taken, key, counters.sub(0, 1), |slot, key| store(Class::Taken, slot, key));
-                select::append(class == Class::Tied, key, counters.sub(1, 1), |slot, key| store(Class::Tied, slot, key));
+                match classes[I] {
+                    Class::Taken => {
+                        store(Class::Taken, taken_slot, key);
+                        taken_slot += 1;
+                    }
+                    Class::Tied => {
+                        store(Class::Tied, tied_slot, key);
+                        tied_slot += 1;
+                    }
+                    Class::Dropped => {}
+                }
             });
         });
         device::sync_threads();
@@ -270,7 +289,8 @@ unsafe fn narrow(p: &SelectParams, row: u32, keys: &RowKeys, hist: Shared<u32>, 
     let global = (p.histograms as *const u32).wrapping_add(row as usize * HIST_BINS as usize);
     // Bin `bin` starts at the smallest selection key whose order key falls in it.
     let first_key_of = |bin: u32| {
-        let order = if bin >= HIST_BINS { 1 << 32 } else { binning.first_key_of(bin) };
+        // SAFETY: every warp calls it convergently (first_filter runs in the whole block).
+        let order = if bin >= HIST_BINS { 1 << 32 } else { unsafe { binning.first_key_of(bin) } };
         if order >= 1 << 32 { u64::MAX } else { order << 32 }
     };
     // SAFETY: every thread reaches the barriers; each bin has one writer per round, and each

@@ -260,7 +260,7 @@ unsafe fn build_luts_typed<Q: Element, C: Element>(p: &ScoreParams, tile: &Tile,
                 };
             }
             // The lists spell out 0..MAX_ROWS and 0..PAIRS, so that `acc` stays in registers.
-            unrolled!(R in [0, 1, 2, 3, 4, 5, 6, 7] {
+            unrolled!(R in [0, 1, 2, 3] {
                 if R < tile.rows as usize {
                     for head in 0..heads as usize {
                         unrolled!(K in [0, 1, 2, 3] {
@@ -283,7 +283,7 @@ unsafe fn build_luts_typed<Q: Element, C: Element>(p: &ScoreParams, tile: &Tile,
         }
         unrolled!(K in [0, 1, 2, 3] {
             let e = first + K * threads;
-            unrolled!(R in [0, 1, 2, 3, 4, 5, 6, 7] {
+            unrolled!(R in [0, 1, 2, 3] {
                 if e < per_row && R < padded_rows {
                     let at = ((R >> width_log2) * per_row + e) * width + (R & (width - 1));
                     // SAFETY: at < padded_rows·per_row ≤ lut.len(); each element has one writer.
@@ -306,7 +306,6 @@ struct Scorer {
     codes: *const u8,
     m: usize,
     c: usize,
-    groups: usize,
 }
 
 impl Scorer {
@@ -319,14 +318,10 @@ impl Scorer {
     #[inline(always)]
     unsafe fn add<E: LutEntry>(self, luts: Shared<E>, acc: &mut [f32; MAX_ROWS], j: usize, code: u32) {
         let at = j * self.c + (code as usize).min(self.c - 1);
-        for g in 0..MAX_ROWS / E::WIDTH {
-            if g < self.groups {
-                // SAFETY: g < groups and at < m·c index inside the tile's tables.
-                let entry = unsafe { luts.get(g * self.m * self.c + at) };
-                for i in 0..E::WIDTH {
-                    acc[g * E::WIDTH + i] += entry.lane(i);
-                }
-            }
+        // SAFETY: at < m·c indexes inside the tile's table.
+        let entry = unsafe { luts.get(at) };
+        for (i, a) in acc.iter_mut().enumerate().take(E::WIDTH) {
+            *a += entry.lane(i);
         }
     }
 
@@ -472,16 +467,29 @@ impl Binning {
         }
     }
 
-    /// The smallest order key whose bin is at least `bin` (2³² past the last bin), by binary
-    /// search over the monotone map.
-    pub fn first_key_of(self, bin: u32) -> u64 {
+    /// The smallest order key whose bin is at least `bin` (2³² past the last bin), by a 32-way
+    /// search over the monotone map, one candidate per lane: 7 rounds for 32 bits.
+    ///
+    /// # Safety
+    /// The whole warp calls it convergently, with the same arguments.
+    pub unsafe fn first_key_of(self, bin: u32) -> u64 {
+        let lane = device::lane() as u64;
+        // The answer lies in lo..=hi; hi = 2³² stands for "past every key".
         let (mut lo, mut hi) = (0u64, 1u64 << 32);
         while lo < hi {
-            let mid = lo + (hi - lo) / 2;
-            if self.bin(mid as u32) >= bin {
-                hi = mid;
+            let step = (hi - lo).div_ceil(device::WARP as u64);
+            let (base, last) = (lo, hi - 1);
+            let probe = |i: u64| (base + (i + 1) * step - 1).min(last);
+            // SAFETY: the loop is warp-uniform (every lane holds the same lo and hi).
+            let at_or_above = unsafe { device::ballot(self.bin(probe(lane) as u32) >= bin) };
+            if at_or_above == 0 {
+                lo = probe(device::WARP as u64 - 1) + 1;
             } else {
-                lo = mid + 1;
+                let first = at_or_above.trailing_zeros() as u64;
+                hi = probe(first);
+                if first > 0 {
+                    lo = probe(first - 1) + 1;
+                }
             }
         }
         lo
@@ -527,7 +535,7 @@ unsafe fn lut_binnings<E: LutEntry>(p: &ScoreParams, tile: Tile, luts: Shared<E>
             }
             mask /= 2;
         }
-        unrolled!(R in [0, 1, 2, 3, 4, 5, 6, 7] {
+        unrolled!(R in [0, 1, 2, 3] {
             if R == r {
                 sums[2 * R] += lo;
                 sums[2 * R + 1] += hi;
@@ -597,7 +605,6 @@ pub unsafe fn score_item<E: LutEntry>(p: &ScoreParams, tile: Tile) {
             .wrapping_add((tile.batch * s.hkv + tile.kv_head) as usize * s.n as usize * s.m as usize),
         m: s.m as usize,
         c: s.c as usize,
-        groups: padded_rows / E::WIDTH,
     };
     // SAFETY: forwarded; the tables and binnings were built before a barrier.
     unsafe {
@@ -645,8 +652,8 @@ unsafe fn score_keys<E: LutEntry, const WIDE: bool>(
     let end = tile.key_end.min(valid_keys(&s, p.n_valid, tile.batch));
     let rows = tile.rows as usize;
     let mut binning = [Binning::of_range(0.0, 0.0); MAX_ROWS];
-    unrolled!(R in [0, 1, 2, 3, 4, 5, 6, 7] {
-        if R < rows {
+    unrolled!(R in [0, 1, 2, 3] {
+        if R < E::WIDTH && R < rows {
             // SAFETY: written before the last barrier.
             binning[R] = Binning::from_raw(unsafe { binnings.get(R) });
         }
@@ -664,8 +671,8 @@ unsafe fn score_keys<E: LutEntry, const WIDE: bool>(
             if key >= end {
                 continue;
             }
-            unrolled!(R in [0, 1, 2, 3, 4, 5, 6, 7] {
-                if R < rows {
+            unrolled!(R in [0, 1, 2, 3] {
+                if R < E::WIDTH && R < rows {
                     let order = order_key(scores[k][R], s.metric);
                     // SAFETY: row < rows and key < n ≤ score_stride; the bin is < HIST_BINS.
                     unsafe {

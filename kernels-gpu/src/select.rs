@@ -219,28 +219,31 @@ pub unsafe fn block_exclusive_sum(v: u32) -> (u32, u32) {
     }
 }
 
-/// Appends `key` to `buffer` where `take`, one shared-memory atomic per warp on `count`.
+/// Reserves `count` consecutive slots for this thread from the shared counter `counter[0]`,
+/// one atomic per warp, and returns the first.
 ///
 /// # Safety
-/// The whole warp calls it convergently; `count` is a shared counter, and the buffer holds every
-/// slot that the counter can reach here.
+/// The whole warp calls it convergently.
 #[inline(always)]
-pub unsafe fn append(take: bool, key: u64, count: Shared<u32>, mut store: impl FnMut(u32, u64)) {
-    // SAFETY: the warp is convergent (caller's promise).
+pub unsafe fn reserve(count: u32, counter: Shared<u32>) -> u32 {
+    let lane = device::lane();
+    let mut inclusive = count;
+    let mut delta = 1;
+    while delta < device::WARP {
+        // SAFETY: the whole warp runs every shuffle (caller's promise).
+        let below = unsafe { device::shfl_up(inclusive, delta) };
+        if lane >= delta {
+            inclusive += below;
+        }
+        delta *= 2;
+    }
+    // SAFETY: as above; the last lane alone touches the counter.
     unsafe {
-        let mask = device::ballot(take);
-        if mask == 0 {
-            return;
+        let mut base = 0;
+        if lane == device::WARP - 1 && inclusive != 0 {
+            base = counter.atomic_add(0, inclusive);
         }
-        let leader = mask.trailing_zeros();
-        let mut first = 0;
-        if device::lane() == leader {
-            first = count.atomic_add(0, mask.count_ones());
-        }
-        first = device::shfl_idx(first, leader);
-        if take {
-            store(first + (mask & ((1u32 << device::lane()) - 1)).count_ones(), key);
-        }
+        device::shfl_idx(base, device::WARP - 1) + inclusive - count
     }
 }
 
