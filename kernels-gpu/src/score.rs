@@ -320,9 +320,12 @@ impl Scorer {
         let at = j * self.c + (code as usize).min(self.c - 1);
         // SAFETY: at < m·c indexes inside the tile's table.
         let entry = unsafe { luts.get(at) };
-        for (i, a) in acc.iter_mut().enumerate().take(E::WIDTH) {
-            *a += entry.lane(i);
-        }
+        // The list spells out 0..MAX_ROWS.
+        unrolled!(I in [0, 1, 2, 3] {
+            if I < E::WIDTH {
+                acc[I] += entry.lane(I);
+            }
+        });
     }
 
     /// Scores of keys `keys` against every row of the tile: `Σ_j lut[r][j][code_j]`, j
@@ -506,7 +509,7 @@ impl Binning {
 /// Ends with a barrier.
 unsafe fn lut_binnings<E: LutEntry>(p: &ScoreParams, tile: Tile, luts: Shared<E>) -> Shared<RowBinning> {
     const WARPS: usize = (pqtopk_abi::BLOCK_THREADS / device::WARP) as usize;
-    let partial = static_shared!(LUT_RANGE_PARTIALS: [[f32; 2 * MAX_ROWS]; WARPS]);
+    let partial = static_shared!(LUT_RANGE_PARTIALS: [f32; 2 * MAX_ROWS * WARPS]);
     let binnings = static_shared!(LUT_BINNINGS: [RowBinning; MAX_ROWS]);
     let s = p.shape;
     let (m, c) = (s.m as usize, s.c as usize);
@@ -546,15 +549,18 @@ unsafe fn lut_binnings<E: LutEntry>(p: &ScoreParams, tile: Tile, luts: Shared<E>
     // SAFETY: lane 0 of each warp writes its own slot; the barriers order the reads.
     unsafe {
         if lane == 0 {
-            partial.set(warp, sums);
+            // The list spells out 0..2·MAX_ROWS.
+            unrolled!(I in [0, 1, 2, 3, 4, 5, 6, 7] {
+                partial.set(warp * 2 * MAX_ROWS + I, sums[I]);
+            });
         }
         device::sync_threads();
         let r = device::thread_idx() as usize;
         if r < rows {
             let (mut lo, mut hi) = (0.0f32, 0.0f32);
             for w in 0..WARPS {
-                lo += partial.get(w)[2 * r];
-                hi += partial.get(w)[2 * r + 1];
+                lo += partial.get(w * 2 * MAX_ROWS + 2 * r);
+                hi += partial.get(w * 2 * MAX_ROWS + 2 * r + 1);
             }
             let binning =
                 if s.metric == Metric::L2 as u32 { Binning::of_range(-hi, -lo) } else { Binning::of_range(lo, hi) };
