@@ -182,6 +182,10 @@ impl Gpu {
             lut_width /= 2;
         }
         let rows_per_block = lut_width.min(rows_per_kv).min(MAX_ROWS_PER_BLOCK as usize);
+        // The scoring kernel stages a row's query in the room of its histogram.
+        if p.d > HIST_BINS as usize {
+            return Err(Error::Unsupported(format!("d = {} exceeds {HIST_BINS}", p.d)));
+        }
         if lut_width * lut_bytes > budget {
             return Err(Error::Unsupported(format!(
                 "m·c = {} lookup entries and a histogram need {lut_bytes} bytes of shared memory; this device allows {budget}",

@@ -168,36 +168,37 @@ impl LutEntry for Lut4 {
 }
 
 /// Fills the tile's lookup tables, `lut_width` rows interleaved: the f32 at
-/// `((r / w)·m·c + j·c + code)·w + r % w` is sub-space `j`'s partial score of centroid `code`
-/// for the tile's row `r` (`q_j · C_j[code]` or `‖q_j − C_j[code]‖²`, summed over the G query
-/// heads in group mode); slots of rows past the tile hold 0. Each thread owns (j, code) pairs
-/// and reads each centroid once for all rows. Ends with a barrier.
+/// `(j·c + code)·w + r` is sub-space `j`'s partial score of centroid `code` for the tile's row
+/// `r` (`q_j · C_j[code]` or `‖q_j − C_j[code]‖²`, summed over the G query heads in group mode);
+/// slots of rows past the tile hold 0. The rows' queries are first staged in shared memory as
+/// f32 (`staging`, in as many rounds of heads as it needs), so that each thread reads one
+/// centroid per entry from global memory and the queries as shared-memory broadcasts. Ends
+/// with a barrier.
 ///
 /// # Safety
-/// All threads of the block call it; `lut` holds `rows_per_block.next_multiple_of(lut_width) ·
-/// lut_len` f32; the tensors in `p` have the shapes it states.
-pub unsafe fn build_luts(p: &ScoreParams, tile: &Tile, lut: Shared<f32>) {
+/// All threads of the block call it; `lut` holds `lut_width · lut_len` f32 and `staging` at
+/// least `rows · d` f32, disjoint; the tensors in `p` have the shapes it states.
+pub unsafe fn build_luts(p: &ScoreParams, tile: &Tile, lut: Shared<f32>, staging: Shared<f32>) {
     // SAFETY (all arms): forwarded to the caller. One monomorphized loop per dtype pair, so the
     // element loop carries no dtype dispatch.
     unsafe {
         match p.shape.query_dtype {
-            q if q == DType::F32 as u32 => build_luts_for::<F32>(p, tile, lut),
-            q if q == DType::F16 as u32 => build_luts_for::<F16>(p, tile, lut),
-            _ => build_luts_for::<BF16>(p, tile, lut),
+            q if q == DType::F32 as u32 => build_luts_for::<F32>(p, tile, lut, staging),
+            q if q == DType::F16 as u32 => build_luts_for::<F16>(p, tile, lut, staging),
+            _ => build_luts_for::<BF16>(p, tile, lut, staging),
         }
-        device::sync_threads();
     }
 }
 
 /// # Safety
 /// As [`build_luts`].
-unsafe fn build_luts_for<Q: Element>(p: &ScoreParams, tile: &Tile, lut: Shared<f32>) {
+unsafe fn build_luts_for<Q: Element>(p: &ScoreParams, tile: &Tile, lut: Shared<f32>, staging: Shared<f32>) {
     // SAFETY: forwarded.
     unsafe {
         match p.shape.codebook_dtype {
-            c if c == DType::F32 as u32 => build_luts_typed::<Q, F32>(p, tile, lut),
-            c if c == DType::F16 as u32 => build_luts_typed::<Q, F16>(p, tile, lut),
-            _ => build_luts_typed::<Q, BF16>(p, tile, lut),
+            c if c == DType::F32 as u32 => build_luts_typed::<Q, F32>(p, tile, lut, staging),
+            c if c == DType::F16 as u32 => build_luts_typed::<Q, F16>(p, tile, lut, staging),
+            _ => build_luts_typed::<Q, BF16>(p, tile, lut, staging),
         }
     }
 }
@@ -205,94 +206,104 @@ unsafe fn build_luts_for<Q: Element>(p: &ScoreParams, tile: &Tile, lut: Shared<f
 /// # Safety
 /// As [`build_luts`].
 #[inline(always)]
-unsafe fn build_luts_typed<Q: Element, C: Element>(p: &ScoreParams, tile: &Tile, lut: Shared<f32>) {
+unsafe fn build_luts_typed<Q: Element, C: Element>(
+    p: &ScoreParams,
+    tile: &Tile,
+    lut: Shared<f32>,
+    staging: Shared<f32>,
+) {
     let s = &p.shape;
     let g = s.h / s.hkv;
-    let (d, c, ds) = (s.d as usize, s.c as usize, (s.d / s.m) as usize);
+    let (d, ds) = (s.d as usize, (s.d / s.m) as usize);
     let per_row = lut_len(s);
     let width = p.lut_width as usize;
-    // width is 1, 2 or 4: shifts and masks instead of divisions.
-    let width_log2 = width.trailing_zeros();
-    let padded_rows = (tile.rows as usize).next_multiple_of(width);
+    let rows = tile.rows as usize;
     let l2 = s.metric == Metric::L2 as u32;
     let partial = |q: f32, c: f32| if l2 { (q - c) * (q - c) } else { q * c };
-    // Query offsets of each row's first head, and the heads per row.
-    let heads = if s.group != 0 { g } else { 1 };
-    let mut query_row = [0usize; MAX_ROWS];
-    for (r, q) in query_row.iter_mut().enumerate() {
+    let heads = if s.group != 0 { g as usize } else { 1 };
+    let heads_per_round = (staging.len() / (rows * d)).min(heads);
+    // Query offset of row r's first head.
+    let query_row = |r: usize| {
         let local = tile.row0 - tile.kv_row0 + r as u32;
         let (head, sq) =
             if s.group != 0 { (tile.kv_head * g, local) } else { (tile.kv_head * g + local / s.sq, local % s.sq) };
-        *q = ((tile.batch * s.h + head) * s.sq + sq) as usize * d;
-    }
+        ((tile.batch * s.h + head) * s.sq + sq) as usize * d
+    };
     let head_stride = s.sq as usize * d;
     let vector = ds % 4 == 0;
     let step = if vector { 4 } else { 1 };
-    let threads = device::block_dim() as usize;
-    // Each thread takes PAIRS (j, code) pairs at a time, so that their centroid loads (from L2)
-    // are in flight together rather than one round trip after another (the `unrolled!` lists
-    // below spell out 0..PAIRS and 0..MAX_ROWS).
-    const PAIRS: usize = 4;
-    // u32 index math: a 64-bit division is a long software routine on the GPU.
-    let mut first = device::thread_idx() as usize;
-    while first < per_row {
-        let mut centroid = [0usize; PAIRS];
-        let mut query_col = [0usize; PAIRS];
-        for (k, (cen, col)) in centroid.iter_mut().zip(query_col.iter_mut()).enumerate() {
-            let e = (first + k * threads).min(per_row - 1) as u32;
-            let (j, code) = ((e / s.c) as usize, (e % s.c) as usize);
-            *cen = ((tile.kv_head as usize * s.m as usize + j) * c + code) * ds;
-            *col = j * ds;
-        }
-        let mut acc = [[0.0f32; MAX_ROWS]; PAIRS];
-        let mut t = 0;
-        while t < ds {
-            let mut cv = [[0.0f32; 4]; PAIRS];
-            for (k, v) in cv.iter_mut().enumerate() {
-                // SAFETY: the centroid's ds elements lie inside the codebooks; vector loads only
-                // when ds % 4 == 0, so offsets are multiples of 4.
-                *v = unsafe {
-                    if vector {
-                        C::load4(p.codebooks, centroid[k] + t)
-                    } else {
-                        [C::load(p.codebooks, centroid[k] + t), 0.0, 0.0, 0.0]
-                    }
-                };
+    let (t0, threads) = (device::thread_idx() as usize, device::block_dim() as usize);
+    let codebook = (tile.kv_head as usize * per_row) * ds;
+    let mut head0 = 0;
+    while head0 < heads {
+        let round = heads_per_round.min(heads - head0);
+        // SAFETY: every thread reaches the barriers; the first also ends the previous round's
+        // reads of the staging area; each staged element has one writer.
+        unsafe {
+            device::sync_threads();
+            for i in (t0..rows * round * d).step_by(threads) {
+                let (r, h, x) = (i / (round * d), (i / d) % round, i % d);
+                staging.set(i, Q::load(p.queries, query_row(r) + (head0 + h) * head_stride + x));
             }
-            // The lists spell out 0..MAX_ROWS and 0..PAIRS, so that `acc` stays in registers.
-            unrolled!(R in [0, 1, 2, 3] {
-                if R < tile.rows as usize {
-                    for head in 0..heads as usize {
-                        unrolled!(K in [0, 1, 2, 3] {
-                            let q = query_row[R] + head * head_stride + query_col[K] + t;
-                            // SAFETY: inside the queries tensor; d = m·ds, so q % 4 == 0 when
-                            // vector.
-                            let qv = unsafe {
-                                if vector { Q::load4(p.queries, q) } else { [Q::load(p.queries, q), 0.0, 0.0, 0.0] }
-                            };
-                            for u in 0..4 {
-                                if u < step {
-                                    acc[K][R] += partial(qv[u], cv[K][u]);
-                                }
-                            }
-                        });
-                    }
-                }
-            });
-            t += step;
+            device::sync_threads();
         }
-        unrolled!(K in [0, 1, 2, 3] {
-            let e = first + K * threads;
-            unrolled!(R in [0, 1, 2, 3] {
-                if e < per_row && R < padded_rows {
-                    let at = ((R >> width_log2) * per_row + e) * width + (R & (width - 1));
-                    // SAFETY: at < padded_rows·per_row ≤ lut.len(); each element has one writer.
-                    unsafe { lut.set(at, if R < tile.rows as usize { acc[K][R] } else { 0.0 }) };
-                }
+        // Each thread takes PAIRS entries at a time, so that their centroid loads (from L2) are
+        // in flight together (the `unrolled!` lists below spell out 0..PAIRS and 0..MAX_ROWS).
+        const PAIRS: usize = 4;
+        let mut first = t0;
+        while first < per_row {
+            let mut acc = [[0.0f32; MAX_ROWS]; PAIRS];
+            let mut t = 0;
+            while t < ds {
+                let mut cv = [[0.0f32; 4]; PAIRS];
+                unrolled!(K in [0, 1, 2, 3] {
+                    let e = (first + K * threads).min(per_row - 1);
+                    // SAFETY: the centroid's ds elements lie inside the codebooks; vector loads
+                    // only when ds % 4 == 0, so offsets are multiples of 4.
+                    cv[K] = unsafe {
+                        if vector {
+                            C::load4(p.codebooks, codebook + e * ds + t)
+                        } else {
+                            [C::load(p.codebooks, codebook + e * ds + t), 0.0, 0.0, 0.0]
+                        }
+                    };
+                });
+                unrolled!(R in [0, 1, 2, 3] {
+                    if R < rows {
+                        for h in 0..round {
+                            unrolled!(K in [0, 1, 2, 3] {
+                                let e = (first + K * threads).min(per_row - 1);
+                                let q = (R * round + h) * d + (e / s.c as usize) * ds + t;
+                                for u in 0..4 {
+                                    if u < step {
+                                        // SAFETY: q + u < rows·round·d, staged before the barrier.
+                                        acc[K][R] += partial(unsafe { staging.get(q + u) }, cv[K][u]);
+                                    }
+                                }
+                            });
+                        }
+                    }
+                });
+                t += step;
+            }
+            unrolled!(K in [0, 1, 2, 3] {
+                let e = first + K * threads;
+                unrolled!(R in [0, 1, 2, 3] {
+                    if e < per_row && R < width {
+                        let at = e * width + R;
+                        let value = if R < rows { acc[K][R] } else { 0.0 };
+                        // SAFETY: at < width·per_row ≤ lut.len(); each element has one writer,
+                        // which also wrote it in the previous round.
+                        unsafe { lut.set(at, if head0 == 0 { value } else { lut.get(at) + value }) };
+                    }
+                });
             });
-        });
-        first += PAIRS * threads;
+            first += PAIRS * threads;
+        }
+        head0 += round;
     }
+    // SAFETY: every thread reaches it.
+    unsafe { device::sync_threads() };
 }
 
 /// Keys a thread scores at once, so that their code loads are in flight together (the
@@ -592,13 +603,15 @@ pub unsafe fn score_item<E: LutEntry>(p: &ScoreParams, tile: Tile) {
             luts.tail::<u32>(table_entries, padded_rows * HIST_BINS as usize),
         )
     };
-    for i in (device::thread_idx() as usize..hists.len()).step_by(device::block_dim() as usize) {
-        // SAFETY: in bounds; build_luts' barrier orders it before the counts.
-        unsafe { hists.set(i, 0) };
-    }
-    // SAFETY: all threads call them; shapes validated by the host.
+    // SAFETY: all threads call them; shapes validated by the host (d ≤ HIST_BINS, so one row's
+    // query fits the histogram area that stages the queries); the tables' barrier ends the
+    // staging before the histograms are zeroed, and lut_binnings' barrier orders the zeroes
+    // before the counts.
     let binnings = unsafe {
-        build_luts(p, &tile, lut);
+        build_luts(p, &tile, lut, hists.tail(0, hists.len()));
+        for i in (device::thread_idx() as usize..hists.len()).step_by(device::block_dim() as usize) {
+            hists.set(i, 0);
+        }
         lut_binnings(p, tile, luts)
     };
     if tile.key0 == 0 && device::thread_idx() < tile.rows {
