@@ -241,9 +241,12 @@ unsafe fn build_luts_typed<Q: Element, C: Element>(
         // reads of the staging area; each staged element has one writer.
         unsafe {
             device::sync_threads();
-            for i in (t0..rows * round * d).step_by(threads) {
-                let (r, h, x) = (i / (round * d), (i / d) % round, i % d);
-                staging.set(i, Q::load(p.queries, query_row(r) + (head0 + h) * head_stride + x));
+            // u32 index math: a 64-bit division is a long software routine on the GPU.
+            let (round32, d32) = (round as u32, d as u32);
+            for i in (t0 as u32..(rows * round * d) as u32).step_by(threads) {
+                let (r, h, x) = (i / (round32 * d32), (i / d32) % round32, i % d32);
+                let at = query_row(r as usize) + (head0 + h as usize) * head_stride + x as usize;
+                staging.set(i as usize, Q::load(p.queries, at));
             }
             device::sync_threads();
         }
@@ -253,18 +256,25 @@ unsafe fn build_luts_typed<Q: Element, C: Element>(
         let mut first = t0;
         while first < per_row {
             let mut acc = [[0.0f32; MAX_ROWS]; PAIRS];
+            // Each pair's centroid and its sub-space's offset in a staged query.
+            let mut centroid = [0usize; PAIRS];
+            let mut query_col = [0usize; PAIRS];
+            unrolled!(K in [0, 1, 2, 3] {
+                let e = (first + K * threads).min(per_row - 1) as u32;
+                centroid[K] = codebook + e as usize * ds;
+                query_col[K] = (e / s.c) as usize * ds;
+            });
             let mut t = 0;
             while t < ds {
                 let mut cv = [[0.0f32; 4]; PAIRS];
                 unrolled!(K in [0, 1, 2, 3] {
-                    let e = (first + K * threads).min(per_row - 1);
                     // SAFETY: the centroid's ds elements lie inside the codebooks; vector loads
                     // only when ds % 4 == 0, so offsets are multiples of 4.
                     cv[K] = unsafe {
                         if vector {
-                            C::load4(p.codebooks, codebook + e * ds + t)
+                            C::load4(p.codebooks, centroid[K] + t)
                         } else {
-                            [C::load(p.codebooks, codebook + e * ds + t), 0.0, 0.0, 0.0]
+                            [C::load(p.codebooks, centroid[K] + t), 0.0, 0.0, 0.0]
                         }
                     };
                 });
@@ -272,8 +282,7 @@ unsafe fn build_luts_typed<Q: Element, C: Element>(
                     if R < rows {
                         for h in 0..round {
                             unrolled!(K in [0, 1, 2, 3] {
-                                let e = (first + K * threads).min(per_row - 1);
-                                let q = (R * round + h) * d + (e / s.c as usize) * ds + t;
+                                let q = (R * round + h) * d + query_col[K] + t;
                                 for u in 0..4 {
                                     if u < step {
                                         // SAFETY: q + u < rows·round·d, staged before the barrier.
