@@ -56,6 +56,16 @@ pub unsafe fn sync_threads() {
     unsafe { nvptx::_syncthreads() }
 }
 
+/// Warp-wide barrier; also orders the warp's shared-memory accesses around it.
+///
+/// # Safety
+/// All 32 lanes of the warp must reach this same barrier.
+#[inline(always)]
+pub unsafe fn sync_warp() {
+    // SAFETY: forwarded to the caller.
+    unsafe { asm!("bar.warp.sync 0xffffffff;") }
+}
+
 /// Aborts the kernel; the launch then fails with an error the host reports.
 #[inline(always)]
 pub fn trap() -> ! {

@@ -525,14 +525,14 @@ impl Binning {
 /// added in warp order, so every block of a row gets bit-identical binnings.
 ///
 /// # Safety
-/// All threads of the block call it after the tables' barrier; `luts` as for [`Scorer::add`].
-/// Ends with a barrier.
-unsafe fn lut_binnings<E: LutEntry>(p: &ScoreParams, tile: Tile, luts: Shared<E>) -> Shared<RowBinning> {
+/// All threads of the block call it after the tables' barrier; `lut` holds them as
+/// [`build_luts`] wrote them. Ends with a barrier.
+unsafe fn lut_binnings(p: &ScoreParams, tile: Tile, lut: Shared<f32>) -> Shared<RowBinning> {
     const WARPS: usize = (pqtopk_abi::BLOCK_THREADS / device::WARP) as usize;
     let partial = static_shared!(LUT_RANGE_PARTIALS: [f32; 2 * MAX_ROWS * WARPS]);
     let binnings = static_shared!(LUT_BINNINGS: [RowBinning; MAX_ROWS]);
     let s = p.shape;
-    let (m, c) = (s.m as usize, s.c as usize);
+    let (m, c, width) = (s.m as usize, s.c as usize, p.lut_width as usize);
     let rows = tile.rows as usize;
     let warp = device::thread_idx() as usize / device::WARP as usize;
     let lane = device::lane() as usize;
@@ -544,7 +544,7 @@ unsafe fn lut_binnings<E: LutEntry>(p: &ScoreParams, tile: Tile, luts: Shared<E>
         let mut code = lane;
         while code < c {
             // SAFETY: r < rows and j·c + code < m·c index inside the tables.
-            let v = unsafe { luts.get((r / E::WIDTH) * m * c + j * c + code) }.lane(r % E::WIDTH);
+            let v = unsafe { lut.get((j * c + code) * width + r) };
             lo = lo.min(v);
             hi = hi.max(v);
             code += device::WARP as usize;
@@ -621,7 +621,7 @@ pub unsafe fn score_item<E: LutEntry>(p: &ScoreParams, tile: Tile) {
         for i in (device::thread_idx() as usize..hists.len()).step_by(device::block_dim() as usize) {
             hists.set(i, 0);
         }
-        lut_binnings(p, tile, luts)
+        lut_binnings(p, tile, lut)
     };
     if tile.key0 == 0 && device::thread_idx() < tile.rows {
         let r = device::thread_idx();

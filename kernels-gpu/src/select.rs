@@ -249,21 +249,36 @@ pub unsafe fn reserve(count: u32, counter: Shared<u32>) -> u32 {
 
 /// Sorts `keys[..len]` descending in shared memory (bitonic); `len` is a power of two.
 ///
+/// Thread `t` takes pairs `t, t + threads, …`, so with strides of at most 32 a warp's pairs
+/// touch only the 64-key chunks that the warp owns in every such step: consecutive steps of
+/// that kind need a warp barrier, not a block barrier.
+///
 /// # Safety
 /// All threads of the block call it, after a barrier that follows the last write of `keys`;
-/// `len ≤ keys.len()`. Ends with a barrier.
+/// `len ≤ keys.len()`; whole warps. Ends with a barrier.
 pub unsafe fn sort_descending(keys: Shared<u64>, len: usize) {
+    const WARP_LOCAL_STRIDE: usize = device::WARP as usize;
     let threads = device::block_dim() as usize;
+    let mut previous_stride = usize::MAX;
     let mut size = 2;
     while size <= len {
         let mut stride = size / 2;
         while stride > 0 {
+            // SAFETY: every thread reaches the barriers (uniform loop bounds).
+            unsafe {
+                if stride > WARP_LOCAL_STRIDE || previous_stride > WARP_LOCAL_STRIDE {
+                    device::sync_threads();
+                } else {
+                    device::sync_warp();
+                }
+            }
             let mut i = device::thread_idx() as usize;
             while i < len / 2 {
                 // Strides are powers of two: masks instead of divisions.
                 let lo = ((i & !(stride - 1)) << 1) | (i & (stride - 1));
                 let hi = lo + stride;
-                // SAFETY: lo < hi < len; each pair belongs to one thread in this step.
+                // SAFETY: lo < hi < len; each pair belongs to one thread in this step, and the
+                // barrier above ordered every earlier access to it.
                 unsafe {
                     let (a, b) = (keys.get(lo), keys.get(hi));
                     let descending = lo & size == 0;
@@ -274,12 +289,13 @@ pub unsafe fn sort_descending(keys: Shared<u64>, len: usize) {
                 }
                 i += threads;
             }
-            // SAFETY: every thread reaches it.
-            unsafe { device::sync_threads() };
+            previous_stride = stride;
             stride /= 2;
         }
         size *= 2;
     }
+    // SAFETY: every thread reaches it.
+    unsafe { device::sync_threads() };
 }
 
 /// The number of `keys[..count]` greater than `mine` (0 for threads with `mine == None`),
