@@ -86,20 +86,50 @@ pub struct Shape {
     pub group: u32,
 }
 
-/// Launch parameters of `pq_score`: every valid key of every row is scored once, through lookup
-/// tables in shared memory, into the row's order keys (see `kernels-gpu/src/score.rs`).
+/// How the output rows are tiled: each tile is `rows_per_block` rows (at most
+/// `MAX_ROWS_PER_BLOCK`) of one (batch, kv head), whose lookup tables interleave `lut_width`
+/// rows per entry; `row_tiles` tiles per (batch, kv head), `row_tiles · b·hkv` in all.
+#[repr(C)]
+#[derive(Clone, Copy, Debug)]
+pub struct Tiling {
+    pub rows_per_block: u32,
+    /// 1, 2 or 4.
+    pub lut_width: u32,
+    pub row_tiles: u32,
+}
+
+/// Launch parameters of `pq_tables`: the lookup tables of every row tile, one block per (tile,
+/// sub-space), each thread one centroid.
+#[repr(C)]
+#[derive(Clone, Copy, Debug)]
+pub struct TablesParams {
+    pub shape: Shape,
+    pub tiling: Tiling,
+    pub queries: u64,
+    pub codebooks: u64,
+    /// `[tiles, m, c, lut_width]` f32: entry `(j, code)` of each row of the tile.
+    pub luts: u64,
+    /// `[rows, m]` pairs of f32: the smallest and largest entry of each row's sub-space.
+    pub ranges: u64,
+}
+
+/// Launch parameters of `pq_score`: every valid key of every row is scored once, through the
+/// tables of `pq_tables` copied into shared memory, into the row's order keys (see
+/// `kernels-gpu/src/score.rs`) and histogram.
 ///
-/// Work is split into items of `rows_per_block` rows × `keys_per_block` keys:
+/// Work is split into items of one row tile × `keys_per_block` keys:
 /// `key_chunks · row_tiles · b·hkv` of them, one per block.
 #[repr(C)]
 #[derive(Clone, Copy, Debug)]
 pub struct ScoreParams {
     pub shape: Shape,
-    pub queries: u64,
-    pub codebooks: u64,
+    pub tiling: Tiling,
     pub codes: u64,
     /// `[b]` u32 valid lengths, or 0 for "all n keys valid".
     pub n_valid: u64,
+    /// As in [`TablesParams`], complete.
+    pub luts: u64,
+    pub ranges: u64,
     /// `[rows, score_stride]` u32 order keys, written for the valid keys.
     pub scores: u64,
     /// `[rows]` [`RowBinning`], written by the blocks of key chunk 0.
@@ -107,10 +137,6 @@ pub struct ScoreParams {
     /// `[rows, HIST_BINS]` u32, zeroed by the host before the launch: each row's keys counted
     /// per bin of its binning.
     pub histograms: u64,
-    pub rows_per_block: u32,
-    /// Rows that share one entry of the interleaved lookup tables: 1, 2 or 4.
-    pub lut_width: u32,
-    pub row_tiles: u32,
     pub keys_per_block: u32,
     pub key_chunks: u32,
 }

@@ -14,7 +14,7 @@ use cust::stream::Stream;
 use cust::sys::{CUfunction, CUstream};
 use pqtopk_abi::{
     BLOCK_THREADS, CodeCheckParams, HIST_BINS, MAX_ROWS_PER_BLOCK, Order, RowBinning, SELECT_THREADS, ScoreParams,
-    SelectParams, Shape,
+    SelectParams, Shape, TablesParams, Tiling,
 };
 
 /// PTX for each supported architecture, built by `cargo xtask build-ptx` and committed.
@@ -44,13 +44,15 @@ pub struct Gpu {
     ordinal: u32,
     compute_capability: (i32, i32),
     max_shared_bytes: usize,
-    /// Dynamic shared memory a `pq_select` block may use.
+    /// Dynamic shared memory a `pq_tables` and a `pq_select` block may use.
+    tables_dynamic_limit: usize,
     select_dynamic_limit: usize,
     multiprocessors: usize,
 }
 
 /// The module's kernels, looked up once.
 struct Kernels {
+    tables: CUfunction,
     score: CUfunction,
     select: CUfunction,
     rank: CUfunction,
@@ -118,6 +120,7 @@ impl Gpu {
         let multiprocessors =
             unsafe { raw::device_attribute(device.as_raw(), Attribute::CU_DEVICE_ATTRIBUTE_MULTIPROCESSOR_COUNT)? };
         let kernels = Kernels {
+            tables: module.get_function("pq_tables")?.to_raw(),
             score: module.get_function("pq_score")?.to_raw(),
             select: module.get_function("pq_select")?.to_raw(),
             rank: module.get_function("pq_rank")?.to_raw(),
@@ -125,11 +128,14 @@ impl Gpu {
         };
         // SAFETY: valid functions of the module; the values are within the device's limit less
         // what each kernel declares statically.
-        let select_dynamic_limit = unsafe {
+        let (tables_dynamic_limit, select_dynamic_limit) = unsafe {
             raw::set_max_dynamic_shared(kernels.score, max_shared_bytes.min(SCORE_SMEM_BUDGET))?;
-            let limit = max_shared_bytes - raw::static_shared_bytes(kernels.select)?;
-            raw::set_max_dynamic_shared(kernels.select, limit)?;
-            limit
+            let mut limits = [0; 2];
+            for (limit, kernel) in limits.iter_mut().zip([kernels.tables, kernels.select]) {
+                *limit = max_shared_bytes - raw::static_shared_bytes(kernel)?;
+                raw::set_max_dynamic_shared(kernel, *limit)?;
+            }
+            (limits[0], limits[1])
         };
         Ok(Gpu {
             kernels,
@@ -138,6 +144,7 @@ impl Gpu {
             ordinal,
             compute_capability: (major, minor),
             max_shared_bytes,
+            tables_dynamic_limit,
             select_dynamic_limit,
             multiprocessors,
         })
@@ -182,14 +189,13 @@ impl Gpu {
             lut_width /= 2;
         }
         let rows_per_block = lut_width.min(rows_per_kv).min(MAX_ROWS_PER_BLOCK as usize);
-        // The scoring kernel stages a row's query in the room of its histogram.
-        if p.d > HIST_BINS as usize {
-            return Err(Error::Unsupported(format!("d = {} exceeds {HIST_BINS}", p.d)));
-        }
-        if lut_width * lut_bytes > budget {
+        let tables_shared_bytes = rows_per_block * (p.d / p.m) * 4;
+        // pq_tables stages the rows' query slices (one thread per centroid: c ≤ 256 holds).
+        if tables_shared_bytes > self.tables_dynamic_limit {
             return Err(Error::Unsupported(format!(
-                "m·c = {} lookup entries and a histogram need {lut_bytes} bytes of shared memory; this device allows {budget}",
-                p.m * p.c
+                "d/m = {} exceeds {} on this device",
+                p.d / p.m,
+                self.tables_dynamic_limit / 4 / rows_per_block
             )));
         }
         let score_shared_bytes = rows_per_block.next_multiple_of(lut_width) * lut_bytes;
@@ -206,6 +212,7 @@ impl Gpu {
             p.n.div_ceil(chunks_wanted).max(MIN_KEYS_PER_BLOCK).next_multiple_of(2 * BLOCK_THREADS as usize);
         let key_chunks = p.n.div_ceil(keys_per_block);
         let score_blocks = key_chunks * tile_groups;
+        let tables_blocks = tile_groups * p.m;
         // Score order sorts each row's top k in shared memory where it fits, beside the
         // histogram; larger rows are ranked by `pq_rank`.
         let select_budget = self.select_dynamic_limit - HIST_BINS as usize * 4;
@@ -217,7 +224,9 @@ impl Gpu {
         } else {
             0
         };
-        for (what, value) in [("scoring blocks", score_blocks), ("rows·ceil(k/256)", rank_blocks)] {
+        for (what, value) in
+            [("scoring blocks", score_blocks), ("table blocks", tables_blocks), ("rows·ceil(k/256)", rank_blocks)]
+        {
             if value > MAX_ITEMS {
                 return Err(Error::Unsupported(format!("{what} = {value} exceeds {MAX_ITEMS}")));
             }
@@ -230,6 +239,8 @@ impl Gpu {
             row_tiles,
             keys_per_block,
             key_chunks,
+            tables_blocks,
+            tables_shared_bytes,
             score_blocks,
             score_shared_bytes,
             sort_capacity,
@@ -361,18 +372,29 @@ impl Gpu {
             order: p.order as u32,
             group: p.group as u32,
         };
-        let score = ScoreParams {
-            shape,
-            queries: buffers.queries,
-            codebooks: buffers.codebooks,
-            codes: buffers.codes,
-            n_valid: buffers.n_valid,
-            scores: at(layout.scores),
-            binning: at(layout.binning),
-            histograms: at(layout.histograms),
+        let tiling = Tiling {
             rows_per_block: plan.rows_per_block as u32,
             lut_width: plan.lut_width as u32,
             row_tiles: plan.row_tiles as u32,
+        };
+        let tables = TablesParams {
+            shape,
+            tiling,
+            queries: buffers.queries,
+            codebooks: buffers.codebooks,
+            luts: at(layout.luts),
+            ranges: at(layout.ranges),
+        };
+        let score = ScoreParams {
+            shape,
+            tiling,
+            codes: buffers.codes,
+            n_valid: buffers.n_valid,
+            luts: tables.luts,
+            ranges: tables.ranges,
+            scores: at(layout.scores),
+            binning: at(layout.binning),
+            histograms: at(layout.histograms),
             keys_per_block: plan.keys_per_block as u32,
             key_chunks: plan.key_chunks as u32,
         };
@@ -394,6 +416,14 @@ impl Gpu {
         // follow each kernel's documented requirements.
         unsafe {
             raw::zero_words_async(score.histograms, histogram_words, stream)?;
+            raw::launch(
+                self.kernels.tables,
+                plan.tables_blocks as u32,
+                BLOCK_THREADS,
+                plan.tables_shared_bytes as u32,
+                stream,
+                &tables,
+            )?;
             raw::launch(
                 self.kernels.score,
                 plan.score_blocks as u32,
@@ -507,6 +537,8 @@ pub struct Plan {
     row_tiles: usize,
     keys_per_block: usize,
     key_chunks: usize,
+    tables_blocks: usize,
+    tables_shared_bytes: usize,
     score_blocks: usize,
     score_shared_bytes: usize,
     sort_capacity: usize,
@@ -517,6 +549,8 @@ pub struct Plan {
 
 struct WorkspaceLayout {
     n_valid: usize,
+    luts: usize,
+    ranges: usize,
     binning: usize,
     histograms: usize,
     scores: usize,
@@ -529,7 +563,9 @@ impl Plan {
         &self.problem
     }
 
-    /// Bytes of workspace a call needs: the valid lengths, and per row its binning, histogram
+    /// Bytes of workspace a call needs: the valid lengths, the lookup tables (m·c·4 bytes per row,
+    /// rounded up to the rows that share a table entry), and per row its sub-space ranges,
+    /// binning, histogram
     /// (8 KiB, zeroed by each call), one u32 order key per key, and (score order with k too large
     /// to sort in shared memory) room for k candidates. Its contents need no initialization; a workspace must not be shared by
     /// calls that may run concurrently.
@@ -552,10 +588,12 @@ impl Plan {
             start
         };
         let n_valid = region(p.b * 4);
+        let luts = region(self.row_tiles * p.b * p.hkv * self.lut_width * p.m * p.c * 4);
+        let ranges = region(rows * p.m * 8);
         let binning = region(rows * std::mem::size_of::<RowBinning>());
         let histograms = region(rows * HIST_BINS as usize * 4);
         let scores = region(rows * self.score_stride() * 4);
         let candidates = region(if self.rank_blocks > 0 { p.out_len() * 8 } else { 0 });
-        WorkspaceLayout { n_valid, binning, histograms, scores, candidates, total: end }
+        WorkspaceLayout { n_valid, luts, ranges, binning, histograms, scores, candidates, total: end }
     }
 }

@@ -1,10 +1,10 @@
 //! pqtopk's GPU kernels, compiled to PTX by `cargo xtask build-ptx`.
 //!
 //! Kernel ABI: every entry point takes one `#[repr(C)]` struct from `pqtopk-abi` by value and
-//! documents its block size, grid and dynamic shared memory. A top-k call is a 4-byte-per-row
-//! memset and two launches: `pq_score` writes every row's order keys and score range,
-//! `pq_select` selects and orders each row's top k (plus `pq_rank` for score order with k too
-//! large to sort in shared memory).
+//! documents its block size, grid and dynamic shared memory. A top-k call is a memset of the
+//! rows' histograms and three launches: `pq_tables` builds each row tile's lookup tables,
+//! `pq_score` writes every row's order keys and histogram, `pq_select` selects and orders each
+//! row's top k (plus `pq_rank` for score order with k too large to sort in shared memory).
 #![no_std]
 #![feature(
     abi_ptx,
@@ -34,24 +34,41 @@ pub mod select;
 pub mod smoke;
 
 use device::Shared;
-use pqtopk_abi::{CodeCheckParams, HIST_BINS, Order, RowBinning, ScoreParams, SelectParams, Shape};
+use pqtopk_abi::{CodeCheckParams, HIST_BINS, Order, RowBinning, ScoreParams, SelectParams, Shape, TablesParams};
 use score::{Binning, Lut2, Lut4, Tile};
 use select::{Class, Filter};
 
-/// Scores every valid key of every output row and histograms the rows: one block of
-/// `BLOCK_THREADS` per item (`key_chunks · row_tiles · b·hkv` of them, see `ScoreParams`), with
-/// dynamic shared memory of `rows_per_block.next_multiple_of(lut_width) · (m·c + HIST_BINS) · 4`
-/// bytes for the lookup tables and histograms.
+/// Builds the lookup tables of every row tile: one block of `BLOCK_THREADS` (≥ c) per (tile,
+/// sub-space), `row_tiles · b·hkv · m` blocks, with dynamic shared memory of
+/// `rows_per_block · (d/m) · 4` bytes for the staged queries.
 ///
 /// # Safety
-/// `p` describes valid device buffers of the shapes `ScoreParams` documents; the histograms are
-/// zero.
+/// `p` describes valid device buffers of the shapes `TablesParams` documents.
+#[unsafe(no_mangle)]
+pub unsafe extern "ptx-kernel" fn pq_tables(p: TablesParams) {
+    let block = device::block_idx().0;
+    let tile = Tile::of(&p.shape, &p.tiling, block / p.shape.m, 0, 0);
+    // SAFETY: launched with the documented shared memory; the shapes were validated.
+    unsafe {
+        let staging = device::dynamic_shared((tile.rows * (p.shape.d / p.shape.m)) as usize);
+        score::build_tables(&p, tile, block % p.shape.m, staging);
+    }
+}
+
+/// Scores every valid key of every output row and histograms the rows: one block of
+/// `BLOCK_THREADS` per item (`key_chunks · row_tiles · b·hkv` of them, see `ScoreParams`), with
+/// dynamic shared memory of `lut_width · (m·c + HIST_BINS) · 4` bytes for the row tile's lookup
+/// tables and histograms.
+///
+/// # Safety
+/// `p` describes valid device buffers of the shapes `ScoreParams` documents; `pq_tables` has
+/// finished; the histograms are zero.
 #[unsafe(no_mangle)]
 pub unsafe extern "ptx-kernel" fn pq_score(p: ScoreParams) {
     let tile = Tile::of_item(&p, device::block_idx().0);
     // SAFETY (all arms): forwarded to the caller; lut_width picks the table layout.
     unsafe {
-        match p.lut_width {
+        match p.tiling.lut_width {
             4 => score::score_item::<Lut4>(&p, tile),
             2 => score::score_item::<Lut2>(&p, tile),
             _ => score::score_item::<f32>(&p, tile),

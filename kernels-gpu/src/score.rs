@@ -3,7 +3,7 @@
 //! knows neither.
 
 use crate::device::{self, Shared};
-use pqtopk_abi::{DType, HIST_BINS, MAX_ROWS_PER_BLOCK, Metric, RowBinning, ScoreParams, Shape};
+use pqtopk_abi::{DType, HIST_BINS, MAX_ROWS_PER_BLOCK, Metric, RowBinning, ScoreParams, Shape, TablesParams, Tiling};
 
 const MAX_ROWS: usize = MAX_ROWS_PER_BLOCK as usize;
 
@@ -11,6 +11,8 @@ const MAX_ROWS: usize = MAX_ROWS_PER_BLOCK as usize;
 /// head), keys `key0..key_end`.
 #[derive(Clone, Copy)]
 pub struct Tile {
+    /// Row tile within all tiles.
+    pub index: u32,
     pub batch: u32,
     pub kv_head: u32,
     /// First output row of the tile, global.
@@ -23,24 +25,27 @@ pub struct Tile {
 }
 
 impl Tile {
-    /// Scoring item `item`, enumerated key chunk fastest, then row tile, then batch·kv head.
-    pub fn of_item(p: &ScoreParams, item: u32) -> Tile {
-        let s = &p.shape;
-        let chunk = item % p.key_chunks;
-        let tile = (item / p.key_chunks) % p.row_tiles;
-        let bkv = item / (p.key_chunks * p.row_tiles);
+    /// Row tile `tile` (enumerated tile fastest, then batch·kv head) with keys `key0..key_end`.
+    pub fn of(s: &Shape, t: &Tiling, tile: u32, key0: u32, key_end: u32) -> Tile {
+        let (within, bkv) = (tile % t.row_tiles, tile / t.row_tiles);
         let kv_row0 = bkv * s.rows_per_kv;
-        let first = tile * p.rows_per_block;
-        let key0 = chunk * p.keys_per_block;
+        let first = within * t.rows_per_block;
         Tile {
+            index: tile,
             batch: bkv / s.hkv,
             kv_head: bkv % s.hkv,
             row0: kv_row0 + first,
-            rows: p.rows_per_block.min(s.rows_per_kv - first),
+            rows: t.rows_per_block.min(s.rows_per_kv - first),
             kv_row0,
             key0,
-            key_end: (key0 + p.keys_per_block).min(s.n),
+            key_end,
         }
+    }
+
+    /// Scoring item `item`, enumerated key chunk fastest, then row tile.
+    pub fn of_item(p: &ScoreParams, item: u32) -> Tile {
+        let key0 = (item % p.key_chunks) * p.keys_per_block;
+        Tile::of(&p.shape, &p.tiling, item / p.key_chunks, key0, (key0 + p.keys_per_block).min(p.shape.n))
     }
 }
 
@@ -167,152 +172,166 @@ impl LutEntry for Lut4 {
     }
 }
 
-/// Fills the tile's lookup tables, `lut_width` rows interleaved: the f32 at
-/// `(j·c + code)·w + r` is sub-space `j`'s partial score of centroid `code` for the tile's row
-/// `r` (`q_j · C_j[code]` or `‖q_j − C_j[code]‖²`, summed over the G query heads in group mode);
-/// slots of rows past the tile hold 0. The rows' queries are first staged in shared memory as
-/// f32 (`staging`, in as many rounds of heads as it needs), so that each thread reads one
-/// centroid per entry from global memory and the queries as shared-memory broadcasts. Ends
-/// with a barrier.
+/// Builds sub-space `j` of the tile's lookup tables in global memory, one thread per centroid:
+/// `luts[tile][j][code][r]` is row `r`'s partial score of centroid `code` (`q_j · C_j[code]`
+/// or `‖q_j − C_j[code]‖²`, summed over the G query heads in group mode; 0 for rows past the
+/// tile), and `ranges[row][j]` the smallest and largest of them. The rows' query slices are
+/// staged in shared memory as f32, one head at a time.
 ///
 /// # Safety
-/// All threads of the block call it; `lut` holds `lut_width · lut_len` f32 and `staging` at
-/// least `rows · d` f32, disjoint; the tensors in `p` have the shapes it states.
-pub unsafe fn build_luts(p: &ScoreParams, tile: &Tile, lut: Shared<f32>, staging: Shared<f32>) {
-    // SAFETY (all arms): forwarded to the caller. One monomorphized loop per dtype pair, so the
-    // element loop carries no dtype dispatch.
+/// All threads of the block call it; `staging` holds `rows_per_block · d/m` f32; the tensors in
+/// `p` have the shapes it states; `c ≤ block size`.
+pub unsafe fn build_tables(p: &TablesParams, tile: Tile, j: u32, staging: Shared<f32>) {
+    // SAFETY (all arms): forwarded to the caller. One monomorphized loop per dtype pair and
+    // metric, so the element loop carries no dispatch.
     unsafe {
         match p.shape.query_dtype {
-            q if q == DType::F32 as u32 => build_luts_for::<F32>(p, tile, lut, staging),
-            q if q == DType::F16 as u32 => build_luts_for::<F16>(p, tile, lut, staging),
-            _ => build_luts_for::<BF16>(p, tile, lut, staging),
+            q if q == DType::F32 as u32 => build_tables_for::<F32>(p, tile, j, staging),
+            q if q == DType::F16 as u32 => build_tables_for::<F16>(p, tile, j, staging),
+            _ => build_tables_for::<BF16>(p, tile, j, staging),
         }
     }
 }
 
 /// # Safety
-/// As [`build_luts`].
-unsafe fn build_luts_for<Q: Element>(p: &ScoreParams, tile: &Tile, lut: Shared<f32>, staging: Shared<f32>) {
+/// As [`build_tables`].
+unsafe fn build_tables_for<Q: Element>(p: &TablesParams, tile: Tile, j: u32, staging: Shared<f32>) {
+    let l2 = p.shape.metric == Metric::L2 as u32;
     // SAFETY: forwarded.
     unsafe {
-        match p.shape.codebook_dtype {
-            c if c == DType::F32 as u32 => build_luts_typed::<Q, F32>(p, tile, lut, staging),
-            c if c == DType::F16 as u32 => build_luts_typed::<Q, F16>(p, tile, lut, staging),
-            _ => build_luts_typed::<Q, BF16>(p, tile, lut, staging),
+        match (p.shape.codebook_dtype, l2) {
+            (c, false) if c == DType::F32 as u32 => build_tables_typed::<Q, F32, false>(p, tile, j, staging),
+            (c, true) if c == DType::F32 as u32 => build_tables_typed::<Q, F32, true>(p, tile, j, staging),
+            (c, false) if c == DType::F16 as u32 => build_tables_typed::<Q, F16, false>(p, tile, j, staging),
+            (c, true) if c == DType::F16 as u32 => build_tables_typed::<Q, F16, true>(p, tile, j, staging),
+            (_, false) => build_tables_typed::<Q, BF16, false>(p, tile, j, staging),
+            (_, true) => build_tables_typed::<Q, BF16, true>(p, tile, j, staging),
         }
     }
 }
 
 /// # Safety
-/// As [`build_luts`].
+/// As [`build_tables`].
 #[inline(always)]
-unsafe fn build_luts_typed<Q: Element, C: Element>(
-    p: &ScoreParams,
-    tile: &Tile,
-    lut: Shared<f32>,
+unsafe fn build_tables_typed<Q: Element, C: Element, const L2: bool>(
+    p: &TablesParams,
+    tile: Tile,
+    j: u32,
     staging: Shared<f32>,
 ) {
     let s = &p.shape;
     let g = s.h / s.hkv;
-    let (d, ds) = (s.d as usize, (s.d / s.m) as usize);
-    let per_row = lut_len(s);
-    let width = p.lut_width as usize;
+    let (d, c, ds) = (s.d as usize, s.c as usize, (s.d / s.m) as usize);
+    let width = p.tiling.lut_width as usize;
     let rows = tile.rows as usize;
-    let l2 = s.metric == Metric::L2 as u32;
-    let partial = |q: f32, c: f32| if l2 { (q - c) * (q - c) } else { q * c };
     let heads = if s.group != 0 { g as usize } else { 1 };
-    let heads_per_round = (staging.len() / (rows * d)).min(heads);
-    // Query offset of row r's first head.
+    // Query offset of row r's first head, at sub-space j.
     let query_row = |r: usize| {
         let local = tile.row0 - tile.kv_row0 + r as u32;
         let (head, sq) =
             if s.group != 0 { (tile.kv_head * g, local) } else { (tile.kv_head * g + local / s.sq, local % s.sq) };
-        ((tile.batch * s.h + head) * s.sq + sq) as usize * d
+        ((tile.batch * s.h + head) * s.sq + sq) as usize * d + j as usize * ds
     };
     let head_stride = s.sq as usize * d;
+    let (t, threads) = (device::thread_idx() as usize, device::block_dim() as usize);
+    let code = t.min(c - 1);
+    let centroid = ((tile.kv_head * s.m + j) as usize * c + code) * ds;
     let vector = ds % 4 == 0;
-    let step = if vector { 4 } else { 1 };
-    let (t0, threads) = (device::thread_idx() as usize, device::block_dim() as usize);
-    let codebook = (tile.kv_head as usize * per_row) * ds;
-    let mut head0 = 0;
-    while head0 < heads {
-        let round = heads_per_round.min(heads - head0);
-        // SAFETY: every thread reaches the barriers; the first also ends the previous round's
-        // reads of the staging area; each staged element has one writer.
+    let mut acc = [0.0f32; MAX_ROWS];
+    for head in 0..heads {
+        // SAFETY: every thread reaches the barriers; the first ends the previous head's reads
+        // of the staging area; each staged element has one writer.
         unsafe {
             device::sync_threads();
-            // u32 index math: a 64-bit division is a long software routine on the GPU.
-            let (round32, d32) = (round as u32, d as u32);
-            for i in (t0 as u32..(rows * round * d) as u32).step_by(threads) {
-                let (r, h, x) = (i / (round32 * d32), (i / d32) % round32, i % d32);
-                let at = query_row(r as usize) + (head0 + h as usize) * head_stride + x as usize;
-                staging.set(i as usize, Q::load(p.queries, at));
+            for i in (t..rows * ds).step_by(threads) {
+                staging.set(i, Q::load(p.queries, query_row(i / ds) + head * head_stride + i % ds));
             }
             device::sync_threads();
         }
-        // Each thread takes PAIRS entries at a time, so that their centroid loads (from L2) are
-        // in flight together (the `unrolled!` lists below spell out 0..PAIRS and 0..MAX_ROWS).
-        const PAIRS: usize = 4;
-        let mut first = t0;
-        while first < per_row {
-            let mut acc = [[0.0f32; MAX_ROWS]; PAIRS];
-            // Each pair's centroid and its sub-space's offset in a staged query.
-            let mut centroid = [0usize; PAIRS];
-            let mut query_col = [0usize; PAIRS];
-            unrolled!(K in [0, 1, 2, 3] {
-                let e = (first + K * threads).min(per_row - 1) as u32;
-                centroid[K] = codebook + e as usize * ds;
-                query_col[K] = (e / s.c) as usize * ds;
-            });
-            let mut t = 0;
-            while t < ds {
-                let mut cv = [[0.0f32; 4]; PAIRS];
-                unrolled!(K in [0, 1, 2, 3] {
-                    // SAFETY: the centroid's ds elements lie inside the codebooks; vector loads
-                    // only when ds % 4 == 0, so offsets are multiples of 4.
-                    cv[K] = unsafe {
-                        if vector {
-                            C::load4(p.codebooks, centroid[K] + t)
-                        } else {
-                            [C::load(p.codebooks, centroid[K] + t), 0.0, 0.0, 0.0]
-                        }
-                    };
-                });
-                unrolled!(R in [0, 1, 2, 3] {
-                    if R < rows {
-                        for h in 0..round {
-                            unrolled!(K in [0, 1, 2, 3] {
-                                let q = (R * round + h) * d + query_col[K] + t;
-                                for u in 0..4 {
-                                    if u < step {
-                                        // SAFETY: q + u < rows·round·d, staged before the barrier.
-                                        acc[K][R] += partial(unsafe { staging.get(q + u) }, cv[K][u]);
-                                    }
-                                }
-                            });
-                        }
+        let mut x = 0;
+        while x < ds {
+            // SAFETY: the centroid's ds elements lie inside the codebooks; vector loads only
+            // when ds % 4 == 0, so offsets are multiples of 4.
+            let cv = unsafe {
+                if vector {
+                    C::load4(p.codebooks, centroid + x)
+                } else {
+                    [C::load(p.codebooks, centroid + x), 0.0, 0.0, 0.0]
+                }
+            };
+            // The list spells out 0..MAX_ROWS, so that `acc` stays in registers.
+            unrolled!(R in [0, 1, 2, 3] {
+                if R < rows {
+                    for u in 0..if vector { 4 } else { 1 } {
+                        // SAFETY: R·ds + x + u < rows·ds, staged before the barrier.
+                        let q = unsafe { staging.get(R * ds + x + u) };
+                        acc[R] += if L2 { (q - cv[u]) * (q - cv[u]) } else { q * cv[u] };
                     }
-                });
-                t += step;
-            }
-            unrolled!(K in [0, 1, 2, 3] {
-                let e = first + K * threads;
-                unrolled!(R in [0, 1, 2, 3] {
-                    if e < per_row && R < width {
-                        let at = e * width + R;
-                        let value = if R < rows { acc[K][R] } else { 0.0 };
-                        // SAFETY: at < width·per_row ≤ lut.len(); each element has one writer,
-                        // which also wrote it in the previous round.
-                        unsafe { lut.set(at, if head0 == 0 { value } else { lut.get(at) + value }) };
-                    }
-                });
+                }
             });
-            first += PAIRS * threads;
+            x += if vector { 4 } else { 1 };
         }
-        head0 += round;
     }
-    // SAFETY: every thread reaches it.
-    unsafe { device::sync_threads() };
+    let luts = (p.luts as *mut f32).wrapping_add(tile.index as usize * width * lut_len(s));
+    if t < c {
+        unrolled!(R in [0, 1, 2, 3] {
+            if R < width {
+                // SAFETY: the tile's tables hold width·m·c f32.
+                unsafe { *luts.add((j as usize * c + code) * width + R) = if R < rows { acc[R] } else { 0.0 } };
+            }
+        });
+    }
+    // The range of each row's entries: warps reduce, then warp 0 combines the warps' results.
+    const WARPS: usize = (pqtopk_abi::BLOCK_THREADS / device::WARP) as usize;
+    let partial = static_shared!(TABLE_RANGE_PARTIALS: [f32; 2 * MAX_ROWS * WARPS]);
+    let warp = t / device::WARP as usize;
+    unrolled!(R in [0, 1, 2, 3] {
+        if R < rows {
+            let (mut lo, mut hi) = if t < c { (acc[R], acc[R]) } else { (f32::INFINITY, f32::NEG_INFINITY) };
+            // SAFETY: the whole warp runs the reduction; lane 0 writes its warp's slot.
+            unsafe {
+                let (lo_w, hi_w) = warp_min_max(lo, hi);
+                (lo, hi) = (lo_w, hi_w);
+                if device::lane() == 0 {
+                    partial.set((warp * MAX_ROWS + R) * 2, lo);
+                    partial.set((warp * MAX_ROWS + R) * 2 + 1, hi);
+                }
+            }
+        }
+    });
+    // SAFETY: every thread reaches the barrier; the partials were written before it.
+    unsafe {
+        device::sync_threads();
+        if t < rows {
+            let (mut lo, mut hi) = (f32::INFINITY, f32::NEG_INFINITY);
+            for w in 0..threads / device::WARP as usize {
+                lo = lo.min(partial.get((w * MAX_ROWS + t) * 2));
+                hi = hi.max(partial.get((w * MAX_ROWS + t) * 2 + 1));
+            }
+            let at = ((tile.row0 as usize + t) * s.m as usize + j as usize) * 2;
+            *(p.ranges as *mut f32).add(at) = lo;
+            *(p.ranges as *mut f32).add(at + 1) = hi;
+        }
+    }
+}
+
+/// The smallest `lo` and largest `hi` of the warp, in every lane (NaN ignored where a number
+/// exists).
+///
+/// # Safety
+/// All 32 lanes of the warp must execute this call convergently.
+#[inline(always)]
+unsafe fn warp_min_max(mut lo: f32, mut hi: f32) -> (f32, f32) {
+    let mut mask = device::WARP / 2;
+    while mask > 0 {
+        // SAFETY: forwarded to the caller.
+        unsafe {
+            lo = lo.min(f32::from_bits(device::shfl_xor(lo.to_bits(), mask)));
+            hi = hi.max(f32::from_bits(device::shfl_xor(hi.to_bits(), mask)));
+        }
+        mask /= 2;
+    }
+    (lo, hi)
 }
 
 /// Keys a thread scores at once, so that their code loads are in flight together (the
@@ -520,67 +539,23 @@ impl Binning {
 }
 
 /// The binning of each of the tile's rows, from the range of scores its lookup tables allow:
-/// `Σ_j min_code lut[j][code]` to `Σ_j max_code`, as goodness. One warp per (row, sub-space)
-/// reduces a table column; each warp sums its columns in a fixed order and the warps' sums are
-/// added in warp order, so every block of a row gets bit-identical binnings.
+/// `Σ_j min_code lut[j][code]` to `Σ_j max_code`, as goodness, summed over j in order so that
+/// every block of a row gets bit-identical binnings.
 ///
 /// # Safety
-/// All threads of the block call it after the tables' barrier; `lut` holds them as
-/// [`build_luts`] wrote them. Ends with a barrier.
-unsafe fn lut_binnings(p: &ScoreParams, tile: Tile, lut: Shared<f32>) -> Shared<RowBinning> {
-    const WARPS: usize = (pqtopk_abi::BLOCK_THREADS / device::WARP) as usize;
-    let partial = static_shared!(LUT_RANGE_PARTIALS: [f32; 2 * MAX_ROWS * WARPS]);
-    let binnings = static_shared!(LUT_BINNINGS: [RowBinning; MAX_ROWS]);
+/// All threads of the block call it; the ranges are complete. Ends with a barrier.
+unsafe fn tile_binnings(p: &ScoreParams, tile: Tile) -> Shared<RowBinning> {
+    let binnings = static_shared!(TILE_BINNINGS: [RowBinning; MAX_ROWS]);
     let s = p.shape;
-    let (m, c, width) = (s.m as usize, s.c as usize, p.lut_width as usize);
-    let rows = tile.rows as usize;
-    let warp = device::thread_idx() as usize / device::WARP as usize;
-    let lane = device::lane() as usize;
-    let mut sums = [0.0f32; 2 * MAX_ROWS];
-    let mut task = warp;
-    while task < rows * m {
-        let (r, j) = (task / m, task % m);
-        let (mut lo, mut hi) = (f32::INFINITY, f32::NEG_INFINITY);
-        let mut code = lane;
-        while code < c {
-            // SAFETY: r < rows and j·c + code < m·c index inside the tables.
-            let v = unsafe { lut.get((j * c + code) * width + r) };
-            lo = lo.min(v);
-            hi = hi.max(v);
-            code += device::WARP as usize;
-        }
-        let mut mask = device::WARP / 2;
-        while mask > 0 {
-            // SAFETY: the whole warp runs the loop (task is warp-uniform).
-            unsafe {
-                lo = lo.min(f32::from_bits(device::shfl_xor(lo.to_bits(), mask)));
-                hi = hi.max(f32::from_bits(device::shfl_xor(hi.to_bits(), mask)));
-            }
-            mask /= 2;
-        }
-        unrolled!(R in [0, 1, 2, 3] {
-            if R == r {
-                sums[2 * R] += lo;
-                sums[2 * R + 1] += hi;
-            }
-        });
-        task += WARPS;
-    }
-    // SAFETY: lane 0 of each warp writes its own slot; the barriers order the reads.
+    let r = device::thread_idx() as usize;
+    // SAFETY: one writer per row, then the barrier; the ranges hold m pairs per row.
     unsafe {
-        if lane == 0 {
-            // The list spells out 0..2·MAX_ROWS.
-            unrolled!(I in [0, 1, 2, 3, 4, 5, 6, 7] {
-                partial.set(warp * 2 * MAX_ROWS + I, sums[I]);
-            });
-        }
-        device::sync_threads();
-        let r = device::thread_idx() as usize;
-        if r < rows {
+        if r < tile.rows as usize {
+            let ranges = (p.ranges as *const f32).add((tile.row0 as usize + r) * s.m as usize * 2);
             let (mut lo, mut hi) = (0.0f32, 0.0f32);
-            for w in 0..WARPS {
-                lo += partial.get(w * 2 * MAX_ROWS + 2 * r);
-                hi += partial.get(w * 2 * MAX_ROWS + 2 * r + 1);
+            for j in 0..s.m as usize {
+                lo += *ranges.add(2 * j);
+                hi += *ranges.add(2 * j + 1);
             }
             let binning =
                 if s.metric == Metric::L2 as u32 { Binning::of_range(-hi, -lo) } else { Binning::of_range(lo, hi) };
@@ -591,38 +566,49 @@ unsafe fn lut_binnings(p: &ScoreParams, tile: Tile, lut: Shared<f32>) -> Shared<
     binnings
 }
 
-/// Scores one item: builds the tile's lookup tables and binnings, writes the order key of every
-/// valid key of the item for each row, and adds the item's per-row histogram to the rows'.
+/// Scores one item: copies the tile's lookup tables into shared memory, writes the order key of
+/// every valid key of the item for each row, and adds the item's per-row histogram to the rows'.
 ///
 /// # Safety
 /// All threads of the block call it; shared memory as `pq_score` documents; the buffers in `p`
-/// have the shapes `ScoreParams` states, and the histograms were zero at the launch.
+/// have the shapes `ScoreParams` states, the tables are complete, and the histograms were zero
+/// at the launch.
 #[inline(always)]
 pub unsafe fn score_item<E: LutEntry>(p: &ScoreParams, tile: Tile) {
     let s = p.shape;
-    let padded_rows = (tile.rows as usize).next_multiple_of(E::WIDTH);
-    let table_entries = padded_rows / E::WIDTH * lut_len(&s);
-    // SAFETY: launched with rows_per_block rounded up to lut_width tables and rows_per_block
-    // histograms; the entries' type sets the alignment, and the f32 view is the same memory.
-    let (luts, lut, hists) = unsafe {
+    let table_entries = lut_len(&s);
+    // SAFETY: launched with one table of E entries and lut_width histograms; the entries' type
+    // sets the alignment.
+    let (luts, hists) = unsafe {
         let luts: Shared<E> = device::dynamic_shared(table_entries);
-        (
-            luts,
-            luts.tail::<f32>(0, padded_rows * lut_len(&s)),
-            luts.tail::<u32>(table_entries, padded_rows * HIST_BINS as usize),
-        )
+        (luts, luts.tail::<u32>(table_entries, E::WIDTH * HIST_BINS as usize))
     };
-    // SAFETY: all threads call them; shapes validated by the host (d ≤ HIST_BINS, so one row's
-    // query fits the histogram area that stages the queries); the tables' barrier ends the
-    // staging before the histograms are zeroed, and lut_binnings' barrier orders the zeroes
-    // before the counts.
-    let binnings = unsafe {
-        build_luts(p, &tile, lut, hists.tail(0, hists.len()));
-        for i in (device::thread_idx() as usize..hists.len()).step_by(device::block_dim() as usize) {
+    let (t, threads) = (device::thread_idx() as usize, device::block_dim() as usize);
+    let words = table_entries * E::WIDTH;
+    let global = (p.luts as *const u32).wrapping_add(tile.index as usize * words);
+    let table_words: Shared<u32> = unsafe { luts.tail(0, words) };
+    // SAFETY: 16-byte vectors where the table's size allows (each tile's table starts at a
+    // multiple of its size, 256-byte aligned region); each word has one writer; the barrier in
+    // tile_binnings orders the copies and zeroes before any read.
+    unsafe {
+        if words % 4 == 0 {
+            for v in (t..words / 4).step_by(threads) {
+                let w = device::load_nc_v4(global.add(4 * v) as *const [u32; 4]);
+                for (i, &word) in w.iter().enumerate() {
+                    table_words.set(4 * v + i, word);
+                }
+            }
+        } else {
+            for i in (t..words).step_by(threads) {
+                table_words.set(i, device::load_nc_u32(global.add(i)));
+            }
+        }
+        for i in (t..hists.len()).step_by(threads) {
             hists.set(i, 0);
         }
-        lut_binnings(p, tile, lut)
-    };
+    }
+    // SAFETY: all threads call it; the ranges are complete.
+    let binnings = unsafe { tile_binnings(p, tile) };
     if tile.key0 == 0 && device::thread_idx() < tile.rows {
         let r = device::thread_idx();
         // SAFETY: one writer per row; every block of the row computes the same value.
@@ -634,7 +620,7 @@ pub unsafe fn score_item<E: LutEntry>(p: &ScoreParams, tile: Tile) {
         m: s.m as usize,
         c: s.c as usize,
     };
-    // SAFETY: forwarded; the tables and binnings were built before a barrier.
+    // SAFETY: forwarded; the tables and binnings were written before a barrier.
     unsafe {
         if s.m % 16 == 0 {
             score_keys::<E, true>(p, tile, scorer, luts, binnings, hists)
