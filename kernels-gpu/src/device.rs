@@ -375,6 +375,23 @@ impl Shared<u32> {
         old
     }
 
+    /// Stores the larger of element `i` and `v` in element `i`.
+    ///
+    /// # Safety
+    /// `i < len`.
+    #[inline(always)]
+    pub unsafe fn atomic_max(self, i: usize, v: u32) {
+        debug_assert!(i < self.len);
+        // SAFETY: as for `atomic_add`.
+        unsafe {
+            asm!(
+                "{{ .reg .u64 s; cvta.to.shared.u64 s, {p}; red.shared.max.u32 [s], {v}; }}",
+                p = in(reg64) self.ptr.add(i),
+                v = in(reg32) v,
+            )
+        };
+    }
+
     /// Adds `v` to element `i`.
     ///
     /// # Safety

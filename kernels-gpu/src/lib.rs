@@ -99,7 +99,8 @@ pub unsafe extern "ptx-kernel" fn pq_select(p: SelectParams) {
     let counters = static_shared!(SELECT_COUNTERS: [u32; 2]);
     // SAFETY (all): the whole block runs every step; valid > k ≥ 1 where narrowing.
     unsafe {
-        let filter = if keys.valid <= s.k { Filter::take_all() } else { narrow(&p, row, &keys, hist, taken) };
+        let binning = Binning::from_raw(*(p.binning as *const RowBinning).add(row as usize));
+        let filter = if keys.valid <= s.k { Filter::take_all() } else { narrow(&p, row, &keys, binning, hist, taken) };
         if s.order == Order::ByScore as u32 && taken.next_power_of_two() <= p.sort_capacity {
             // One sweep gathers the taken keys and the tied ones; the best ties join the rest.
             gather(
@@ -112,13 +113,36 @@ pub unsafe extern "ptx-kernel" fn pq_select(p: SelectParams) {
                 },
             );
             let above = counters.get(0);
-            if !filter.takes_all() {
-                sort_ties(ties, counters.get(1));
-                for i in (device::thread_idx()..filter.remaining).step_by(device::block_dim() as usize) {
-                    best.set((above + i) as usize, ties.get(i as usize));
-                }
+            if filter.takes_all() {
+                write_in_score_order(&p, row, taken, best);
+                return;
             }
-            write_in_score_order(&p, row, taken, best);
+            sort_ties(ties, counters.get(1));
+            for i in (device::thread_idx()..filter.remaining).step_by(device::block_dim() as usize) {
+                best.set((above + i) as usize, ties.get(i as usize));
+            }
+            device::sync_threads();
+            // The best ties follow every key of a higher bin, already in order; the others go
+            // by bin, unless refinement or crowded bins call for the sort.
+            let bucketed = filter.first_level_only()
+                && above <= p.tie_capacity
+                && select::emit_by_buckets(
+                    hist,
+                    &filter,
+                    above,
+                    best,
+                    ties,
+                    |key| binning.bin((key >> 32) as u32),
+                    |slot, key| write_slot(&p, row, slot, Some(key)),
+                );
+            if bucketed {
+                for i in (device::thread_idx()..filter.remaining).step_by(device::block_dim() as usize) {
+                    write_slot(&p, row, above + i, Some(best.get((above + i) as usize)));
+                }
+                pad_row(&p, row, taken);
+            } else {
+                write_in_score_order(&p, row, taken, best);
+            }
         } else {
             let threshold_key = if filter.takes_all() {
                 0
@@ -295,14 +319,19 @@ unsafe fn gather(
 }
 
 /// The filter of a row with more valid keys than k: the bin of the `taken`-th key in the
-/// histogram `pq_score` built, narrowed by refinement sweeps until at most `tie_capacity` keys
-/// are tied.
+/// histogram `pq_score` built (copied into `hist`), narrowed by refinement sweeps until at most
+/// `tie_capacity` keys are tied.
 ///
 /// # Safety
-/// All threads of the block call it; `1 ≤ taken < valid`.
-unsafe fn narrow(p: &SelectParams, row: u32, keys: &RowKeys, hist: Shared<u32>, taken: u32) -> Filter {
-    // SAFETY: pq_score finished writing the row's binning and histogram.
-    let binning = Binning::from_raw(unsafe { *(p.binning as *const RowBinning).add(row as usize) });
+/// All threads of the block call it after `pq_score` finished; `1 ≤ taken < valid`.
+unsafe fn narrow(
+    p: &SelectParams,
+    row: u32,
+    keys: &RowKeys,
+    binning: Binning,
+    hist: Shared<u32>,
+    taken: u32,
+) -> Filter {
     let global = (p.histograms as *const u32).wrapping_add(row as usize * HIST_BINS as usize);
     // Bin `bin` starts at the smallest selection key whose order key falls in it.
     let first_key_of = |bin: u32| {

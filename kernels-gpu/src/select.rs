@@ -16,6 +16,8 @@ use pqtopk_abi::{DIGIT_BITS, HIST_BINS};
 pub struct Filter {
     /// Every key is taken (the row has no more valid keys than k).
     all: bool,
+    /// First-level bin of the k-th key.
+    pub bin: u32,
     /// Keys in `lo..hi` are in the bin of the k-th key; keys at or above `hi` are taken.
     lo: u64,
     hi: u64,
@@ -39,7 +41,7 @@ pub enum Class {
 impl Filter {
     /// The filter of a row whose valid keys are all taken.
     pub fn take_all() -> Filter {
-        Filter { all: true, lo: 0, hi: 0, prefix: 0, fixed: 0, remaining: 0, tied: 0 }
+        Filter { all: true, bin: 0, lo: 0, hi: 0, prefix: 0, fixed: 0, remaining: 0, tied: 0 }
     }
 
     pub fn takes_all(&self) -> bool {
@@ -64,6 +66,11 @@ impl Filter {
             core::cmp::Ordering::Equal => Class::Tied,
             core::cmp::Ordering::Less => Class::Dropped,
         }
+    }
+
+    /// Whether the first-level bin alone decides which keys are taken and tied.
+    pub fn first_level_only(&self) -> bool {
+        !self.all && self.fixed == 0
     }
 
     /// Whether key bits are left to decide.
@@ -109,6 +116,7 @@ pub unsafe fn first_filter(hist: Shared<u32>, wanted: u32, first_key_of: impl Fn
     let t = unsafe { threshold(hist, wanted) };
     Filter {
         all: false,
+        bin: t.bin,
         lo: first_key_of(t.bin),
         hi: first_key_of(t.bin + 1),
         prefix: 0,
@@ -245,6 +253,82 @@ pub unsafe fn reserve(count: u32, counter: Shared<u32>) -> u32 {
         }
         device::shfl_idx(base, device::WARP - 1) + inclusive - count
     }
+}
+
+/// Largest first-level bin that [`emit_by_buckets`] ranks by comparing its keys pairwise.
+const MAX_BUCKET: u32 = 256;
+
+/// Orders `unordered[..above]`, the taken keys in first-level bins above `filter.bin`, best
+/// first without a sort: bins are ordered already, so a key's place is the count of taken keys
+/// in higher bins (a suffix sum of `hist`) plus its rank among the keys of its own bin, which
+/// are grouped into `grouped` first. Calls `emit(place, key)` for each and returns true; or, if
+/// some bin holds more than `MAX_BUCKET` keys, emits nothing and returns false. Overwrites
+/// `hist`.
+///
+/// # Safety
+/// All threads of the block call it after a barrier that follows the last write of `unordered`;
+/// `hist` holds the first-level counts of `filter` (`HIST_BINS`, divisible by the block size);
+/// `bin_of` is the first-level bin of a key; `grouped` holds at least `above` keys and is not
+/// `unordered`. Ends with a barrier.
+pub unsafe fn emit_by_buckets(
+    hist: Shared<u32>,
+    filter: &Filter,
+    above: u32,
+    unordered: Shared<u64>,
+    grouped: Shared<u64>,
+    bin_of: impl Fn(u64) -> u32,
+    mut emit: impl FnMut(u32, u64),
+) -> bool {
+    let largest = static_shared!(BUCKET_LARGEST: [u32; 1]);
+    let (t, threads) = (device::thread_idx(), device::block_dim());
+    let per_thread = HIST_BINS / threads;
+    // Thread t owns bins top - per_thread..top, so that ascending threads walk descending bins.
+    let top = HIST_BINS - per_thread * t;
+    // SAFETY: bins are in bounds; the barriers (including block_exclusive_sum's) order the
+    // reset, the counts, the offsets and the scatter; each offset has one writer.
+    unsafe {
+        let count_of = |bin: u32| if bin > filter.bin { hist.get(bin as usize) } else { 0 };
+        let (mut mine, mut biggest) = (0, 0);
+        for i in 0..per_thread {
+            let count = count_of(top - 1 - i);
+            mine += count;
+            biggest = biggest.max(count);
+        }
+        if t == 0 {
+            largest.set(0, 0);
+        }
+        device::sync_threads();
+        largest.atomic_max(0, biggest);
+        let (mut offset, _) = block_exclusive_sum(mine);
+        for i in 0..per_thread {
+            let bin = top - 1 - i;
+            let count = count_of(bin);
+            hist.set(bin as usize, offset);
+            offset += count;
+        }
+        device::sync_threads();
+        if largest.get(0) > MAX_BUCKET {
+            return false;
+        }
+        for i in (t..above).step_by(threads as usize) {
+            let key = unordered.get(i as usize);
+            grouped.set(hist.atomic_add(bin_of(key) as usize, 1) as usize, key);
+        }
+        device::sync_threads();
+        // Bin b now ends where its offset was advanced to, and starts where bin b + 1 ends.
+        for i in (t..above).step_by(threads as usize) {
+            let key = grouped.get(i as usize);
+            let bin = bin_of(key);
+            let start = if bin + 1 < HIST_BINS { hist.get(bin as usize + 1) } else { 0 };
+            let mut rank = 0;
+            for j in start..hist.get(bin as usize) {
+                rank += (grouped.get(j as usize) > key) as u32;
+            }
+            emit(start + rank, key);
+        }
+        device::sync_threads();
+    }
+    true
 }
 
 /// Sorts `keys[..len]` descending in shared memory (bitonic); `len` is a power of two.
