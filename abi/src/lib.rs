@@ -12,11 +12,11 @@ pub const BLOCK_THREADS: u32 = 256;
 pub const SELECT_THREADS: u32 = 512;
 
 /// Bins of a selection histogram. The first one, built while scoring, spreads the range of
-/// scores that the row's lookup tables allow linearly over them; refinements take 11-bit digits
+/// scores that the row's lookup tables allow linearly over them; refinements take DIGIT_BITS-bit digits
 /// of the 64-bit selection keys.
-pub const HIST_BINS: u32 = 1 << 11;
+pub const HIST_BINS: u32 = 1 << 10;
 /// Bits of a refinement digit; `HIST_BINS == 1 << DIGIT_BITS`.
-pub const DIGIT_BITS: u32 = 11;
+pub const DIGIT_BITS: u32 = 10;
 /// Most output rows one scoring block covers: one entry of its interleaved lookup tables holds
 /// them all, and their partial sums live in registers.
 pub const MAX_ROWS_PER_BLOCK: u32 = 4;

@@ -566,7 +566,7 @@ impl Plan {
     /// Bytes of workspace a call needs: the valid lengths, the lookup tables (m·c·4 bytes per row,
     /// rounded up to the rows that share a table entry), and per row its sub-space ranges,
     /// binning, histogram
-    /// (8 KiB, zeroed by each call), one u32 order key per key, and (score order with k too large
+    /// (4 KiB, zeroed by each call), one u32 order key per key, and (score order with k too large
     /// to sort in shared memory) room for k candidates. Its contents need no initialization; a workspace must not be shared by
     /// calls that may run concurrently.
     pub fn workspace_bytes(&self) -> usize {

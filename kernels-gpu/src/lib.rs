@@ -238,28 +238,48 @@ impl RowKeys {
     #[inline(always)]
     unsafe fn sweep(&self, mut f: impl FnMut(u32, [u32; 4], u32)) {
         let per_call = KEYS_PER_LOAD * device::block_dim();
+        let per_step = LOADS_PER_STEP * per_call;
+        // SAFETY: forwarded to the caller.
+        let load_step = |base: u32| unsafe { self.load_step(base, per_call) };
+        // Software-pipelined: the next step's loads are in flight while `f` handles this one.
+        let mut next = load_step(0);
         let mut base = 0;
         while base < self.valid {
-            let mut groups = [([0u32; 4], 0u32, 0u32); LOADS_PER_STEP as usize];
-            for (i, group) in groups.iter_mut().enumerate() {
-                let first = base + i as u32 * per_call + KEYS_PER_LOAD * device::thread_idx();
-                let count = self.valid.saturating_sub(first).min(KEYS_PER_LOAD);
-                // SAFETY: rows are score_stride (a multiple of 4) apart and 16-byte aligned, so a
-                // group that starts below valid ≤ n lies inside its row; lanes past valid are
-                // ignored.
-                let orders = if count > 0 {
-                    unsafe { device::load_nc_v4(self.ptr.add(first as usize) as *const [u32; 4]) }
-                } else {
-                    [0; 4]
-                };
-                *group = (orders, first, count);
+            let groups = next;
+            if base + per_step < self.valid {
+                next = load_step(base + per_step);
             }
             // The list spells out 0..LOADS_PER_STEP.
             unrolled!(G in [0, 1] {
                 f(groups[G].1, groups[G].0, groups[G].2);
             });
-            base += LOADS_PER_STEP * per_call;
+            base += per_step;
         }
+    }
+
+    /// This thread's groups of one sweep step from key `base`: (order keys, first index, valid
+    /// count).
+    ///
+    /// # Safety
+    /// As [`RowKeys::sweep`].
+    #[inline(always)]
+    unsafe fn load_step(&self, base: u32, per_call: u32) -> [([u32; 4], u32, u32); LOADS_PER_STEP as usize] {
+        let mut groups = [([0u32; 4], 0u32, 0u32); LOADS_PER_STEP as usize];
+        // The list spells out 0..LOADS_PER_STEP.
+        unrolled!(G in [0, 1] {
+            let first = base + G as u32 * per_call + KEYS_PER_LOAD * device::thread_idx();
+            let count = self.valid.saturating_sub(first).min(KEYS_PER_LOAD);
+            // SAFETY: rows are score_stride (a multiple of 4) apart and 16-byte aligned, so a
+            // group that starts below valid ≤ n lies inside its row; lanes past valid are
+            // ignored.
+            let orders = if count > 0 {
+                unsafe { device::load_nc_v4(self.ptr.add(first as usize) as *const [u32; 4]) }
+            } else {
+                [0; 4]
+            };
+            groups[G] = (orders, first, count);
+        });
+        groups
     }
 }
 

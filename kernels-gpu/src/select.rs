@@ -2,7 +2,7 @@
 //!
 //! The caller brings a histogram of the row's keys over bins that are contiguous, ascending key
 //! ranges, and a way to find each bin's first key. The bin of the k-th key becomes a key range;
-//! while it holds more keys than the block can gather, 11-bit digits of the keys in it narrow
+//! while it holds more keys than the block can gather, DIGIT_BITS-bit digits of the keys in it narrow
 //! it further (unique keys guarantee that this ends by the last digit). The caller then gathers
 //! the tied keys, sorts them, and the k-th key becomes an exact threshold. Nothing here caps k,
 //! and nothing here knows what a key means: the scoring code builds the keys and bins and feeds
