@@ -111,6 +111,8 @@ pub struct TablesParams {
     pub luts: u64,
     /// `[rows, m]` pairs of f32: the smallest and largest entry of each row's sub-space.
     pub ranges: u64,
+    /// `[rows, HIST_BINS]` u32, zeroed here for `pq_score`.
+    pub histograms: u64,
 }
 
 /// Launch parameters of `pq_score`: every valid key of every row is scored once, through the
@@ -134,8 +136,8 @@ pub struct ScoreParams {
     pub scores: u64,
     /// `[rows]` [`RowBinning`], written by the blocks of key chunk 0.
     pub binning: u64,
-    /// `[rows, HIST_BINS]` u32, zeroed by the host before the launch: each row's keys counted
-    /// per bin of its binning.
+    /// `[rows, HIST_BINS]` u32, zeroed by `pq_tables`: each row's keys counted per bin of its
+    /// binning.
     pub histograms: u64,
     pub keys_per_block: u32,
     pub key_chunks: u32,

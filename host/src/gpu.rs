@@ -24,7 +24,7 @@ const PTX_SM90: &str = include_str!("../ptx/pqtopk_sm90.ptx");
 /// Shared memory one scoring block may use for lookup tables; two such blocks fit on every SM
 /// from 8.0 on.
 const SCORE_SMEM_BUDGET: usize = 96 * 1024;
-/// Fewest keys a scoring block takes: below that, building its lookup tables costs more than
+/// Fewest keys a scoring block takes: below that, copying in its lookup tables costs more than
 /// scoring its keys.
 const MIN_KEYS_PER_BLOCK: usize = 1024;
 /// Registers per thread that the JIT may give any kernel.
@@ -384,6 +384,7 @@ impl Gpu {
             codebooks: buffers.codebooks,
             luts: at(layout.luts),
             ranges: at(layout.ranges),
+            histograms: at(layout.histograms),
         };
         let score = ScoreParams {
             shape,
@@ -394,7 +395,7 @@ impl Gpu {
             ranges: tables.ranges,
             scores: at(layout.scores),
             binning: at(layout.binning),
-            histograms: at(layout.histograms),
+            histograms: tables.histograms,
             keys_per_block: plan.keys_per_block as u32,
             key_chunks: plan.key_chunks as u32,
         };
@@ -410,12 +411,10 @@ impl Gpu {
             sort_capacity: plan.sort_capacity as u32,
             tie_capacity: plan.tie_capacity as u32,
         };
-        let histogram_words = p.rows() * HIST_BINS as usize;
         // SAFETY: the workspace regions are the caller's (see topk_raw); the parameters match
         // the kernels' ABI, and grids, block sizes and shared memory are the plan's, which
         // follow each kernel's documented requirements.
         unsafe {
-            raw::zero_words_async(score.histograms, histogram_words, stream)?;
             raw::launch(
                 self.kernels.tables,
                 plan.tables_blocks as u32,
@@ -566,7 +565,7 @@ impl Plan {
     /// Bytes of workspace a call needs: the valid lengths, the lookup tables (m·c·4 bytes per row,
     /// rounded up to the rows that share a table entry), and per row its sub-space ranges,
     /// binning, histogram
-    /// (4 KiB, zeroed by each call), one u32 order key per key, and (score order with k too large
+    /// (4 KiB, zeroed by each call's first kernel), one u32 order key per key, and (score order with k too large
     /// to sort in shared memory) room for k candidates. Its contents need no initialization; a workspace must not be shared by
     /// calls that may run concurrently.
     pub fn workspace_bytes(&self) -> usize {

@@ -44,15 +44,6 @@ pub unsafe fn max_active_blocks(func: CUfunction, shared: usize) -> Result<u32> 
     Ok(blocks as u32)
 }
 
-/// Zeroes `words` u32 at `at`, asynchronously on `stream`.
-///
-/// # Safety
-/// `at` addresses `words` u32 of device memory of the current context, not in use by other work.
-pub unsafe fn zero_words_async(at: u64, words: usize, stream: CUstream) -> Result<()> {
-    // SAFETY: forwarded to the caller.
-    check("cuMemsetD32Async", unsafe { sys::cuMemsetD32Async(at, 0, words, stream) })
-}
-
 /// Lets `func` use up to `bytes` of dynamic shared memory.
 ///
 /// # Safety

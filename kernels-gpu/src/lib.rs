@@ -1,9 +1,9 @@
 //! pqtopk's GPU kernels, compiled to PTX by `cargo xtask build-ptx`.
 //!
 //! Kernel ABI: every entry point takes one `#[repr(C)]` struct from `pqtopk-abi` by value and
-//! documents its block size, grid and dynamic shared memory. A top-k call is a memset of the
-//! rows' histograms and three launches: `pq_tables` builds each row tile's lookup tables,
-//! `pq_score` writes every row's order keys and histogram, `pq_select` selects and orders each
+//! documents its block size, grid and dynamic shared memory. A top-k call is three launches:
+//! `pq_tables` builds each row tile's lookup tables (and zeroes the histograms), `pq_score`
+//! writes every row's order keys and histogram, `pq_select` selects and orders each
 //! row's top k (plus `pq_rank` for score order with k too large to sort in shared memory).
 #![no_std]
 #![feature(
@@ -38,15 +38,23 @@ use pqtopk_abi::{CodeCheckParams, HIST_BINS, Order, RowBinning, ScoreParams, Sel
 use score::{Binning, Lut2, Lut4, Tile};
 use select::{Class, Filter};
 
-/// Builds the lookup tables of every row tile: one block of `BLOCK_THREADS` (≥ c) per (tile,
-/// sub-space), `row_tiles · b·hkv · m` blocks, with dynamic shared memory of
-/// `rows_per_block · (d/m) · 4` bytes for the staged queries.
+/// Builds the lookup tables of every row tile, and zeroes the histograms: one block of
+/// `BLOCK_THREADS` (≥ c) per (tile, sub-space), `row_tiles · b·hkv · m` blocks, with dynamic
+/// shared memory of `rows_per_block · (d/m) · 4` bytes for the staged queries.
 ///
 /// # Safety
 /// `p` describes valid device buffers of the shapes `TablesParams` documents.
 #[unsafe(no_mangle)]
 pub unsafe extern "ptx-kernel" fn pq_tables(p: TablesParams) {
     let block = device::block_idx().0;
+    let s = &p.shape;
+    // The histograms start from zero, 16 bytes per store, spread over the whole grid.
+    let vectors = (s.b * s.hkv * s.rows_per_kv * HIST_BINS / 4) as usize;
+    let first = (block * device::block_dim() + device::thread_idx()) as usize;
+    for v in (first..vectors).step_by((device::grid_dim_x() * device::block_dim()) as usize) {
+        // SAFETY: v < rows·HIST_BINS/4, and the histograms are 16-byte aligned.
+        unsafe { *(p.histograms as *mut [u32; 4]).add(v) = [0; 4] };
+    }
     let tile = Tile::of(&p.shape, &p.tiling, block / p.shape.m, 0, 0);
     // SAFETY: launched with the documented shared memory; the shapes were validated.
     unsafe {
