@@ -7,9 +7,20 @@
 
 /// Threads per block of the scoring kernel and the smoke kernels.
 pub const BLOCK_THREADS: u32 = 256;
-/// Threads per block of the selection kernel (one block per output row). Without a launch bound
-/// in the PTX, 512 leaves the compiler up to 128 registers per thread.
-pub const SELECT_THREADS: u32 = 512;
+/// Threads per block of the selection kernel: one block per output row, as many threads as a
+/// block may have.
+pub const SELECT_THREADS: u32 = 1024;
+
+/// Launch bounds that Rust cannot state in the kernel source: `(kernel, threads per block, blocks
+/// that must fit on one SM at once)`. `cargo xtask build-ptx` writes them into the PTX as
+/// `.maxntid` and `.minnctapersm`, which bound each kernel's registers.
+pub const LAUNCH_BOUNDS: [(&str, u32, u32); 4] = [
+    ("pq_tables", BLOCK_THREADS, 1),
+    // Two scoring blocks share an SM (their shared memory allows two).
+    ("pq_score", BLOCK_THREADS, 2),
+    ("pq_select", SELECT_THREADS, 1),
+    ("pq_rank", BLOCK_THREADS, 1),
+];
 
 /// Bins of a selection histogram. The first one, built while scoring, spreads the range of
 /// scores that the row's lookup tables allow linearly over them; refinements take DIGIT_BITS-bit digits

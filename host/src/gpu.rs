@@ -9,7 +9,7 @@ use cust::context::{Context, CurrentContext};
 use cust::device::{Device, DeviceAttribute};
 use cust::error::CudaError;
 use cust::memory::{AsyncCopyDestination, CopyDestination, DeviceBuffer, DeviceCopy, DeviceSlice};
-use cust::module::{Module, ModuleJitOption};
+use cust::module::Module;
 use cust::stream::Stream;
 use cust::sys::{CUfunction, CUstream};
 use pqtopk_abi::{
@@ -27,8 +27,6 @@ const SCORE_SMEM_BUDGET: usize = 96 * 1024;
 /// Fewest keys a scoring block takes: below that, copying in its lookup tables costs more than
 /// scoring its keys.
 const MIN_KEYS_PER_BLOCK: usize = 1024;
-/// Registers per thread that the JIT may give any kernel.
-const MAX_REGISTERS: u32 = 80;
 /// Most keys of the threshold bin that a selection block gathers before it refines the bin.
 const TIE_CAPACITY: usize = 4096;
 /// Work-item counts and products of them stay below this, so kernel arithmetic fits u32.
@@ -107,10 +105,7 @@ impl Gpu {
         };
         let context = Context::new(device)?;
         CurrentContext::set_current(&context)?;
-        // Rust has no launch bounds for PTX kernels, and without one the JIT spends registers
-        // freely (139 for pq_score, which holds 32 table loads in flight); this cap lets two
-        // scoring blocks share an SM, and pq_select (69) keeps 512 threads per block.
-        let module = Module::from_ptx(ptx, &[ModuleJitOption::MaxRegisters(MAX_REGISTERS)])?;
+        let module = Module::from_ptx(ptx, &[])?;
         use cust::sys::CUdevice_attribute as Attribute;
         // SAFETY: querying attributes of a valid device.
         let max_shared_bytes = unsafe {

@@ -31,7 +31,7 @@ pub fn build(check: bool) -> Result<()> {
         run(&mut cmd)?;
         let built = target_dir.join(TRIPLE).join("release/pqtopk_kernels_gpu.ptx");
         let ptx = std::fs::read_to_string(&built).map_err(|e| format!("{}: {e}", built.display()))?;
-        let ptx = without_crate_hashes(&ptx);
+        let ptx = with_launch_bounds(&without_crate_hashes(&ptx))?;
         let committed = root.join("host/ptx").join(file);
         if check {
             if std::fs::read_to_string(&committed).ok().as_deref() != Some(ptx.as_str()) {
@@ -137,6 +137,20 @@ pub fn link(args: Vec<String>) -> Result<()> {
         .arg(&optimized)
         .arg("-o")
         .arg(&output))
+}
+
+/// Adds each kernel's `.maxntid` and `.minnctapersm` from `pqtopk_abi::LAUNCH_BOUNDS` after its
+/// parameter list, where PTX places performance-tuning directives.
+fn with_launch_bounds(ptx: &str) -> Result<String> {
+    let mut out = ptx.to_string();
+    for (kernel, threads, blocks) in pqtopk_abi::LAUNCH_BOUNDS {
+        let entry = format!(".entry {kernel}(");
+        let start = out.find(&entry).ok_or(format!("launch bounds: no kernel {kernel} in the PTX"))?;
+        let close = out[start..].find("\n)").ok_or(format!("launch bounds: {kernel} has no parameter list end"))?;
+        let line_end = start + close + 1 + out[start + close + 1..].find('\n').unwrap_or(0);
+        out.insert_str(line_end + 1, &format!(".maxntid {threads}, 1, 1\n.minnctapersm {blocks}\n"));
+    }
+    Ok(out)
 }
 
 /// Crate names inside mangled symbols of the PTX (v0 mangling: `<length><name>`).
