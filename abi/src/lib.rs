@@ -16,8 +16,9 @@ pub const SELECT_THREADS: u32 = 1024;
 /// `.maxntid` and `.minnctapersm`, which bound each kernel's registers.
 pub const LAUNCH_BOUNDS: [(&str, u32, u32); 4] = [
     ("pq_tables", BLOCK_THREADS, 1),
-    // Two scoring blocks share an SM (their shared memory allows two).
-    ("pq_score", BLOCK_THREADS, 2),
+    // Registers for three scoring blocks per SM: more loads in flight per thread lost more to
+    // the tail of each wave than it won (measured at two).
+    ("pq_score", BLOCK_THREADS, 3),
     ("pq_select", SELECT_THREADS, 1),
     ("pq_rank", BLOCK_THREADS, 1),
 ];
