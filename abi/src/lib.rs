@@ -15,7 +15,8 @@ pub const SELECT_THREADS: u32 = 1024;
 /// that must fit on one SM at once)`. `cargo xtask build-ptx` writes them into the PTX as
 /// `.maxntid` and `.minnctapersm`, which bound each kernel's registers.
 pub const LAUNCH_BOUNDS: [(&str, u32, u32); 4] = [
-    ("pq_tables", BLOCK_THREADS, 1),
+    // Many short table blocks: four per SM at once.
+    ("pq_tables", BLOCK_THREADS, 4),
     // Registers for three scoring blocks per SM: more loads in flight per thread lost more to
     // the tail of each wave than it won (measured at two).
     ("pq_score", BLOCK_THREADS, 3),

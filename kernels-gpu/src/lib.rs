@@ -325,8 +325,7 @@ unsafe fn gather(
                     tied += (classes[I] == Class::Tied) as u32;
                 }
             });
-            let mut taken_slot = select::reserve(taken, counters.sub(0, 1));
-            let mut tied_slot = select::reserve(tied, counters.sub(1, 1));
+            let (mut taken_slot, mut tied_slot) = select::reserve_pair(taken, tied, counters);
             unrolled!(I in [0, 1, 2, 3] {
                 let key = score::selection_key(orders[I], first + I as u32);
                 match classes[I] {
@@ -361,11 +360,25 @@ unsafe fn narrow(
     taken: u32,
 ) -> Filter {
     let global = (p.histograms as *const u32).wrapping_add(row as usize * HIST_BINS as usize);
-    // Bin `bin` starts at the smallest selection key whose order key falls in it.
+    // Bin `bin` starts at the smallest selection key whose order key falls in it; warp 0 finds
+    // it and shares it.
+    let found = static_shared!(SELECT_FIRST_KEY: [u64; 1]);
     let first_key_of = |bin: u32| {
-        // SAFETY: every warp calls it convergently (first_filter runs in the whole block).
-        let order = if bin >= HIST_BINS { 1 << 32 } else { unsafe { binning.first_key_of(bin) } };
-        if order >= 1 << 32 { u64::MAX } else { order << 32 }
+        // SAFETY: first_filter calls it in the whole block, so every thread reaches the
+        // barriers, and warp 0 runs the search convergently; one lane writes the result
+        // between the barriers.
+        unsafe {
+            if device::thread_idx() < device::WARP {
+                let order = if bin >= HIST_BINS { 1 << 32 } else { binning.first_key_of(bin) };
+                if device::thread_idx() == 0 {
+                    found.set(0, if order >= 1 << 32 { u64::MAX } else { order << 32 });
+                }
+            }
+            device::sync_threads();
+            let key = found.get(0);
+            device::sync_threads();
+            key
+        }
     };
     // SAFETY: every thread reaches the barriers; each bin has one writer per round, and each
     // threshold's last barrier ends every read of the histogram.

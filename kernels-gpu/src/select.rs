@@ -227,15 +227,18 @@ pub unsafe fn block_exclusive_sum(v: u32) -> (u32, u32) {
     }
 }
 
-/// Reserves `count` consecutive slots for this thread from the shared counter `counter[0]`,
-/// one atomic per warp, and returns the first.
+/// Reserves `first` consecutive slots for this thread from the shared counter `counters[0]`
+/// and `second` from `counters[1]`, one scan and one atomic per counter per warp, and returns
+/// the first slot of each.
 ///
 /// # Safety
-/// The whole warp calls it convergently.
+/// The whole warp calls it convergently; `first` and `second` are below 2¹⁰ (a warp's totals
+/// share one 32-bit scan, 16 bits each).
 #[inline(always)]
-pub unsafe fn reserve(count: u32, counter: Shared<u32>) -> u32 {
+pub unsafe fn reserve_pair(first: u32, second: u32, counters: Shared<u32>) -> (u32, u32) {
     let lane = device::lane();
-    let mut inclusive = count;
+    let packed = first | (second << 16);
+    let mut inclusive = packed;
     let mut delta = 1;
     while delta < device::WARP {
         // SAFETY: the whole warp runs every shuffle (caller's promise).
@@ -245,13 +248,23 @@ pub unsafe fn reserve(count: u32, counter: Shared<u32>) -> u32 {
         }
         delta *= 2;
     }
-    // SAFETY: as above; the last lane alone touches the counter.
+    let before = inclusive - packed;
+    // SAFETY: as above; the last lane alone touches the counters.
     unsafe {
-        let mut base = 0;
-        if lane == device::WARP - 1 && inclusive != 0 {
-            base = counter.atomic_add(0, inclusive);
+        let (mut base_first, mut base_second) = (0, 0);
+        if lane == device::WARP - 1 {
+            let (total_first, total_second) = (inclusive & 0xffff, inclusive >> 16);
+            if total_first != 0 {
+                base_first = counters.atomic_add(0, total_first);
+            }
+            if total_second != 0 {
+                base_second = counters.atomic_add(1, total_second);
+            }
         }
-        device::shfl_idx(base, device::WARP - 1) + inclusive - count
+        (
+            device::shfl_idx(base_first, device::WARP - 1) + (before & 0xffff),
+            device::shfl_idx(base_second, device::WARP - 1) + (before >> 16),
+        )
     }
 }
 
