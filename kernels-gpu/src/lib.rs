@@ -315,29 +315,26 @@ unsafe fn gather(
         }
         device::sync_threads();
         keys.sweep(|first, orders, count| {
-            let mut classes = [Class::Dropped; KEYS_PER_LOAD as usize];
-            let (mut taken, mut tied) = (0, 0);
+            // Bit i of a mask: key i of the group is of that class.
+            let (mut taken, mut tied) = (0u32, 0u32);
             // The lists spell out 0..KEYS_PER_LOAD.
             unrolled!(I in [0, 1, 2, 3] {
                 if (I as u32) < count {
-                    classes[I] = classify(score::selection_key(orders[I], first + I as u32));
-                    taken += (classes[I] == Class::Taken) as u32;
-                    tied += (classes[I] == Class::Tied) as u32;
+                    match classify(score::selection_key(orders[I], first + I as u32)) {
+                        Class::Taken => taken |= 1 << I,
+                        Class::Tied => tied |= 1 << I,
+                        Class::Dropped => {}
+                    }
                 }
             });
-            let (mut taken_slot, mut tied_slot) = select::reserve_pair(taken, tied, counters);
+            let (taken_slot, tied_slot) = select::reserve_pair(taken.count_ones(), tied.count_ones(), counters);
             unrolled!(I in [0, 1, 2, 3] {
                 let key = score::selection_key(orders[I], first + I as u32);
-                match classes[I] {
-                    Class::Taken => {
-                        store(Class::Taken, taken_slot, key);
-                        taken_slot += 1;
-                    }
-                    Class::Tied => {
-                        store(Class::Tied, tied_slot, key);
-                        tied_slot += 1;
-                    }
-                    Class::Dropped => {}
+                let below = (1u32 << I) - 1;
+                if taken & (1 << I) != 0 {
+                    store(Class::Taken, taken_slot + (taken & below).count_ones(), key);
+                } else if tied & (1 << I) != 0 {
+                    store(Class::Tied, tied_slot + (tied & below).count_ones(), key);
                 }
             });
         });
