@@ -10,6 +10,9 @@ pub const BLOCK_THREADS: u32 = 256;
 /// Threads per block of the selection kernel: one block per output row, as many threads as a
 /// block may have.
 pub const SELECT_THREADS: u32 = 1024;
+/// Threads of a `pq_select` block when there are more rows than SMs. Any multiple of 32 that
+/// divides `HIST_BINS`, up to `SELECT_THREADS`, is valid.
+pub const SELECT_THREADS_MANY_ROWS: u32 = 256;
 
 /// Launch bounds that Rust cannot state in the kernel source: `(kernel, threads per block, blocks
 /// that must fit on one SM at once)`. `cargo xtask build-ptx` writes them into the PTX as
@@ -167,7 +170,8 @@ pub struct RowBinning {
     pub linear: u32,
 }
 
-/// Launch parameters of `pq_select`: one block of `SELECT_THREADS` per output row selects the
+/// Launch parameters of `pq_select`: one block (`SELECT_THREADS`, or `SELECT_THREADS_MANY_ROWS`
+/// for more rows than SMs) per output row selects the
 /// row's exact top k from its order keys and writes the outputs (or, for score order with k
 /// above `sort_capacity`, the unordered candidates for `pq_rank`).
 #[repr(C)]

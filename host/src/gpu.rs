@@ -13,8 +13,8 @@ use cust::module::Module;
 use cust::stream::Stream;
 use cust::sys::{CUfunction, CUstream};
 use pqtopk_abi::{
-    BLOCK_THREADS, CodeCheckParams, HIST_BINS, MAX_ROWS_PER_BLOCK, Order, RowBinning, SELECT_THREADS, ScoreParams,
-    SelectParams, Shape, TablesParams, Tiling,
+    BLOCK_THREADS, CodeCheckParams, HIST_BINS, MAX_ROWS_PER_BLOCK, Order, RowBinning, SELECT_THREADS,
+    SELECT_THREADS_MANY_ROWS, ScoreParams, SelectParams, Shape, TablesParams, Tiling,
 };
 
 /// PTX for each supported architecture, built by `cargo xtask build-ptx` and committed.
@@ -196,7 +196,7 @@ impl Gpu {
         let score_shared_bytes = rows_per_block.next_multiple_of(lut_width) * lut_bytes;
         self.make_current()?;
         // SAFETY: a kernel of this module, whose context was just made current.
-        let per_sm = unsafe { raw::max_active_blocks(self.kernels.score, score_shared_bytes)? } as usize;
+        let per_sm = unsafe { raw::max_active_blocks(self.kernels.score, BLOCK_THREADS, score_shared_bytes)? } as usize;
         let blocks = per_sm.max(1) * self.multiprocessors;
         let row_tiles = rows_per_kv.div_ceil(rows_per_block);
         // Enough key chunks to fill the device once, each a multiple of the keys a block's
@@ -214,6 +214,9 @@ impl Gpu {
         let tie_capacity = TIE_CAPACITY.min(1 << (select_budget / 16).ilog2());
         let sort_capacity = p.k.next_power_of_two().min(1 << ((select_budget - tie_capacity * 8) / 8).ilog2());
         let select_shared_bytes = HIST_BINS as usize * 4 + (sort_capacity + tie_capacity) * 8;
+        // Few rows: a whole SM per row. More rows than SMs: smaller blocks, several per SM, whose
+        // scans, sorts and sweeps overlap.
+        let select_threads = if p.rows() > self.multiprocessors { SELECT_THREADS_MANY_ROWS } else { SELECT_THREADS };
         let rank_blocks = if p.order == Order::ByScore && p.k.next_power_of_two() > sort_capacity {
             p.rows() * p.k.div_ceil(BLOCK_THREADS as usize)
         } else {
@@ -241,6 +244,7 @@ impl Gpu {
             sort_capacity,
             tie_capacity,
             select_shared_bytes,
+            select_threads,
             rank_blocks,
         })
     }
@@ -429,7 +433,7 @@ impl Gpu {
             raw::launch(
                 self.kernels.select,
                 p.rows() as u32,
-                SELECT_THREADS,
+                plan.select_threads,
                 plan.select_shared_bytes as u32,
                 stream,
                 &select,
@@ -538,6 +542,7 @@ pub struct Plan {
     sort_capacity: usize,
     tie_capacity: usize,
     select_shared_bytes: usize,
+    select_threads: u32,
     rank_blocks: usize,
 }
 

@@ -2,7 +2,6 @@
 
 use crate::error::{Error, Result};
 use cust::sys::{self, CUdevice, CUfunction, CUresult, CUstream};
-use pqtopk_abi::BLOCK_THREADS;
 
 /// Launches `func` with `threads` threads per block and one by-value parameter.
 ///
@@ -30,16 +29,16 @@ fn check(call: &'static str, status: CUresult) -> Result<()> {
     if status == CUresult::CUDA_SUCCESS { Ok(()) } else { Err(Error::Driver { call, code: status as u32 }) }
 }
 
-/// Blocks of `BLOCK_THREADS` threads with `shared` bytes of dynamic shared memory that one SM
+/// Blocks of `threads` threads with `shared` bytes of dynamic shared memory that one SM
 /// holds at once.
 ///
 /// # Safety
 /// `func` is a kernel of the current context.
-pub unsafe fn max_active_blocks(func: CUfunction, shared: usize) -> Result<u32> {
+pub unsafe fn max_active_blocks(func: CUfunction, threads: u32, shared: usize) -> Result<u32> {
     let mut blocks = 0i32;
     // SAFETY: forwarded to the caller; `blocks` is a valid out-pointer.
     check("cuOccupancyMaxActiveBlocksPerMultiprocessor", unsafe {
-        sys::cuOccupancyMaxActiveBlocksPerMultiprocessor(&mut blocks, func, BLOCK_THREADS as i32, shared)
+        sys::cuOccupancyMaxActiveBlocksPerMultiprocessor(&mut blocks, func, threads as i32, shared)
     })?;
     Ok(blocks as u32)
 }

@@ -86,7 +86,8 @@ pub unsafe extern "ptx-kernel" fn pq_score(p: ScoreParams) {
 
 /// Selects each row's exact top k from the order keys and histogram that `pq_score` wrote, and
 /// writes the outputs (for score order with k above `sort_capacity`: the candidates, which
-/// `pq_rank` orders). One block of `SELECT_THREADS` per row, with dynamic shared memory of
+/// `pq_rank` orders). One block per row (any multiple of 32 threads that divides `HIST_BINS`, up to
+/// `SELECT_THREADS`), with dynamic shared memory of
 /// `HIST_BINS · 4 + (tie_capacity + sort_capacity) · 8` bytes.
 ///
 /// # Safety
