@@ -181,6 +181,7 @@ impl LutEntry for Lut4 {
 /// # Safety
 /// All threads of the block call it; `staging` holds `rows_per_block · d/m` f32; the tensors in
 /// `p` have the shapes it states; `c ≤ block size`.
+#[inline(always)]
 pub unsafe fn build_tables(p: &TablesParams, tile: Tile, j: u32, staging: Shared<f32>) {
     // SAFETY (all arms): forwarded to the caller. One monomorphized loop per dtype pair and
     // metric, so the element loop carries no dispatch.
@@ -195,6 +196,7 @@ pub unsafe fn build_tables(p: &TablesParams, tile: Tile, j: u32, staging: Shared
 
 /// # Safety
 /// As [`build_tables`].
+#[inline(always)]
 unsafe fn build_tables_for<Q: Element>(p: &TablesParams, tile: Tile, j: u32, staging: Shared<f32>) {
     let l2 = p.shape.metric == Metric::L2 as u32;
     // SAFETY: forwarded.
@@ -262,11 +264,14 @@ unsafe fn build_tables_typed<Q: Element, C: Element, const L2: bool>(
             // The list spells out 0..MAX_ROWS, so that `acc` stays in registers.
             unrolled!(R in [0, 1, 2, 3] {
                 if R < rows {
-                    for u in 0..if vector { 4 } else { 1 } {
-                        // SAFETY: R·ds + x + u < rows·ds, staged before the barrier.
-                        let q = unsafe { staging.get(R * ds + x + u) };
-                        acc[R] += if L2 { (q - cv[u]) * (q - cv[u]) } else { q * cv[u] };
-                    }
+                    // The list spells out 0..4, so that `cv` stays in registers.
+                    unrolled!(U in [0, 1, 2, 3] {
+                        if U == 0 || vector {
+                            // SAFETY: R·ds + x + U < rows·ds, staged before the barrier.
+                            let q = unsafe { staging.get(R * ds + x + U) };
+                            acc[R] += if L2 { (q - cv[U]) * (q - cv[U]) } else { q * cv[U] };
+                        }
+                    });
                 }
             });
             x += if vector { 4 } else { 1 };
@@ -274,12 +279,20 @@ unsafe fn build_tables_typed<Q: Element, C: Element, const L2: bool>(
     }
     let luts = (p.luts as *mut f32).wrapping_add(tile.index as usize * width * lut_len(s));
     if t < c {
-        unrolled!(R in [0, 1, 2, 3] {
-            if R < width {
-                // SAFETY: the tile's tables hold width·m·c f32.
-                unsafe { *luts.add((j as usize * c + code) * width + R) = if R < rows { acc[R] } else { 0.0 } };
-            }
-        });
+        let entry = (j as usize * c + code) * width;
+        let value = |r: usize| if r < rows { acc[r] } else { 0.0 };
+        if width == MAX_ROWS {
+            // SAFETY: the tile's tables hold width·m·c f32 from a 256-byte aligned start, so a
+            // whole entry is one aligned 16-byte store.
+            unsafe { *(luts.add(entry) as *mut [f32; MAX_ROWS]) = [value(0), value(1), value(2), value(3)] };
+        } else {
+            unrolled!(R in [0, 1, 2, 3] {
+                if R < width {
+                    // SAFETY: the tile's tables hold width·m·c f32.
+                    unsafe { *luts.add(entry + R) = value(R) };
+                }
+            });
+        }
     }
     // The range of each row's entries: warps reduce, then warp 0 combines the warps' results.
     const WARPS: usize = (pqtopk_abi::BLOCK_THREADS / device::WARP) as usize;
@@ -387,9 +400,9 @@ impl Scorer {
             if WIDE {
                 for j0 in (0..self.m).step_by(16) {
                     let mut words = [[0u32; 4]; KEYS_IN_FLIGHT];
-                    for k in 0..KEYS_IN_FLIGHT {
-                        words[k] = device::load_nc_v4(code_ptr(keys[k], j0) as *const [u32; 4]);
-                    }
+                    unrolled!(K in [0, 1] {
+                        words[K] = device::load_nc_v4(code_ptr(keys[K], j0) as *const [u32; 4]);
+                    });
                     // Spelled out: LLVM leaves these loops rolled, which moves `words` and `acc`
                     // to local memory.
                     unrolled!(K in [0, 1] {
@@ -401,12 +414,12 @@ impl Scorer {
             } else {
                 for j in 0..self.m {
                     let mut codes = [0u32; KEYS_IN_FLIGHT];
-                    for k in 0..KEYS_IN_FLIGHT {
-                        codes[k] = device::load_nc_u8(code_ptr(keys[k], j)) as u32;
-                    }
-                    for k in 0..KEYS_IN_FLIGHT {
-                        self.add(luts, &mut acc[k], j, codes[k]);
-                    }
+                    unrolled!(K in [0, 1] {
+                        codes[K] = device::load_nc_u8(code_ptr(keys[K], j)) as u32;
+                    });
+                    unrolled!(K in [0, 1] {
+                        self.add(luts, &mut acc[K], j, codes[K]);
+                    });
                 }
             }
         }
@@ -680,22 +693,22 @@ unsafe fn score_keys<E: LutEntry, const WIDE: bool>(
         // Keys past the end score a valid key again (the first), and are not stored.
         // SAFETY: every key < end ≤ n; the tables were built before a barrier.
         let scores = unsafe { scorer.score::<E, WIDE>(luts, keys.map(|key| if key < end { key } else { first })) };
-        for k in 0..KEYS_IN_FLIGHT {
-            let key = keys[k];
-            if key >= end {
-                continue;
-            }
-            unrolled!(R in [0, 1, 2, 3] {
-                if R < E::WIDTH && R < rows {
-                    let order = order_key(scores[k][R], s.metric);
-                    // SAFETY: row < rows and key < n ≤ score_stride; the bin is < HIST_BINS.
-                    unsafe {
-                        *scores_out.add((tile.row0 as usize + R) * stride + key as usize) = order;
-                        hists.atomic_add_no_return(R * HIST_BINS as usize + binning[R].bin(order) as usize, 1);
+        // The list spells out 0..KEYS_IN_FLIGHT.
+        unrolled!(K in [0, 1] {
+            let key = keys[K];
+            if key < end {
+                unrolled!(R in [0, 1, 2, 3] {
+                    if R < E::WIDTH && R < rows {
+                        let order = order_key(scores[K][R], s.metric);
+                        // SAFETY: row < rows and key < n ≤ score_stride; the bin is < HIST_BINS.
+                        unsafe {
+                            *scores_out.add((tile.row0 as usize + R) * stride + key as usize) = order;
+                            hists.atomic_add_no_return(R * HIST_BINS as usize + binning[R].bin(order) as usize, 1);
+                        }
                     }
-                }
-            });
-        }
+                });
+            }
+        });
         first += KEYS_IN_FLIGHT as u32 * threads;
     }
 }

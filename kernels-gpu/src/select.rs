@@ -348,48 +348,59 @@ pub unsafe fn emit_by_buckets(
 ///
 /// Thread `t` takes pairs `t, t + threads, …`, so with strides of at most 32 a warp's pairs
 /// touch only the 64-key chunks that the warp owns in every such step: consecutive steps of
-/// that kind need a warp barrier, not a block barrier.
+/// that kind need a warp barrier, not a block barrier. Up to 256 keys, warp 0 sorts alone.
 ///
 /// # Safety
 /// All threads of the block call it, after a barrier that follows the last write of `keys`;
 /// `len ≤ keys.len()`; whole warps. Ends with a barrier.
 pub unsafe fn sort_descending(keys: Shared<u64>, len: usize) {
     const WARP_LOCAL_STRIDE: usize = device::WARP as usize;
-    let threads = device::block_dim() as usize;
-    let mut previous_stride = usize::MAX;
-    let mut size = 2;
-    while size <= len {
-        let mut stride = size / 2;
-        while stride > 0 {
-            // SAFETY: every thread reaches the barriers (uniform loop bounds).
-            unsafe {
-                if stride > WARP_LOCAL_STRIDE || previous_stride > WARP_LOCAL_STRIDE {
-                    device::sync_threads();
-                } else {
-                    device::sync_warp();
-                }
-            }
-            let mut i = device::thread_idx() as usize;
-            while i < len / 2 {
-                // Strides are powers of two: masks instead of divisions.
-                let lo = ((i & !(stride - 1)) << 1) | (i & (stride - 1));
-                let hi = lo + stride;
-                // SAFETY: lo < hi < len; each pair belongs to one thread in this step, and the
-                // barrier above ordered every earlier access to it.
+    // Short lists: warp 0 alone, with warp barriers only; block barriers cost more than the
+    // extra pairs per lane.
+    const ONE_WARP_LEN: usize = 256;
+    let one_warp = len <= ONE_WARP_LEN;
+    let (first, step) = if one_warp {
+        (device::lane() as usize, WARP_LOCAL_STRIDE)
+    } else {
+        (device::thread_idx() as usize, device::block_dim() as usize)
+    };
+    if !one_warp || device::thread_idx() < device::WARP {
+        let mut previous_stride = usize::MAX;
+        let mut size = 2;
+        while size <= len {
+            let mut stride = size / 2;
+            while stride > 0 {
+                // SAFETY: every thread of the sorting threads reaches the barriers (uniform
+                // loop bounds; one_warp is uniform).
                 unsafe {
-                    let (a, b) = (keys.get(lo), keys.get(hi));
-                    let descending = lo & size == 0;
-                    if (a < b) == descending {
-                        keys.set(lo, b);
-                        keys.set(hi, a);
+                    if !one_warp && (stride > WARP_LOCAL_STRIDE || previous_stride > WARP_LOCAL_STRIDE) {
+                        device::sync_threads();
+                    } else {
+                        device::sync_warp();
                     }
                 }
-                i += threads;
+                let mut i = first;
+                while i < len / 2 {
+                    // Strides are powers of two: masks instead of divisions.
+                    let lo = ((i & !(stride - 1)) << 1) | (i & (stride - 1));
+                    let hi = lo + stride;
+                    // SAFETY: lo < hi < len; each pair belongs to one thread in this step, and
+                    // the barrier above ordered every earlier access to it.
+                    unsafe {
+                        let (a, b) = (keys.get(lo), keys.get(hi));
+                        let descending = lo & size == 0;
+                        if (a < b) == descending {
+                            keys.set(lo, b);
+                            keys.set(hi, a);
+                        }
+                    }
+                    i += step;
+                }
+                previous_stride = stride;
+                stride /= 2;
             }
-            previous_stride = stride;
-            stride /= 2;
+            size *= 2;
         }
-        size *= 2;
     }
     // SAFETY: every thread reaches it.
     unsafe { device::sync_threads() };
