@@ -27,7 +27,8 @@ const SCORE_SMEM_BUDGET: usize = 96 * 1024;
 /// Fewest keys a scoring block takes: below that, copying in its lookup tables costs more than
 /// scoring its keys.
 const MIN_KEYS_PER_BLOCK: usize = 1024;
-/// Most keys of the threshold bin that a selection block gathers before it refines the bin.
+/// Keys of the threshold bin that a selection block gathers before it refines the bin, at least
+/// (up to next_power_of_two(k) where shared memory allows).
 const TIE_CAPACITY: usize = 4096;
 /// Work-item counts and products of them stay below this, so kernel arithmetic fits u32.
 const MAX_ITEMS: usize = (1 << 31) - 1;
@@ -211,7 +212,9 @@ impl Gpu {
         // Score order sorts each row's top k in shared memory where it fits, beside the
         // histogram; larger rows are ranked by `pq_rank`.
         let select_budget = self.select_dynamic_limit - HIST_BINS as usize * 4;
-        let tie_capacity = TIE_CAPACITY.min(1 << (select_budget / 16).ilog2());
+        // The tie buffer also groups the keys above the threshold bin for the bucketed output,
+        // so it grows with k where shared memory allows.
+        let tie_capacity = TIE_CAPACITY.max(p.k.next_power_of_two()).min(1 << (select_budget / 16).ilog2());
         let sort_capacity = p.k.next_power_of_two().min(1 << ((select_budget - tie_capacity * 8) / 8).ilog2());
         let select_shared_bytes = HIST_BINS as usize * 4 + (sort_capacity + tie_capacity) * 8;
         // Few rows: a whole SM per row. More rows than SMs: smaller blocks, several per SM, whose

@@ -225,6 +225,26 @@ struct RowKeys {
     valid: u32,
 }
 
+/// Four consecutive keys of a row, from index `first`, of which the first `count` are valid.
+#[derive(Clone, Copy)]
+struct Group {
+    first: u32,
+    orders: [u32; KEYS_PER_LOAD as usize],
+    count: u32,
+}
+
+impl Group {
+    #[inline(always)]
+    fn valid(&self, i: usize) -> bool {
+        (i as u32) < self.count
+    }
+
+    #[inline(always)]
+    fn key(&self, i: usize) -> u64 {
+        score::selection_key(self.orders[i], self.first + i as u32)
+    }
+}
+
 /// Keys one thread takes per load of a sweep (16 bytes).
 const KEYS_PER_LOAD: u32 = 4;
 /// Loads each thread has in flight per step of a sweep.
@@ -237,15 +257,15 @@ impl RowKeys {
         RowKeys { ptr: (p.scores as *const u32).wrapping_add(row as usize * s.score_stride as usize), valid }
     }
 
-    /// Calls `f(first index, order keys, how many of them are valid)` for every group of four
-    /// consecutive keys. The block visits the groups in index order, one group per thread and
-    /// call, thread order within a call; every thread makes the same number of calls (groups
-    /// past the row have 0 valid keys), so `f` may use warp and block collectives.
+    /// Calls `f` with this thread's `LOADS_PER_STEP` groups of four consecutive keys per step.
+    /// The block visits the groups in index order: group 0 of every thread (thread order), then
+    /// group 1 of every thread; every thread makes the same number of calls (groups past the row
+    /// have 0 valid keys), so `f` may use warp and block collectives.
     ///
     /// # Safety
     /// The keys were written by an earlier launch and stay unchanged.
     #[inline(always)]
-    unsafe fn sweep(&self, mut f: impl FnMut(u32, [u32; 4], u32)) {
+    unsafe fn sweep(&self, mut f: impl FnMut([Group; LOADS_PER_STEP as usize])) {
         let per_call = KEYS_PER_LOAD * device::block_dim();
         let per_step = LOADS_PER_STEP * per_call;
         // SAFETY: forwarded to the caller.
@@ -258,22 +278,18 @@ impl RowKeys {
             if base + per_step < self.valid {
                 next = load_step(base + per_step);
             }
-            // The list spells out 0..LOADS_PER_STEP.
-            unrolled!(G in [0, 1] {
-                f(groups[G].1, groups[G].0, groups[G].2);
-            });
+            f(groups);
             base += per_step;
         }
     }
 
-    /// This thread's groups of one sweep step from key `base`: (order keys, first index, valid
-    /// count).
+    /// This thread's groups of one sweep step from key `base`.
     ///
     /// # Safety
     /// As [`RowKeys::sweep`].
     #[inline(always)]
-    unsafe fn load_step(&self, base: u32, per_call: u32) -> [([u32; 4], u32, u32); LOADS_PER_STEP as usize] {
-        let mut groups = [([0u32; 4], 0u32, 0u32); LOADS_PER_STEP as usize];
+    unsafe fn load_step(&self, base: u32, per_call: u32) -> [Group; LOADS_PER_STEP as usize] {
+        let mut groups = [Group { first: 0, orders: [0; 4], count: 0 }; LOADS_PER_STEP as usize];
         // The list spells out 0..LOADS_PER_STEP.
         unrolled!(G in [0, 1] {
             let first = base + G as u32 * per_call + KEYS_PER_LOAD * device::thread_idx();
@@ -286,14 +302,14 @@ impl RowKeys {
             } else {
                 [0; 4]
             };
-            groups[G] = (orders, first, count);
+            groups[G] = Group { first, orders, count };
         });
         groups
     }
 }
 
 /// Appends every taken key (through `store(Class::Taken, slot, key)`) and every tied key
-/// (`store(Class::Tied, …)`), one shared-memory atomic per warp, group of keys and class on
+/// (`store(Class::Tied, …)`), one shared-memory atomic per warp, sweep step and class on
 /// `counters[0]` and `counters[1]`. Ends with a barrier; the counts are in `counters`.
 ///
 /// # Safety
@@ -315,28 +331,31 @@ unsafe fn gather(
             counters.set(1, 0);
         }
         device::sync_threads();
-        keys.sweep(|first, orders, count| {
-            // Bit i of a mask: key i of the group is of that class.
+        keys.sweep(|groups| {
+            // Bit 4g + i of a mask: key i of group g is of that class.
             let (mut taken, mut tied) = (0u32, 0u32);
-            // The lists spell out 0..KEYS_PER_LOAD.
-            unrolled!(I in [0, 1, 2, 3] {
-                if (I as u32) < count {
-                    match classify(score::selection_key(orders[I], first + I as u32)) {
-                        Class::Taken => taken |= 1 << I,
-                        Class::Tied => tied |= 1 << I,
-                        Class::Dropped => {}
+            // The lists spell out 0..LOADS_PER_STEP and 0..KEYS_PER_LOAD.
+            unrolled!(G in [0, 1] {
+                unrolled!(I in [0, 1, 2, 3] {
+                    if groups[G].valid(I) {
+                        match classify(groups[G].key(I)) {
+                            Class::Taken => taken |= 1 << (4 * G + I),
+                            Class::Tied => tied |= 1 << (4 * G + I),
+                            Class::Dropped => {}
+                        }
                     }
-                }
+                });
             });
             let (taken_slot, tied_slot) = select::reserve_pair(taken.count_ones(), tied.count_ones(), counters);
-            unrolled!(I in [0, 1, 2, 3] {
-                let key = score::selection_key(orders[I], first + I as u32);
-                let below = (1u32 << I) - 1;
-                if taken & (1 << I) != 0 {
-                    store(Class::Taken, taken_slot + (taken & below).count_ones(), key);
-                } else if tied & (1 << I) != 0 {
-                    store(Class::Tied, tied_slot + (tied & below).count_ones(), key);
-                }
+            unrolled!(G in [0, 1] {
+                unrolled!(I in [0, 1, 2, 3] {
+                    let bit = 1u32 << (4 * G + I);
+                    if taken & bit != 0 {
+                        store(Class::Taken, taken_slot + (taken & (bit - 1)).count_ones(), groups[G].key(I));
+                    } else if tied & bit != 0 {
+                        store(Class::Tied, tied_slot + (tied & (bit - 1)).count_ones(), groups[G].key(I));
+                    }
+                });
             });
         });
         device::sync_threads();
@@ -391,13 +410,15 @@ unsafe fn narrow(
                 hist.set(bin as usize, 0);
             }
             device::sync_threads();
-            keys.sweep(|first, orders, count| {
-                // The list spells out 0..KEYS_PER_LOAD.
-                unrolled!(I in [0, 1, 2, 3] {
-                    let key = score::selection_key(orders[I], first + I as u32);
-                    if (I as u32) < count && filter.classify(key) == Class::Tied {
-                        hist.atomic_add_no_return(filter.digit(key) as usize, 1);
-                    }
+            keys.sweep(|groups| {
+                // The lists spell out 0..LOADS_PER_STEP and 0..KEYS_PER_LOAD.
+                unrolled!(G in [0, 1] {
+                    unrolled!(I in [0, 1, 2, 3] {
+                        let key = groups[G].key(I);
+                        if groups[G].valid(I) && filter.classify(key) == Class::Tied {
+                            hist.atomic_add_no_return(filter.digit(key) as usize, 1);
+                        }
+                    });
                 });
             });
             device::sync_threads();
@@ -425,7 +446,7 @@ unsafe fn sort_ties(ties: Shared<u64>, tied: u32) {
     }
 }
 
-/// Writes the taken keys in index order, by a block-wide prefix count per group of keys, then
+/// Writes the taken keys in index order, by a block-wide prefix count per sweep step, then
 /// pads the row.
 ///
 /// # Safety
@@ -434,24 +455,31 @@ unsafe fn write_in_index_order(p: &SelectParams, row: u32, keys: &RowKeys, is_ta
     let mut written = 0;
     // SAFETY: all threads sweep and scan together; slots stay below the taken count ≤ k.
     unsafe {
-        keys.sweep(|first, orders, count| {
-            let mut take = [(false, 0u64); KEYS_PER_LOAD as usize];
-            let mut mine = 0;
-            // The lists spell out 0..KEYS_PER_LOAD.
-            unrolled!(I in [0, 1, 2, 3] {
-                let key = score::selection_key(orders[I], first + I as u32);
-                take[I] = ((I as u32) < count && is_taken(key), key);
-                mine += take[I].0 as u32;
+        keys.sweep(|groups| {
+            let mut take = [[(false, 0u64); KEYS_PER_LOAD as usize]; LOADS_PER_STEP as usize];
+            let mut mine = [0u32; LOADS_PER_STEP as usize];
+            // The lists spell out 0..LOADS_PER_STEP and 0..KEYS_PER_LOAD.
+            unrolled!(G in [0, 1] {
+                unrolled!(I in [0, 1, 2, 3] {
+                    let key = groups[G].key(I);
+                    take[G][I] = (groups[G].valid(I) && is_taken(key), key);
+                    mine[G] += take[G][I].0 as u32;
+                });
             });
-            let (mut slot, total) = select::block_exclusive_sum(mine);
-            slot += written;
-            unrolled!(I in [0, 1, 2, 3] {
-                if take[I].0 {
-                    write_slot(p, row, slot, Some(take[I].1));
-                    slot += 1;
-                }
+            // One scan for both groups, 16 bits each: a group of the block holds at most
+            // 4 · SELECT_THREADS = 4096 keys.
+            let (before, total) = select::block_exclusive_sum(mine[0] | (mine[1] << 16));
+            let totals = [total & 0xffff, total >> 16];
+            let mut slots = [written + (before & 0xffff), written + totals[0] + (before >> 16)];
+            unrolled!(G in [0, 1] {
+                unrolled!(I in [0, 1, 2, 3] {
+                    if take[G][I].0 {
+                        write_slot(p, row, slots[G], Some(take[G][I].1));
+                        slots[G] += 1;
+                    }
+                });
             });
-            written += total;
+            written += totals[0] + totals[1];
         });
         pad_row(p, row, written);
     }
