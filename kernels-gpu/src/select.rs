@@ -18,7 +18,9 @@ pub struct Filter {
     all: bool,
     /// First-level bin of the k-th key.
     pub bin: u32,
-    /// Keys in `lo..hi` are in the bin of the k-th key; keys at or above `hi` are taken.
+    /// Keys in `lo..hi` are tied: in the bin of the k-th key and sharing the prefix. Keys at
+    /// or above `hi` are taken, keys below `lo` dropped. (Tied keys sharing their top bits
+    /// form an interval of the key order, so two comparisons classify any key.)
     lo: u64,
     hi: u64,
     /// Key bits decided within the bin, and how many.
@@ -51,20 +53,12 @@ impl Filter {
     /// `key` against the filter.
     #[inline(always)]
     pub fn classify(&self, key: u64) -> Class {
-        if self.all || key >= self.hi {
-            return Class::Taken;
-        }
-        if key < self.lo {
-            return Class::Dropped;
-        }
-        if self.fixed == 0 {
-            return Class::Tied;
-        }
-        let shift = 64 - self.fixed;
-        match (key >> shift).cmp(&(self.prefix >> shift)) {
-            core::cmp::Ordering::Greater => Class::Taken,
-            core::cmp::Ordering::Equal => Class::Tied,
-            core::cmp::Ordering::Less => Class::Dropped,
+        if key >= self.hi {
+            Class::Taken
+        } else if key >= self.lo {
+            Class::Tied
+        } else {
+            Class::Dropped
         }
     }
 
@@ -90,6 +84,11 @@ impl Filter {
         let width = DIGIT_BITS.min(64 - self.fixed);
         self.fixed += width;
         self.prefix |= (t.bin as u64) << (64 - self.fixed);
+        // The keys with this prefix: prefix..prefix + 2^(64 - fixed), within the bin.
+        self.lo = self.lo.max(self.prefix);
+        if let Some(end) = self.prefix.checked_add(1 << (64 - self.fixed)) {
+            self.hi = self.hi.min(end);
+        }
         self.remaining -= t.above;
         self.tied = t.count;
     }
