@@ -116,10 +116,7 @@ pub unsafe extern "ptx-kernel" fn pq_select(p: SelectParams) {
                 &keys,
                 counters,
                 |key| filter.classify(key),
-                |class, slot, key| match class {
-                    Class::Taken => best.set(slot as usize, key),
-                    _ => ties.set(slot as usize, key),
-                },
+                |class, slot, key| if class == Class::Taken { best } else { ties }.set(slot as usize, key),
             );
             let above = counters.get(0);
             if filter.takes_all() {
@@ -350,10 +347,11 @@ unsafe fn gather(
             unrolled!(G in [0, 1] {
                 unrolled!(I in [0, 1, 2, 3] {
                     let bit = 1u32 << (4 * G + I);
-                    if taken & bit != 0 {
-                        store(Class::Taken, taken_slot + (taken & (bit - 1)).count_ones(), groups[G].key(I));
-                    } else if tied & bit != 0 {
-                        store(Class::Tied, tied_slot + (tied & (bit - 1)).count_ones(), groups[G].key(I));
+                    // Class and slot by selects, so that one predicated store remains.
+                    let (class, mask, first) =
+                        if taken & bit != 0 { (Class::Taken, taken, taken_slot) } else { (Class::Tied, tied, tied_slot) };
+                    if (taken | tied) & bit != 0 {
+                        store(class, first + (mask & (bit - 1)).count_ones(), groups[G].key(I));
                     }
                 });
             });
