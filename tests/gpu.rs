@@ -332,6 +332,23 @@ fn sweep_group_sizes_and_query_lengths() {
 }
 
 #[test]
+fn many_rows_in_every_order() {
+    // More rows than any current GPU has SMs: the selection runs in its many-rows block size;
+    // k up to 5000 grows the tie buffer past its 4096 minimum.
+    let Some(gpu) = gpu("many_rows") else { return };
+    let mut rng = support::rng("many_rows");
+    let (mut cases, mut rows) = (0, 0);
+    for k in [1, 300, 2049, 5000] {
+        for order in ORDERS {
+            let p = Problem::new(2, 16, 4, 8, 64, 8, 64, 6000, k).with_metric(METRICS[cases % 2]).with_order(order);
+            rows += check_case(&gpu, &mut rng, &p, Data::Random, cases % 2 == 1);
+            cases += 1;
+        }
+    }
+    report("many_rows_in_every_order", cases, rows);
+}
+
+#[test]
 fn ragged_valid_lengths_pad_short_rows() {
     let Some(gpu) = gpu("ragged") else { return };
     let mut rng = support::rng("ragged");

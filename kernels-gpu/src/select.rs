@@ -185,6 +185,26 @@ pub unsafe fn threshold(hist: Shared<u32>, wanted: u32) -> Threshold {
     }
 }
 
+/// The sum of `v` over this lane and the lanes below it.
+///
+/// # Safety
+/// The whole warp calls it convergently.
+#[inline(always)]
+unsafe fn warp_inclusive_sum(v: u32) -> u32 {
+    let lane = device::lane();
+    let mut inclusive = v;
+    let mut delta = 1;
+    while delta < device::WARP {
+        // SAFETY: the whole warp runs every shuffle (caller's promise).
+        let below = unsafe { device::shfl_up(inclusive, delta) };
+        if lane >= delta {
+            inclusive += below;
+        }
+        delta *= 2;
+    }
+    inclusive
+}
+
 /// The exclusive prefix sum of `v` over the block's threads, and the total; every thread gets
 /// its own prefix and the total.
 ///
@@ -193,16 +213,8 @@ pub unsafe fn threshold(hist: Shared<u32>, wanted: u32) -> Threshold {
 pub unsafe fn block_exclusive_sum(v: u32) -> (u32, u32) {
     let warp_sums = static_shared!(SCAN_WARP_SUMS: [u32; 32]);
     let lane = device::lane();
-    let mut inclusive = v;
-    let mut delta = 1;
-    while delta < device::WARP {
-        // SAFETY: the whole warp runs every shuffle.
-        let below = unsafe { device::shfl_up(inclusive, delta) };
-        if lane >= delta {
-            inclusive += below;
-        }
-        delta *= 2;
-    }
+    // SAFETY: the whole block, so every warp, calls it.
+    let inclusive = unsafe { warp_inclusive_sum(v) };
     let warp = device::thread_idx() / device::WARP;
     let warps = device::block_dim() / device::WARP;
     // SAFETY: every thread reaches the barriers; lane 31 of each warp writes its own slot.
@@ -237,16 +249,8 @@ pub unsafe fn block_exclusive_sum(v: u32) -> (u32, u32) {
 pub unsafe fn reserve_pair(first: u32, second: u32, counters: Shared<u32>) -> (u32, u32) {
     let lane = device::lane();
     let packed = first | (second << 16);
-    let mut inclusive = packed;
-    let mut delta = 1;
-    while delta < device::WARP {
-        // SAFETY: the whole warp runs every shuffle (caller's promise).
-        let below = unsafe { device::shfl_up(inclusive, delta) };
-        if lane >= delta {
-            inclusive += below;
-        }
-        delta *= 2;
-    }
+    // SAFETY: the caller's promise.
+    let inclusive = unsafe { warp_inclusive_sum(packed) };
     let before = inclusive - packed;
     // SAFETY: as above; the last lane alone touches the counters.
     unsafe {

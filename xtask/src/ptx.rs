@@ -32,6 +32,7 @@ pub fn build(check: bool) -> Result<()> {
         let built = target_dir.join(TRIPLE).join("release/pqtopk_kernels_gpu.ptx");
         let ptx = std::fs::read_to_string(&built).map_err(|e| format!("{}: {e}", built.display()))?;
         let ptx = with_launch_bounds(&without_crate_hashes(&ptx))?;
+        no_local_memory(&ptx)?;
         let committed = root.join("host/ptx").join(file);
         if check {
             if std::fs::read_to_string(&committed).ok().as_deref() != Some(ptx.as_str()) {
@@ -137,6 +138,24 @@ pub fn link(args: Vec<String>) -> Result<()> {
         .arg(&optimized)
         .arg("-o")
         .arg(&output))
+}
+
+/// Fails if a kernel declares local memory: an array that LLVM could not keep in registers
+/// (a loop it left rolled, a reference taken to a parameter) costs every thread a round trip to
+/// memory, which has slowed these kernels severalfold before. Spell such loops out with
+/// `unrolled!`.
+fn no_local_memory(ptx: &str) -> Result<()> {
+    let mut kernel = "";
+    for line in ptx.lines() {
+        if let Some(rest) = line.strip_prefix(".visible .entry ") {
+            kernel = rest.split('(').next().unwrap_or(rest);
+        } else if line.starts_with(".func") {
+            kernel = "";
+        } else if !kernel.is_empty() && line.trim_start().starts_with(".local") {
+            return Err(format!("kernel {kernel} uses local memory: {}", line.trim()));
+        }
+    }
+    Ok(())
 }
 
 /// Adds each kernel's `.maxntid` and `.minnctapersm` from `pqtopk_abi::LAUNCH_BOUNDS` after its
