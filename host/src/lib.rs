@@ -3,8 +3,9 @@
 //! Fused product-quantized scoring + exact top-k on NVIDIA GPUs, with kernels written in Rust.
 //!
 //! For every query row it scores all PQ-compressed keys of its kv head (inner product or L2)
-//! and returns the exact top-k indices (and scores), without writing the score tensor to device
-//! memory. See [`Problem`] for the contract, [`Gpu`] for the launches and [`reference`] for the
+//! and returns the exact top-k indices (and scores): three asynchronous kernel launches on the
+//! caller's stream, with a caller-owned workspace that holds the tables, histograms and one u32
+//! order key per (row, key). See [`Problem`] for the contract, [`Gpu`] for the launches and [`reference`] for the
 //! CPU implementation of the same contract.
 //!
 //! ## Contract in brief
