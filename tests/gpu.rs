@@ -239,15 +239,21 @@ fn check_case(gpu: &Gpu, rng: &mut StdRng, p: &Problem, data: Data, ragged: bool
     }
 }
 
-fn report(test: &str, cases: usize, rows: usize) {
-    println!("{test}: {cases} cases, {rows} rows checked against the f64 reference");
+/// A case of a sweep: the problem, how its inputs are drawn, and whether rows are ragged.
+type Case = (Problem, Data, bool);
+
+/// Checks every case with fresh inputs against the f64 reference and reports how many rows were
+/// checked; skips (saying why) without a device.
+fn check_all(test: &str, cases: Vec<Case>) {
+    let Some(gpu) = gpu(test) else { return };
+    let mut rng = support::rng(test);
+    let rows: usize = cases.iter().map(|(p, data, ragged)| check_case(&gpu, &mut rng, p, *data, *ragged)).sum();
+    println!("{test}: {} cases, {rows} rows checked against the f64 reference", cases.len());
 }
 
 #[test]
 fn sweep_dtypes_metrics_group_and_orders() {
-    let Some(gpu) = gpu("sweep_dtypes") else { return };
-    let mut rng = support::rng("sweep_dtypes");
-    let (mut cases, mut rows) = (0, 0);
+    let mut cases = Vec::new();
     for q in DTYPES {
         for cb in DTYPES {
             for metric in METRICS {
@@ -258,109 +264,94 @@ fn sweep_dtypes_metrics_group_and_orders() {
                             .with_metric(metric)
                             .with_group(group)
                             .with_order(order);
-                        rows += check_case(&gpu, &mut rng, &p, Data::Random, cases % 2 == 1);
-                        cases += 1;
+                        cases.push((p, Data::Random, cases.len() % 2 == 1));
                     }
                 }
             }
         }
     }
-    report("sweep_dtypes_metrics_group_and_orders", cases, rows);
+    check_all("sweep_dtypes_metrics_group_and_orders", cases);
 }
 
 #[test]
 fn sweep_k_and_n() {
-    let Some(gpu) = gpu("sweep_k_and_n") else { return };
-    let mut rng = support::rng("sweep_k_and_n");
     let ns: &[usize] = if quick() { &[1, 31, 1000, 9001] } else { &[1, 31, 1000, 31872, 100003] };
     let ks = [1, 7, 32, 255, 256, 1000, 2048, 2049, 5000];
-    let (mut cases, mut rows) = (0, 0);
+    let mut cases = Vec::new();
     for &n in ns {
         let mut k_values: Vec<usize> = ks.iter().copied().filter(|&k| k < n).collect();
         k_values.push(n);
         for (i, k) in k_values.into_iter().enumerate() {
-            let metric = METRICS[i % 2];
-            let order = ORDERS[i % 3];
             let p = Problem::new(1, 2, 1, 1, 64, 16, 256, n, k)
-                .with_metric(metric)
-                .with_order(order)
+                .with_metric(METRICS[i % 2])
+                .with_order(ORDERS[i % 3])
                 .with_group(i % 4 == 3);
-            rows += check_case(&gpu, &mut rng, &p, Data::Random, false);
-            cases += 1;
+            cases.push((p, Data::Random, false));
         }
     }
-    report("sweep_k_and_n", cases, rows);
+    check_all("sweep_k_and_n", cases);
 }
 
 #[test]
 fn sweep_m_c_d() {
-    let Some(gpu) = gpu("sweep_m_c_d") else { return };
-    let mut rng = support::rng("sweep_m_c_d");
-    let (mut cases, mut rows) = (0, 0);
+    let mut cases = Vec::new();
     for m in [1, 2, 4, 8, 16, 32, 64] {
         for c in [16, 64, 256] {
             for d in [64, 128, 256] {
+                let i = cases.len();
                 let p = Problem::new(1, 4, 2, 2, d, m, c, 700, 50)
-                    .with_metric(METRICS[cases % 2])
-                    .with_dtypes(DTYPES[cases % 3], DTYPES[(cases / 3) % 3])
-                    .with_group(cases % 5 == 0);
-                rows += check_case(&gpu, &mut rng, &p, Data::Random, false);
-                cases += 1;
+                    .with_metric(METRICS[i % 2])
+                    .with_dtypes(DTYPES[i % 3], DTYPES[(i / 3) % 3])
+                    .with_group(i % 5 == 0);
+                cases.push((p, Data::Random, false));
             }
         }
     }
-    report("sweep_m_c_d", cases, rows);
+    check_all("sweep_m_c_d", cases);
 }
 
 #[test]
 fn sweep_group_sizes_and_query_lengths() {
-    let Some(gpu) = gpu("sweep_groups") else { return };
-    let mut rng = support::rng("sweep_groups");
-    let (mut cases, mut rows) = (0, 0);
+    let mut cases = Vec::new();
     for g in [1, 4, 5, 8] {
         for sq in [1, 3, 16] {
             for group in [false, true] {
+                let i = cases.len();
                 let p = Problem::new(2, 2 * g, 2, sq, 128, 16, 256, 2500, 300)
                     .with_group(group)
-                    .with_metric(METRICS[cases % 2]);
-                rows += check_case(&gpu, &mut rng, &p, Data::Random, cases % 3 == 0);
-                cases += 1;
+                    .with_metric(METRICS[i % 2]);
+                cases.push((p, Data::Random, i % 3 == 0));
             }
         }
     }
-    report("sweep_group_sizes_and_query_lengths", cases, rows);
+    check_all("sweep_group_sizes_and_query_lengths", cases);
 }
 
 #[test]
 fn many_rows_in_every_order() {
     // More rows than any current GPU has SMs: the selection runs in its many-rows block size;
     // k up to 5000 grows the tie buffer past its 4096 minimum.
-    let Some(gpu) = gpu("many_rows") else { return };
-    let mut rng = support::rng("many_rows");
-    let (mut cases, mut rows) = (0, 0);
+    let mut cases = Vec::new();
     for k in [1, 300, 2049, 5000] {
         for order in ORDERS {
-            let p = Problem::new(2, 16, 4, 8, 64, 8, 64, 6000, k).with_metric(METRICS[cases % 2]).with_order(order);
-            rows += check_case(&gpu, &mut rng, &p, Data::Random, cases % 2 == 1);
-            cases += 1;
+            let i = cases.len();
+            let p = Problem::new(2, 16, 4, 8, 64, 8, 64, 6000, k).with_metric(METRICS[i % 2]).with_order(order);
+            cases.push((p, Data::Random, i % 2 == 1));
         }
     }
-    report("many_rows_in_every_order", cases, rows);
+    check_all("many_rows_in_every_order", cases);
 }
 
 #[test]
 fn ragged_valid_lengths_pad_short_rows() {
-    let Some(gpu) = gpu("ragged") else { return };
-    let mut rng = support::rng("ragged");
-    let (mut cases, mut rows) = (0, 0);
+    let mut cases = Vec::new();
     for (n, k) in [(3000, 100), (500, 499), (5000, 2049), (64, 64)] {
         for metric in METRICS {
-            let p = Problem::new(8, 4, 2, 2, 64, 8, 256, n, k).with_metric(metric).with_order(ORDERS[cases % 3]);
-            rows += check_case(&gpu, &mut rng, &p, Data::Random, true);
-            cases += 1;
+            let p = Problem::new(8, 4, 2, 2, 64, 8, 256, n, k).with_metric(metric).with_order(ORDERS[cases.len() % 3]);
+            cases.push((p, Data::Random, true));
         }
     }
-    report("ragged_valid_lengths_pad_short_rows", cases, rows);
+    check_all("ragged_valid_lengths_pad_short_rows", cases);
 }
 
 #[test]
@@ -385,22 +376,19 @@ fn exact_ties_break_toward_smaller_index() {
 
 #[test]
 fn nan_and_infinities_in_inputs() {
-    let Some(gpu) = gpu("special") else { return };
-    let mut rng = support::rng("special");
-    let (mut cases, mut rows) = (0, 0);
+    let mut cases = Vec::new();
     for metric in METRICS {
         for (q, cb) in [(DType::F32, DType::F32), (DType::F16, DType::BF16), (DType::BF16, DType::F16)] {
             for k in [5, 400] {
                 let p = Problem::new(1, 4, 2, 3, 64, 8, 16, 400, k)
                     .with_metric(metric)
                     .with_dtypes(q, cb)
-                    .with_order(ORDERS[cases % 3]);
-                rows += check_case(&gpu, &mut rng, &p, Data::Special, false);
-                cases += 1;
+                    .with_order(ORDERS[cases.len() % 3]);
+                cases.push((p, Data::Special, false));
             }
         }
     }
-    report("nan_and_infinities_in_inputs", cases, rows);
+    check_all("nan_and_infinities_in_inputs", cases);
 }
 
 #[test]
