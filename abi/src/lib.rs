@@ -10,6 +10,8 @@ pub const BLOCK_THREADS: u32 = 256;
 /// Threads per block of the selection kernel: one block per output row, as many threads as a
 /// block may have.
 pub const SELECT_THREADS: u32 = 1024;
+/// Keys each `pq_select` thread takes per step of a sweep over a row (two 16-byte loads).
+pub const SELECT_KEYS_PER_STEP: u32 = 8;
 /// Threads of a `pq_select` block when there are more rows than SMs. Any multiple of 32 that
 /// divides `HIST_BINS`, up to `SELECT_THREADS`, is valid.
 pub const SELECT_THREADS_MANY_ROWS: u32 = 256;
@@ -127,9 +129,14 @@ pub struct TablesParams {
     pub luts: u64,
     /// `[rows, m]` pairs of f32: the smallest and largest entry of each row's sub-space.
     pub ranges: u64,
-    /// `[rows, HIST_BINS]` u32, zeroed here for `pq_score`.
+    /// `[rows, HIST_BINS]` u32 histograms for `pq_score`, followed by `[rows, SPLIT_STATE_WORDS]`
+    /// u32 split-selection state for `pq_select`: all zeroed here.
     pub histograms: u64,
 }
+
+/// u32 per row of `pq_select`'s split state: keys above the threshold bin published so far,
+/// tied keys published so far, blocks of the row that have arrived, and padding (16 bytes).
+pub const SPLIT_STATE_WORDS: u32 = 4;
 
 /// Launch parameters of `pq_score`: every valid key of every row is scored once, through the
 /// tables of `pq_tables` copied into shared memory, into the row's order keys (see
@@ -192,6 +199,14 @@ pub struct SelectParams {
     pub sort_capacity: u32,
     /// Most keys of the threshold bin the block gathers; more are narrowed by refinement sweeps.
     pub tie_capacity: u32,
+    /// Blocks per row (rows are `block / split`). Above 1, the row's blocks gather a slice of its
+    /// keys each and publish them to `split_keys`; the last to arrive finishes the row.
+    pub split: u32,
+    /// `[rows, SPLIT_STATE_WORDS]` u32, zero at the launch (see `TablesParams::histograms`).
+    pub split_state: u64,
+    /// `[rows, sort_capacity + tie_capacity]` u64: the row's published keys above the threshold
+    /// bin, then its tied keys. Used only when `split > 1`.
+    pub split_keys: u64,
 }
 
 /// Launch parameters of the smoke kernels that prove the device layer.

@@ -13,8 +13,9 @@ use cust::module::Module;
 use cust::stream::Stream;
 use cust::sys::{CUfunction, CUstream};
 use pqtopk_abi::{
-    BLOCK_THREADS, CodeCheckParams, HIST_BINS, MAX_ROWS_PER_BLOCK, Order, RowBinning, SELECT_THREADS,
-    SELECT_THREADS_MANY_ROWS, ScoreParams, SelectParams, Shape, TablesParams, Tiling,
+    BLOCK_THREADS, CodeCheckParams, HIST_BINS, MAX_ROWS_PER_BLOCK, Order, RowBinning, SELECT_KEYS_PER_STEP,
+    SELECT_THREADS, SELECT_THREADS_MANY_ROWS, SPLIT_STATE_WORDS, ScoreParams, SelectParams, Shape, TablesParams,
+    Tiling,
 };
 
 /// PTX for each supported architecture, built by `cargo xtask build-ptx` and committed.
@@ -220,6 +221,14 @@ impl Gpu {
         // Few rows: a whole SM per row. More rows than SMs: smaller blocks, several per SM, whose
         // scans, sorts and sweeps overlap.
         let select_threads = if p.rows() > self.multiprocessors { SELECT_THREADS_MANY_ROWS } else { SELECT_THREADS };
+        // Fewer rows than SMs: the idle SMs share the rows' sweeps, at least one sweep step per
+        // block, all of a call's blocks at once.
+        let select_split = if select_threads == SELECT_THREADS {
+            let steps = p.n.div_ceil((SELECT_KEYS_PER_STEP * SELECT_THREADS) as usize);
+            (self.multiprocessors / p.rows().max(1)).min(steps).max(1)
+        } else {
+            1
+        };
         let rank_blocks = if p.order == Order::ByScore && p.k.next_power_of_two() > sort_capacity {
             p.rows() * p.k.div_ceil(BLOCK_THREADS as usize)
         } else {
@@ -248,6 +257,7 @@ impl Gpu {
             tie_capacity,
             select_shared_bytes,
             select_threads,
+            select_split,
             rank_blocks,
         })
     }
@@ -412,6 +422,9 @@ impl Gpu {
             candidates: at(layout.candidates),
             sort_capacity: plan.sort_capacity as u32,
             tie_capacity: plan.tie_capacity as u32,
+            split: plan.select_split as u32,
+            split_state: at(layout.histograms + p.rows() * HIST_BINS as usize * 4),
+            split_keys: at(layout.split_keys),
         };
         // SAFETY: the workspace regions are the caller's (see topk_raw); the parameters match
         // the kernels' ABI, and grids, block sizes and shared memory are the plan's, which
@@ -435,7 +448,7 @@ impl Gpu {
             )?;
             raw::launch(
                 self.kernels.select,
-                p.rows() as u32,
+                (p.rows() * plan.select_split) as u32,
                 plan.select_threads,
                 plan.select_shared_bytes as u32,
                 stream,
@@ -546,6 +559,7 @@ pub struct Plan {
     tie_capacity: usize,
     select_shared_bytes: usize,
     select_threads: u32,
+    select_split: usize,
     rank_blocks: usize,
 }
 
@@ -557,6 +571,7 @@ struct WorkspaceLayout {
     histograms: usize,
     scores: usize,
     candidates: usize,
+    split_keys: usize,
     total: usize,
 }
 
@@ -567,10 +582,11 @@ impl Plan {
 
     /// Bytes of workspace a call needs: the valid lengths, the lookup tables (m·c·4 bytes per row,
     /// rounded up to the rows that share a table entry), and per row its sub-space ranges,
-    /// binning, histogram
-    /// (4 KiB, zeroed by each call's first kernel), one u32 order key per key, and (score order with k too large
-    /// to sort in shared memory) room for k candidates. Its contents need no initialization; a workspace must not be shared by
-    /// calls that may run concurrently.
+    /// binning, histogram and selection state (4 KiB + 16 bytes, zeroed by each call's first
+    /// kernel), one u32 order key per key, room for k candidates (score order with k too large to
+    /// sort in shared memory), and, when fewer rows than SMs share the selection's sweeps, room
+    /// for each row's gathered keys. Its contents need no initialization; a workspace must not
+    /// be shared by calls that may run concurrently.
     pub fn workspace_bytes(&self) -> usize {
         self.workspace_layout().total
     }
@@ -593,9 +609,11 @@ impl Plan {
         let luts = region(self.row_tiles * p.b * p.hkv * self.lut_width * p.m * p.c * 4);
         let ranges = region(rows * p.m * 8);
         let binning = region(rows * std::mem::size_of::<RowBinning>());
-        let histograms = region(rows * HIST_BINS as usize * 4);
+        let histograms = region(rows * (HIST_BINS + SPLIT_STATE_WORDS) as usize * 4);
         let scores = region(rows * self.score_stride() * 4);
         let candidates = region(if self.rank_blocks > 0 { p.out_len() * 8 } else { 0 });
-        WorkspaceLayout { n_valid, luts, ranges, binning, histograms, scores, candidates, total: end }
+        let split_keys =
+            region(if self.select_split > 1 { rows * (self.sort_capacity + self.tie_capacity) * 8 } else { 0 });
+        WorkspaceLayout { n_valid, luts, ranges, binning, histograms, scores, candidates, split_keys, total: end }
     }
 }

@@ -204,6 +204,28 @@ pub unsafe fn atomic_max(p: *mut u32, v: u32) -> u32 {
     old
 }
 
+/// Orders this thread's earlier memory accesses before its later ones for every thread of the
+/// device (acquire and release at GPU scope).
+#[inline(always)]
+pub fn fence_acq_rel_gpu() {
+    // SAFETY: a fence has no operands and touches no memory of its own.
+    unsafe { asm!("fence.acq_rel.gpu;") };
+}
+
+/// A coherent load at GPU scope: sees every write that happens before it under the memory
+/// model, including other blocks' writes published through fences and atomics, never a stale
+/// cached copy.
+///
+/// # Safety
+/// `p` must be a valid, 8-byte aligned global address.
+#[inline(always)]
+pub unsafe fn load_relaxed_u64(p: *const u64) -> u64 {
+    let v: u64;
+    // SAFETY: the address is the caller's promise.
+    unsafe { asm!("ld.relaxed.gpu.u64 {v}, [{p}];", v = out(reg64) v, p = in(reg64) p) };
+    v
+}
+
 // ---------------------------------------------------------------------------------------------
 // Global loads through the non-coherent (read-only) path. They are `pure`: the compiler may
 // batch and reorder them, which is what keeps many loads in flight.

@@ -34,11 +34,15 @@ pub mod select;
 pub mod smoke;
 
 use device::Shared;
-use pqtopk_abi::{CodeCheckParams, HIST_BINS, Order, RowBinning, ScoreParams, SelectParams, Shape, TablesParams};
+use pqtopk_abi::{
+    CodeCheckParams, HIST_BINS, Order, RowBinning, SELECT_KEYS_PER_STEP, SPLIT_STATE_WORDS, ScoreParams, SelectParams,
+    Shape, TablesParams,
+};
 use score::{Binning, Lut2, Lut4, Tile};
 use select::{Class, Filter};
 
-/// Builds the lookup tables of every row tile, and zeroes the histograms: one block of
+/// Builds the lookup tables of every row tile, and zeroes the histograms and the selection's
+/// split state: one block of
 /// `BLOCK_THREADS` (≥ c) per (tile, sub-space), `row_tiles · b·hkv · m` blocks, with dynamic
 /// shared memory of `rows_per_block · (d/m) · 4` bytes for the staged queries.
 ///
@@ -48,11 +52,13 @@ use select::{Class, Filter};
 pub unsafe extern "ptx-kernel" fn pq_tables(p: TablesParams) {
     let block = device::block_idx().0;
     let s = &p.shape;
-    // The histograms start from zero, 16 bytes per store, spread over the whole grid.
-    let vectors = (s.b * s.hkv * s.rows_per_kv * HIST_BINS / 4) as usize;
+    // The histograms and the split-selection state start from zero, 16 bytes per store, spread
+    // over the whole grid.
+    let vectors = (s.b * s.hkv * s.rows_per_kv * (HIST_BINS + SPLIT_STATE_WORDS) / 4) as usize;
     let first = (block * device::block_dim() + device::thread_idx()) as usize;
     for v in (first..vectors).step_by((device::grid_dim_x() * device::block_dim()) as usize) {
-        // SAFETY: v < rows·HIST_BINS/4, and the histograms are 16-byte aligned.
+        // SAFETY: v < rows·(HIST_BINS + SPLIT_STATE_WORDS)/4, the region's length, which is
+        // 16-byte aligned.
         unsafe { *(p.histograms as *mut [u32; 4]).add(v) = [0; 4] };
     }
     let tile = Tile::of(&p.shape, &p.tiling, block / p.shape.m, 0, 0);
@@ -86,8 +92,8 @@ pub unsafe extern "ptx-kernel" fn pq_score(p: ScoreParams) {
 
 /// Selects each row's exact top k from the order keys and histogram that `pq_score` wrote, and
 /// writes the outputs (for score order with k above `sort_capacity`: the candidates, which
-/// `pq_rank` orders). One block per row (any multiple of 32 threads that divides `HIST_BINS`, up to
-/// `SELECT_THREADS`), with dynamic shared memory of
+/// `pq_rank` orders). `split` blocks per row (any multiple of 32 threads that divides `HIST_BINS`,
+/// up to `SELECT_THREADS`), with dynamic shared memory of
 /// `HIST_BINS · 4 + (tie_capacity + sort_capacity) · 8` bytes.
 ///
 /// # Safety
@@ -96,9 +102,10 @@ pub unsafe extern "ptx-kernel" fn pq_score(p: ScoreParams) {
 #[unsafe(no_mangle)]
 pub unsafe extern "ptx-kernel" fn pq_select(p: SelectParams) {
     let s = &p.shape;
-    let row = device::block_idx().0;
+    let (row, part) = (device::block_idx().0 / p.split, device::block_idx().0 % p.split);
     let keys = RowKeys::of(&p, row);
-    let taken = s.k.min(keys.valid);
+    let valid = keys.end;
+    let taken = s.k.min(valid);
     // SAFETY: launched with the documented dynamic shared memory, in this order.
     let (hist, ties, best) = unsafe {
         let hist: Shared<u32> = device::dynamic_shared(HIST_BINS as usize);
@@ -109,15 +116,27 @@ pub unsafe extern "ptx-kernel" fn pq_select(p: SelectParams) {
     // SAFETY (all): the whole block runs every step; valid > k ≥ 1 where narrowing.
     unsafe {
         let binning = Binning::from_raw(*(p.binning as *const RowBinning).add(row as usize));
-        let filter = if keys.valid <= s.k { Filter::take_all() } else { narrow(&p, row, &keys, binning, hist, taken) };
-        if s.order == Order::ByScore as u32 && taken.next_power_of_two() <= p.sort_capacity {
+        let filter = if valid <= s.k { Filter::take_all() } else { narrow(&p, row, &keys, binning, hist, taken) };
+        let in_shared = s.order == Order::ByScore as u32 && taken.next_power_of_two() <= p.sort_capacity;
+        // Every block of a split row computed the same filter; they share the gather where one
+        // follows (a row whose keys are all taken, or whose candidates go to pq_rank, is block
+        // 0's alone).
+        let shared_gather = p.split > 1 && !filter.takes_all() && (in_shared || s.order != Order::ByScore as u32);
+        if p.split > 1 && !shared_gather && part != 0 {
+            return;
+        }
+        let gathered = if shared_gather { keys.part(part, p.split) } else { keys };
+        if in_shared {
             // One sweep gathers the taken keys and the tied ones; the best ties join the rest.
             gather(
-                &keys,
+                &gathered,
                 counters,
                 |key| filter.classify(key),
                 |class, slot, key| if class == Class::Taken { best } else { ties }.set(slot as usize, key),
             );
+            if shared_gather && !merge_parts(&p, row, counters, Some(best), ties) {
+                return;
+            }
             let above = counters.get(0);
             if filter.takes_all() {
                 write_in_score_order(&p, row, taken, best);
@@ -154,7 +173,7 @@ pub unsafe extern "ptx-kernel" fn pq_select(p: SelectParams) {
                 0
             } else {
                 gather(
-                    &keys,
+                    &gathered,
                     counters,
                     |key| filter.classify(key),
                     |class, slot, key| {
@@ -163,6 +182,9 @@ pub unsafe extern "ptx-kernel" fn pq_select(p: SelectParams) {
                         }
                     },
                 );
+                if shared_gather && !merge_parts(&p, row, counters, None, ties) {
+                    return;
+                }
                 sort_ties(ties, counters.get(1));
                 ties.get(filter.remaining as usize - 1)
             };
@@ -216,10 +238,13 @@ pub unsafe extern "ptx-kernel" fn pq_rank(p: SelectParams) {
     }
 }
 
-/// A row's order keys: `valid` u32 from `ptr`, 16-byte aligned.
+/// Keys `begin..end` of a row whose order keys start at `ptr`, 16-byte aligned; `begin` is a
+/// multiple of 4.
+#[derive(Clone, Copy)]
 struct RowKeys {
     ptr: *const u32,
-    valid: u32,
+    begin: u32,
+    end: u32,
 }
 
 /// Four consecutive keys of a row, from index `first`, of which the first `count` are valid.
@@ -245,13 +270,26 @@ impl Group {
 /// Keys one thread takes per load of a sweep (16 bytes).
 const KEYS_PER_LOAD: u32 = 4;
 /// Loads each thread has in flight per step of a sweep.
-const LOADS_PER_STEP: u32 = 2;
+const LOADS_PER_STEP: u32 = SELECT_KEYS_PER_STEP / KEYS_PER_LOAD;
 
 impl RowKeys {
     fn of(p: &SelectParams, row: u32) -> RowKeys {
         let s = &p.shape;
         let valid = score::valid_keys(s, p.n_valid, score::batch_of_row(s, row));
-        RowKeys { ptr: (p.scores as *const u32).wrapping_add(row as usize * s.score_stride as usize), valid }
+        RowKeys {
+            ptr: (p.scores as *const u32).wrapping_add(row as usize * s.score_stride as usize),
+            begin: 0,
+            end: valid,
+        }
+    }
+
+    /// Slice `part` of `parts` of the keys, in whole sweep steps so that a slice's sweep loads
+    /// no key of the next.
+    fn part(self, part: u32, parts: u32) -> RowKeys {
+        let per_step = SELECT_KEYS_PER_STEP * device::block_dim();
+        let len = (self.end - self.begin).div_ceil(parts).next_multiple_of(per_step);
+        let begin = (self.begin + part * len).min(self.end);
+        RowKeys { ptr: self.ptr, begin, end: (begin + len).min(self.end) }
     }
 
     /// Calls `f` with this thread's `LOADS_PER_STEP` groups of four consecutive keys per step.
@@ -268,11 +306,11 @@ impl RowKeys {
         // SAFETY: forwarded to the caller.
         let load_step = |base: u32| unsafe { self.load_step(base, per_call) };
         // Software-pipelined: the next step's loads are in flight while `f` handles this one.
-        let mut next = load_step(0);
-        let mut base = 0;
-        while base < self.valid {
+        let mut next = load_step(self.begin);
+        let mut base = self.begin;
+        while base < self.end {
             let groups = next;
-            if base + per_step < self.valid {
+            if base + per_step < self.end {
                 next = load_step(base + per_step);
             }
             f(groups);
@@ -290,10 +328,10 @@ impl RowKeys {
         // The list spells out 0..LOADS_PER_STEP.
         unrolled!(G in [0, 1] {
             let first = base + G as u32 * per_call + KEYS_PER_LOAD * device::thread_idx();
-            let count = self.valid.saturating_sub(first).min(KEYS_PER_LOAD);
-            // SAFETY: rows are score_stride (a multiple of 4) apart and 16-byte aligned, so a
-            // group that starts below valid ≤ n lies inside its row; lanes past valid are
-            // ignored.
+            let count = self.end.saturating_sub(first).min(KEYS_PER_LOAD);
+            // SAFETY: rows are score_stride (a multiple of 4) apart and 16-byte aligned, and
+            // groups start at multiples of 4, so a group that starts below end ≤ n lies inside
+            // its row; lanes past end are ignored.
             let orders = if count > 0 {
                 unsafe { device::load_nc_v4(self.ptr.add(first as usize) as *const [u32; 4]) }
             } else {
@@ -357,6 +395,88 @@ unsafe fn gather(
             });
         });
         device::sync_threads();
+    }
+}
+
+/// After each block of a split row has gathered its slice: publishes this block's gathered keys
+/// (the taken ones from `taken`, if given, and the tied ones from `ties`) to the row's
+/// `split_keys`, and returns whether this block arrived last. The last block then holds every
+/// block's keys in `taken` and `ties`, and their counts in `counters`, as if it had gathered the
+/// whole row itself; the others must return.
+///
+/// # Safety
+/// All threads of the block call it, right after `gather`; `p.split > 1`; the split state was
+/// zero at the launch, and every block of the row calls this once.
+unsafe fn merge_parts(
+    p: &SelectParams,
+    row: u32,
+    counters: Shared<u32>,
+    taken: Option<Shared<u64>>,
+    ties: Shared<u64>,
+) -> bool {
+    let (t, threads) = (device::thread_idx(), device::block_dim() as usize);
+    let state = (p.split_state as *mut u32).wrapping_add((row * SPLIT_STATE_WORDS) as usize);
+    let published = (p.split_keys as *mut u64).wrapping_add(row as usize * (p.sort_capacity + p.tie_capacity) as usize);
+    let tied_published = published.wrapping_add(p.sort_capacity as usize);
+    let shared = static_shared!(SPLIT_SHARED: [u32; 3]);
+    // SAFETY: the state and the published keys are this row's; the row's blocks reserve
+    // disjoint ranges with the atomics, whose totals stay within the capacities (at most
+    // min(k, valid) ≤ sort_capacity keys above the bin in score order, at most tie_capacity tied
+    // keys after narrowing). The barriers order the shared broadcasts. The fences around the
+    // arrival (release after every thread's stores, acquire after the last arrival) make every
+    // block's keys visible to the last block, which reads them with coherent loads.
+    unsafe {
+        let (taken_here, tied_here) = (counters.get(0), counters.get(1));
+        if t == 0 {
+            shared.set(0, if taken.is_some() { device::atomic_add(state, taken_here) } else { 0 });
+            shared.set(1, device::atomic_add(state.add(1), tied_here));
+        }
+        device::sync_threads();
+        let (taken_base, tied_base) = (shared.get(0) as usize, shared.get(1) as usize);
+        if let Some(taken) = taken {
+            for i in (t as usize..taken_here as usize).step_by(threads) {
+                *published.add(taken_base + i) = taken.get(i);
+            }
+        }
+        for i in (t as usize..tied_here as usize).step_by(threads) {
+            *tied_published.add(tied_base + i) = ties.get(i);
+        }
+        device::fence_acq_rel_gpu();
+        device::sync_threads();
+        if t == 0 {
+            // Release the block's keys (the barrier ordered them before this thread's fence),
+            // arrive, and acquire the keys of the blocks that arrived before.
+            device::fence_acq_rel_gpu();
+            let last = device::atomic_add(state.add(2), 1) == p.split - 1;
+            device::fence_acq_rel_gpu();
+            shared.set(2, last as u32);
+        }
+        device::sync_threads();
+        if shared.get(2) == 0 {
+            return false;
+        }
+        device::fence_acq_rel_gpu();
+        // Totals, read as atomics (every block has added its counts by now).
+        if t == 0 {
+            shared.set(0, device::atomic_add(state, 0));
+            shared.set(1, device::atomic_add(state.add(1), 0));
+        }
+        device::sync_threads();
+        let (taken_total, tied_total) = (shared.get(0), shared.get(1));
+        if let Some(taken) = taken {
+            for i in (t as usize..taken_total as usize).step_by(threads) {
+                taken.set(i, device::load_relaxed_u64(published.add(i)));
+            }
+        }
+        for i in (t as usize..tied_total as usize).step_by(threads) {
+            ties.set(i, device::load_relaxed_u64(tied_published.add(i)));
+        }
+        if t == 0 {
+            counters.set(0, taken_total);
+            counters.set(1, tied_total);
+        }
+        device::sync_threads();
+        true
     }
 }
 
