@@ -346,19 +346,17 @@ fn many_rows_in_every_order() {
 fn few_rows_share_the_selection_sweeps() {
     // 8 rows of 20000–40000 keys: each row's gather is split over several blocks (one sweep step
     // of 8192 keys or more each), with ragged lengths and exact ties among the cases.
-    let Some(gpu) = gpu("few_rows") else { return };
-    let mut rng = support::rng("few_rows");
     let n = if quick() { 20000 } else { 40000 };
-    let (mut cases, mut rows) = (0, 0);
+    let mut cases = Vec::new();
     for k in [1, 777, 2048, 4097, n] {
         for order in ORDERS {
-            let p = Problem::new(2, 4, 2, 1, 64, 8, 64, n, k).with_metric(METRICS[cases % 2]).with_order(order);
-            let data = if cases % 3 == 2 { Data::Ties } else { Data::Random };
-            rows += check_case(&gpu, &mut rng, &p, data, cases % 2 == 1);
-            cases += 1;
+            let i = cases.len();
+            let p = Problem::new(2, 4, 2, 1, 64, 8, 64, n, k).with_metric(METRICS[i % 2]).with_order(order);
+            let data = if i % 3 == 2 { Data::Ties } else { Data::Random };
+            cases.push((p, data, i % 2 == 1));
         }
     }
-    report("few_rows_share_the_selection_sweeps", cases, rows);
+    check_all("few_rows_share_the_selection_sweeps", cases);
 }
 
 #[test]
