@@ -344,9 +344,9 @@ fn many_rows_in_every_order() {
 
 #[test]
 fn few_rows_share_the_selection_sweeps() {
-    // 8 rows of 20000–40000 keys: each row's gather is split over several blocks (one sweep step
+    // 8 rows of 70000–140000 keys: each row's gather is split over 2–4 blocks (four sweep steps
     // of 8192 keys or more each), with ragged lengths and exact ties among the cases.
-    let n = if quick() { 20000 } else { 40000 };
+    let n = if quick() { 70000 } else { 140000 };
     let mut cases = Vec::new();
     for k in [1, 777, 2048, 4097, n] {
         for order in ORDERS {

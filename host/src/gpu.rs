@@ -31,6 +31,8 @@ const MIN_KEYS_PER_BLOCK: usize = 1024;
 /// Keys of the threshold bin that a selection block gathers before it refines the bin, at least
 /// (up to next_power_of_two(k) where shared memory allows).
 const TIE_CAPACITY: usize = 4096;
+/// Sweep steps each block of a split row's selection gathers, at least.
+const MIN_STEPS_PER_PART: usize = 4;
 /// Work-item counts and products of them stay below this, so kernel arithmetic fits u32.
 const MAX_ITEMS: usize = (1 << 31) - 1;
 
@@ -221,11 +223,13 @@ impl Gpu {
         // Few rows: a whole SM per row. More rows than SMs: smaller blocks, several per SM, whose
         // scans, sorts and sweeps overlap.
         let select_threads = if p.rows() > self.multiprocessors { SELECT_THREADS_MANY_ROWS } else { SELECT_THREADS };
-        // Fewer rows than SMs: the idle SMs share the rows' sweeps, at least one sweep step per
-        // block, all of a call's blocks at once.
+        // Fewer rows than SMs and long rows: the idle SMs share the rows' sweeps, all of a call's
+        // blocks at once. Publishing and merging the parts costs about what a few sweep steps
+        // do, so each part keeps at least MIN_STEPS_PER_PART of them (a decode row of 32K keys
+        // is not split; measured on H100: splitting it in 4 gained nothing, and k = 6300 lost).
         let select_split = if select_threads == SELECT_THREADS {
             let steps = p.n.div_ceil((SELECT_KEYS_PER_STEP * SELECT_THREADS) as usize);
-            (self.multiprocessors / p.rows().max(1)).min(steps).max(1)
+            (self.multiprocessors / p.rows().max(1)).min(steps / MIN_STEPS_PER_PART).max(1)
         } else {
             1
         };
