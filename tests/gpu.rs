@@ -360,6 +360,31 @@ fn few_rows_share_the_selection_sweeps() {
 }
 
 #[test]
+fn many_rows_per_kv_head_score_on_tensor_cores() {
+    // 16 or more rows per kv head with f16 or bf16 on both sides: the tensor-core scoring. Head
+    // dimensions 64–128 (96 is zero-padded to 128), sub-spaces of 8 or 16 elements, ragged row
+    // tiles (72 rows) and key steps (n not a multiple of 64), several key chunks per tile.
+    let mut cases = Vec::new();
+    let shapes = [(64, 8, 256), (96, 12, 16), (128, 16, 256), (128, 8, 64), (64, 8, 64)];
+    for (i, &(d, m, c)) in shapes.iter().enumerate() {
+        for (j, (dtype, metric)) in
+            [(DType::F16, Metric::InnerProduct), (DType::BF16, Metric::L2)].into_iter().enumerate()
+        {
+            let (g, sq) = if (i + j) % 2 == 0 { (4, 4) } else { (8, 9) };
+            let n = if quick() { 3001 } else { 9001 };
+            let case = i * 2 + j;
+            let p = Problem::new(2, 2 * g, 2, sq, d, m, c, n, [1, 100, 2048, n][case % 4])
+                .with_dtypes(dtype, dtype)
+                .with_metric(metric)
+                .with_order(ORDERS[case % 3]);
+            let data = [Data::Random, Data::Ties, Data::Special][case % 3];
+            cases.push((p, data, case % 2 == 1));
+        }
+    }
+    check_all("many_rows_per_kv_head_score_on_tensor_cores", cases);
+}
+
+#[test]
 fn ragged_valid_lengths_pad_short_rows() {
     let mut cases = Vec::new();
     for (n, k) in [(3000, 100), (500, 499), (5000, 2049), (64, 64)] {
@@ -503,6 +528,10 @@ fn bad_buffers_are_rejected_before_launch() {
     };
     assert_eq!(rejected(&Inputs { queries: &q_short, ..ok }, &mut idx, None, &mut ws), "queries");
     assert_eq!(rejected(&Inputs { codes: &codes_long, ..ok }, &mut idx, None, &mut ws), "codes");
+    // Right length, but 2 bytes past a 16-byte boundary.
+    let q_long = DeviceBuffer::from_slice(&vec![f16::ZERO; p.queries_len() + 1]).unwrap();
+    let q_offset = q_long.index(1..);
+    assert_eq!(rejected(&Inputs { queries: &q_offset, ..ok }, &mut idx, None, &mut ws), "queries");
     let n_valid = Some(ValidLengths::Host(&too_long));
     assert_eq!(rejected(&Inputs { n_valid, ..ok }, &mut idx, None, &mut ws), "n_valid");
     let n_valid = Some(ValidLengths::Host(&wrong_count));

@@ -19,12 +19,14 @@ pub const SELECT_THREADS_MANY_ROWS: u32 = 256;
 /// Launch bounds that Rust cannot state in the kernel source: `(kernel, threads per block, blocks
 /// that must fit on one SM at once)`. `cargo xtask build-ptx` writes them into the PTX as
 /// `.maxntid` and `.minnctapersm`, which bound each kernel's registers.
-pub const LAUNCH_BOUNDS: [(&str, u32, u32); 4] = [
+pub const LAUNCH_BOUNDS: [(&str, u32, u32); 5] = [
     // Many short table blocks: four per SM at once.
     ("pq_tables", BLOCK_THREADS, 4),
     // Registers for three scoring blocks per SM: more loads in flight per thread lost more to
     // the tail of each wave than it won (measured at two).
     ("pq_score", BLOCK_THREADS, 3),
+    // One block per SM (its shared memory fills the SM), so up to 128 registers per thread.
+    ("pq_score_dense", DENSE_THREADS, 1),
     ("pq_select", SELECT_THREADS, 1),
     ("pq_rank", BLOCK_THREADS, 1),
 ];
@@ -116,6 +118,37 @@ pub struct Tiling {
     pub row_tiles: u32,
 }
 
+/// Rows of a `pq_score_dense` row tile: four warps' `mma` tiles of 16 rows.
+pub const DENSE_ROWS: u32 = 64;
+/// Keys a `pq_score_dense` block decodes and scores per step.
+pub const DENSE_KEYS: u32 = 64;
+/// Threads of a `pq_score_dense` block: sixteen warps, each 16 rows × 16 keys of a step.
+pub const DENSE_THREADS: u32 = 512;
+/// Largest head dimension `pq_score_dense` takes: its query fragments live in registers (32
+/// of them at 128; at 256 the 128 registers a thread may have spilled).
+pub const DENSE_MAX_D: u32 = 128;
+/// Keys one `pq_score_dense` block may take: its shared histograms count in 16 bits.
+pub const DENSE_MAX_KEYS_PER_BLOCK: u32 = 32768;
+
+/// The head dimension `pq_score_dense` computes with: `d` zero-padded to 64 or 128.
+pub const fn dense_padded_d(d: u32) -> u32 {
+    if d <= 64 { 64 } else { 128 }
+}
+
+/// u32 words between two keys of a `pq_score_dense` key tile: the padded head dimension as f16
+/// pairs, plus 4 words so that the 8 keys of an `mma` operand fall in distinct banks.
+pub const fn dense_key_stride(d: u32) -> u32 {
+    dense_padded_d(d) / 2 + 4
+}
+
+/// Dynamic shared memory of a `pq_score_dense` block, in this order: the row tile's
+/// histograms (`DENSE_ROWS · HIST_BINS` 16-bit counts), two key tiles
+/// (`DENSE_KEYS · dense_key_stride(d)` u32 each), two rows of key norms (`DENSE_KEYS` f32 each)
+/// and the kv head's codebook (`c · d` elements of 16 bits).
+pub const fn dense_shared_bytes(c: u32, d: u32) -> u32 {
+    DENSE_ROWS * HIST_BINS * 2 + 2 * DENSE_KEYS * dense_key_stride(d) * 4 + 2 * DENSE_KEYS * 4 + c * d * 2
+}
+
 /// Launch parameters of `pq_tables`: the lookup tables of every row tile, one block per (tile,
 /// sub-space), each thread one centroid.
 #[repr(C)]
@@ -125,7 +158,8 @@ pub struct TablesParams {
     pub tiling: Tiling,
     pub queries: u64,
     pub codebooks: u64,
-    /// `[tiles, m, c, lut_width]` f32: entry `(j, code)` of each row of the tile.
+    /// `[tiles, m, c, lut_width]` f32: entry `(j, code)` of each row of the tile; 0 when only
+    /// the ranges are wanted (`pq_score_dense` scores without tables).
     pub luts: u64,
     /// `[rows, m]` pairs of f32: the smallest and largest entry of each row's sub-space.
     pub ranges: u64,
@@ -162,6 +196,33 @@ pub struct ScoreParams {
     /// `[rows, HIST_BINS]` u32, zeroed by `pq_tables`: each row's keys counted per bin of its
     /// binning.
     pub histograms: u64,
+    pub keys_per_block: u32,
+    pub key_chunks: u32,
+}
+
+/// Launch parameters of `pq_score_dense`, the tensor-core scoring of many rows per kv head
+/// (f16 or bf16 queries and codebooks of the same type, no group mode, `d ≤ DENSE_MAX_D`, `d`
+/// and `d/m` multiples of 8): it writes the same order keys, binnings and histograms as
+/// `pq_score`, from the ranges of `pq_tables` (run without tables).
+///
+/// Work is split into items of one tile of `DENSE_ROWS` rows × `keys_per_block` keys (a
+/// multiple of `DENSE_KEYS`, at most `DENSE_MAX_KEYS_PER_BLOCK`):
+/// `key_chunks · row_tiles · b·hkv` of them, one per block, key chunk fastest.
+#[repr(C)]
+#[derive(Clone, Copy, Debug)]
+pub struct DenseScoreParams {
+    pub shape: Shape,
+    pub queries: u64,
+    pub codebooks: u64,
+    pub codes: u64,
+    /// As in [`ScoreParams`].
+    pub n_valid: u64,
+    pub ranges: u64,
+    pub scores: u64,
+    pub binning: u64,
+    pub histograms: u64,
+    /// Row tiles per (batch, kv head): `ceil(rows_per_kv / DENSE_ROWS)`.
+    pub row_tiles: u32,
     pub keys_per_block: u32,
     pub key_chunks: u32,
 }

@@ -13,9 +13,9 @@ use cust::module::Module;
 use cust::stream::Stream;
 use cust::sys::{CUfunction, CUstream};
 use pqtopk_abi::{
-    BLOCK_THREADS, CodeCheckParams, HIST_BINS, MAX_ROWS_PER_BLOCK, Order, RowBinning, SELECT_KEYS_PER_STEP,
-    SELECT_THREADS, SELECT_THREADS_MANY_ROWS, SPLIT_STATE_WORDS, ScoreParams, SelectParams, Shape, TablesParams,
-    Tiling,
+    BLOCK_THREADS, CodeCheckParams, DENSE_KEYS, DENSE_MAX_D, DENSE_MAX_KEYS_PER_BLOCK, DENSE_ROWS, DENSE_THREADS,
+    DType, DenseScoreParams, HIST_BINS, MAX_ROWS_PER_BLOCK, Order, RowBinning, SELECT_KEYS_PER_STEP, SELECT_THREADS,
+    SELECT_THREADS_MANY_ROWS, SPLIT_STATE_WORDS, ScoreParams, SelectParams, Shape, TablesParams, Tiling,
 };
 
 /// PTX for each supported architecture, built by `cargo xtask build-ptx` and committed.
@@ -31,6 +31,16 @@ const MIN_KEYS_PER_BLOCK: usize = 1024;
 /// Keys of the threshold bin that a selection block gathers before it refines the bin, at least
 /// (up to next_power_of_two(k) where shared memory allows).
 const TIE_CAPACITY: usize = 4096;
+/// Fewest rows per kv head that `pq_score_dense` (tensor cores) takes: with fewer, most of its
+/// 64-row tile would be padding, and lookup tables shared by 4 rows do better.
+const DENSE_MIN_ROWS: usize = 16;
+/// Fewest sub-spaces for which `pq_score_dense` pays: a lookup-table score costs m/4 shared
+/// loads, a tensor-core score a fixed epilogue (measured on H100: m = 16, 593 against 807 µs of
+/// scoring; m = 2, 186 against 151 µs).
+const DENSE_MIN_SUBSPACES: usize = 8;
+/// Fewest keys a dense scoring block takes: each block copies a codebook (64 KiB at c = 256,
+/// d = 128) and flushes 64 rows of histograms.
+const DENSE_MIN_KEYS_PER_BLOCK: usize = 1024;
 /// Sweep steps each block of a split row's selection gathers, at least.
 const MIN_STEPS_PER_PART: usize = 4;
 /// Work-item counts and products of them stay below this, so kernel arithmetic fits u32.
@@ -49,6 +59,7 @@ pub struct Gpu {
     /// Dynamic shared memory a `pq_tables` and a `pq_select` block may use.
     tables_dynamic_limit: usize,
     select_dynamic_limit: usize,
+    dense_dynamic_limit: usize,
     multiprocessors: usize,
 }
 
@@ -56,6 +67,7 @@ pub struct Gpu {
 struct Kernels {
     tables: CUfunction,
     score: CUfunction,
+    score_dense: CUfunction,
     select: CUfunction,
     rank: CUfunction,
     count_bad_codes: CUfunction,
@@ -121,20 +133,21 @@ impl Gpu {
         let kernels = Kernels {
             tables: module.get_function("pq_tables")?.to_raw(),
             score: module.get_function("pq_score")?.to_raw(),
+            score_dense: module.get_function("pq_score_dense")?.to_raw(),
             select: module.get_function("pq_select")?.to_raw(),
             rank: module.get_function("pq_rank")?.to_raw(),
             count_bad_codes: module.get_function("pq_count_bad_codes")?.to_raw(),
         };
         // SAFETY: valid functions of the module; the values are within the device's limit less
         // what each kernel declares statically.
-        let (tables_dynamic_limit, select_dynamic_limit) = unsafe {
+        let (tables_dynamic_limit, select_dynamic_limit, dense_dynamic_limit) = unsafe {
             raw::set_max_dynamic_shared(kernels.score, max_shared_bytes.min(SCORE_SMEM_BUDGET))?;
-            let mut limits = [0; 2];
-            for (limit, kernel) in limits.iter_mut().zip([kernels.tables, kernels.select]) {
+            let mut limits = [0; 3];
+            for (limit, kernel) in limits.iter_mut().zip([kernels.tables, kernels.select, kernels.score_dense]) {
                 *limit = max_shared_bytes - raw::static_shared_bytes(kernel)?;
                 raw::set_max_dynamic_shared(kernel, *limit)?;
             }
-            (limits[0], limits[1])
+            (limits[0], limits[1], limits[2])
         };
         Ok(Gpu {
             kernels,
@@ -145,6 +158,7 @@ impl Gpu {
             max_shared_bytes,
             tables_dynamic_limit,
             select_dynamic_limit,
+            dense_dynamic_limit,
             multiprocessors,
         })
     }
@@ -212,6 +226,7 @@ impl Gpu {
         let key_chunks = p.n.div_ceil(keys_per_block);
         let score_blocks = key_chunks * tile_groups;
         let tables_blocks = tile_groups * p.m;
+        let dense = self.dense_plan(p, rows_per_kv);
         // Score order sorts each row's top k in shared memory where it fits, beside the
         // histogram; larger rows are ranked by `pq_rank`.
         let select_budget = self.select_dynamic_limit - HIST_BINS as usize * 4;
@@ -238,9 +253,12 @@ impl Gpu {
         } else {
             0
         };
-        for (what, value) in
-            [("scoring blocks", score_blocks), ("table blocks", tables_blocks), ("rows·ceil(k/256)", rank_blocks)]
-        {
+        for (what, value) in [
+            ("scoring blocks", score_blocks),
+            ("dense scoring blocks", dense.map_or(0, |d| d.blocks)),
+            ("table blocks", tables_blocks),
+            ("rows·ceil(k/256)", rank_blocks),
+        ] {
             if value > MAX_ITEMS {
                 return Err(Error::Unsupported(format!("{what} = {value} exceeds {MAX_ITEMS}")));
             }
@@ -257,6 +275,7 @@ impl Gpu {
             tables_shared_bytes,
             score_blocks,
             score_shared_bytes,
+            dense,
             sort_capacity,
             tie_capacity,
             select_shared_bytes,
@@ -264,6 +283,37 @@ impl Gpu {
             select_split,
             rank_blocks,
         })
+    }
+
+    /// The tensor-core scoring's launch shape, where it applies: f16 or bf16 queries and
+    /// codebooks of one type, no group mode, at least `DENSE_MIN_ROWS` rows per kv head and
+    /// `DENSE_MIN_SUBSPACES` sub-spaces, d and d/m multiples of 8, d ≤ `DENSE_MAX_D`, and its
+    /// shared memory within the device's.
+    fn dense_plan(&self, p: &Problem, rows_per_kv: usize) -> Option<DensePlan> {
+        let applies = p.query_dtype == p.codebook_dtype
+            && p.query_dtype != DType::F32
+            && !p.group
+            && rows_per_kv >= DENSE_MIN_ROWS
+            && p.m >= DENSE_MIN_SUBSPACES
+            && p.d.is_multiple_of(8)
+            && (p.d / p.m).is_multiple_of(8)
+            && p.d <= DENSE_MAX_D as usize;
+        let shared_bytes = pqtopk_abi::dense_shared_bytes(p.c as u32, p.d as u32) as usize;
+        if !applies || shared_bytes > self.dense_dynamic_limit {
+            return None;
+        }
+        // One block per SM at a time, one wave where the tiles are fewer than SMs: each block
+        // ends by adding 64 rows of histograms to global memory, so fewer, longer blocks.
+        let row_tiles = rows_per_kv.div_ceil(DENSE_ROWS as usize);
+        let tile_groups = row_tiles * p.b * p.hkv;
+        let chunks_wanted = (self.multiprocessors / tile_groups).max(1);
+        let keys_per_block =
+            p.n.div_ceil(chunks_wanted)
+                .max(DENSE_MIN_KEYS_PER_BLOCK)
+                .next_multiple_of(DENSE_KEYS as usize)
+                .min(DENSE_MAX_KEYS_PER_BLOCK as usize);
+        let key_chunks = p.n.div_ceil(keys_per_block);
+        Some(DensePlan { row_tiles, keys_per_block, key_chunks, blocks: key_chunks * tile_groups, shared_bytes })
     }
 
     /// The fused score + top-k, written to caller-owned buffers; asynchronous on `stream`,
@@ -292,6 +342,9 @@ impl Gpu {
             check_len("scores", scores, p.out_len(), false)?;
         }
         check_len("workspace", workspace, plan.workspace_bytes(), false)?;
+        check_aligned("queries", inputs.queries)?;
+        check_aligned("codebooks", inputs.codebooks)?;
+        check_aligned("codes", inputs.codes)?;
         self.make_current()?;
         let n_valid = match inputs.n_valid {
             Some(ValidLengths::Host(n_valid)) => {
@@ -398,7 +451,7 @@ impl Gpu {
             tiling,
             queries: buffers.queries,
             codebooks: buffers.codebooks,
-            luts: at(layout.luts),
+            luts: if plan.dense.is_some() { 0 } else { at(layout.luts) },
             ranges: at(layout.ranges),
             histograms: at(layout.histograms),
         };
@@ -442,14 +495,39 @@ impl Gpu {
                 stream,
                 &tables,
             )?;
-            raw::launch(
-                self.kernels.score,
-                plan.score_blocks as u32,
-                BLOCK_THREADS,
-                plan.score_shared_bytes as u32,
-                stream,
-                &score,
-            )?;
+            if let Some(dense) = plan.dense {
+                let params = DenseScoreParams {
+                    shape,
+                    queries: buffers.queries,
+                    codebooks: buffers.codebooks,
+                    codes: buffers.codes,
+                    n_valid: buffers.n_valid,
+                    ranges: score.ranges,
+                    scores: score.scores,
+                    binning: score.binning,
+                    histograms: score.histograms,
+                    row_tiles: dense.row_tiles as u32,
+                    keys_per_block: dense.keys_per_block as u32,
+                    key_chunks: dense.key_chunks as u32,
+                };
+                raw::launch(
+                    self.kernels.score_dense,
+                    dense.blocks as u32,
+                    DENSE_THREADS,
+                    dense.shared_bytes as u32,
+                    stream,
+                    &params,
+                )?;
+            } else {
+                raw::launch(
+                    self.kernels.score,
+                    plan.score_blocks as u32,
+                    BLOCK_THREADS,
+                    plan.score_shared_bytes as u32,
+                    stream,
+                    &score,
+                )?;
+            }
             raw::launch(
                 self.kernels.select,
                 (p.rows() * plan.select_split) as u32,
@@ -489,6 +567,18 @@ impl Gpu {
 
 fn check_dtype(name: &'static str, expected: crate::DType, actual: crate::DType) -> Result<()> {
     if expected == actual { Ok(()) } else { Err(Error::DTypeMismatch { name, expected, actual }) }
+}
+
+/// The kernels read inputs in 16-byte vectors: every CUDA allocation starts so aligned, but a
+/// sub-slice need not.
+fn check_aligned<T: DeviceCopy>(name: &'static str, buf: &DeviceSlice<T>) -> Result<()> {
+    let address = buf.as_device_ptr().as_raw();
+    crate::error::ensure(
+        address.is_multiple_of(16),
+        name,
+        || "a 16-byte aligned device address".into(),
+        format!("{address:#x}"),
+    )
 }
 
 fn check_len<T: DeviceCopy>(name: &'static str, buf: &DeviceSlice<T>, expected: usize, exact: bool) -> Result<()> {
@@ -559,12 +649,24 @@ pub struct Plan {
     tables_shared_bytes: usize,
     score_blocks: usize,
     score_shared_bytes: usize,
+    /// Scoring by tensor cores instead of `pq_score`, where it applies.
+    dense: Option<DensePlan>,
     sort_capacity: usize,
     tie_capacity: usize,
     select_shared_bytes: usize,
     select_threads: u32,
     select_split: usize,
     rank_blocks: usize,
+}
+
+/// The launch shape of `pq_score_dense`.
+#[derive(Clone, Copy, Debug)]
+struct DensePlan {
+    row_tiles: usize,
+    keys_per_block: usize,
+    key_chunks: usize,
+    blocks: usize,
+    shared_bytes: usize,
 }
 
 struct WorkspaceLayout {
@@ -610,7 +712,9 @@ impl Plan {
             start
         };
         let n_valid = region(p.b * 4);
-        let luts = region(self.row_tiles * p.b * p.hkv * self.lut_width * p.m * p.c * 4);
+        let lut_bytes =
+            if self.dense.is_some() { 0 } else { self.row_tiles * p.b * p.hkv * self.lut_width * p.m * p.c * 4 };
+        let luts = region(lut_bytes);
         let ranges = region(rows * p.m * 8);
         let binning = region(rows * std::mem::size_of::<RowBinning>());
         let histograms = region(rows * (HIST_BINS + SPLIT_STATE_WORDS) as usize * 4);

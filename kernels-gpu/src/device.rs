@@ -299,6 +299,46 @@ pub unsafe fn load_nc_v4(p: *const [u32; 4]) -> [u32; 4] {
 }
 
 // ---------------------------------------------------------------------------------------------
+// Tensor cores
+
+/// `a·b + c` for one warp's 16×8 tile over k = 16 (`mma.sync.aligned.m16n8k16.row.col`), with
+/// f16 operands (bf16 with `BF16`) packed in pairs and f32 accumulators. Lane `l` holds, with
+/// `g = l / 4` and `t = l % 4`: `a` = A[g][2t..], A[g+8][2t..], A[g][2t+8..], A[g+8][2t+8..];
+/// `b` = B[2t..][g], B[2t+8..][g] (B is k × n, so a key's elements are consecutive); `c` and
+/// the result = C[g][2t], C[g][2t+1], C[g+8][2t], C[g+8][2t+1].
+///
+/// # Safety
+/// All 32 lanes of the warp execute it convergently (`.aligned`).
+#[inline(always)]
+pub unsafe fn mma_16x8x16<const BF16: bool>(a: [u32; 4], b: [u32; 2], c: [f32; 4]) -> [f32; 4] {
+    let (d0, d1, d2, d3): (f32, f32, f32, f32);
+    macro_rules! mma {
+        ($ty:literal) => {
+            // SAFETY: registers only; convergence is the caller's promise.
+            unsafe {
+                asm!(
+                    concat!("mma.sync.aligned.m16n8k16.row.col.f32.", $ty, ".", $ty, ".f32 ",
+                            "{{{d0}, {d1}, {d2}, {d3}}}, {{{a0}, {a1}, {a2}, {a3}}}, {{{b0}, {b1}}}, ",
+                            "{{{c0}, {c1}, {c2}, {c3}}};"),
+                    d0 = out(reg32) d0, d1 = out(reg32) d1, d2 = out(reg32) d2, d3 = out(reg32) d3,
+                    a0 = in(reg32) a[0], a1 = in(reg32) a[1], a2 = in(reg32) a[2], a3 = in(reg32) a[3],
+                    b0 = in(reg32) b[0], b1 = in(reg32) b[1],
+                    c0 = in(reg32) c[0], c1 = in(reg32) c[1], c2 = in(reg32) c[2], c3 = in(reg32) c[3],
+                    // Not `pure`: a warp-collective must not be sunk into divergent code.
+                    options(nomem, nostack),
+                )
+            }
+        };
+    }
+    if BF16 {
+        mma!("bf16")
+    } else {
+        mma!("f16")
+    }
+    [d0, d1, d2, d3]
+}
+
+// ---------------------------------------------------------------------------------------------
 // Conversions
 
 #[inline(always)]

@@ -3,7 +3,8 @@
 //! Kernel ABI: every entry point takes one `#[repr(C)]` struct from `pqtopk-abi` by value and
 //! documents its block size, grid and dynamic shared memory. A top-k call is three launches:
 //! `pq_tables` builds each row tile's lookup tables (and zeroes the histograms), `pq_score`
-//! writes every row's order keys and histogram, `pq_select` selects and orders each
+//! writes every row's order keys and histogram (`pq_score_dense` instead, by tensor cores, where
+//! many rows share a kv head), `pq_select` selects and orders each
 //! row's top k (plus `pq_rank` for score order with k too large to sort in shared memory).
 #![no_std]
 #![feature(
@@ -27,16 +28,19 @@ macro_rules! unrolled {
     };
 }
 
+// `device` first: its macros serve the modules after it.
 #[macro_use]
 pub mod device;
+
+pub mod dense;
 pub mod score;
 pub mod select;
 pub mod smoke;
 
 use device::Shared;
 use pqtopk_abi::{
-    CodeCheckParams, HIST_BINS, Order, RowBinning, SELECT_KEYS_PER_STEP, SPLIT_STATE_WORDS, ScoreParams, SelectParams,
-    Shape, TablesParams,
+    CodeCheckParams, DenseScoreParams, HIST_BINS, Order, RowBinning, SELECT_KEYS_PER_STEP, SPLIT_STATE_WORDS,
+    ScoreParams, SelectParams, Shape, TablesParams,
 };
 use score::{Binning, Lut2, Lut4, Tile};
 use select::{Class, Filter};
@@ -88,6 +92,19 @@ pub unsafe extern "ptx-kernel" fn pq_score(p: ScoreParams) {
             _ => score::score_item::<f32>(&p, tile),
         }
     }
+}
+
+/// Scores every valid key of every output row and histograms the rows by tensor cores, where
+/// many rows share a kv head: one block of `DENSE_THREADS` per item (see `DenseScoreParams`),
+/// with dynamic shared memory of `dense_shared_bytes(c, d)` bytes.
+///
+/// # Safety
+/// `p` describes valid device buffers of the shapes `DenseScoreParams` documents, with queries
+/// and codebooks 16-byte aligned; `pq_tables` has finished; the histograms are zero.
+#[unsafe(no_mangle)]
+pub unsafe extern "ptx-kernel" fn pq_score_dense(p: DenseScoreParams) {
+    // SAFETY: forwarded to the caller.
+    unsafe { dense::score_item(&p) }
 }
 
 /// Selects each row's exact top k from the order keys and histogram that `pq_score` wrote, and

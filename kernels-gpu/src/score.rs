@@ -278,7 +278,7 @@ unsafe fn build_tables_typed<Q: Element, C: Element, const L2: bool>(
         }
     }
     let luts = (p.luts as *mut f32).wrapping_add(tile.index as usize * width * lut_len(s));
-    if t < c {
+    if t < c && p.luts != 0 {
         let entry = (j as usize * c + code) * width;
         let value = |r: usize| if r < rows { acc[r] } else { 0.0 };
         if width == MAX_ROWS {
@@ -427,12 +427,16 @@ impl Scorer {
     }
 }
 
-/// The order key of a score, larger is better: the order-preserving bits of the goodness (the
-/// score, negated for L2 where smaller is better), with NaN as 0, below every number.
+/// How good a score is, larger is better: the score, negated for L2 (where smaller is better).
 #[inline(always)]
-pub fn order_key(score: f32, metric: u32) -> u32 {
+pub fn goodness(score: f32, metric: u32) -> f32 {
     // `+ 0.0` turns −0 into +0: equal scores must get equal bits, so the index breaks the tie.
-    let goodness = if metric == Metric::L2 as u32 { -score } else { score } + 0.0;
+    (if metric == Metric::L2 as u32 { -score } else { score }) + 0.0
+}
+
+/// The order key of a goodness: its order-preserving bits, with NaN as 0, below every number.
+#[inline(always)]
+pub fn order_of_goodness(goodness: f32) -> u32 {
     let bits = goodness.to_bits();
     if goodness.is_nan() {
         0
@@ -441,6 +445,12 @@ pub fn order_key(score: f32, metric: u32) -> u32 {
     } else {
         bits | 0x8000_0000
     }
+}
+
+/// The order key of a score, larger is better.
+#[inline(always)]
+pub fn order_key(score: f32, metric: u32) -> u32 {
+    order_of_goodness(goodness(score, metric))
 }
 
 /// The goodness an order key encodes (NaN for 0).
@@ -509,13 +519,21 @@ impl Binning {
     /// rounding puts just outside the range land in the end bins.
     #[inline(always)]
     pub fn bin(self, order: u32) -> u32 {
+        let goodness = goodness_of(order);
+        if self.0.linear != 0 && goodness.is_nan() {
+            // Order keys that decode to NaN: 0 (NaN scores), and codes that no score takes,
+            // which the binary search in `first_key_of` may still probe.
+            return if order < 0x8000_0000 { 0 } else { HIST_BINS - 1 };
+        }
+        self.bin_of(goodness, order)
+    }
+
+    /// [`Binning::bin`] of `order = order_of_goodness(goodness)`, without decoding it: the
+    /// scoring loops' form.
+    #[inline(always)]
+    pub fn bin_of(self, goodness: f32, order: u32) -> u32 {
         if self.0.linear != 0 {
-            let goodness = goodness_of(order);
-            if goodness.is_nan() {
-                // Order keys that decode to NaN: 0 (NaN scores), and codes that no score takes,
-                // which the binary search in `first_key_of` may still probe.
-                return if order < 0x8000_0000 { 0 } else { HIST_BINS - 1 };
-            }
+            // A NaN goodness converts to 0, the bin of order key 0.
             (((goodness - self.0.lo) * self.0.scale) as u32).min(HIST_BINS - 1)
         } else {
             order >> (32 - pqtopk_abi::DIGIT_BITS)
@@ -551,9 +569,7 @@ impl Binning {
     }
 }
 
-/// The binning of each of the tile's rows, from the range of scores its lookup tables allow:
-/// `Σ_j min_code lut[j][code]` to `Σ_j max_code`, as goodness, summed over j in order so that
-/// every block of a row gets bit-identical binnings.
+/// The [`row_binning`] of each of the tile's rows, in shared memory.
 ///
 /// # Safety
 /// All threads of the block call it; the ranges are complete. Ends with a barrier.
@@ -561,22 +577,35 @@ unsafe fn tile_binnings(p: &ScoreParams, tile: Tile) -> Shared<RowBinning> {
     let binnings = static_shared!(TILE_BINNINGS: [RowBinning; MAX_ROWS]);
     let s = p.shape;
     let r = device::thread_idx() as usize;
-    // SAFETY: one writer per row, then the barrier; the ranges hold m pairs per row.
+    // SAFETY: one writer per row, then the barrier; the ranges are complete.
     unsafe {
         if r < tile.rows as usize {
-            let ranges = (p.ranges as *const f32).add((tile.row0 as usize + r) * s.m as usize * 2);
-            let (mut lo, mut hi) = (0.0f32, 0.0f32);
-            for j in 0..s.m as usize {
-                lo += *ranges.add(2 * j);
-                hi += *ranges.add(2 * j + 1);
-            }
-            let binning =
-                if s.metric == Metric::L2 as u32 { Binning::of_range(-hi, -lo) } else { Binning::of_range(lo, hi) };
-            binnings.set(r, binning.raw());
+            binnings.set(r, row_binning(&s, p.ranges, tile.row0 + r as u32).raw());
         }
         device::sync_threads();
     }
     binnings
+}
+
+/// The binning of output row `row`, from the range of scores its lookup tables allow:
+/// `Σ_j min_code lut[j][code]` to `Σ_j max_code`, as goodness, summed over j in order so that
+/// every block of the row gets a bit-identical binning.
+///
+/// # Safety
+/// `ranges` holds `pq_tables`' m pairs of f32 per row, complete; `row` is an output row.
+#[inline(always)]
+pub unsafe fn row_binning(s: &Shape, ranges: u64, row: u32) -> Binning {
+    // SAFETY: the caller's promise.
+    let ranges = unsafe { (ranges as *const f32).add(row as usize * s.m as usize * 2) };
+    let (mut lo, mut hi) = (0.0f32, 0.0f32);
+    for j in 0..s.m as usize {
+        // SAFETY: j < m.
+        unsafe {
+            lo += *ranges.add(2 * j);
+            hi += *ranges.add(2 * j + 1);
+        }
+    }
+    if s.metric == Metric::L2 as u32 { Binning::of_range(-hi, -lo) } else { Binning::of_range(lo, hi) }
 }
 
 /// Scores one item: copies the tile's lookup tables into shared memory, writes the order key of
@@ -699,11 +728,12 @@ unsafe fn score_keys<E: LutEntry, const WIDE: bool>(
             if key < end {
                 unrolled!(R in [0, 1, 2, 3] {
                     if R < E::WIDTH && R < rows {
-                        let order = order_key(scores[K][R], s.metric);
+                        let goodness = goodness(scores[K][R], s.metric);
+                        let order = order_of_goodness(goodness);
                         // SAFETY: row < rows and key < n ≤ score_stride; the bin is < HIST_BINS.
                         unsafe {
                             *scores_out.add((tile.row0 as usize + R) * stride + key as usize) = order;
-                            hists.atomic_add_no_return(R * HIST_BINS as usize + binning[R].bin(order) as usize, 1);
+                            hists.atomic_add_no_return(R * HIST_BINS as usize + binning[R].bin_of(goodness, order) as usize, 1);
                         }
                     }
                 });
