@@ -315,10 +315,13 @@ impl Decoder {
     unsafe fn load_codes<const K_STEPS: usize>(self, base: u32) -> [u32; 2] {
         let mut codes = [0u32; 2];
         unrolled!(I in [0, 1] {
-            if I < copies_per_thread(K_STEPS) && self.real {
+            // Parts past d load a code too (of the last sub-space) and ignore it: a predicated
+            // load would have its result merged at once, which waits for it.
+            if I < copies_per_thread(K_STEPS) {
                 let key = (base + (self.first_key + I * self.key_step) as u32).min(self.end - 1);
+                let sub_space = self.sub_space.min(self.m - 1);
                 // SAFETY: key < end ≤ n and sub_space < m.
-                codes[I] = unsafe { device::load_nc_u8(self.codes.add(key as usize * self.m + self.sub_space)) } as u32;
+                codes[I] = unsafe { device::load_nc_u8(self.codes.add(key as usize * self.m + sub_space)) } as u32;
             }
         });
         codes
@@ -473,7 +476,7 @@ impl Epilogue<'_> {
                         // HIST_BINS.
                         unsafe {
                             if valid(1) {
-                                *(out.add(local_key) as *mut [u32; 2]) = orders;
+                                *(out.add(local_key) as *mut u64) = orders[0] as u64 | (orders[1] as u64) << 32;
                             } else if valid(0) {
                                 *out.add(local_key) = orders[0];
                             }

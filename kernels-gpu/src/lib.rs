@@ -149,7 +149,7 @@ pub unsafe extern "ptx-kernel" fn pq_select(p: SelectParams) {
                 &gathered,
                 counters,
                 |key| filter.classify(key),
-                |class, slot, key| if class == Class::Taken { best } else { ties }.set(slot as usize, key),
+                |taken, slot, key| if taken { best } else { ties }.set(slot as usize, key),
             );
             if shared_gather && !merge_parts(&p, row, counters, Some(best), ties) {
                 return;
@@ -193,8 +193,8 @@ pub unsafe extern "ptx-kernel" fn pq_select(p: SelectParams) {
                     &gathered,
                     counters,
                     |key| filter.classify(key),
-                    |class, slot, key| {
-                        if class == Class::Tied {
+                    |taken, slot, key| {
+                        if !taken {
                             ties.set(slot as usize, key)
                         }
                     },
@@ -205,10 +205,9 @@ pub unsafe extern "ptx-kernel" fn pq_select(p: SelectParams) {
                 sort_ties(ties, counters.get(1));
                 ties.get(filter.remaining as usize - 1)
             };
-            let is_taken = |key: u64| match filter.classify(key) {
-                Class::Taken => true,
-                Class::Tied => key >= threshold_key,
-                Class::Dropped => false,
+            let is_taken = |key: u64| {
+                let class = filter.classify(key);
+                class.taken || (class.tied && key >= threshold_key)
             };
             if s.order != Order::ByScore as u32 {
                 write_in_index_order(&p, row, &keys, is_taken);
@@ -217,7 +216,7 @@ pub unsafe extern "ptx-kernel" fn pq_select(p: SelectParams) {
                 gather(
                     &keys,
                     counters,
-                    |key| if is_taken(key) { Class::Taken } else { Class::Dropped },
+                    |key| Class { taken: is_taken(key), tied: false },
                     |_, slot, key| *candidates.add(slot as usize) = key,
                 );
             }
@@ -360,8 +359,8 @@ impl RowKeys {
     }
 }
 
-/// Appends every taken key (through `store(Class::Taken, slot, key)`) and every tied key
-/// (`store(Class::Tied, …)`), one shared-memory atomic per warp, sweep step and class on
+/// Appends every taken key (through `store(true, slot, key)`) and every tied key
+/// (`store(false, …)`), one shared-memory atomic per warp, sweep step and class on
 /// `counters[0]` and `counters[1]`. Ends with a barrier; the counts are in `counters`.
 ///
 /// # Safety
@@ -372,7 +371,7 @@ unsafe fn gather(
     keys: &RowKeys,
     counters: Shared<u32>,
     classify: impl Fn(u64) -> Class,
-    mut store: impl FnMut(Class, u32, u64),
+    mut store: impl FnMut(bool, u32, u64),
 ) {
     // SAFETY: every thread reaches the barriers; thread 0 alone resets the counters before them,
     // and the first barrier also ends earlier reads of them.
@@ -389,13 +388,10 @@ unsafe fn gather(
             // The lists spell out 0..LOADS_PER_STEP and 0..KEYS_PER_LOAD.
             unrolled!(G in [0, 1] {
                 unrolled!(I in [0, 1, 2, 3] {
-                    if groups[G].valid(I) {
-                        match classify(groups[G].key(I)) {
-                            Class::Taken => taken |= 1 << (4 * G + I),
-                            Class::Tied => tied |= 1 << (4 * G + I),
-                            Class::Dropped => {}
-                        }
-                    }
+                    let class = classify(groups[G].key(I));
+                    let valid = groups[G].valid(I);
+                    taken |= ((valid && class.taken) as u32) << (4 * G + I);
+                    tied |= ((valid && class.tied) as u32) << (4 * G + I);
                 });
             });
             let (taken_slot, tied_slot) = select::reserve_pair(taken.count_ones(), tied.count_ones(), counters);
@@ -403,10 +399,10 @@ unsafe fn gather(
                 unrolled!(I in [0, 1, 2, 3] {
                     let bit = 1u32 << (4 * G + I);
                     // Class and slot by selects, so that one predicated store remains.
-                    let (class, mask, first) =
-                        if taken & bit != 0 { (Class::Taken, taken, taken_slot) } else { (Class::Tied, tied, tied_slot) };
+                    let is_taken = taken & bit != 0;
+                    let (mask, first) = if is_taken { (taken, taken_slot) } else { (tied, tied_slot) };
                     if (taken | tied) & bit != 0 {
-                        store(class, first + (mask & (bit - 1)).count_ones(), groups[G].key(I));
+                        store(is_taken, first + (mask & (bit - 1)).count_ones(), groups[G].key(I));
                     }
                 });
             });
@@ -550,7 +546,7 @@ unsafe fn narrow(
                 unrolled!(G in [0, 1] {
                     unrolled!(I in [0, 1, 2, 3] {
                         let key = groups[G].key(I);
-                        if groups[G].valid(I) && filter.classify(key) == Class::Tied {
+                        if groups[G].valid(I) && filter.classify(key).tied {
                             hist.atomic_add_no_return(filter.digit(key) as usize, 1);
                         }
                     });

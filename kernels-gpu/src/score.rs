@@ -438,13 +438,9 @@ pub fn goodness(score: f32, metric: u32) -> f32 {
 #[inline(always)]
 pub fn order_of_goodness(goodness: f32) -> u32 {
     let bits = goodness.to_bits();
-    if goodness.is_nan() {
-        0
-    } else if bits & 0x8000_0000 != 0 {
-        !bits
-    } else {
-        bits | 0x8000_0000
-    }
+    // Negative: all bits flipped; otherwise the sign bit set. Selects, no branches.
+    let flip = ((bits as i32 >> 31) as u32) | 0x8000_0000;
+    if goodness.is_nan() { 0 } else { bits ^ flip }
 }
 
 /// The order key of a score, larger is better.
@@ -534,7 +530,7 @@ impl Binning {
     pub fn bin_of(self, goodness: f32, order: u32) -> u32 {
         if self.0.linear != 0 {
             // A NaN goodness converts to 0, the bin of order key 0.
-            (((goodness - self.0.lo) * self.0.scale) as u32).min(HIST_BINS - 1)
+            device::f32_to_u32_saturating((goodness - self.0.lo) * self.0.scale).min(HIST_BINS - 1)
         } else {
             order >> (32 - pqtopk_abi::DIGIT_BITS)
         }

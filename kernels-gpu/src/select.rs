@@ -32,12 +32,12 @@ pub struct Filter {
     pub tied: u32,
 }
 
-/// Where a key stands against a [`Filter`].
-#[derive(Clone, Copy, PartialEq, Eq)]
-pub enum Class {
-    Taken,
-    Tied,
-    Dropped,
+/// Where a key stands against a [`Filter`]: taken, tied, or (neither) dropped. Two flags rather
+/// than an enum, so that the sweeps turn them into mask bits without branches or tables.
+#[derive(Clone, Copy)]
+pub struct Class {
+    pub taken: bool,
+    pub tied: bool,
 }
 
 impl Filter {
@@ -53,13 +53,7 @@ impl Filter {
     /// `key` against the filter.
     #[inline(always)]
     pub fn classify(&self, key: u64) -> Class {
-        if key >= self.hi {
-            Class::Taken
-        } else if key >= self.lo {
-            Class::Tied
-        } else {
-            Class::Dropped
-        }
+        Class { taken: key >= self.hi, tied: key >= self.lo && key < self.hi }
     }
 
     /// Whether the first-level bin alone decides which keys are taken and tied.
