@@ -16,12 +16,15 @@ pub const SELECT_KEYS_PER_STEP: u32 = 8;
 /// divides `HIST_BINS`, up to `SELECT_THREADS`, is valid.
 pub const SELECT_THREADS_MANY_ROWS: u32 = 256;
 
+/// `pq_tables` blocks that fit on one SM at once (its launch bounds).
+pub const TABLES_BLOCKS_PER_SM: u32 = 4;
+
 /// Launch bounds that Rust cannot state in the kernel source: `(kernel, threads per block, blocks
 /// that must fit on one SM at once)`. `cargo xtask build-ptx` writes them into the PTX as
 /// `.maxntid` and `.minnctapersm`, which bound each kernel's registers.
 pub const LAUNCH_BOUNDS: [(&str, u32, u32); 5] = [
     // Many short table blocks: four per SM at once.
-    ("pq_tables", BLOCK_THREADS, 4),
+    ("pq_tables", BLOCK_THREADS, TABLES_BLOCKS_PER_SM),
     // Registers for three scoring blocks per SM: more loads in flight per thread lost more to
     // the tail of each wave than it won (measured at two).
     ("pq_score", BLOCK_THREADS, 3),
@@ -106,9 +109,11 @@ pub struct Shape {
     pub group: u32,
 }
 
-/// How the output rows are tiled: each tile is `rows_per_block` rows (at most
-/// `MAX_ROWS_PER_BLOCK`) of one (batch, kv head), whose lookup tables interleave `lut_width`
-/// rows per entry; `row_tiles` tiles per (batch, kv head), `row_tiles · b·hkv` in all.
+/// How the output rows are tiled: each tile is `rows_per_block` rows of one (batch, kv head),
+/// whose lookup tables interleave `lut_width` rows per entry; `row_tiles` tiles per (batch, kv
+/// head), `row_tiles · b·hkv` in all. Tiles hold at most `MAX_ROWS_PER_BLOCK` rows where tables
+/// are written; `pq_tables` without tables (ranges only) takes up to `DENSE_ROWS`, in group mode
+/// never more than `MAX_ROWS_PER_BLOCK`.
 #[repr(C)]
 #[derive(Clone, Copy, Debug)]
 pub struct Tiling {

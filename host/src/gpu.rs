@@ -15,7 +15,8 @@ use cust::sys::{CUfunction, CUstream};
 use pqtopk_abi::{
     BLOCK_THREADS, CodeCheckParams, DENSE_KEYS, DENSE_MAX_D, DENSE_MAX_KEYS_PER_BLOCK, DENSE_ROWS, DENSE_THREADS,
     DType, DenseScoreParams, HIST_BINS, MAX_ROWS_PER_BLOCK, Order, RowBinning, SELECT_KEYS_PER_STEP, SELECT_THREADS,
-    SELECT_THREADS_MANY_ROWS, SPLIT_STATE_WORDS, ScoreParams, SelectParams, Shape, TablesParams, Tiling,
+    SELECT_THREADS_MANY_ROWS, SPLIT_STATE_WORDS, ScoreParams, SelectParams, Shape, TABLES_BLOCKS_PER_SM, TablesParams,
+    Tiling,
 };
 
 /// PTX for each supported architecture, built by `cargo xtask build-ptx` and committed.
@@ -201,7 +202,22 @@ impl Gpu {
         while lut_width > 1 && lut_width * lut_bytes > budget {
             lut_width /= 2;
         }
-        let rows_per_block = lut_width.min(rows_per_kv).min(MAX_ROWS_PER_BLOCK as usize);
+        let dense = self.dense_plan(p, rows_per_kv);
+        // Rows of a pq_tables block: those of one table entry, or, where the tensor-core path
+        // needs only the ranges, as many as keep about two waves of blocks, up to a dense row
+        // tile (a block per four rows and sub-space left chunk_sq128's ranges at 110 µs, bound
+        // by block turnover; 64 rows per block, 78 µs).
+        let rows_per_block = match dense {
+            Some(_) => {
+                let blocks_wanted = 2 * TABLES_BLOCKS_PER_SM as usize * self.multiprocessors;
+                (p.rows() * p.m)
+                    .div_ceil(blocks_wanted)
+                    .next_multiple_of(MAX_ROWS_PER_BLOCK as usize)
+                    .min(DENSE_ROWS as usize)
+                    .min(rows_per_kv)
+            }
+            None => lut_width.min(rows_per_kv).min(MAX_ROWS_PER_BLOCK as usize),
+        };
         let tables_shared_bytes = rows_per_block * (p.d / p.m) * 4;
         // pq_tables stages the rows' query slices (one thread per centroid: c ≤ 256 holds).
         if tables_shared_bytes > self.tables_dynamic_limit {
@@ -211,22 +227,26 @@ impl Gpu {
                 self.tables_dynamic_limit / 4 / rows_per_block
             )));
         }
-        let score_shared_bytes = rows_per_block.next_multiple_of(lut_width) * lut_bytes;
-        self.make_current()?;
-        // SAFETY: a kernel of this module, whose context was just made current.
-        let per_sm = unsafe { raw::max_active_blocks(self.kernels.score, BLOCK_THREADS, score_shared_bytes)? } as usize;
-        let blocks = per_sm.max(1) * self.multiprocessors;
         let row_tiles = rows_per_kv.div_ceil(rows_per_block);
-        // Enough key chunks to fill the device once, each a multiple of the keys a block's
-        // threads take per step.
         let tile_groups = row_tiles * p.b * p.hkv;
-        let chunks_wanted = blocks.div_ceil(tile_groups).max(1);
-        let keys_per_block =
-            p.n.div_ceil(chunks_wanted).max(MIN_KEYS_PER_BLOCK).next_multiple_of(2 * BLOCK_THREADS as usize);
-        let key_chunks = p.n.div_ceil(keys_per_block);
-        let score_blocks = key_chunks * tile_groups;
         let tables_blocks = tile_groups * p.m;
-        let dense = self.dense_plan(p, rows_per_kv);
+        let (score_shared_bytes, keys_per_block, key_chunks) = if dense.is_some() {
+            (0, 0, 0)
+        } else {
+            let score_shared_bytes = rows_per_block.next_multiple_of(lut_width) * lut_bytes;
+            self.make_current()?;
+            // SAFETY: a kernel of this module, whose context was just made current.
+            let per_sm =
+                unsafe { raw::max_active_blocks(self.kernels.score, BLOCK_THREADS, score_shared_bytes)? } as usize;
+            let blocks = per_sm.max(1) * self.multiprocessors;
+            // Enough key chunks to fill the device once, each a multiple of the keys a block's
+            // threads take per step.
+            let chunks_wanted = blocks.div_ceil(tile_groups).max(1);
+            let keys_per_block =
+                p.n.div_ceil(chunks_wanted).max(MIN_KEYS_PER_BLOCK).next_multiple_of(2 * BLOCK_THREADS as usize);
+            (score_shared_bytes, keys_per_block, p.n.div_ceil(keys_per_block))
+        };
+        let score_blocks = key_chunks * tile_groups;
         // Score order sorts each row's top k in shared memory where it fits, beside the
         // histogram; larger rows are ranked by `pq_rank`.
         let select_budget = self.select_dynamic_limit - HIST_BINS as usize * 4;

@@ -148,11 +148,18 @@ unsafe fn score_typed<const BF16: bool, const K_STEPS: usize>(p: &DenseScorePara
         for step in 0..steps {
             let base = item.key0 + step * DENSE_KEYS;
             let next = base + DENSE_KEYS;
+            let tile = smem.tiles.sub((step as usize % 2) * KEYS * item.stride, KEYS * item.stride);
+            let norms = smem.norms.sub((step as usize % 2) * KEYS, KEYS);
+            let acc = if warp_active {
+                multiply::<BF16, K_STEPS>(tile, item.stride, key_group, g, quad, &a)
+            } else {
+                [[0.0; 4]; N_TILES]
+            };
+            // The next step's codes are loaded after this step's operands: every load in flight
+            // holds one of a warp's few scoreboard slots, and loaded before the operands they
+            // made the operand loads wait for them (measured: 18 % of the kernel's stalls).
             let codes = if step + 1 < steps { decoder.load_codes::<K_STEPS>(next) } else { [0; 2] };
             if warp_active {
-                let tile = smem.tiles.sub((step as usize % 2) * KEYS * item.stride, KEYS * item.stride);
-                let norms = smem.norms.sub((step as usize % 2) * KEYS, KEYS);
-                let acc = multiply::<BF16, K_STEPS>(tile, item.stride, key_group, g, quad, &a);
                 let epilogue = Epilogue { p, item, smem, query_norms, binnings, my_rows, l2 };
                 if next <= item.end {
                     epilogue.store::<true>(&acc, base, key_group * WARP_KEYS, quad, norms, tile);

@@ -130,6 +130,7 @@ pub unsafe extern "ptx-kernel" fn pq_select(p: SelectParams) {
         (hist, ties, ties.tail::<u64>(p.tie_capacity as usize, p.sort_capacity as usize))
     };
     let counters = static_shared!(SELECT_COUNTERS: [u32; 2]);
+    let last = static_shared!(SELECT_LAST_TIE: [u64; 1]);
     // SAFETY (all): the whole block runs every step; valid > k ≥ 1 where narrowing.
     unsafe {
         let binning = Binning::from_raw(*(p.binning as *const RowBinning).add(row as usize));
@@ -159,11 +160,7 @@ pub unsafe extern "ptx-kernel" fn pq_select(p: SelectParams) {
                 write_in_score_order(&p, row, taken, best);
                 return;
             }
-            sort_ties(ties, counters.get(1));
-            for i in (device::thread_idx()..filter.remaining).step_by(device::block_dim() as usize) {
-                best.set((above + i) as usize, ties.get(i as usize));
-            }
-            device::sync_threads();
+            best_ties(ties, counters.get(1), filter.remaining, |i, key| best.set((above + i) as usize, key));
             // The best ties follow every key of a higher bin, already in order; the others go
             // by bin, unless refinement or crowded bins call for the sort.
             let bucketed = filter.first_level_only()
@@ -202,8 +199,12 @@ pub unsafe extern "ptx-kernel" fn pq_select(p: SelectParams) {
                 if shared_gather && !merge_parts(&p, row, counters, None, ties) {
                     return;
                 }
-                sort_ties(ties, counters.get(1));
-                ties.get(filter.remaining as usize - 1)
+                best_ties(ties, counters.get(1), filter.remaining, |i, key| {
+                    if i + 1 == filter.remaining {
+                        last.set(0, key)
+                    }
+                });
+                last.get(0)
             };
             let is_taken = |key: u64| {
                 let class = filter.classify(key);
@@ -559,20 +560,38 @@ unsafe fn narrow(
     }
 }
 
-/// Sorts the `tied` gathered ties best first, padding to a power of two.
+/// Calls `place(i, key)` for the `wanted` best of the `tied` gathered ties, `i` counting from
+/// the best (each from one thread; may reorder `ties`). Few ties are ranked by comparing every
+/// pair, all at once: a bitonic sort's chain of barriers costs more while
+/// `tied² ≤ 64 · block size`; more ties are sorted.
 ///
 /// # Safety
-/// All threads of the block call it after the gather; `ties` holds `tie_capacity ≥
-/// tied.next_power_of_two()` keys. Ends with a barrier.
-unsafe fn sort_ties(ties: Shared<u64>, tied: u32) {
-    let len = tied.next_power_of_two() as usize;
-    // SAFETY: the padding slots have one writer each; the barrier orders them before the sort.
+/// All threads of the block call it after the gather; `wanted ≤ tied`; `ties` holds
+/// `tie_capacity ≥ tied.next_power_of_two()` keys. Ends with a barrier.
+unsafe fn best_ties(ties: Shared<u64>, tied: u32, wanted: u32, mut place: impl FnMut(u32, u64)) {
+    let (t, threads) = (device::thread_idx() as usize, device::block_dim() as usize);
+    // SAFETY: the padding slots have one writer each; the barriers order them before the sort
+    // and the sort before the reads.
     unsafe {
-        for i in (tied as usize + device::thread_idx() as usize..len).step_by(device::block_dim() as usize) {
-            ties.set(i, 0);
+        if (tied as usize).pow(2) <= 64 * threads {
+            for i in (t..tied as usize).step_by(threads) {
+                let key = ties.get(i);
+                let rank = select::rank_among_shared(ties, tied, key);
+                if rank < wanted {
+                    place(rank, key);
+                }
+            }
+        } else {
+            let len = tied.next_power_of_two() as usize;
+            for i in (tied as usize + t..len).step_by(threads) {
+                ties.set(i, 0);
+            }
+            device::sync_threads();
+            select::sort_descending(ties, len);
+            for i in (t..wanted as usize).step_by(threads) {
+                place(i as u32, ties.get(i));
+            }
         }
-        device::sync_threads();
-        select::sort_descending(ties, len);
         device::sync_threads();
     }
 }

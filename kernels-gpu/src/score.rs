@@ -239,92 +239,111 @@ unsafe fn build_tables_typed<Q: Element, C: Element, const L2: bool>(
     let code = t.min(c - 1);
     let centroid = ((tile.kv_head * s.m + j) as usize * c + code) * ds;
     let vector = ds % 4 == 0;
-    let mut acc = [0.0f32; MAX_ROWS];
-    for head in 0..heads {
-        // SAFETY: every thread reaches the barriers; the first ends the previous head's reads
-        // of the staging area; each staged element has one writer.
-        unsafe {
-            device::sync_threads();
-            for i in (t..rows * ds).step_by(threads) {
-                staging.set(i, Q::load(p.queries, query_row(i / ds) + head * head_stride + i % ds));
-            }
-            device::sync_threads();
-        }
-        let mut x = 0;
-        while x < ds {
-            // SAFETY: the centroid's ds elements lie inside the codebooks; vector loads only
-            // when ds % 4 == 0, so offsets are multiples of 4.
-            let cv = unsafe {
-                if vector {
-                    C::load4(p.codebooks, centroid + x)
-                } else {
-                    [C::load(p.codebooks, centroid + x), 0.0, 0.0, 0.0]
-                }
-            };
-            // The list spells out 0..MAX_ROWS, so that `acc` stays in registers.
-            unrolled!(R in [0, 1, 2, 3] {
-                if R < rows {
-                    // The list spells out 0..4, so that `cv` stays in registers.
-                    unrolled!(U in [0, 1, 2, 3] {
-                        if U == 0 || vector {
-                            // SAFETY: R·ds + x + U < rows·ds, staged before the barrier.
-                            let q = unsafe { staging.get(R * ds + x + U) };
-                            acc[R] += if L2 { (q - cv[U]) * (q - cv[U]) } else { q * cv[U] };
-                        }
-                    });
-                }
-            });
-            x += if vector { 4 } else { 1 };
-        }
-    }
-    let luts = (p.luts as *mut f32).wrapping_add(tile.index as usize * width * lut_len(s));
-    if t < c && p.luts != 0 {
-        let entry = (j as usize * c + code) * width;
-        let value = |r: usize| if r < rows { acc[r] } else { 0.0 };
-        if width == MAX_ROWS {
-            // SAFETY: the tile's tables hold width·m·c f32 from a 256-byte aligned start, so a
-            // whole entry is one aligned 16-byte store.
-            unsafe { *(luts.add(entry) as *mut [f32; MAX_ROWS]) = [value(0), value(1), value(2), value(3)] };
-        } else {
-            unrolled!(R in [0, 1, 2, 3] {
-                if R < width {
-                    // SAFETY: the tile's tables hold width·m·c f32.
-                    unsafe { *luts.add(entry + R) = value(R) };
-                }
-            });
-        }
-    }
-    // The range of each row's entries: warps reduce, then warp 0 combines the warps' results.
     const WARPS: usize = (pqtopk_abi::BLOCK_THREADS / device::WARP) as usize;
     let partial = static_shared!(TABLE_RANGE_PARTIALS: [f32; 2 * MAX_ROWS * WARPS]);
     let warp = t / device::WARP as usize;
-    unrolled!(R in [0, 1, 2, 3] {
-        if R < rows {
-            let (mut lo, mut hi) = if t < c { (acc[R], acc[R]) } else { (f32::INFINITY, f32::NEG_INFINITY) };
-            // SAFETY: the whole warp runs the reduction; lane 0 writes its warp's slot.
-            unsafe {
-                let (lo_w, hi_w) = warp_min_max(lo, hi);
-                (lo, hi) = (lo_w, hi_w);
-                if device::lane() == 0 {
-                    partial.set((warp * MAX_ROWS + R) * 2, lo);
-                    partial.set((warp * MAX_ROWS + R) * 2 + 1, hi);
+    // Rows in groups of MAX_ROWS, whose sums live in registers. Several groups only where no
+    // tables are written (ranges for the tensor-core path) and there are no heads to sum.
+    let mut group0 = 0;
+    while group0 < rows {
+        let group_rows = (rows - group0).min(MAX_ROWS);
+        let mut acc = [0.0f32; MAX_ROWS];
+        for head in 0..heads {
+            // Every row of the tile is staged per head (once in all where there are several
+            // groups, which go without heads).
+            if heads > 1 || group0 == 0 {
+                // SAFETY: every thread reaches the barriers (uniform condition); the first ends
+                // the previous head's reads of the staging area; each staged element has one
+                // writer.
+                unsafe {
+                    device::sync_threads();
+                    for i in (t..rows * ds).step_by(threads) {
+                        staging.set(i, Q::load(p.queries, query_row(i / ds) + head * head_stride + i % ds));
+                    }
+                    device::sync_threads();
                 }
             }
-        }
-    });
-    // SAFETY: every thread reaches the barrier; the partials were written before it.
-    unsafe {
-        device::sync_threads();
-        if t < rows {
-            let (mut lo, mut hi) = (f32::INFINITY, f32::NEG_INFINITY);
-            for w in 0..threads / device::WARP as usize {
-                lo = lo.min(partial.get((w * MAX_ROWS + t) * 2));
-                hi = hi.max(partial.get((w * MAX_ROWS + t) * 2 + 1));
+            let mut x = 0;
+            while x < ds {
+                // SAFETY: the centroid's ds elements lie inside the codebooks; vector loads only
+                // when ds % 4 == 0, so offsets are multiples of 4.
+                let cv = unsafe {
+                    if vector {
+                        C::load4(p.codebooks, centroid + x)
+                    } else {
+                        [C::load(p.codebooks, centroid + x), 0.0, 0.0, 0.0]
+                    }
+                };
+                // The list spells out 0..MAX_ROWS, so that `acc` stays in registers.
+                unrolled!(R in [0, 1, 2, 3] {
+                    if R < group_rows {
+                        // The list spells out 0..4, so that `cv` stays in registers.
+                        unrolled!(U in [0, 1, 2, 3] {
+                            if U == 0 || vector {
+                                // SAFETY: (group0 + R)·ds + x + U < rows·ds, staged before the
+                                // barrier.
+                                let q = unsafe { staging.get((group0 + R) * ds + x + U) };
+                                acc[R] += if L2 { (q - cv[U]) * (q - cv[U]) } else { q * cv[U] };
+                            }
+                        });
+                    }
+                });
+                x += if vector { 4 } else { 1 };
             }
-            let at = ((tile.row0 as usize + t) * s.m as usize + j as usize) * 2;
-            *(p.ranges as *mut f32).add(at) = lo;
-            *(p.ranges as *mut f32).add(at + 1) = hi;
         }
+        if t < c && p.luts != 0 {
+            // With tables, the tile is one group of at most lut_width rows.
+            let luts = (p.luts as *mut f32).wrapping_add(tile.index as usize * width * lut_len(s));
+            let entry = (j as usize * c + code) * width;
+            let value = |r: usize| if r < group_rows { acc[r] } else { 0.0 };
+            if width == MAX_ROWS {
+                // SAFETY: the tile's tables hold width·m·c f32 from a 256-byte aligned start, so
+                // a whole entry is one aligned 16-byte store.
+                unsafe { *(luts.add(entry) as *mut [f32; MAX_ROWS]) = [value(0), value(1), value(2), value(3)] };
+            } else {
+                unrolled!(R in [0, 1, 2, 3] {
+                    if R < width {
+                        // SAFETY: the tile's tables hold width·m·c f32.
+                        unsafe { *luts.add(entry + R) = value(R) };
+                    }
+                });
+            }
+        }
+        // The range of each row's entries: warps reduce, then one thread per row combines the
+        // warps' results.
+        unrolled!(R in [0, 1, 2, 3] {
+            if R < group_rows {
+                let (mut lo, mut hi) = if t < c { (acc[R], acc[R]) } else { (f32::INFINITY, f32::NEG_INFINITY) };
+                // SAFETY: the whole warp runs the reduction; lane 0 writes its warp's slot.
+                unsafe {
+                    let (lo_w, hi_w) = warp_min_max(lo, hi);
+                    (lo, hi) = (lo_w, hi_w);
+                    if device::lane() == 0 {
+                        partial.set((warp * MAX_ROWS + R) * 2, lo);
+                        partial.set((warp * MAX_ROWS + R) * 2 + 1, hi);
+                    }
+                }
+            }
+        });
+        // SAFETY: every thread reaches the barriers; the partials were written before the
+        // first, and the second ends their reads before the next group writes them.
+        unsafe {
+            device::sync_threads();
+            if t < group_rows {
+                let (mut lo, mut hi) = (f32::INFINITY, f32::NEG_INFINITY);
+                for w in 0..threads / device::WARP as usize {
+                    lo = lo.min(partial.get((w * MAX_ROWS + t) * 2));
+                    hi = hi.max(partial.get((w * MAX_ROWS + t) * 2 + 1));
+                }
+                let at = ((tile.row0 as usize + group0 + t) * s.m as usize + j as usize) * 2;
+                *(p.ranges as *mut f32).add(at) = lo;
+                *(p.ranges as *mut f32).add(at + 1) = hi;
+            }
+            if group0 + MAX_ROWS < rows {
+                device::sync_threads();
+            }
+        }
+        group0 += MAX_ROWS;
     }
 }
 

@@ -403,6 +403,20 @@ pub unsafe fn sort_descending(keys: Shared<u64>, len: usize) {
     unsafe { device::sync_threads() };
 }
 
+/// The number of `keys[..count]` greater than `key`.
+///
+/// # Safety
+/// `keys` holds `count` keys, written before a barrier.
+#[inline(always)]
+pub unsafe fn rank_among_shared(keys: Shared<u64>, count: u32, key: u64) -> u32 {
+    let mut rank = 0;
+    for j in 0..count as usize {
+        // SAFETY: j < count.
+        rank += (unsafe { keys.get(j) } > key) as u32;
+    }
+    rank
+}
+
 /// The number of `keys[..count]` greater than `mine` (0 for threads with `mine == None`),
 /// comparing tile by tile through shared memory: for rows too large to sort in shared memory.
 ///
