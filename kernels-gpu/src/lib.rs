@@ -135,7 +135,8 @@ pub unsafe extern "ptx-kernel" fn pq_select(p: SelectParams) {
     unsafe {
         let binning = Binning::from_raw(*(p.binning as *const RowBinning).add(row as usize));
         let filter = if valid <= s.k { Filter::take_all() } else { narrow(&p, row, &keys, binning, hist, taken) };
-        let in_shared = s.order == Order::ByScore as u32 && taken.next_power_of_two() <= p.sort_capacity;
+        // The row's top k fits in shared memory: one sweep gathers it, in either order.
+        let in_shared = taken.next_power_of_two() <= p.sort_capacity;
         // Every block of a split row computed the same filter; they share the gather where one
         // follows (a row whose keys are all taken, or whose candidates go to pq_rank, is block
         // 0's alone).
@@ -145,7 +146,8 @@ pub unsafe extern "ptx-kernel" fn pq_select(p: SelectParams) {
         }
         let gathered = if shared_gather { keys.part(part, p.split) } else { keys };
         if in_shared {
-            // One sweep gathers the taken keys and the tied ones; the best ties join the rest.
+            // One sweep gathers the taken keys and the tied ones; the best ties join the rest
+            // (a row whose keys are all taken has no ties).
             gather(
                 &gathered,
                 counters,
@@ -156,31 +158,39 @@ pub unsafe extern "ptx-kernel" fn pq_select(p: SelectParams) {
                 return;
             }
             let above = counters.get(0);
-            if filter.takes_all() {
-                write_in_score_order(&p, row, taken, best);
-                return;
-            }
             best_ties(ties, counters.get(1), filter.remaining, |i, key| best.set((above + i) as usize, key));
-            // The best ties follow every key of a higher bin, already in order; the others go
-            // by bin, unless refinement or crowded bins call for the sort.
-            let bucketed = filter.first_level_only()
-                && above <= p.tie_capacity
-                && select::emit_by_buckets(
-                    hist,
-                    &filter,
-                    above,
-                    best,
-                    ties,
-                    |key| binning.bin((key >> 32) as u32),
-                    |slot, key| write_slot(&p, row, slot, Some(key)),
-                );
-            if bucketed {
-                for i in (device::thread_idx()..filter.remaining).step_by(device::block_dim() as usize) {
-                    write_slot(&p, row, above + i, Some(best.get((above + i) as usize)));
+            if s.order == Order::ByScore as u32 {
+                // The best ties follow every key of a higher bin, already in order; the others
+                // go by buckets, unless crowded buckets call for the sort.
+                let bucketed = above <= p.tie_capacity
+                    && select::emit_by_buckets(hist, above, best, ties, |slot, key| {
+                        write_slot(&p, row, slot, Some(key))
+                    });
+                if bucketed {
+                    for i in (device::thread_idx()..filter.remaining).step_by(device::block_dim() as usize) {
+                        write_slot(&p, row, above + i, Some(best.get((above + i) as usize)));
+                    }
+                    pad_row(&p, row, taken);
+                } else {
+                    write_sorted(&p, row, taken, best, |key| key);
                 }
-                pad_row(&p, row, taken);
             } else {
-                write_in_score_order(&p, row, taken, best);
+                // Index order: the same buckets, over keys with their halves swapped, whose top
+                // bits are then the complemented index (unique, larger for smaller indices).
+                let swap = |key: u64| key.rotate_left(32);
+                for i in (device::thread_idx()..taken).step_by(device::block_dim() as usize) {
+                    best.set(i as usize, swap(best.get(i as usize)));
+                }
+                device::sync_threads();
+                let bucketed = taken <= p.tie_capacity
+                    && select::emit_by_buckets(hist, taken, best, ties, |slot, key| {
+                        write_slot(&p, row, slot, Some(swap(key)))
+                    });
+                if bucketed {
+                    pad_row(&p, row, taken);
+                } else {
+                    write_sorted(&p, row, taken, best, swap);
+                }
             }
         } else {
             let threshold_key = if filter.takes_all() {
@@ -635,12 +645,13 @@ unsafe fn write_in_index_order(p: &SelectParams, row: u32, keys: &RowKeys, is_ta
     }
 }
 
-/// Sorts the `taken` keys in `best` best first and writes them, then pads the row.
+/// Sorts the `taken` keys in `best` descending and writes them in that order (each as
+/// `output(key)`), then pads the row.
 ///
 /// # Safety
-/// All threads of the block call it after the keys are in `best` (unordered);
+/// All threads of the block call it after the keys are in `best` (unordered, nonzero);
 /// `taken.next_power_of_two() ≤ sort_capacity ≤ best.len()`.
-unsafe fn write_in_score_order(p: &SelectParams, row: u32, taken: u32, best: Shared<u64>) {
+unsafe fn write_sorted(p: &SelectParams, row: u32, taken: u32, best: Shared<u64>, output: impl Fn(u64) -> u64) {
     let len = taken.next_power_of_two() as usize;
     let t = device::thread_idx() as usize;
     let threads = device::block_dim() as usize;
@@ -654,7 +665,7 @@ unsafe fn write_in_score_order(p: &SelectParams, row: u32, taken: u32, best: Sha
         select::sort_descending(best, len);
         device::sync_threads();
         for slot in (t..taken as usize).step_by(threads) {
-            write_slot(p, row, slot as u32, Some(best.get(slot)));
+            write_slot(p, row, slot as u32, Some(output(best.get(slot))));
         }
         pad_row(p, row, taken);
     }

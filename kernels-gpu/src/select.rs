@@ -16,8 +16,6 @@ use pqtopk_abi::{DIGIT_BITS, HIST_BINS};
 pub struct Filter {
     /// Every key is taken (the row has no more valid keys than k).
     all: bool,
-    /// First-level bin of the k-th key.
-    pub bin: u32,
     /// Keys in `lo..hi` are tied: in the bin of the k-th key and sharing the prefix. Keys at
     /// or above `hi` are taken, keys below `lo` dropped. (Tied keys sharing their top bits
     /// form an interval of the key order, so two comparisons classify any key.)
@@ -43,7 +41,7 @@ pub struct Class {
 impl Filter {
     /// The filter of a row whose valid keys are all taken.
     pub fn take_all() -> Filter {
-        Filter { all: true, bin: 0, lo: 0, hi: 0, prefix: 0, fixed: 0, remaining: 0, tied: 0 }
+        Filter { all: true, lo: 0, hi: 0, prefix: 0, fixed: 0, remaining: 0, tied: 0 }
     }
 
     pub fn takes_all(&self) -> bool {
@@ -54,11 +52,6 @@ impl Filter {
     #[inline(always)]
     pub fn classify(&self, key: u64) -> Class {
         Class { taken: key >= self.hi, tied: key >= self.lo && key < self.hi }
-    }
-
-    /// Whether the first-level bin alone decides which keys are taken and tied.
-    pub fn first_level_only(&self) -> bool {
-        !self.all && self.fixed == 0
     }
 
     /// Whether key bits are left to decide.
@@ -109,7 +102,6 @@ pub unsafe fn first_filter(hist: Shared<u32>, wanted: u32, first_key_of: impl Fn
     let t = unsafe { threshold(hist, wanted) };
     Filter {
         all: false,
-        bin: t.bin,
         lo: first_key_of(t.bin),
         hi: first_key_of(t.bin + 1),
         prefix: 0,
@@ -265,54 +257,78 @@ pub unsafe fn reserve_pair(first: u32, second: u32, counters: Shared<u32>) -> (u
     }
 }
 
-/// Largest first-level bin that [`emit_by_buckets`] ranks by comparing its keys pairwise.
+/// Largest bucket that [`emit_by_buckets`] ranks by comparing its keys pairwise.
 const MAX_BUCKET: u32 = 256;
 
-/// Orders `unordered[..above]`, the taken keys in first-level bins above `filter.bin`, best
-/// first without a sort: bins are ordered already, so a key's place is the count of taken keys
-/// in higher bins (a suffix sum of `hist`) plus its rank among the keys of its own bin, which
-/// are grouped into `grouped` first. Calls `emit(place, key)` for each and returns true; or, if
-/// some bin holds more than `MAX_BUCKET` keys, emits nothing and returns false. Overwrites
-/// `hist`.
+/// Orders `unordered[..count]` best first without a sort: the keys are counted into up to
+/// `HIST_BINS` buckets of equal width over the range of their top 32 bits (a monotone map, fine
+/// enough that buckets hold a few keys), so a key's place is the count of keys in higher
+/// buckets (a suffix sum) plus its rank among the keys of its own bucket, which are grouped
+/// into `grouped` first. Calls `emit(place, key)` for each and returns true; or, if some bucket
+/// holds more than `MAX_BUCKET` keys (many equal top bits), emits nothing and returns false.
+/// Overwrites `hist`.
 ///
 /// # Safety
 /// All threads of the block call it after a barrier that follows the last write of `unordered`;
-/// `hist` holds the first-level counts of `filter` (`HIST_BINS`, divisible by the block size);
-/// `bin_of` is the first-level bin of a key; `grouped` holds at least `above` keys and is not
-/// `unordered`. Ends with a barrier.
+/// `hist` holds `HIST_BINS` counts (divisible by the block size); `grouped` holds at least
+/// `count` keys and is not `unordered`; keys are unique. Ends with a barrier.
 pub unsafe fn emit_by_buckets(
     hist: Shared<u32>,
-    filter: &Filter,
-    above: u32,
+    count: u32,
     unordered: Shared<u64>,
     grouped: Shared<u64>,
-    bin_of: impl Fn(u64) -> u32,
     mut emit: impl FnMut(u32, u64),
 ) -> bool {
-    let largest = static_shared!(BUCKET_LARGEST: [u32; 1]);
+    let (largest, range) = (static_shared!(BUCKET_LARGEST: [u32; 1]), static_shared!(BUCKET_RANGE: [u32; 2]));
     let (t, threads) = (device::thread_idx(), device::block_dim());
     let per_thread = HIST_BINS / threads;
     // Thread t owns bins top - per_thread..top, so that ascending threads walk descending bins.
     let top = HIST_BINS - per_thread * t;
     // SAFETY: bins are in bounds; the barriers (including block_exclusive_sum's) order the
-    // reset, the counts, the offsets and the scatter; each offset has one writer.
+    // resets, the range, the counts, the offsets and the scatter; each offset has one writer.
     unsafe {
-        let count_of = |bin: u32| if bin > filter.bin { hist.get(bin as usize) } else { 0 };
+        if t == 0 {
+            largest.set(0, 0);
+            range.set(0, 0);
+            range.set(1, 0);
+        }
+        for i in 0..per_thread {
+            hist.set((top - 1 - i) as usize, 0);
+        }
+        device::sync_threads();
+        // The range of the keys' top bits: the largest, and the largest complement.
+        let (mut high, mut low_complement) = (0, 0);
+        for i in (t..count).step_by(threads as usize) {
+            let bits = (unordered.get(i as usize) >> 32) as u32;
+            (high, low_complement) = (high.max(bits), low_complement.max(!bits));
+        }
+        (high, low_complement) = (device::warp_max(high), device::warp_max(low_complement));
+        if device::lane() == 0 {
+            range.atomic_max(0, high);
+            range.atomic_max(1, low_complement);
+        }
+        device::sync_threads();
+        // Buckets of 2^shift top-bit values from the lowest: a shift, where a division per key
+        // cost more than the ranking it saves.
+        let low = !range.get(1);
+        let width = 32 - range.get(0).wrapping_sub(low).leading_zeros();
+        let shift = width.saturating_sub(DIGIT_BITS);
+        let bin_of = |key: u64| ((key >> 32) as u32).wrapping_sub(low) >> shift;
+        for i in (t..count).step_by(threads as usize) {
+            hist.atomic_add_no_return(bin_of(unordered.get(i as usize)) as usize, 1);
+        }
+        device::sync_threads();
         let (mut mine, mut biggest) = (0, 0);
         for i in 0..per_thread {
-            let count = count_of(top - 1 - i);
+            let count = hist.get((top - 1 - i) as usize);
             mine += count;
             biggest = biggest.max(count);
         }
-        if t == 0 {
-            largest.set(0, 0);
-        }
-        device::sync_threads();
         largest.atomic_max(0, biggest);
         let (mut offset, _) = block_exclusive_sum(mine);
         for i in 0..per_thread {
             let bin = top - 1 - i;
-            let count = count_of(bin);
+            let count = hist.get(bin as usize);
             hist.set(bin as usize, offset);
             offset += count;
         }
@@ -320,13 +336,13 @@ pub unsafe fn emit_by_buckets(
         if largest.get(0) > MAX_BUCKET {
             return false;
         }
-        for i in (t..above).step_by(threads as usize) {
+        for i in (t..count).step_by(threads as usize) {
             let key = unordered.get(i as usize);
             grouped.set(hist.atomic_add(bin_of(key) as usize, 1) as usize, key);
         }
         device::sync_threads();
         // Bin b now ends where its offset was advanced to, and starts where bin b + 1 ends.
-        for i in (t..above).step_by(threads as usize) {
+        for i in (t..count).step_by(threads as usize) {
             let key = grouped.get(i as usize);
             let bin = bin_of(key);
             let start = if bin + 1 < HIST_BINS { hist.get(bin as usize + 1) } else { 0 };
