@@ -5,7 +5,8 @@
 //! For every query row it scores all PQ-compressed keys of its kv head (inner product or L2)
 //! and returns the exact top-k indices (and scores): three asynchronous kernel launches on the
 //! caller's stream, with a caller-owned workspace that holds the tables, histograms and one u32
-//! order key per (row, key). See [`Problem`] for the contract, [`Gpu`] for the launches and [`reference`] for the
+//! order key per (row, key). Rows that share a kv head sixteen or more at a time (chunked
+//! prefill, large GQA groups) are scored with tensor cores instead of lookup tables. See [`Problem`] for the contract, [`Gpu`] for the launches and [`reference`] for the
 //! CPU implementation of the same contract.
 //!
 //! ## Contract in brief
