@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # Runs on the GPU machine from inside gpu-bundle/ (built by `cargo xtask gpu-bundle`):
 # the whole test suite, then compute-sanitizer memcheck, racecheck and synccheck on the GPU tests
-# (PQTOPK_QUICK=1 keeps the sweep shapes small enough for the sanitizers).
+# (PQTOPK_QUICK=1 keeps the sweep shapes small enough for the sanitizers). The three sanitizers
+# run at once (one GPU holds them all), so the suite takes as long as the slowest, racecheck.
 # SANITIZERS="memcheck racecheck synccheck" (the default) picks the tools; SKIP_TESTS=1 skips the
 # plain test run.
 set -uo pipefail
@@ -16,10 +17,18 @@ logs=${OUT:-.}
   grep -E 'test result|cases|FAILED|panicked|SKIPPED|device' "$log" || true
 done
 if command -v compute-sanitizer >/dev/null; then
-  for tool in ${SANITIZERS:-memcheck racecheck synccheck}; do
-    echo "=== compute-sanitizer --tool $tool"
-    PQTOPK_QUICK=1 compute-sanitizer --tool "$tool" --error-exitcode 99 bin/test-gpu --test-threads=1 ${SANITIZER_FILTER:-} > "$logs/sanitizer-$tool.log" 2>&1
+  tools=(${SANITIZERS:-memcheck racecheck synccheck})
+  pids=()
+  for tool in "${tools[@]}"; do
+    PQTOPK_QUICK=1 compute-sanitizer --tool "$tool" --error-exitcode 99 bin/test-gpu --test-threads=1 ${SANITIZER_FILTER:-} \
+      > "$logs/sanitizer-$tool.log" 2>&1 &
+    pids+=($!)
+  done
+  for i in "${!tools[@]}"; do
+    tool=${tools[$i]}
+    wait "${pids[$i]}"
     rc=$?
+    echo "=== compute-sanitizer --tool $tool"
     grep -E "ERROR SUMMARY|RACECHECK SUMMARY|test result" "$logs/sanitizer-$tool.log" | tail -3
     [ $rc -eq 0 ] || { echo "FAILED: compute-sanitizer $tool (rc $rc)"; tail -30 "$logs/sanitizer-$tool.log"; status=1; }
   done
