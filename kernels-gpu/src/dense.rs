@@ -102,7 +102,8 @@ unsafe fn score_typed<const BF16: bool, const K_STEPS: usize>(p: &DenseScorePara
             stride: dense_key_stride(s.d) as usize,
         }
     };
-    let (t, warp, lane) = (device::thread_idx() as usize, device::thread_idx() as usize / 32, device::lane() as usize);
+    let (t, lane) = (device::thread_idx() as usize, device::lane() as usize);
+    let warp = t / device::WARP as usize;
     let (g, quad) = (lane / 4, lane % 4);
     let (row_group, key_group) = (warp % ROW_GROUPS, warp / ROW_GROUPS);
     // SAFETY: launched with dense_shared_bytes(c, d) of dynamic shared memory, laid out so.
