@@ -346,9 +346,9 @@ fn many_rows_in_every_order() {
 fn few_rows_share_the_selection_sweeps() {
     // 8 rows of 70000–140000 keys: each row's gather is split over 2–4 blocks (four sweep steps
     // of 8192 keys or more each), with ragged lengths and exact ties among the cases. Quick runs
-    // (the sanitizers) keep two k values.
+    // (the sanitizers, where 15 cases outran a 9-minute racecheck) keep one k in each order.
     let n = if quick() { 70000 } else { 140000 };
-    let ks: &[usize] = if quick() { &[777, 4097] } else { &[1, 777, 2048, 4097, n] };
+    let ks: &[usize] = if quick() { &[2048] } else { &[1, 777, 2048, 4097, n] };
     let mut cases = Vec::new();
     for &k in ks {
         for order in ORDERS {
