@@ -2,7 +2,7 @@
 //! problem's launch shape and workspace; `topk*` launch it asynchronously on a stream.
 
 use crate::dtype::Element;
-use crate::error::{Error, Result};
+use crate::error::{Error, Result, ensure};
 use crate::problem::Problem;
 use crate::raw;
 use cust::context::{Context, CurrentContext};
@@ -500,7 +500,7 @@ impl Gpu {
             sort_capacity: plan.sort_capacity as u32,
             tie_capacity: plan.tie_capacity as u32,
             split: plan.select_split as u32,
-            split_state: at(layout.histograms + p.rows() * HIST_BINS as usize * 4),
+            split_state: at(layout.split_state),
             split_keys: at(layout.split_keys),
         };
         // SAFETY: the workspace regions are the caller's (see topk_raw); the parameters match
@@ -593,12 +593,7 @@ fn check_dtype(name: &'static str, expected: crate::DType, actual: crate::DType)
 /// sub-slice need not.
 fn check_aligned<T: DeviceCopy>(name: &'static str, buf: &DeviceSlice<T>) -> Result<()> {
     let address = buf.as_device_ptr().as_raw();
-    crate::error::ensure(
-        address.is_multiple_of(16),
-        name,
-        || "a 16-byte aligned device address".into(),
-        format!("{address:#x}"),
-    )
+    ensure(address.is_multiple_of(16), name, || "a 16-byte aligned device address".into(), format!("{address:#x}"))
 }
 
 fn check_len<T: DeviceCopy>(name: &'static str, buf: &DeviceSlice<T>, expected: usize, exact: bool) -> Result<()> {
@@ -695,6 +690,8 @@ struct WorkspaceLayout {
     ranges: usize,
     binning: usize,
     histograms: usize,
+    /// Right after the histograms, in the region `pq_tables` zeroes.
+    split_state: usize,
     scores: usize,
     candidates: usize,
     split_keys: usize,
@@ -738,10 +735,22 @@ impl Plan {
         let ranges = region(rows * p.m * 8);
         let binning = region(rows * std::mem::size_of::<RowBinning>());
         let histograms = region(rows * (HIST_BINS + SPLIT_STATE_WORDS) as usize * 4);
+        let split_state = histograms + rows * HIST_BINS as usize * 4;
         let scores = region(rows * self.score_stride() * 4);
         let candidates = region(if self.rank_blocks > 0 { p.out_len() * 8 } else { 0 });
         let split_keys =
             region(if self.select_split > 1 { rows * (self.sort_capacity + self.tie_capacity) * 8 } else { 0 });
-        WorkspaceLayout { n_valid, luts, ranges, binning, histograms, scores, candidates, split_keys, total: end }
+        WorkspaceLayout {
+            n_valid,
+            luts,
+            ranges,
+            binning,
+            histograms,
+            split_state,
+            scores,
+            candidates,
+            split_keys,
+            total: end,
+        }
     }
 }
