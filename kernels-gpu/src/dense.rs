@@ -10,7 +10,8 @@
 use crate::device::{self, Shared};
 use crate::score::{self, Binning};
 use pqtopk_abi::{
-    DENSE_KEYS, DENSE_ROWS, DENSE_THREADS, DType, DenseScoreParams, HIST_BINS, Metric, dense_key_stride, dense_padded_d,
+    DENSE_KEYS, DENSE_ROWS, DENSE_THREADS, DType, DenseScoreParams, HIST_BINS, Metric, Shape, dense_key_stride,
+    dense_padded_d,
 };
 
 const ROWS: usize = DENSE_ROWS as usize;
@@ -221,16 +222,9 @@ unsafe fn query_fragments<const K_STEPS: usize>(
     quad: usize,
 ) -> ([[u32; 4]; K_STEPS], [f32; 2]) {
     let s = &p.shape;
-    let g = s.h / s.hkv;
     let widen = if s.query_dtype == DType::BF16 as u32 { device::bf16_to_f32 } else { device::f16_to_f32 };
-    // Word offset (element pairs) of each row's query, or None past the tile.
-    let start = rows.map(|r| {
-        (r < item.rows as usize).then(|| {
-            let local = item.local0 + r as u32;
-            let (head, sq) = (item.kv_head * g + local / s.sq, local % s.sq);
-            ((item.batch * s.h + head) * s.sq + sq) as usize * s.d as usize / 2
-        })
-    });
+    // Each row's query, or None past the tile.
+    let start = rows.map(|r| (r < item.rows as usize).then(|| query_words(s, item, r)));
     let words = p.queries as *const u32;
     let mut a = [[0u32; 4]; K_STEPS];
     let mut norms = [0.0f32; 2];
@@ -262,6 +256,13 @@ unsafe fn query_fragments<const K_STEPS: usize>(
         mask *= 2;
     }
     (a, norms)
+}
+
+/// Where the query of the tile's row `r` starts, in words (element pairs) from the queries'.
+fn query_words(s: &Shape, item: &Item, r: usize) -> usize {
+    let local = item.local0 + r as u32;
+    let (head, sq) = (item.kv_head * (s.h / s.hkv) + local / s.sq, local % s.sq);
+    ((item.batch * s.h + head) * s.sq + sq) as usize * s.d as usize / 2
 }
 
 /// 16-byte parts each thread copies per step: `KEYS` keys of `2·K_STEPS` parts (at most 2).
@@ -510,11 +511,7 @@ impl Epilogue<'_> {
         let s = &self.p.shape;
         let bf16 = s.query_dtype == DType::BF16 as u32;
         let widen = if bf16 { device::bf16_to_f32 } else { device::f16_to_f32 };
-        let g = s.h / s.hkv;
-        let local = self.item.local0 + r as u32;
-        let (head, sq) = (self.item.kv_head * g + local / s.sq, local % s.sq);
-        let query = (self.p.queries as *const u32)
-            .wrapping_add(((self.item.batch * s.h + head) * s.sq + sq) as usize * s.d as usize / 2);
+        let query = (self.p.queries as *const u32).wrapping_add(query_words(s, &self.item, r));
         let mut sum = 0.0f32;
         for i in 0..(s.d / 2) as usize {
             // SAFETY: i < d/2 inside the row's query and the key's words.

@@ -159,38 +159,30 @@ pub unsafe extern "ptx-kernel" fn pq_select(p: SelectParams) {
             }
             let above = counters.get(0);
             best_ties(ties, counters.get(1), filter.remaining, |i, key| best.set((above + i) as usize, key));
-            if s.order == Order::ByScore as u32 {
-                // The best ties follow every key of a higher bin, already in order; the others
-                // go by buckets, unless crowded buckets call for the sort.
-                let bucketed = above <= p.tie_capacity
-                    && select::emit_by_buckets(hist, above, best, ties, |slot, key| {
-                        write_slot(&p, row, slot, Some(key))
-                    });
-                if bucketed {
-                    for i in (device::thread_idx()..filter.remaining).step_by(device::block_dim() as usize) {
-                        write_slot(&p, row, above + i, Some(best.get((above + i) as usize)));
-                    }
-                    pad_row(&p, row, taken);
-                } else {
-                    write_sorted(&p, row, taken, best, |key| key);
-                }
-            } else {
-                // Index order: the same buckets, over keys with their halves swapped, whose top
-                // bits are then the complemented index (unique, larger for smaller indices).
-                let swap = |key: u64| key.rotate_left(32);
+            // Score order: the best ties follow every key of a higher bin, already in order, and
+            // only the keys above them go by buckets. Index order: every key goes by buckets,
+            // with its halves swapped, so that the top bits are the complemented index (unique,
+            // larger for smaller indices). Crowded buckets call for the sort.
+            let by_score = s.order == Order::ByScore as u32;
+            let output = move |key: u64| if by_score { key } else { key.rotate_left(32) };
+            let bucketed_keys = if by_score { above } else { taken };
+            if !by_score {
                 for i in (device::thread_idx()..taken).step_by(device::block_dim() as usize) {
-                    best.set(i as usize, swap(best.get(i as usize)));
+                    best.set(i as usize, output(best.get(i as usize)));
                 }
                 device::sync_threads();
-                let bucketed = taken <= p.tie_capacity
-                    && select::emit_by_buckets(hist, taken, best, ties, |slot, key| {
-                        write_slot(&p, row, slot, Some(swap(key)))
-                    });
-                if bucketed {
-                    pad_row(&p, row, taken);
-                } else {
-                    write_sorted(&p, row, taken, best, swap);
+            }
+            let bucketed = bucketed_keys <= p.tie_capacity
+                && select::emit_by_buckets(hist, bucketed_keys, best, ties, |slot, key| {
+                    write_slot(&p, row, slot, Some(output(key)))
+                });
+            if bucketed {
+                for slot in (bucketed_keys + device::thread_idx()..taken).step_by(device::block_dim() as usize) {
+                    write_slot(&p, row, slot, Some(best.get(slot as usize)));
                 }
+                pad_row(&p, row, taken);
+            } else {
+                write_sorted(&p, row, taken, best, output);
             }
         } else {
             let threshold_key = if filter.takes_all() {

@@ -346,11 +346,8 @@ pub unsafe fn emit_by_buckets(
             let key = grouped.get(i as usize);
             let bin = bin_of(key);
             let start = if bin + 1 < HIST_BINS { hist.get(bin as usize + 1) } else { 0 };
-            let mut rank = 0;
-            for j in start..hist.get(bin as usize) {
-                rank += (grouped.get(j as usize) > key) as u32;
-            }
-            emit(start + rank, key);
+            let len = hist.get(bin as usize) - start;
+            emit(start + rank_among_shared(grouped.sub(start as usize, len as usize), len, key), key);
         }
         device::sync_threads();
     }
