@@ -1,24 +1,38 @@
 //! Benchmarks of the fused score + top-k, timed on the GPU with CUDA events.
 //!
 //! `cargo bench --bench pqtopk`                      criterion, on the default shapes
-//! `cargo bench --bench pqtopk -- --table [FILE] [--json OUT] [--dtype f16|bf16|f32] [--metric ip|l2] [--order score|index] [--shape NAME]`
-//!     one line per shape of FILE (default: benches/shapes.json, the peers' list): median µs, the
-//!     byte floor at the measured copy bandwidth, the ratio to it, and the achieved bandwidth.
+//! `cargo bench --bench pqtopk -- --table [FILE] [--json OUT] [--path auto|small|cluster|launches] [--dist NAME|all] [--dtype f16|bf16|f32] [--metric ip|l2] [--order score|index] [--shape NAME]`
+//!     one line per (shape of FILE, data family): FILE defaults to benches/shapes.json (the peers'
+//!     list); `--dist` takes a family of `tests/support/dist.rs` (uniform, llm, narrow, equal,
+//!     sorted; a comma-separated list; or `all`), default uniform. Columns: the median µs of a
+//!     call on the stream, the median µs of a CUDA graph replay of the same call, the byte floor
+//!     at the measured copy bandwidth, and the stream time's ratio to it.
 //!
-//! Every timed call rotates among several input sets of random data, after a warm-up; the
-//! stream is synchronized (through the end event) before a time is read.
+//! Timed the way the peers time (`triton.testing.do_bench`): before every timed call the L2 is
+//! flushed by a memset of a 256 MiB buffer, outside the event pair; CUDA events around the call;
+//! a warm-up; the median. Calls rotate among several input sets of the family's random data, and
+//! the stream is synchronized (through the end event) before a time is read.
+
+#[path = "../tests/support/dist.rs"]
+mod dist;
 
 use criterion::Criterion;
 use cust::event::{Event, EventFlags};
 use cust::memory::{AsyncCopyDestination, DeviceBuffer};
 use cust::stream::{Stream, StreamFlags};
+use cust::sys;
+use dist::Family;
 use pqtopk::half::{bf16, f16};
-use pqtopk::{DType, Element, Error, Gpu, Inputs, Metric, Order, Outputs, Plan, Problem};
+use pqtopk::{DType, Element, Error, Gpu, Inputs, Metric, Order, Outputs, Path, Plan, Problem};
+use rand::SeedableRng;
+use rand::rngs::StdRng;
 use std::time::Duration;
 
 const INPUT_SETS: usize = 4;
 const WARMUP: usize = 10;
 const TIMED: usize = 50;
+/// The L2 flush: a memset of this many bytes before every timed call (as `do_bench` does).
+const FLUSH_BYTES: usize = 256 << 20;
 
 #[derive(Clone, Debug)]
 struct Shape {
@@ -44,8 +58,86 @@ fn load_shapes(path: &str) -> Vec<Shape> {
         .collect()
 }
 
-/// Device buffers of one problem: several input sets, the outputs and the workspace.
+/// Panics with the driver's error code unless `r` is success (raw driver calls of the bench).
+fn driver(r: sys::CUresult, what: &str) {
+    assert_eq!(r, sys::CUresult::CUDA_SUCCESS, "{what}");
+}
+
+/// A 256 MiB buffer whose asynchronous memset evicts the L2 between timed calls.
+struct L2Flush {
+    buffer: DeviceBuffer<u8>,
+    calls: u8,
+}
+
+impl L2Flush {
+    fn new() -> Result<Self, Error> {
+        Ok(L2Flush { buffer: DeviceBuffer::zeroed(FLUSH_BYTES)?, calls: 0 })
+    }
+
+    fn flush(&mut self, stream: &Stream) {
+        self.calls = self.calls.wrapping_add(1);
+        // SAFETY: the buffer lives as long as `self`, which outlives every stream it is used on
+        // (each timed call synchronizes before the next).
+        unsafe {
+            driver(
+                sys::cuMemsetD8Async(self.buffer.as_device_ptr().as_raw(), self.calls, FLUSH_BYTES, stream.as_inner()),
+                "cuMemsetD8Async (L2 flush)",
+            )
+        };
+    }
+}
+
+/// An instantiated CUDA graph of one captured call.
+struct Graph {
+    graph: sys::CUgraph,
+    exec: sys::CUgraphExec,
+}
+
+impl Graph {
+    /// Captures what `record` enqueues on `stream` (which must not be the legacy default stream).
+    fn capture(stream: &Stream, record: impl FnOnce() -> Result<(), Error>) -> Result<Self, Error> {
+        let (mut graph, mut exec) = (std::ptr::null_mut(), std::ptr::null_mut());
+        // SAFETY: plain driver calls on a live stream of the current context.
+        unsafe {
+            driver(
+                sys::cuStreamBeginCapture_v2(
+                    stream.as_inner(),
+                    sys::CUstreamCaptureMode::CU_STREAM_CAPTURE_MODE_RELAXED,
+                ),
+                "cuStreamBeginCapture_v2",
+            );
+            let recorded = record();
+            driver(sys::cuStreamEndCapture(stream.as_inner(), &mut graph), "cuStreamEndCapture");
+            if let Err(e) = recorded {
+                sys::cuGraphDestroy(graph);
+                return Err(e);
+            }
+            driver(sys::cuGraphInstantiateWithFlags(&mut exec, graph, 0), "cuGraphInstantiateWithFlags");
+        }
+        Ok(Graph { graph, exec })
+    }
+
+    fn launch(&self, stream: &Stream) {
+        // SAFETY: the graph's buffers are owned by the `Bench` that holds it and outlive it.
+        unsafe { driver(sys::cuGraphLaunch(self.exec, stream.as_inner()), "cuGraphLaunch") };
+    }
+}
+
+impl Drop for Graph {
+    fn drop(&mut self) {
+        // SAFETY: created in `capture`; every launch was synchronized before the bench drops it.
+        unsafe {
+            sys::cuGraphExecDestroy(self.exec);
+            sys::cuGraphDestroy(self.graph);
+        }
+    }
+}
+
+/// Device buffers of one problem: several input sets, the outputs and the workspace, and a
+/// graph of one call per input set (captured on demand).
 struct Bench<Q: Element, C: Element> {
+    // Declared first: dropped before the buffers it runs on.
+    graphs: Vec<Graph>,
     plan: Plan,
     sets: Vec<(DeviceBuffer<Q>, DeviceBuffer<C>, DeviceBuffer<u8>)>,
     indices: DeviceBuffer<u32>,
@@ -53,30 +145,22 @@ struct Bench<Q: Element, C: Element> {
     workspace: DeviceBuffer<u8>,
 }
 
-fn random_vec<T>(len: usize, seed: &mut u64, f: impl Fn(f32) -> T) -> Vec<T> {
-    (0..len)
-        .map(|_| {
-            *seed = seed.wrapping_mul(6364136223846793005).wrapping_add(1442695040888963407);
-            f((*seed >> 40) as f32 / (1u64 << 24) as f32 * 2.0 - 1.0)
-        })
-        .collect()
-}
-
 impl<Q: Element, C: Element> Bench<Q, C> {
-    fn new(gpu: &Gpu, p: &Problem) -> Result<Self, Error> {
-        let plan = gpu.plan(p)?;
-        let mut seed = 0x9E37_79B9_7F4A_7C15u64;
+    fn new(gpu: &Gpu, p: &Problem, family: Family, path: Path) -> Result<Self, Error> {
+        let plan = gpu.plan_with_path(p, path)?;
+        let mut rng = StdRng::seed_from_u64(0x9E37_79B9_7F4A_7C15);
         let sets = (0..INPUT_SETS)
             .map(|_| -> Result<_, Error> {
-                let q = random_vec(p.queries_len(), &mut seed, Q::from_f32);
-                let cb = random_vec(p.codebooks_len(), &mut seed, C::from_f32);
-                let codes = random_vec(p.codes_len(), &mut seed, |x| {
-                    ((x + 1.0) * 0.5 * p.c as f32).min(p.c as f32 - 1.0) as u8
-                });
-                Ok((DeviceBuffer::from_slice(&q)?, DeviceBuffer::from_slice(&cb)?, DeviceBuffer::from_slice(&codes)?))
+                let data = dist::generate::<Q, C, _>(&mut rng, p, family);
+                Ok((
+                    DeviceBuffer::from_slice(&data.queries)?,
+                    DeviceBuffer::from_slice(&data.codebooks)?,
+                    DeviceBuffer::from_slice(&data.codes)?,
+                ))
             })
             .collect::<Result<_, _>>()?;
         Ok(Bench {
+            graphs: vec![],
             sets,
             indices: DeviceBuffer::zeroed(p.out_len())?,
             scores: DeviceBuffer::zeroed(p.out_len())?,
@@ -92,13 +176,40 @@ impl<Q: Element, C: Element> Bench<Q, C> {
         gpu.topk_into(&self.plan, stream, &inputs, &mut outputs, &mut self.workspace)
     }
 
-    /// Event-timed durations of `iters` calls, each on the next input set.
-    fn time(&mut self, gpu: &Gpu, stream: &Stream, iters: usize) -> Result<Vec<Duration>, Error> {
+    /// Captures one call per input set into a graph (once).
+    fn capture_graphs(&mut self, gpu: &Gpu, stream: &Stream) -> Result<(), Error> {
+        stream.synchronize()?;
+        while self.graphs.len() < self.sets.len() {
+            let set = self.graphs.len();
+            let graph = Graph::capture(stream, || self.launch(gpu, stream, set))?;
+            self.graphs.push(graph);
+        }
+        Ok(())
+    }
+
+    /// Event-timed durations of `iters` calls, each on the next input set after an L2 flush;
+    /// replays of the captured graphs when `graph`, calls on the stream otherwise.
+    fn time(
+        &mut self,
+        gpu: &Gpu,
+        stream: &Stream,
+        flush: &mut L2Flush,
+        iters: usize,
+        graph: bool,
+    ) -> Result<Vec<Duration>, Error> {
+        if graph {
+            self.capture_graphs(gpu, stream)?;
+        }
         let (start, end) = (Event::new(EventFlags::DEFAULT)?, Event::new(EventFlags::DEFAULT)?);
         let mut times = Vec::with_capacity(iters);
         for i in 0..iters {
+            flush.flush(stream);
             start.record(stream)?;
-            self.launch(gpu, stream, i)?;
+            if graph {
+                self.graphs[i % self.graphs.len()].launch(stream);
+            } else {
+                self.launch(gpu, stream, i)?;
+            }
             end.record(stream)?;
             end.synchronize()?;
             times.push(end.elapsed(&start)?);
@@ -134,26 +245,52 @@ struct Options {
     dtype: DType,
     metric: Metric,
     order: Order,
+    dists: Vec<Family>,
+    /// The kernels' path (`Auto`: what `Gpu::plan` picks); shapes it does not apply to are skipped.
+    path: Path,
 }
 
-/// The median time of a call.
-fn measure<Q: Element, C: Element>(gpu: &Gpu, stream: &Stream, p: &Problem) -> Result<Duration, Error> {
-    let mut bench = Bench::<Q, C>::new(gpu, p)?;
-    bench.time(gpu, stream, WARMUP)?;
-    Ok(median(bench.time(gpu, stream, TIMED)?))
+/// Median times of a call: (on the stream, as a graph replay).
+struct Times {
+    stream: Duration,
+    graph: Duration,
 }
 
-fn measure_dtype(gpu: &Gpu, stream: &Stream, p: &Problem) -> Result<Duration, Error> {
+fn measure<Q: Element, C: Element>(
+    gpu: &Gpu,
+    stream: &Stream,
+    flush: &mut L2Flush,
+    p: &Problem,
+    family: Family,
+    path: Path,
+) -> Result<Times, Error> {
+    let mut bench = Bench::<Q, C>::new(gpu, p, family, path)?;
+    bench.time(gpu, stream, flush, WARMUP, false)?;
+    let on_stream = median(bench.time(gpu, stream, flush, TIMED, false)?);
+    bench.time(gpu, stream, flush, WARMUP, true)?;
+    let graph = median(bench.time(gpu, stream, flush, TIMED, true)?);
+    Ok(Times { stream: on_stream, graph })
+}
+
+fn measure_dtype(
+    gpu: &Gpu,
+    stream: &Stream,
+    flush: &mut L2Flush,
+    p: &Problem,
+    family: Family,
+    path: Path,
+) -> Result<Times, Error> {
     match p.query_dtype {
-        DType::F32 => measure::<f32, f32>(gpu, stream, p),
-        DType::F16 => measure::<f16, f16>(gpu, stream, p),
-        DType::BF16 => measure::<bf16, bf16>(gpu, stream, p),
+        DType::F32 => measure::<f32, f32>(gpu, stream, flush, p, family, path),
+        DType::F16 => measure::<f16, f16>(gpu, stream, flush, p, family, path),
+        DType::BF16 => measure::<bf16, bf16>(gpu, stream, flush, p, family, path),
     }
 }
 
 fn table(gpu: &Gpu, shapes: &[Shape], json_out: Option<&str>, options: &Options) -> Result<(), Error> {
     let stream = Stream::new(StreamFlags::NON_BLOCKING, None)?;
     let bandwidth = copy_bandwidth(&stream)?;
+    let mut flush = L2Flush::new()?;
     println!(
         "device {} (ordinal {}), copy bandwidth {:.2} TB/s (read + write)",
         gpu.name()?,
@@ -161,10 +298,15 @@ fn table(gpu: &Gpu, shapes: &[Shape], json_out: Option<&str>, options: &Options)
         bandwidth / 1e12
     );
     println!(
-        "options: {:?} {:?} {:?}; {TIMED} timed calls after {WARMUP} warm-up, rotating {INPUT_SETS} input sets",
-        options.dtype, options.metric, options.order
+        "options: {:?} {:?} {:?}, path {:?}; {TIMED} timed calls after {WARMUP} warm-up, rotating {INPUT_SETS} input \
+         sets, L2 flushed ({} MiB memset) before each",
+        options.dtype,
+        options.metric,
+        options.order,
+        options.path,
+        FLUSH_BYTES >> 20
     );
-    println!("{:24} {:>10} {:>10} {:>9} {:>10}", "shape", "median_us", "floor_us", "x_floor", "GB/s");
+    println!("{:24} {:8} {:>10} {:>10} {:>10} {:>8}", "shape", "dist", "stream_us", "graph_us", "floor_us", "x_floor");
     let mut rows = vec![];
     for shape in shapes {
         let p = shape
@@ -175,23 +317,38 @@ fn table(gpu: &Gpu, shapes: &[Shape], json_out: Option<&str>, options: &Options)
         let elem = if options.dtype == DType::F32 { 4 } else { 2 };
         let bytes = p.codes_len() + (p.queries_len() + p.codebooks_len()) * elem + p.out_len() * 4;
         let floor_us = bytes as f64 / bandwidth * 1e6;
-        let t = measure_dtype(gpu, &stream, &p)?;
-        let us = t.as_secs_f64() * 1e6;
-        println!(
-            "{:24} {:>10.1} {:>10.2} {:>9.1} {:>10.0}",
-            shape.name,
-            us,
-            floor_us,
-            us / floor_us,
-            bytes as f64 / t.as_secs_f64() / 1e9,
-        );
-        rows.push(serde_json::json!({
-            "shape": shape.name, "median_us": us, "floor_us": floor_us, "ratio_to_floor": us / floor_us,
-            "bytes": bytes, "achieved_gbps": bytes as f64 / t.as_secs_f64() / 1e9,
-        }));
+        for &family in &options.dists {
+            let t = match measure_dtype(gpu, &stream, &mut flush, &p, family, options.path) {
+                Err(Error::Unsupported(why)) => {
+                    println!("{:24} {:8} skipped: {why}", shape.name, family.name());
+                    continue;
+                }
+                t => t?,
+            };
+            let (us, graph_us) = (t.stream.as_secs_f64() * 1e6, t.graph.as_secs_f64() * 1e6);
+            println!(
+                "{:24} {:8} {:>10.1} {:>10.1} {:>10.2} {:>8.1}",
+                shape.name,
+                family.name(),
+                us,
+                graph_us,
+                floor_us,
+                us / floor_us,
+            );
+            rows.push(serde_json::json!({
+                "shape": shape.name, "dist": family.name(), "median_us": us, "stream_us": us,
+                "graph_us": graph_us, "floor_us": floor_us, "ratio_to_floor": us / floor_us,
+                "bytes": bytes, "achieved_gbps": bytes as f64 / t.stream.as_secs_f64() / 1e9,
+            }));
+        }
     }
     if let Some(path) = json_out {
-        let doc = serde_json::json!({ "device": gpu.name()?, "copy_bandwidth_tbps": bandwidth / 1e12, "rows": rows });
+        let doc = serde_json::json!({
+            "device": gpu.name()?, "copy_bandwidth_tbps": bandwidth / 1e12,
+            "timing": "CUDA events, median of 50 after 10 warm-up, L2 flushed (256 MiB memset) before each call",
+            "dtype": format!("{:?}", options.dtype), "metric": format!("{:?}", options.metric),
+            "order": format!("{:?}", options.order), "path": format!("{:?}", options.path), "rows": rows,
+        });
         std::fs::write(path, serde_json::to_string_pretty(&doc).unwrap()).expect("write json");
         println!("wrote {path}");
     }
@@ -200,15 +357,19 @@ fn table(gpu: &Gpu, shapes: &[Shape], json_out: Option<&str>, options: &Options)
 
 fn criterion_benches(gpu: &Gpu, shapes: &[Shape]) -> Result<(), Error> {
     let stream = Stream::new(StreamFlags::NON_BLOCKING, None)?;
+    let mut flush = L2Flush::new()?;
     let mut c = Criterion::default()
         .configure_from_args()
         .warm_up_time(Duration::from_millis(500))
         .measurement_time(Duration::from_secs(2));
     let mut group = c.benchmark_group("pq_topk_f16_ip");
     for shape in shapes.iter().filter(|s| s.name.starts_with("decode_b1") || s.name.starts_with("hub_")) {
-        let mut bench = Bench::<f16, f16>::new(gpu, &shape.problem)?;
+        let mut bench = Bench::<f16, f16>::new(gpu, &shape.problem, Family::Uniform, Path::Auto)?;
         group.bench_function(&shape.name, |b| {
-            b.iter_custom(|iters| bench.time(gpu, &stream, iters as usize).unwrap().into_iter().sum());
+            // Each call's event time (synchronized before it is read), L2 flushed before each.
+            b.iter_custom(|iters| {
+                bench.time(gpu, &stream, &mut flush, iters as usize, false).unwrap().into_iter().sum()
+            });
         });
     }
     group.finish();
@@ -217,6 +378,21 @@ fn criterion_benches(gpu: &Gpu, shapes: &[Shape]) -> Result<(), Error> {
 
 fn arg_after(args: &[String], flag: &str) -> Option<String> {
     args.iter().position(|a| a == flag).and_then(|i| args.get(i + 1)).filter(|v| !v.starts_with("--")).cloned()
+}
+
+/// `all`, or a comma-separated list of family names.
+fn parse_dists(arg: &str) -> Vec<Family> {
+    if arg == "all" {
+        return Family::ALL.to_vec();
+    }
+    arg.split(',')
+        .map(|name| {
+            Family::parse(name).unwrap_or_else(|| {
+                let names: Vec<&str> = Family::ALL.iter().map(|f| f.name()).collect();
+                panic!("--dist {name}: expected all or one of {}", names.join(", "))
+            })
+        })
+        .collect()
 }
 
 fn main() {
@@ -247,6 +423,13 @@ fn main() {
                 Order::ByIndex
             } else {
                 Order::ByScore
+            },
+            dists: parse_dists(arg_after(&args, "--dist").as_deref().unwrap_or("uniform")),
+            path: match arg_after(&args, "--path").as_deref() {
+                Some("small") => Path::OneBlockPerRow,
+                Some("cluster") => Path::Cluster,
+                Some("launches") => Path::Launches,
+                _ => Path::Auto,
             },
         };
         let mut shapes = load_shapes(&path);

@@ -1,11 +1,30 @@
 #!/usr/bin/env bash
-# Runs on the GPU machine from inside gpu-bundle/: pqtopk's table and the peer pipelines, in one
-# run, then the ratios. Writes JSON to ${OUT:-.}.
+# Runs on the GPU machine from inside gpu-bundle/: pqtopk's table on every data family, the peer
+# pipelines (peers.py: torch.topk; peers_sota.py: + FlashInfer's top-k, installed offline from
+# peers/wheels/), in one run, then the ratios (scripts/compare.py). Writes JSON to ${OUT:-.}.
+# Extra arguments go to the bench (e.g. --shape NAME, --dist uniform,llm).
+# SKIP_PEERS=1 runs pqtopk's table only.
 set -uo pipefail
 cd "$(dirname "$0")"
 out=${OUT:-.}
-bin/bench-pqtopk --table shapes.json --json "$out/pqtopk.json" "$@"
-if [ -f peers/peers.py ]; then
-  PYTHONUNBUFFERED=1 python3 peers/peers.py --shapes shapes.json --out "$out" || echo "peers failed"
-  python3 compare.py "$out/pqtopk.json" "$out/peers.json" || true
+mkdir -p "$out"
+bin/bench-pqtopk --table shapes.json --dist all --json "$out/pqtopk.json" "$@" || { echo "bench failed"; exit 1; }
+peer_jsons=()
+if [ -z "${SKIP_PEERS:-}" ] && [ -f peers/peers.py ]; then
+  PYTHONUNBUFFERED=1 python3 peers/peers.py --shapes shapes.json --out "$out" && peer_jsons+=("$out/peers.json") \
+    || echo "peers.py failed"
+  if [ -f peers/peers_sota.py ]; then
+    site=${PEERS_SITE:-/tmp/site}
+    if ls peers/wheels/*.whl >/dev/null 2>&1 && python3 -m pip install -q --no-index --no-deps --no-compile \
+        --no-cache-dir --upgrade --target "$site" peers/wheels/*.whl; then
+      export PYTHONPATH="$site${PYTHONPATH:+:$PYTHONPATH}"
+    else
+      echo "FlashInfer wheels not installed: peers_sota.py runs its torch parts only"
+    fi
+    export FLASHINFER_WORKSPACE_BASE=/tmp/fi_ws FLASHINFER_CUDA_ARCH_LIST=9.0 \
+      TVM_FFI_CACHE_DIR=/tmp/tvm_ffi_cache PYTHONUNBUFFERED=1
+    python3 peers/peers_sota.py --shapes shapes.json --out "$out" && peer_jsons+=("$out/peers_sota.json") \
+      || echo "peers_sota.py failed"
+  fi
 fi
+python3 compare.py "$out/pqtopk.json" "${peer_jsons[@]}" || true

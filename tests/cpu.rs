@@ -6,6 +6,7 @@ mod support;
 use pqtopk::reference::{self, HostInputs};
 use pqtopk::{DType, Error, Gpu, Metric, Order, Problem};
 use proptest::prelude::*;
+use rand::SeedableRng;
 use support::{Data, HostData};
 
 /// Scores by decoding each key to a full vector first: independent of the reference's
@@ -96,6 +97,130 @@ fn reference_matches_brute_force() {
                     .with_order(support::ORDERS[i]);
                 let data: HostData<f32, f32> = support::draw(&mut rng, &p, data_kind, true);
                 assert_optimal(&p, &data);
+            }
+        }
+    }
+}
+
+#[test]
+fn data_families_produce_what_they_claim() {
+    use support::dist::{self, Family};
+    let mut rng = support::rng("data_families_produce_what_they_claim");
+    for metric in [Metric::InnerProduct, Metric::L2] {
+        // b = 2, h = 4, hkv = 2, sq = 2, d = 64, m = 4, c = 64, n = 3000
+        let p = Problem::new(2, 4, 2, 2, 64, 4, 64, 3000, 10).with_dtypes(DType::F32, DType::F32).with_metric(metric);
+        let (g, ds) = (p.h / p.hkv, p.d / p.m);
+        let draw =
+            |rng: &mut rand::rngs::StdRng, data: Data| -> HostData<f32, f32> { support::draw(rng, &p, data, false) };
+        let scores = |data: &HostData<f32, f32>| reference::scores(&p, &data.inputs()).unwrap();
+        let heads = || (0..p.b).flat_map(|b| (0..p.hkv).map(move |kv| (b, kv)));
+        let key_codes = |data: &HostData<f32, f32>, b: usize, kv: usize, key: usize| -> Vec<u8> {
+            data.codes[((b * p.hkv + kv) * p.n + key) * p.m..][..p.m].to_vec()
+        };
+        let centroid_norm = |data: &HostData<f32, f32>, kv: usize, j: usize, c: usize| -> f64 {
+            data.codebooks[((kv * p.m + j) * p.c + c) * ds..][..ds].iter().map(|&x| (x as f64).powi(2)).sum::<f64>()
+        };
+
+        // Same seed, same inputs (the bench relies on it); codes always below c.
+        let seed: u64 = rand::random();
+        for family in Family::ALL {
+            let a = dist::generate::<f32, f32, _>(&mut rand::rngs::StdRng::seed_from_u64(seed), &p, family);
+            let b = dist::generate::<f32, f32, _>(&mut rand::rngs::StdRng::seed_from_u64(seed), &p, family);
+            assert_eq!(a.codes, b.codes, "{family:?}");
+            assert_eq!(a.queries, b.queries, "{family:?}");
+            assert_eq!(a.codebooks, b.codebooks, "{family:?}");
+            assert!(a.codes.iter().all(|&c| (c as usize) < p.c), "{family:?}: code out of range");
+            assert_eq!(Family::parse(family.name()), Some(family));
+        }
+
+        // uniform: entries in [-1, 1), every code used.
+        let data = draw(&mut rng, Data::Random);
+        assert!(data.queries.iter().chain(&data.codebooks).all(|x| (-1.0..1.0).contains(x)));
+        assert!((0..p.c as u8).all(|c| data.codes.contains(&c)));
+
+        // equal: all reference scores of a row are exactly equal.
+        let data = draw(&mut rng, Data::Equal);
+        for (row, s) in scores(&data).chunks(p.n).enumerate() {
+            assert!(s.iter().all(|&x| x == s[0]), "equal, {metric:?}: row {row} has distinct scores");
+        }
+
+        // sorted: the first query row of each kv head scores its keys in ascending order.
+        let data = draw(&mut rng, Data::Sorted);
+        let all = scores(&data);
+        for (b, kv) in heads() {
+            let row = (b * p.h + kv * g) * p.sq;
+            let s = &all[row * p.n..][..p.n];
+            for (key, w) in s.windows(2).enumerate() {
+                assert!(
+                    w[0] <= w[1] + 1e-9 * (1.0 + w[1].abs()),
+                    "sorted, {metric:?}: ({b}, {kv}) keys {key}..: {w:?}"
+                );
+            }
+            assert!(s[0] < s[p.n - 1], "sorted, {metric:?}: ({b}, {kv}) scores all equal");
+        }
+
+        // narrow: per (kv head, sub-space) one centroid of far larger norm, used by at most a few
+        // keys (1 in 10000 expected), so the keys' scores fill a small part of the table range.
+        let data = draw(&mut rng, Data::Narrow);
+        let all = scores(&data);
+        let (mut outlier_keys, mut spans, mut table_ranges) = (0, 0.0, 0.0);
+        for (b, kv) in heads() {
+            let outliers: Vec<usize> = (0..p.m)
+                .map(|j| {
+                    let mut norms: Vec<(f64, usize)> = (0..p.c).map(|c| (centroid_norm(&data, kv, j, c), c)).collect();
+                    norms.sort_by(|a, b| b.0.total_cmp(&a.0));
+                    assert!(norms[0].0 > 100.0 * norms[1].0, "narrow: no outlier centroid in ({kv}, {j})");
+                    norms[0].1
+                })
+                .collect();
+            let uses_outlier =
+                |key: usize| key_codes(&data, b, kv, key).iter().zip(&outliers).any(|(&c, &o)| c as usize == o);
+            outlier_keys += (0..p.n).filter(|&key| uses_outlier(key)).count();
+            // The table range of the head's first row vs the range its ordinary keys span.
+            let row = (b * p.h + kv * g) * p.sq;
+            let q = &data.queries[row * p.d..][..p.d];
+            let table_range: f64 = (0..p.m)
+                .map(|j| {
+                    let partial = |c: usize| -> f64 {
+                        let e = &data.codebooks[((kv * p.m + j) * p.c + c) * ds..][..ds];
+                        q[j * ds..][..ds]
+                            .iter()
+                            .zip(e)
+                            .map(|(&a, &x)| match metric {
+                                Metric::InnerProduct => a as f64 * x as f64,
+                                Metric::L2 => (a as f64 - x as f64).powi(2),
+                            })
+                            .sum()
+                    };
+                    let (lo, hi) =
+                        (0..p.c).map(partial).fold((f64::MAX, f64::MIN), |(lo, hi), v| (lo.min(v), hi.max(v)));
+                    hi - lo
+                })
+                .sum();
+            let ordinary: Vec<f64> =
+                (0..p.n).filter(|&key| !uses_outlier(key)).map(|key| all[row * p.n + key]).collect();
+            let span =
+                ordinary.iter().fold(f64::MIN, |m, &x| m.max(x)) - ordinary.iter().fold(f64::MAX, |m, &x| m.min(x));
+            spans += span;
+            table_ranges += table_range;
+        }
+        assert!(spans < 0.3 * table_ranges, "narrow, {metric:?}: keys span {spans} of table ranges {table_ranges}");
+        assert!(outlier_keys <= 10, "narrow: {outlier_keys} of {} keys use an outlier centroid", p.b * p.hkv * p.n);
+
+        // llm: outlier channels in queries and codebooks, and a popular centroid per sub-space.
+        let data = draw(&mut rng, Data::Llm);
+        let max_abs = |v: &[f32]| v.iter().fold(0.0f32, |m, x| m.max(x.abs()));
+        assert!(max_abs(&data.queries) > 5.0 && max_abs(&data.codebooks) > 5.0, "llm: no outlier channel");
+        let big_channels = (0..p.d).filter(|&t| data.queries.chunks(p.d).any(|q| q[t].abs() > 1.0)).count();
+        assert!((1..=dist::LLM_OUTLIER_CHANNELS).contains(&big_channels), "llm: {big_channels} outlier channels");
+        for (b, kv) in heads() {
+            for j in 0..p.m {
+                let mut counts = vec![0usize; p.c];
+                for key in 0..p.n {
+                    counts[key_codes(&data, b, kv, key)[j] as usize] += 1;
+                }
+                let top = *counts.iter().max().unwrap();
+                assert!(top > p.n / 10, "llm: ({b}, {kv}, {j}): the most used centroid has only {top} of {} keys", p.n);
             }
         }
     }

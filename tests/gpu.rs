@@ -8,7 +8,7 @@ mod support;
 use cust::memory::{CopyDestination, DeviceBuffer, DeviceSlice};
 use cust::stream::{Stream, StreamFlags};
 use pqtopk::half::{bf16, f16};
-use pqtopk::{DType, Element, Error, Gpu, Inputs, Metric, Order, Outputs, Problem, ValidLengths};
+use pqtopk::{DType, Element, Error, Gpu, Inputs, Metric, Order, Outputs, Path, Plan, Problem, ValidLengths};
 use pqtopk_abi::{BLOCK_THREADS, SmokeParams};
 use rand::Rng;
 use rand::rngs::StdRng;
@@ -187,13 +187,13 @@ struct Run {
 /// returns the outputs.
 fn run_on_gpu<Q: Element, C: Element>(
     gpu: &Gpu,
-    p: &Problem,
+    plan: &Plan,
     data: &HostData<Q, C>,
     device_n_valid: bool,
     with_scores: bool,
 ) -> Run {
     let s = stream();
-    let plan = gpu.plan(p).unwrap();
+    let p = plan.problem();
     let queries = DeviceBuffer::from_slice(&data.queries).unwrap();
     let codebooks = DeviceBuffer::from_slice(&data.codebooks).unwrap();
     let codes = DeviceBuffer::from_slice(&data.codes).unwrap();
@@ -208,7 +208,7 @@ fn run_on_gpu<Q: Element, C: Element>(
     let inputs = Inputs { queries: &queries, codebooks: &codebooks, codes: &codes, n_valid };
     let mut outputs =
         Outputs { indices: &mut indices, scores: with_scores.then_some(&mut *scores as &mut DeviceSlice<f32>) };
-    gpu.topk_into(&plan, &s, &inputs, &mut outputs, &mut workspace).unwrap();
+    gpu.topk_into(plan, &s, &inputs, &mut outputs, &mut workspace).unwrap();
     s.synchronize().unwrap();
     let mut run = Run { indices: vec![0; p.out_len()], scores: vec![0.0; p.out_len()] };
     indices.copy_to(&mut run.indices[..]).unwrap();
@@ -216,10 +216,32 @@ fn run_on_gpu<Q: Element, C: Element>(
     run
 }
 
+/// The kernel paths a problem can take; every case runs on each that applies to it.
+const PATHS: [Path; 3] = [Path::OneBlockPerRow, Path::Cluster, Path::Launches];
+
+/// The plans of every path that applies to `p` on this device.
+fn plans(gpu: &Gpu, p: &Problem) -> Vec<(Path, Plan)> {
+    PATHS.into_iter().filter_map(|path| Some((path, gpu.plan_with_path(p, path).ok()?))).collect()
+}
+
 fn case<Q: Element, C: Element>(gpu: &Gpu, rng: &mut StdRng, p: &Problem, data: Data, ragged: bool) -> usize {
     let host: HostData<Q, C> = support::draw(rng, p, data, ragged);
-    let run = run_on_gpu(gpu, p, &host, rng.r#gen(), true);
-    support::check(p, &host, &run.indices, Some(&run.scores))
+    let device_n_valid = rng.r#gen();
+    let mut rows = 0;
+    for (path, plan) in plans(gpu, p) {
+        let run = run_on_gpu(gpu, &plan, &host, device_n_valid, true);
+        let checked = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
+            support::check(p, &host, &run.indices, Some(&run.scores))
+        }));
+        match checked {
+            Ok(checked) => rows += checked,
+            Err(panic) => {
+                eprintln!("failed on path {path:?} ({data:?}, ragged {ragged})");
+                std::panic::resume_unwind(panic);
+            }
+        }
+    }
+    rows
 }
 
 fn case_codebooks<Q: Element>(gpu: &Gpu, rng: &mut StdRng, p: &Problem, data: Data, ragged: bool) -> usize {
@@ -399,6 +421,64 @@ fn ragged_valid_lengths_pad_short_rows() {
 }
 
 #[test]
+fn every_data_family_in_every_order_and_metric() {
+    // The synthetic families of tests/support/dist.rs (the bench's too): LLM-like outliers with
+    // Zipf codes, one rarely used outlier centroid per sub-space (scores crowd into a sliver of the
+    // table range), all keys equal (every score of a row ties), keys sorted by score. Shapes: the
+    // per-row scoring (f32, GQA, ragged), the tensor-core scoring (16 rows per kv head, f16) and
+    // group mode (bf16/f16); small enough for the sanitizers.
+    let n = if quick() { 1500 } else { 5000 };
+    let shapes = [
+        Problem::new(2, 4, 2, 2, 64, 8, 64, n, 100).with_dtypes(DType::F32, DType::F32),
+        Problem::new(1, 8, 2, 4, 128, 16, 256, n, 300).with_dtypes(DType::F16, DType::F16),
+        Problem::new(2, 4, 1, 1, 64, 4, 16, n, 1021).with_dtypes(DType::BF16, DType::F16).with_group(true),
+    ];
+    let mut cases = Vec::new();
+    for data in Data::FAMILIES {
+        for (s, shape) in shapes.iter().enumerate() {
+            for (o, order) in ORDERS.into_iter().enumerate() {
+                for metric in METRICS {
+                    // Quick runs (the sanitizers) alternate the metric: both still meet every
+                    // family, shape and order.
+                    if quick() && METRICS[(s + o) % 2] != metric {
+                        continue;
+                    }
+                    let ragged = s == 0 && metric == Metric::L2;
+                    cases.push((shape.with_order(order).with_metric(metric), data, ragged));
+                }
+            }
+        }
+    }
+    check_all("every_data_family_in_every_order_and_metric", cases);
+}
+
+#[test]
+fn k_close_to_n_at_large_n() {
+    // k = n - 4 and k = n over 100003 keys (2-4 rows), in score and index order, across data
+    // families; and n = 1, k = 1. Quick runs keep two of the large cases.
+    let n = 100003;
+    let mut cases: Vec<Case> = Vec::new();
+    let large = [
+        (99999, Order::ByIndex, Data::Random, Metric::InnerProduct),
+        (n, Order::ByScore, Data::Sorted, Metric::L2),
+        (99999, Order::ByScore, Data::Equal, Metric::InnerProduct),
+        (n, Order::ByIndex, Data::Narrow, Metric::InnerProduct),
+        (99999, Order::ByScore, Data::Llm, Metric::L2),
+        (n, Order::Unordered, Data::Random, Metric::L2),
+    ];
+    for (i, &(k, order, data, metric)) in large.iter().enumerate().take(if quick() { 2 } else { large.len() }) {
+        let rows = if quick() { 2 } else { 2 + i % 3 };
+        let p = Problem::new(1, rows, 1, 1, 64, 8, 64, n, k).with_order(order).with_metric(metric);
+        cases.push((p, data, false));
+    }
+    for (i, order) in ORDERS.into_iter().enumerate() {
+        let p = Problem::new(2, 4, 2, 1, 64, 8, 16, 1, 1).with_order(order).with_metric(METRICS[i % 2]);
+        cases.push((p, Data::FAMILIES[i], i == 1));
+    }
+    check_all("k_close_to_n_at_large_n", cases);
+}
+
+#[test]
 fn exact_ties_break_toward_smaller_index() {
     let Some(gpu) = gpu("ties") else { return };
     let mut rng = support::rng("ties");
@@ -410,10 +490,12 @@ fn exact_ties_break_toward_smaller_index() {
                 .with_order(ORDERS[i % 3])
                 .with_dtypes(DType::F32, DType::F32);
             let host: HostData<f32, f32> = support::draw(&mut rng, &p, Data::Ties, false);
-            let run = run_on_gpu(&gpu, &p, &host, false, true);
-            support::check(&p, &host, &run.indices, Some(&run.scores));
             let want = pqtopk::reference::topk(&p, &host.inputs()).unwrap();
-            assert_eq!(run.indices, want.indices, "{p:?}: ties must resolve exactly as the reference");
+            for (path, plan) in plans(&gpu, &p) {
+                let run = run_on_gpu(&gpu, &plan, &host, false, true);
+                support::check(&p, &host, &run.indices, Some(&run.scores));
+                assert_eq!(run.indices, want.indices, "{p:?} {path:?}: ties must resolve exactly as the reference");
+            }
         }
     }
 }
@@ -442,14 +524,17 @@ fn results_are_bit_identical_across_runs() {
     let p = Problem::new(2, 8, 2, 2, 128, 16, 256, if quick() { 3000 } else { 31872 }, 1000)
         .with_dtypes(DType::F16, DType::F16);
     let host: HostData<f16, f16> = support::draw(&mut rng, &p, Data::Random, false);
-    let first = run_on_gpu(&gpu, &p, &host, false, true);
-    for _ in 0..3 {
-        let again = run_on_gpu(&gpu, &p, &host, false, true);
-        assert_eq!(first.indices, again.indices);
-        assert_eq!(
-            first.scores.iter().map(|s| s.to_bits()).collect::<Vec<_>>(),
-            again.scores.iter().map(|s| s.to_bits()).collect::<Vec<_>>()
-        );
+    for (path, plan) in plans(&gpu, &p) {
+        let first = run_on_gpu(&gpu, &plan, &host, false, true);
+        for _ in 0..3 {
+            let again = run_on_gpu(&gpu, &plan, &host, false, true);
+            assert_eq!(first.indices, again.indices, "{path:?}");
+            assert_eq!(
+                first.scores.iter().map(|s| s.to_bits()).collect::<Vec<_>>(),
+                again.scores.iter().map(|s| s.to_bits()).collect::<Vec<_>>(),
+                "{path:?}"
+            );
+        }
     }
 }
 
@@ -459,8 +544,10 @@ fn indices_only_and_allocating_form() {
     let mut rng = support::rng("indices_only");
     let p = Problem::new(1, 4, 1, 1, 64, 8, 32, 900, 40).with_order(Order::ByIndex).with_metric(Metric::L2);
     let host: HostData<f16, f16> = support::draw(&mut rng, &p, Data::Random, false);
-    let only = run_on_gpu(&gpu, &p, &host, false, false);
-    support::check(&p, &host, &only.indices, None);
+    for (_, plan) in plans(&gpu, &p) {
+        let only = run_on_gpu(&gpu, &plan, &host, false, false);
+        support::check(&p, &host, &only.indices, None);
+    }
     let s = stream();
     let (q, cb, codes) = (
         DeviceBuffer::from_slice(&host.queries).unwrap(),
@@ -567,8 +654,10 @@ fn codes_out_of_range_are_reported_and_never_read_out_of_bounds() {
     let codes = DeviceBuffer::from_slice(&host.codes).unwrap();
     assert_eq!(gpu.check_codes(&s, &codes, p.c), Err(Error::CodeOutOfRange { count: bad, c: p.c as u32 }));
     // The unchecked path still runs inside its buffers (compute-sanitizer watches this one).
-    let run = run_on_gpu(&gpu, &p, &host, false, true);
-    assert!(run.indices.iter().all(|&i| (i as usize) < p.n));
+    for (path, plan) in plans(&gpu, &p) {
+        let run = run_on_gpu(&gpu, &plan, &host, false, true);
+        assert!(run.indices.iter().all(|&i| (i as usize) < p.n), "{path:?}");
+    }
 }
 
 #[test]

@@ -22,17 +22,62 @@ pub const TABLES_BLOCKS_PER_SM: u32 = 4;
 /// Launch bounds that Rust cannot state in the kernel source: `(kernel, threads per block, blocks
 /// that must fit on one SM at once)`. `cargo xtask build-ptx` writes them into the PTX as
 /// `.maxntid` and `.minnctapersm`, which bound each kernel's registers.
-pub const LAUNCH_BOUNDS: [(&str, u32, u32); 5] = [
+pub const LAUNCH_BOUNDS: [(&str, u32, u32); 8] = [
     // Many short table blocks: four per SM at once.
-    ("pq_tables", BLOCK_THREADS, TABLES_BLOCKS_PER_SM),
+    (kernel_names::TABLES, BLOCK_THREADS, TABLES_BLOCKS_PER_SM),
     // Registers for three scoring blocks per SM: more loads in flight per thread lost more to
     // the tail of each wave than it won (measured at two).
-    ("pq_score", BLOCK_THREADS, 3),
+    (kernel_names::SCORE, BLOCK_THREADS, 3),
     // One block per SM (its shared memory fills the SM), so up to 128 registers per thread.
-    ("pq_score_dense", DENSE_THREADS, 1),
-    ("pq_select", SELECT_THREADS, 1),
-    ("pq_rank", BLOCK_THREADS, 1),
+    (kernel_names::SCORE_DENSE, DENSE_THREADS, 1),
+    (kernel_names::SELECT, SELECT_THREADS, 1),
+    (kernel_names::SORT_RUNS, SELECT_THREADS, 1),
+    // One binary search per thread: many blocks in flight hide the loads' latency.
+    (kernel_names::MERGE_RUNS, BLOCK_THREADS, 4),
+    (kernel_names::TOPK_SMALL, SMALL_THREADS, 1),
+    (kernel_names::TOPK_CLUSTER, CLUSTER_THREADS, 1),
 ];
+
+/// Kernels launched in clusters of [`CLUSTER_BLOCKS`], which exist only in the sm_90 PTX:
+/// `cargo xtask build-ptx` writes their `.reqnctapercluster` and leaves them out of sm_80's.
+pub const CLUSTER_KERNELS: [&str; 1] = [kernel_names::TOPK_CLUSTER];
+
+/// Kernel names, as the host looks them up in the module.
+pub mod kernel_names {
+    pub const TABLES: &str = "pq_tables";
+    pub const SCORE: &str = "pq_score";
+    pub const SCORE_DENSE: &str = "pq_score_dense";
+    pub const SELECT: &str = "pq_select";
+    pub const SORT_RUNS: &str = "pq_sort_runs";
+    pub const MERGE_RUNS: &str = "pq_merge_runs";
+    pub const TOPK_SMALL: &str = "pq_topk_small";
+    pub const TOPK_CLUSTER: &str = "pq_topk_cluster";
+    pub const COUNT_BAD_CODES: &str = "pq_count_bad_codes";
+}
+
+/// Keys of a run that `pq_sort_runs` sorts in shared memory (64 KiB). In score order with k
+/// above the selection's sort capacity, a row's candidates are sorted in runs of this many, then
+/// pairs of runs are merged by `pq_merge_runs`, one pass per doubling.
+pub const RUN_KEYS: u32 = 8192;
+
+/// Passes of `pq_merge_runs` that order up to `k` candidates sorted in runs of `RUN_KEYS`.
+pub const fn merge_passes(k: u32) -> u32 {
+    let runs = k.div_ceil(RUN_KEYS);
+    if runs <= 1 { 0 } else { 32 - (runs - 1).leading_zeros() }
+}
+
+/// Longest rows `pq_topk_small` takes: a row's keys sort in one block's shared memory, and the
+/// whole call is that one launch.
+pub const SMALL_MAX_KEYS: u32 = 4096;
+/// Threads of a `pq_topk_small` block.
+pub const SMALL_THREADS: u32 = 512;
+
+/// Dynamic shared memory of a `pq_topk_small` block: the row's selection keys (`n` rounded up to
+/// a power of two, 8 bytes each), then its queries as f32 (`heads · d`: the G heads of a group
+/// row, else 1).
+pub const fn small_shared_bytes(n: u32, heads: u32, d: u32) -> u32 {
+    n.next_power_of_two() * 8 + heads * d * 4
+}
 
 /// Bins of a selection histogram. The first one, built while scoring, spreads the range of
 /// scores that the row's lookup tables allow linearly over them; refinements take DIGIT_BITS-bit digits
@@ -246,7 +291,7 @@ pub struct RowBinning {
 /// Launch parameters of `pq_select`: one block (`SELECT_THREADS`, or `SELECT_THREADS_MANY_ROWS`
 /// for more rows than SMs) per output row selects the
 /// row's exact top k from its order keys and writes the outputs (or, for score order with k
-/// above `sort_capacity`, the unordered candidates for `pq_rank`).
+/// above `sort_capacity`, the unordered candidates for `pq_sort_runs`).
 #[repr(C)]
 #[derive(Clone, Copy, Debug)]
 pub struct SelectParams {
@@ -259,7 +304,8 @@ pub struct SelectParams {
     pub out_indices: u64,
     /// `[rows, k]` f32, or 0 when scores are not wanted.
     pub out_scores: u64,
-    /// `[rows, k]` u64 selection keys, used only when k > `sort_capacity` in score order.
+    /// `[rows, k]` u64 selection keys, used only when k > `sort_capacity` in score order: the
+    /// row's candidates, unordered, for `pq_sort_runs`.
     pub candidates: u64,
     /// Most selection keys the block sorts in shared memory (a power of two).
     pub sort_capacity: u32,
@@ -273,6 +319,117 @@ pub struct SelectParams {
     /// `[rows, sort_capacity + tie_capacity]` u64: the row's published keys above the threshold
     /// bin, then its tied keys. Used only when `split > 1`.
     pub split_keys: u64,
+}
+
+/// Launch parameters of `pq_merge_runs`: one pass that merges each pair of sorted runs of
+/// `width` candidates (see [`RUN_KEYS`]) from `src` into runs of `2·width` in `dst`, or, on the
+/// last pass, into the outputs.
+#[repr(C)]
+#[derive(Clone, Copy, Debug)]
+pub struct MergeParams {
+    pub select: SelectParams,
+    pub width: u32,
+    /// Nonzero on the last pass.
+    pub last: u32,
+    /// `[rows, k]` u64 selection keys, sorted in runs of `width`.
+    pub src: u64,
+    /// `[rows, k]` u64; unused on the last pass.
+    pub dst: u64,
+}
+
+/// Launch parameters of `pq_topk_small`, the whole call in one launch for rows of at most
+/// `SMALL_MAX_KEYS` keys: one block per output row scores its keys straight from the codebooks,
+/// sorts them in shared memory and writes the outputs.
+#[repr(C)]
+#[derive(Clone, Copy, Debug)]
+pub struct SmallParams {
+    pub shape: Shape,
+    pub queries: u64,
+    pub codebooks: u64,
+    pub codes: u64,
+    /// As in [`ScoreParams`].
+    pub n_valid: u64,
+    /// As in [`SelectParams`].
+    pub out_indices: u64,
+    pub out_scores: u64,
+}
+
+/// Blocks of a `pq_topk_cluster` cluster (the portable cluster size): they share one row tile,
+/// each scores a slice of its keys into its own shared memory, and they select the rows' top k
+/// through distributed shared memory.
+pub const CLUSTER_BLOCKS: u32 = 8;
+/// Threads of a `pq_topk_cluster` block.
+pub const CLUSTER_THREADS: u32 = 512;
+/// u64 words of a `pq_topk_cluster` block's published selection state (a row's filter).
+pub const CLUSTER_CONTROL_WORDS: u32 = 8;
+
+/// Launch parameters of `pq_topk_cluster`, the score and selection of few rows on chip (sm_90):
+/// one cluster of `CLUSTER_BLOCKS` per row tile (`row_tiles · b·hkv` clusters, tiles as
+/// `pq_tables` built them), block `r` of a cluster scoring keys `r·slice..(r + 1)·slice` of the
+/// tile's rows through the tables and owning row `r` of the tile (`r < rows_per_block`), whose
+/// top k the cluster gathers into its shared memory and which it writes.
+#[repr(C)]
+#[derive(Clone, Copy, Debug)]
+pub struct ClusterParams {
+    pub shape: Shape,
+    pub tiling: Tiling,
+    pub codes: u64,
+    /// As in [`ScoreParams`].
+    pub n_valid: u64,
+    pub luts: u64,
+    pub ranges: u64,
+    /// As in [`SelectParams`].
+    pub out_indices: u64,
+    pub out_scores: u64,
+    /// Keys each block scores: `ceil(n / CLUSTER_BLOCKS)`.
+    pub slice: u32,
+    /// Taken keys a block holds (a power of two, at least `k.next_power_of_two()`).
+    pub sort_capacity: u32,
+    /// Tied keys a block holds (a power of two); more tied keys are narrowed by refinement.
+    pub tie_capacity: u32,
+}
+
+/// Byte offsets of the regions of a `pq_topk_cluster` block's dynamic shared memory, each
+/// 16-byte aligned: the tile's lookup tables (`m·c` entries of `lut_width` f32), the order keys
+/// of the block's slice (`lut_width · slice` u32, row-major), one histogram per row
+/// (`lut_width · HIST_BINS` u32), the owned row's cluster-wide histogram (`HIST_BINS` u32), its
+/// taken and tied keys (`sort_capacity` and `tie_capacity` u64), its published state
+/// (`CLUSTER_CONTROL_WORDS` u64) and two slot counters (u32).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct ClusterLayout {
+    pub tables: u32,
+    pub orders: u32,
+    pub hists: u32,
+    pub total: u32,
+    pub best: u32,
+    pub ties: u32,
+    pub control: u32,
+    pub counters: u32,
+    /// Bytes in all.
+    pub bytes: u32,
+}
+
+/// The [`ClusterLayout`] of a problem's `pq_topk_cluster` blocks.
+pub const fn cluster_layout(
+    m: u32,
+    c: u32,
+    lut_width: u32,
+    slice: u32,
+    sort_capacity: u32,
+    tie_capacity: u32,
+) -> ClusterLayout {
+    const fn after(start: u32, bytes: u32) -> u32 {
+        (start + bytes).next_multiple_of(16)
+    }
+    let tables = 0;
+    let orders = after(tables, m * c * lut_width * 4);
+    let hists = after(orders, lut_width * slice * 4);
+    let total = after(hists, lut_width * HIST_BINS * 4);
+    let best = after(total, HIST_BINS * 4);
+    let ties = after(best, sort_capacity * 8);
+    let control = after(ties, tie_capacity * 8);
+    let counters = after(control, CLUSTER_CONTROL_WORDS * 8);
+    ClusterLayout { tables, orders, hists, total, best, ties, control, counters, bytes: after(counters, 8) }
 }
 
 /// Launch parameters of the smoke kernels that prove the device layer.

@@ -13,10 +13,11 @@ use cust::module::Module;
 use cust::stream::Stream;
 use cust::sys::{CUfunction, CUstream};
 use pqtopk_abi::{
-    BLOCK_THREADS, CodeCheckParams, DENSE_KEYS, DENSE_MAX_D, DENSE_MAX_KEYS_PER_BLOCK, DENSE_ROWS, DENSE_THREADS,
-    DType, DenseScoreParams, HIST_BINS, MAX_ROWS_PER_BLOCK, Order, RowBinning, SELECT_KEYS_PER_STEP, SELECT_THREADS,
-    SELECT_THREADS_MANY_ROWS, SPLIT_STATE_WORDS, ScoreParams, SelectParams, Shape, TABLES_BLOCKS_PER_SM, TablesParams,
-    Tiling,
+    BLOCK_THREADS, CLUSTER_BLOCKS, CLUSTER_THREADS, ClusterParams, CodeCheckParams, DENSE_KEYS, DENSE_MAX_D,
+    DENSE_MAX_KEYS_PER_BLOCK, DENSE_ROWS, DENSE_THREADS, DType, DenseScoreParams, HIST_BINS, MAX_ROWS_PER_BLOCK,
+    MergeParams, Order, RUN_KEYS, RowBinning, SELECT_KEYS_PER_STEP, SELECT_THREADS, SELECT_THREADS_MANY_ROWS,
+    SMALL_MAX_KEYS, SMALL_THREADS, SPLIT_STATE_WORDS, ScoreParams, SelectParams, Shape, SmallParams,
+    TABLES_BLOCKS_PER_SM, TablesParams, Tiling, cluster_layout, kernel_names, merge_passes, small_shared_bytes,
 };
 
 /// PTX for each supported architecture, built by `cargo xtask build-ptx` and committed.
@@ -46,6 +47,10 @@ const DENSE_MIN_KEYS_PER_BLOCK: usize = 1024;
 const MIN_STEPS_PER_PART: usize = 4;
 /// Work-item counts and products of them stay below this, so kernel arithmetic fits u32.
 const MAX_ITEMS: usize = (1 << 31) - 1;
+/// Blocks of the cluster path, in SMs' worth, up to which `Gpu::plan` takes it.
+const CLUSTER_MAX_WAVES: usize = 2;
+/// Smallest tie buffer of the cluster path (more ties are refined).
+const MIN_CLUSTER_TIE_CAPACITY: usize = 1024;
 
 /// One CUDA device with pqtopk's kernels loaded. Create one per device and share it; it makes its
 /// context current on the calling thread in every call.
@@ -61,6 +66,9 @@ pub struct Gpu {
     tables_dynamic_limit: usize,
     select_dynamic_limit: usize,
     dense_dynamic_limit: usize,
+    small_dynamic_limit: usize,
+    /// 0 where there is no cluster kernel (before sm_90).
+    cluster_dynamic_limit: usize,
     multiprocessors: usize,
 }
 
@@ -70,7 +78,11 @@ struct Kernels {
     score: CUfunction,
     score_dense: CUfunction,
     select: CUfunction,
-    rank: CUfunction,
+    sort_runs: CUfunction,
+    merge_runs: CUfunction,
+    topk_small: CUfunction,
+    /// sm_90 only.
+    topk_cluster: Option<CUfunction>,
     count_bad_codes: CUfunction,
 }
 
@@ -131,25 +143,47 @@ impl Gpu {
         // SAFETY: as above.
         let multiprocessors =
             unsafe { raw::device_attribute(device.as_raw(), Attribute::CU_DEVICE_ATTRIBUTE_MULTIPROCESSOR_COUNT)? };
+        let function = |name: &str| module.get_function(name).map(|f| f.to_raw());
         let kernels = Kernels {
-            tables: module.get_function("pq_tables")?.to_raw(),
-            score: module.get_function("pq_score")?.to_raw(),
-            score_dense: module.get_function("pq_score_dense")?.to_raw(),
-            select: module.get_function("pq_select")?.to_raw(),
-            rank: module.get_function("pq_rank")?.to_raw(),
-            count_bad_codes: module.get_function("pq_count_bad_codes")?.to_raw(),
+            tables: function(kernel_names::TABLES)?,
+            score: function(kernel_names::SCORE)?,
+            score_dense: function(kernel_names::SCORE_DENSE)?,
+            select: function(kernel_names::SELECT)?,
+            sort_runs: function(kernel_names::SORT_RUNS)?,
+            merge_runs: function(kernel_names::MERGE_RUNS)?,
+            topk_small: function(kernel_names::TOPK_SMALL)?,
+            topk_cluster: if major >= 9 { Some(function(kernel_names::TOPK_CLUSTER)?) } else { None },
+            count_bad_codes: function(kernel_names::COUNT_BAD_CODES)?,
         };
         // SAFETY: valid functions of the module; the values are within the device's limit less
         // what each kernel declares statically.
-        let (tables_dynamic_limit, select_dynamic_limit, dense_dynamic_limit) = unsafe {
+        let [tables_dynamic_limit, select_dynamic_limit, dense_dynamic_limit, small_dynamic_limit, sort_runs_limit] = unsafe {
             raw::set_max_dynamic_shared(kernels.score, max_shared_bytes.min(SCORE_SMEM_BUDGET))?;
-            let mut limits = [0; 3];
-            for (limit, kernel) in limits.iter_mut().zip([kernels.tables, kernels.select, kernels.score_dense]) {
+            let mut limits = [0; 5];
+            let kernels_with_limits =
+                [kernels.tables, kernels.select, kernels.score_dense, kernels.topk_small, kernels.sort_runs];
+            for (limit, kernel) in limits.iter_mut().zip(kernels_with_limits) {
                 *limit = max_shared_bytes - raw::static_shared_bytes(kernel)?;
                 raw::set_max_dynamic_shared(kernel, *limit)?;
             }
-            (limits[0], limits[1], limits[2])
+            limits
         };
+        let cluster_dynamic_limit = match kernels.topk_cluster {
+            // SAFETY: as above.
+            Some(kernel) => unsafe {
+                let limit = max_shared_bytes - raw::static_shared_bytes(kernel)?;
+                raw::set_max_dynamic_shared(kernel, limit)?;
+                limit
+            },
+            None => 0,
+        };
+        if sort_runs_limit < RUN_KEYS as usize * 8 {
+            return Err(Error::Unsupported(format!(
+                "{} bytes of shared memory per block; pqtopk needs {}",
+                max_shared_bytes,
+                RUN_KEYS as usize * 8
+            )));
+        }
         Ok(Gpu {
             kernels,
             module,
@@ -160,6 +194,8 @@ impl Gpu {
             tables_dynamic_limit,
             select_dynamic_limit,
             dense_dynamic_limit,
+            small_dynamic_limit,
+            cluster_dynamic_limit,
             multiprocessors,
         })
     }
@@ -190,6 +226,13 @@ impl Gpu {
 
     /// Validates `problem` and fixes its launch shape on this device.
     pub fn plan(&self, problem: &Problem) -> Result<Plan> {
+        self.plan_with_path(problem, Path::Auto)
+    }
+
+    /// [`Gpu::plan`] on a given path, for tests and benchmarks that compare the paths;
+    /// [`Error::Unsupported`] where the path does not apply to the problem on this device.
+    #[doc(hidden)]
+    pub fn plan_with_path(&self, problem: &Problem, path: Path) -> Result<Plan> {
         problem.validate()?;
         let p = problem;
         // Per row: its lookup table and its histogram.
@@ -248,7 +291,7 @@ impl Gpu {
         };
         let score_blocks = key_chunks * tile_groups;
         // Score order sorts each row's top k in shared memory where it fits, beside the
-        // histogram; larger rows are ranked by `pq_rank`.
+        // histogram; larger rows are sorted in runs and merged.
         let select_budget = self.select_dynamic_limit - HIST_BINS as usize * 4;
         // The tie buffer also groups the keys above the threshold bin for the bucketed output,
         // so it grows with k where shared memory allows.
@@ -268,16 +311,39 @@ impl Gpu {
         } else {
             1
         };
-        let rank_blocks = if p.order == Order::ByScore && p.k.next_power_of_two() > sort_capacity {
-            p.rows() * p.k.div_ceil(BLOCK_THREADS as usize)
-        } else {
-            0
+        let sorts_runs = p.order == Order::ByScore && p.k.next_power_of_two() > sort_capacity;
+        let run_blocks = if sorts_runs { p.rows() * p.k.div_ceil(RUN_KEYS as usize) } else { 0 };
+        let merge_blocks = if sorts_runs { p.rows() * p.k.div_ceil(BLOCK_THREADS as usize) } else { 0 };
+        // Rows short enough for one block: the whole call is one launch.
+        let small_shared = small_shared_bytes(p.n as u32, if p.group { p.group_size() } else { 1 } as u32, p.d as u32);
+        let small = (p.n <= SMALL_MAX_KEYS as usize && small_shared as usize <= self.small_dynamic_limit)
+            .then_some(small_shared as usize);
+        let cluster = if dense.is_none() { self.cluster_plan(p, rows_per_kv) } else { None };
+        // Few rows whose selection fits on chip: tables, then one cluster launch. Many rows keep
+        // the three launches, whose scoring spreads over the whole device.
+        let few_rows =
+            |c: &ClusterPlan| c.clusters * CLUSTER_BLOCKS as usize <= CLUSTER_MAX_WAVES * self.multiprocessors;
+        let (small, cluster) = match path {
+            Path::Auto if small.is_some() => (small, None),
+            Path::Auto => (None, cluster.filter(few_rows)),
+            Path::OneBlockPerRow if small.is_some() => (small, None),
+            Path::Cluster if cluster.is_some() => (None, cluster),
+            Path::Launches => (None, None),
+            _ => return Err(Error::Unsupported(format!("path {path:?} for {p:?} on this device"))),
+        };
+        // The cluster path's tables are its tiles'.
+        let (lut_width, rows_per_block, row_tiles, tables_blocks, tables_shared_bytes) = match cluster {
+            Some(c) => {
+                let row_tiles = rows_per_kv.div_ceil(c.width);
+                (c.width, c.width, row_tiles, row_tiles * p.b * p.hkv * p.m, c.width * (p.d / p.m) * 4)
+            }
+            None => (lut_width, rows_per_block, row_tiles, tables_blocks, tables_shared_bytes),
         };
         for (what, value) in [
             ("scoring blocks", score_blocks),
             ("dense scoring blocks", dense.map_or(0, |d| d.blocks)),
             ("table blocks", tables_blocks),
-            ("rows·ceil(k/256)", rank_blocks),
+            ("rows·ceil(k/256)", merge_blocks),
         ] {
             if value > MAX_ITEMS {
                 return Err(Error::Unsupported(format!("{what} = {value} exceeds {MAX_ITEMS}")));
@@ -301,7 +367,42 @@ impl Gpu {
             select_shared_bytes,
             select_threads,
             select_split,
-            rank_blocks,
+            run_blocks,
+            merge_blocks,
+            small,
+            cluster,
+        })
+    }
+
+    /// The cluster path's launch shape, where it applies: sm_90, every row's top k and tied keys
+    /// in one block's shared memory. Rows per tile: the most (up to four, sharing the table
+    /// loads) that still give about one block per SM, since a tile is one cluster.
+    fn cluster_plan(&self, p: &Problem, rows_per_kv: usize) -> Option<ClusterPlan> {
+        self.kernels.topk_cluster?;
+        let slice = p.n.div_ceil(CLUSTER_BLOCKS as usize);
+        let sort_capacity = p.k.next_power_of_two();
+        let widest = rows_per_kv.next_power_of_two().min(MAX_ROWS_PER_BLOCK as usize);
+        let clusters = |width: usize| rows_per_kv.div_ceil(width) * p.b * p.hkv;
+        let enough = |width: usize| 10 * clusters(width) * CLUSTER_BLOCKS as usize >= 9 * self.multiprocessors;
+        let width = [4, 2, 1].into_iter().filter(|&w| w <= widest).find(|&w| enough(w)).unwrap_or(1);
+        // The tie buffer also groups the bucketed output: as large as k where it fits.
+        let fits = |width: usize, tie_capacity: usize| {
+            let layout = cluster_layout(
+                p.m as u32,
+                p.c as u32,
+                width as u32,
+                slice as u32,
+                sort_capacity as u32,
+                tie_capacity as u32,
+            );
+            (layout.bytes as usize <= self.cluster_dynamic_limit).then_some(layout.bytes as usize)
+        };
+        let tie_capacities = [TIE_CAPACITY.max(sort_capacity), TIE_CAPACITY, MIN_CLUSTER_TIE_CAPACITY];
+        [width, 1].into_iter().find_map(|width| {
+            tie_capacities.into_iter().find_map(|tie_capacity| {
+                let shared_bytes = fits(width, tie_capacity)?;
+                Some(ClusterPlan { width, slice, sort_capacity, tie_capacity, shared_bytes, clusters: clusters(width) })
+            })
         })
     }
 
@@ -461,6 +562,28 @@ impl Gpu {
             order: p.order as u32,
             group: p.group as u32,
         };
+        if let Some(shared_bytes) = plan.small {
+            let small = SmallParams {
+                shape,
+                queries: buffers.queries,
+                codebooks: buffers.codebooks,
+                codes: buffers.codes,
+                n_valid: buffers.n_valid,
+                out_indices: buffers.indices,
+                out_scores: buffers.scores,
+            };
+            // SAFETY: as below; one block per row with the plan's shared memory.
+            return unsafe {
+                raw::launch(
+                    self.kernels.topk_small,
+                    p.rows() as u32,
+                    SMALL_THREADS,
+                    shared_bytes as u32,
+                    stream,
+                    &small,
+                )
+            };
+        }
         let tiling = Tiling {
             rows_per_block: plan.rows_per_block as u32,
             lut_width: plan.lut_width as u32,
@@ -515,6 +638,23 @@ impl Gpu {
                 stream,
                 &tables,
             )?;
+            if let (Some(cluster), Some(kernel)) = (plan.cluster, self.kernels.topk_cluster) {
+                let params = ClusterParams {
+                    shape,
+                    tiling,
+                    codes: buffers.codes,
+                    n_valid: buffers.n_valid,
+                    luts: tables.luts,
+                    ranges: tables.ranges,
+                    out_indices: buffers.indices,
+                    out_scores: buffers.scores,
+                    slice: cluster.slice as u32,
+                    sort_capacity: cluster.sort_capacity as u32,
+                    tie_capacity: cluster.tie_capacity as u32,
+                };
+                let blocks = (cluster.clusters * CLUSTER_BLOCKS as usize) as u32;
+                return raw::launch(kernel, blocks, CLUSTER_THREADS, cluster.shared_bytes as u32, stream, &params);
+            }
             if let Some(dense) = plan.dense {
                 let params = DenseScoreParams {
                     shape,
@@ -556,8 +696,23 @@ impl Gpu {
                 stream,
                 &select,
             )?;
-            if plan.rank_blocks > 0 {
-                raw::launch(self.kernels.rank, plan.rank_blocks as u32, BLOCK_THREADS, 0, stream, &select)?;
+            if plan.run_blocks > 0 {
+                raw::launch(
+                    self.kernels.sort_runs,
+                    plan.run_blocks as u32,
+                    SELECT_THREADS,
+                    RUN_KEYS * 8,
+                    stream,
+                    &select,
+                )?;
+                let passes = merge_passes(shape.k);
+                let (mut src, mut dst) = (select.candidates, at(layout.merged));
+                for pass in 0..passes {
+                    let merge =
+                        MergeParams { select, width: RUN_KEYS << pass, last: (pass + 1 == passes) as u32, src, dst };
+                    raw::launch(self.kernels.merge_runs, plan.merge_blocks as u32, BLOCK_THREADS, 0, stream, &merge)?;
+                    (src, dst) = (dst, src);
+                }
             }
         }
         Ok(())
@@ -671,7 +826,41 @@ pub struct Plan {
     select_shared_bytes: usize,
     select_threads: u32,
     select_split: usize,
-    rank_blocks: usize,
+    /// Score order with k above `sort_capacity`: `pq_sort_runs` blocks, and `pq_merge_runs`
+    /// blocks per pass (0 otherwise).
+    run_blocks: usize,
+    merge_blocks: usize,
+    /// Rows of at most `SMALL_MAX_KEYS` keys: the dynamic shared memory of `pq_topk_small`,
+    /// which then does the whole call.
+    small: Option<usize>,
+    /// Few rows on sm_90: `pq_topk_cluster` after `pq_tables`.
+    cluster: Option<ClusterPlan>,
+}
+
+/// Which kernels a call runs, for [`Gpu::plan_with_path`].
+#[doc(hidden)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Path {
+    /// What [`Gpu::plan`] picks.
+    Auto,
+    /// `pq_topk_small` (rows of at most `SMALL_MAX_KEYS` keys).
+    OneBlockPerRow,
+    /// `pq_tables`, then `pq_topk_cluster` (sm_90).
+    Cluster,
+    /// `pq_tables`, `pq_score` or `pq_score_dense`, `pq_select` (and the run sorts).
+    Launches,
+}
+
+/// The launch shape of `pq_topk_cluster`.
+#[derive(Clone, Copy, Debug)]
+struct ClusterPlan {
+    /// Rows per tile, interleaved in the tables.
+    width: usize,
+    slice: usize,
+    sort_capacity: usize,
+    tie_capacity: usize,
+    shared_bytes: usize,
+    clusters: usize,
 }
 
 /// The launch shape of `pq_score_dense`.
@@ -694,6 +883,8 @@ struct WorkspaceLayout {
     split_state: usize,
     scores: usize,
     candidates: usize,
+    /// The second buffer of the merge passes.
+    merged: usize,
     split_keys: usize,
     total: usize,
 }
@@ -729,17 +920,26 @@ impl Plan {
             start
         };
         let n_valid = region(p.b * 4);
+        // The one-launch path of short rows needs nothing but the valid lengths.
+        let unless_small = |bytes: usize| if self.small.is_some() { 0 } else { bytes };
         let lut_bytes =
             if self.dense.is_some() { 0 } else { self.row_tiles * p.b * p.hkv * self.lut_width * p.m * p.c * 4 };
-        let luts = region(lut_bytes);
-        let ranges = region(rows * p.m * 8);
-        let binning = region(rows * std::mem::size_of::<RowBinning>());
-        let histograms = region(rows * (HIST_BINS + SPLIT_STATE_WORDS) as usize * 4);
+        let luts = region(unless_small(lut_bytes));
+        let ranges = region(unless_small(rows * p.m * 8));
+        // The cluster path keeps scores and selection on chip: tables, ranges and histograms only.
+        let launches_only = |bytes: usize| if self.cluster.is_some() { 0 } else { unless_small(bytes) };
+        let binning = region(launches_only(rows * std::mem::size_of::<RowBinning>()));
+        let histograms = region(unless_small(rows * (HIST_BINS + SPLIT_STATE_WORDS) as usize * 4));
         let split_state = histograms + rows * HIST_BINS as usize * 4;
-        let scores = region(rows * self.score_stride() * 4);
-        let candidates = region(if self.rank_blocks > 0 { p.out_len() * 8 } else { 0 });
-        let split_keys =
-            region(if self.select_split > 1 { rows * (self.sort_capacity + self.tie_capacity) * 8 } else { 0 });
+        let scores = region(launches_only(rows * self.score_stride() * 4));
+        let candidate_bytes = if self.run_blocks > 0 { p.out_len() * 8 } else { 0 };
+        let candidates = region(launches_only(candidate_bytes));
+        let merged = region(launches_only(if merge_passes(p.k as u32) > 0 { candidate_bytes } else { 0 }));
+        let split_keys = region(launches_only(if self.select_split > 1 {
+            rows * (self.sort_capacity + self.tie_capacity) * 8
+        } else {
+            0
+        }));
         WorkspaceLayout {
             n_valid,
             luts,
@@ -749,6 +949,7 @@ impl Plan {
             split_state,
             scores,
             candidates,
+            merged,
             split_keys,
             total: end,
         }

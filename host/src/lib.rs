@@ -27,7 +27,7 @@ pub mod reference;
 pub use cust;
 pub use dtype::{DType, Element};
 pub use error::{Error, Result};
-pub use gpu::{Gpu, Inputs, Outputs, Plan, RawBuffers, TopkBuffers, ValidLengths};
+pub use gpu::{Gpu, Inputs, Outputs, Path, Plan, RawBuffers, TopkBuffers, ValidLengths};
 pub use half;
 pub use problem::{MAX_KEYS, Metric, Order, Problem};
 

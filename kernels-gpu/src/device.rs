@@ -492,6 +492,19 @@ pub unsafe fn dynamic_shared<T>(len: usize) -> Shared<T> {
     Shared { ptr: core::intrinsics::gpu::gpu_launch_sized_workgroup_mem::<T>(), len }
 }
 
+/// `len` elements of `T` at byte `offset` of the launch-sized dynamic shared memory (16-byte
+/// aligned at its start).
+///
+/// # Safety
+/// The kernel must have been launched with at least `offset + len · size_of::<T>()` bytes of
+/// dynamic shared memory; `offset` is a multiple of `T`'s alignment, at most 16.
+#[inline(always)]
+pub unsafe fn dynamic_shared_at<T>(offset: u32, len: usize) -> Shared<T> {
+    let base = core::intrinsics::gpu::gpu_launch_sized_workgroup_mem::<[u32; 4]>() as *mut u8;
+    // SAFETY: within the launch's dynamic shared memory by the caller's promise.
+    Shared { ptr: unsafe { base.add(offset as usize) } as *mut T, len }
+}
+
 /// A fixed-size shared-memory array, `static_shared!(NAME: [T; N])`, as a [`Shared<T>`].
 ///
 /// `NAME` must be unique in the crate (it becomes a PTX `.shared` symbol).
@@ -517,5 +530,125 @@ impl<T> Shared<T> {
     #[inline(always)]
     pub unsafe fn from_raw(ptr: *mut T, len: usize) -> Self {
         Shared { ptr, len }
+    }
+}
+
+// ---------------------------------------------------------------------------------------------
+// Thread-block clusters (sm_90): cluster barriers and distributed shared memory. Compiled only
+// into the sm_90 PTX (`--cfg pqtopk_sm90`), since the sm_80 JIT rejects these instructions.
+
+/// This block's rank within its cluster.
+#[cfg(pqtopk_sm90)]
+#[inline(always)]
+pub fn cluster_rank() -> u32 {
+    let r: u32;
+    // SAFETY: reading a special register has no preconditions.
+    unsafe { asm!("mov.u32 {r}, %cluster_ctarank;", r = out(reg32) r) };
+    r
+}
+
+/// Cluster-wide barrier: every thread of every block of the cluster arrives (release) and waits
+/// (acquire), so each block's shared-memory writes before it are visible to every block after
+/// it, local and remote. (Release and acquire are the default semantics of `arrive` and `wait`;
+/// PTX 7.8, which the sm_90 build targets, does not take them spelled out.)
+///
+/// # Safety
+/// Every thread of every block of the cluster must reach this same barrier.
+#[cfg(pqtopk_sm90)]
+#[inline(always)]
+pub unsafe fn cluster_sync() {
+    // SAFETY: forwarded to the caller.
+    unsafe { asm!("barrier.cluster.arrive.aligned;", "barrier.cluster.wait.aligned;") };
+}
+
+/// The view `Shared<T>` of this block, in block `rank` of the cluster (whose shared memory has
+/// the same layout): its elements by their `shared::cluster` addresses.
+#[cfg(pqtopk_sm90)]
+#[derive(Clone, Copy)]
+pub struct Remote<T> {
+    addr: u32,
+    len: usize,
+    _element: core::marker::PhantomData<T>,
+}
+
+#[cfg(pqtopk_sm90)]
+impl<T: Copy> Shared<T> {
+    /// This view in block `rank` of the cluster.
+    ///
+    /// # Safety
+    /// `rank` is below the cluster's size; the view addresses shared memory.
+    #[inline(always)]
+    pub unsafe fn in_block(self, rank: u32) -> Remote<T> {
+        let addr: u32;
+        // SAFETY: the view's generic address converts to the shared window; mapa maps it to the
+        // same offset in the other block.
+        unsafe {
+            asm!(
+                "{{ .reg .u64 s; .reg .u32 l; cvta.to.shared.u64 s, {p}; cvt.u32.u64 l, s; mapa.shared::cluster.u32 {a}, l, {r}; }}",
+                a = out(reg32) addr,
+                p = in(reg64) self.ptr,
+                r = in(reg32) rank,
+            )
+        };
+        Remote { addr, len: self.len, _element: core::marker::PhantomData }
+    }
+}
+
+#[cfg(pqtopk_sm90)]
+impl<T> Remote<T> {
+    #[inline(always)]
+    fn at(self, i: usize) -> u32 {
+        debug_assert!(i < self.len);
+        self.addr + (i * core::mem::size_of::<T>()) as u32
+    }
+}
+
+#[cfg(pqtopk_sm90)]
+impl Remote<u32> {
+    /// # Safety
+    /// `i < len`; the other block is running, and no thread writes the element between the
+    /// cluster barriers around this read.
+    #[inline(always)]
+    pub unsafe fn get(self, i: usize) -> u32 {
+        let v: u32;
+        // SAFETY: the caller's promise.
+        unsafe { asm!("ld.shared::cluster.u32 {v}, [{a}];", v = out(reg32) v, a = in(reg32) self.at(i)) };
+        v
+    }
+
+    /// Adds `v` to element `i` and returns the old value.
+    ///
+    /// # Safety
+    /// `i < len`; the other block is running.
+    #[inline(always)]
+    pub unsafe fn atomic_add(self, i: usize, v: u32) -> u32 {
+        let old: u32;
+        // SAFETY: the caller's promise.
+        unsafe {
+            asm!("atom.shared::cluster.add.u32 {o}, [{a}], {v};", o = out(reg32) old, a = in(reg32) self.at(i), v = in(reg32) v)
+        };
+        old
+    }
+}
+
+#[cfg(pqtopk_sm90)]
+impl Remote<u64> {
+    /// # Safety
+    /// As [`Remote::<u32>::get`].
+    #[inline(always)]
+    pub unsafe fn get(self, i: usize) -> u64 {
+        let v: u64;
+        // SAFETY: the caller's promise.
+        unsafe { asm!("ld.shared::cluster.u64 {v}, [{a}];", v = out(reg64) v, a = in(reg32) self.at(i)) };
+        v
+    }
+
+    /// # Safety
+    /// `i < len`; the other block is running, and no other thread reads or writes the element
+    /// between the cluster barriers around this write.
+    #[inline(always)]
+    pub unsafe fn set(self, i: usize, v: u64) {
+        // SAFETY: the caller's promise.
+        unsafe { asm!("st.shared::cluster.u64 [{a}], {v};", a = in(reg32) self.at(i), v = in(reg64) v) };
     }
 }

@@ -3,7 +3,9 @@
 //! knows neither.
 
 use crate::device::{self, Shared};
-use pqtopk_abi::{DType, HIST_BINS, MAX_ROWS_PER_BLOCK, Metric, RowBinning, ScoreParams, Shape, TablesParams, Tiling};
+use pqtopk_abi::{
+    DType, HIST_BINS, MAX_ROWS_PER_BLOCK, Metric, RowBinning, ScoreParams, Shape, SmallParams, TablesParams, Tiling,
+};
 
 const MAX_ROWS: usize = MAX_ROWS_PER_BLOCK as usize;
 
@@ -62,6 +64,125 @@ pub fn valid_keys(s: &Shape, n_valid: u64, batch: u32) -> u32 {
 /// The batch of output row `row`.
 pub fn batch_of_row(s: &Shape, row: u32) -> u32 {
     row / (s.rows_per_kv * s.hkv)
+}
+
+/// The offset of the query of the first head of row `local` of (batch, kv head), counting from
+/// that (batch, kv head)'s first row; the heads of a group row follow `sq · d` apart.
+pub fn query_offset(s: &Shape, batch: u32, kv_head: u32, local: u32) -> usize {
+    let g = s.h / s.hkv;
+    let (head, sq) = if s.group != 0 { (kv_head * g, local) } else { (kv_head * g + local / s.sq, local % s.sq) };
+    ((batch * s.h + head) * s.sq + sq) as usize * s.d as usize
+}
+
+/// Query heads summed into each score of a row: G in group mode, else 1.
+pub fn heads_per_row(s: &Shape) -> u32 {
+    if s.group != 0 { s.h / s.hkv } else { 1 }
+}
+
+/// Writes the selection keys of output row `row`'s keys `0..keys.len()` into `keys`, each scored
+/// straight from the codebooks without lookup tables (for short rows, where building tables
+/// costs more than scoring): per sub-space summed over the heads and dimensions, then over the
+/// sub-spaces, as the tables sum. Keys past the `valid` ones get 0, below every real key. The
+/// row's queries are staged in `staging` as f32 first.
+///
+/// # Safety
+/// All threads of the block call it; `staging` holds `heads_per_row · d` f32; the tensors in `p`
+/// have the shapes `SmallParams` states, with codebooks 16-byte aligned; `valid ≤ n`.
+pub unsafe fn direct_keys(p: &SmallParams, row: u32, valid: u32, keys: Shared<u64>, staging: Shared<f32>) {
+    let s = &p.shape;
+    let (bkv, local) = (row / s.rows_per_kv, row % s.rows_per_kv);
+    let (batch, kv_head) = (bkv / s.hkv, bkv % s.hkv);
+    let first = query_offset(s, batch, kv_head, local);
+    let (d, head_stride) = (s.d as usize, (s.sq * s.d) as usize);
+    let stage = |load: unsafe fn(u64, usize) -> f32| {
+        for i in (device::thread_idx() as usize..staging.len()).step_by(device::block_dim() as usize) {
+            // SAFETY: the row's heads lie inside the queries; one writer per element.
+            unsafe { staging.set(i, load(p.queries, first + (i / d) * head_stride + i % d)) };
+        }
+    };
+    match s.query_dtype {
+        q if q == DType::F32 as u32 => stage(F32::load),
+        q if q == DType::F16 as u32 => stage(F16::load),
+        _ => stage(BF16::load),
+    }
+    let codes = (p.codes as *const u8).wrapping_add(bkv as usize * s.n as usize * s.m as usize);
+    let l2 = s.metric == Metric::L2 as u32;
+    // SAFETY: the barrier orders the staging before its reads; the rest is forwarded. One
+    // monomorphized loop per codebook type and metric.
+    unsafe {
+        device::sync_threads();
+        match (s.codebook_dtype, l2) {
+            (c, false) if c == DType::F32 as u32 => {
+                direct_keys_typed::<F32, false>(s, p.codebooks, codes, kv_head, valid, keys, staging)
+            }
+            (c, true) if c == DType::F32 as u32 => {
+                direct_keys_typed::<F32, true>(s, p.codebooks, codes, kv_head, valid, keys, staging)
+            }
+            (c, false) if c == DType::F16 as u32 => {
+                direct_keys_typed::<F16, false>(s, p.codebooks, codes, kv_head, valid, keys, staging)
+            }
+            (c, true) if c == DType::F16 as u32 => {
+                direct_keys_typed::<F16, true>(s, p.codebooks, codes, kv_head, valid, keys, staging)
+            }
+            (_, false) => direct_keys_typed::<BF16, false>(s, p.codebooks, codes, kv_head, valid, keys, staging),
+            (_, true) => direct_keys_typed::<BF16, true>(s, p.codebooks, codes, kv_head, valid, keys, staging),
+        }
+    }
+}
+
+/// # Safety
+/// As [`direct_keys`], after the staging; `codes` is the (batch, kv head)'s `[n, m]` codes.
+#[inline(always)]
+unsafe fn direct_keys_typed<C: Element, const L2: bool>(
+    s: &Shape,
+    codebooks: u64,
+    codes: *const u8,
+    kv_head: u32,
+    valid: u32,
+    keys: Shared<u64>,
+    staging: Shared<f32>,
+) {
+    let (m, c, d, ds) = (s.m as usize, s.c as usize, s.d as usize, (s.d / s.m) as usize);
+    let heads = staging.len() / d;
+    let vector = ds % 4 == 0;
+    for i in (device::thread_idx() as usize..keys.len()).step_by(device::block_dim() as usize) {
+        let mut score = 0.0f32;
+        if i < valid as usize {
+            for j in 0..m {
+                // SAFETY: key i < valid ≤ n has m codes; codes ≥ c read centroid c − 1 (never
+                // out of bounds), as the tables do.
+                let code = (unsafe { device::load_nc_u8(codes.add(i * m + j)) } as usize).min(c - 1);
+                let centroid = ((kv_head as usize * m + j) * c + code) * ds;
+                let mut part = 0.0f32;
+                for head in 0..heads {
+                    let mut x = 0;
+                    while x < ds {
+                        // SAFETY: the centroid's ds elements lie inside the codebooks; vector
+                        // loads only where ds % 4 == 0 (offsets multiples of 4, 16-byte aligned
+                        // base); the staged query holds heads·d f32.
+                        unsafe {
+                            let cv = if vector {
+                                C::load4(codebooks, centroid + x)
+                            } else {
+                                [C::load(codebooks, centroid + x), 0.0, 0.0, 0.0]
+                            };
+                            unrolled!(U in [0, 1, 2, 3] {
+                                if U == 0 || vector {
+                                    let q = staging.get(head * d + j * ds + x + U);
+                                    part += if L2 { (q - cv[U]) * (q - cv[U]) } else { q * cv[U] };
+                                }
+                            });
+                        }
+                        x += if vector { 4 } else { 1 };
+                    }
+                }
+                score += part;
+            }
+        }
+        let key = if i < valid as usize { selection_key(order_key(score, s.metric), i as u32) } else { 0 };
+        // SAFETY: i < keys.len(); one writer per key.
+        unsafe { keys.set(i, key) };
+    }
 }
 
 /// An element type of queries or codebooks, read as f32.
@@ -222,18 +343,13 @@ unsafe fn build_tables_typed<Q: Element, C: Element, const L2: bool>(
     staging: Shared<f32>,
 ) {
     let s = &p.shape;
-    let g = s.h / s.hkv;
     let (d, c, ds) = (s.d as usize, s.c as usize, (s.d / s.m) as usize);
     let width = p.tiling.lut_width as usize;
     let rows = tile.rows as usize;
-    let heads = if s.group != 0 { g as usize } else { 1 };
+    let heads = heads_per_row(s) as usize;
     // Query offset of row r's first head, at sub-space j.
-    let query_row = |r: usize| {
-        let local = tile.row0 - tile.kv_row0 + r as u32;
-        let (head, sq) =
-            if s.group != 0 { (tile.kv_head * g, local) } else { (tile.kv_head * g + local / s.sq, local % s.sq) };
-        ((tile.batch * s.h + head) * s.sq + sq) as usize * d + j as usize * ds
-    };
+    let query_row =
+        |r: usize| query_offset(s, tile.batch, tile.kv_head, tile.row0 - tile.kv_row0 + r as u32) + j as usize * ds;
     let head_stride = s.sq as usize * d;
     let (t, threads) = (device::thread_idx() as usize, device::block_dim() as usize);
     let code = t.min(c - 1);
@@ -588,14 +704,13 @@ impl Binning {
 ///
 /// # Safety
 /// All threads of the block call it; the ranges are complete. Ends with a barrier.
-unsafe fn tile_binnings(p: &ScoreParams, tile: Tile) -> Shared<RowBinning> {
+pub unsafe fn tile_binnings(s: &Shape, ranges: u64, tile: Tile) -> Shared<RowBinning> {
     let binnings = static_shared!(TILE_BINNINGS: [RowBinning; MAX_ROWS]);
-    let s = p.shape;
     let r = device::thread_idx() as usize;
     // SAFETY: one writer per row, then the barrier; the ranges are complete.
     unsafe {
         if r < tile.rows as usize {
-            binnings.set(r, row_binning(&s, p.ranges, tile.row0 + r as u32).raw());
+            binnings.set(r, row_binning(s, ranges, tile.row0 + r as u32).raw());
         }
         device::sync_threads();
     }
@@ -623,30 +738,21 @@ pub unsafe fn row_binning(s: &Shape, ranges: u64, row: u32) -> Binning {
     if s.metric == Metric::L2 as u32 { Binning::of_range(-hi, -lo) } else { Binning::of_range(lo, hi) }
 }
 
-/// Scores one item: copies the tile's lookup tables into shared memory, writes the order key of
-/// every valid key of the item for each row, and adds the item's per-row histogram to the rows'.
+/// Copies row tile `tile`'s lookup tables (`entries` of `E`) from `pq_tables`' output into
+/// `luts`, and zeroes `hists`. No barrier: the caller's next one orders them before any read.
 ///
 /// # Safety
-/// All threads of the block call it; shared memory as `pq_score` documents; the buffers in `p`
-/// have the shapes `ScoreParams` states, the tables are complete, and the histograms were zero
-/// at the launch.
+/// All threads of the block call it; `luts_global` holds the tables of every tile, complete;
+/// `luts` holds `entries` entries.
 #[inline(always)]
-pub unsafe fn score_item<E: LutEntry>(p: &ScoreParams, tile: Tile) {
-    let s = p.shape;
-    let table_entries = lut_len(&s);
-    // SAFETY: launched with one table of E entries and lut_width histograms; the entries' type
-    // sets the alignment.
-    let (luts, hists) = unsafe {
-        let luts: Shared<E> = device::dynamic_shared(table_entries);
-        (luts, luts.tail::<u32>(table_entries, E::WIDTH * HIST_BINS as usize))
-    };
+pub unsafe fn load_tables<E: LutEntry>(luts_global: u64, tile: Tile, luts: Shared<E>, hists: Shared<u32>) {
     let (t, threads) = (device::thread_idx() as usize, device::block_dim() as usize);
-    let words = table_entries * E::WIDTH;
-    let global = (p.luts as *const u32).wrapping_add(tile.index as usize * words);
+    let words = luts.len() * E::WIDTH;
+    let global = (luts_global as *const u32).wrapping_add(tile.index as usize * words);
+    // SAFETY: the view covers `words` u32.
     let table_words: Shared<u32> = unsafe { luts.tail(0, words) };
     // SAFETY: 16-byte vectors where the table's size allows (each tile's table starts at a
-    // multiple of its size, 256-byte aligned region); each word has one writer; the barrier in
-    // tile_binnings orders the copies and zeroes before any read.
+    // multiple of its size, 256-byte aligned region); each word has one writer.
     unsafe {
         if words % 4 == 0 {
             for v in (t..words / 4).step_by(threads) {
@@ -664,26 +770,44 @@ pub unsafe fn score_item<E: LutEntry>(p: &ScoreParams, tile: Tile) {
             hists.set(i, 0);
         }
     }
-    // SAFETY: all threads call it; the ranges are complete.
-    let binnings = unsafe { tile_binnings(p, tile) };
+}
+
+/// Scores one item: copies the tile's lookup tables into shared memory, writes the order key of
+/// every valid key of the item for each row, and adds the item's per-row histogram to the rows'.
+///
+/// # Safety
+/// All threads of the block call it; shared memory as `pq_score` documents; the buffers in `p`
+/// have the shapes `ScoreParams` states, the tables are complete, and the histograms were zero
+/// at the launch.
+#[inline(always)]
+pub unsafe fn score_item<E: LutEntry>(p: &ScoreParams, tile: Tile) {
+    let s = p.shape;
+    let table_entries = lut_len(&s);
+    // SAFETY: launched with one table of E entries and lut_width histograms; the entries' type
+    // sets the alignment.
+    let (luts, hists) = unsafe {
+        let luts: Shared<E> = device::dynamic_shared(table_entries);
+        (luts, luts.tail::<u32>(table_entries, E::WIDTH * HIST_BINS as usize))
+    };
+    // SAFETY: all threads call both; the barrier in tile_binnings orders the copies and zeroes
+    // before any read.
+    let binnings = unsafe {
+        load_tables(p.luts, tile, luts, hists);
+        tile_binnings(&s, p.ranges, tile)
+    };
     if tile.key0 == 0 && device::thread_idx() < tile.rows {
         let r = device::thread_idx();
         // SAFETY: one writer per row; every block of the row computes the same value.
         unsafe { *(p.binning as *mut RowBinning).add((tile.row0 + r) as usize) = binnings.get(r as usize) };
     }
-    let scorer = Scorer {
-        codes: (p.codes as *const u8)
-            .wrapping_add((tile.batch * s.hkv + tile.kv_head) as usize * s.n as usize * s.m as usize),
-        m: s.m as usize,
-        c: s.c as usize,
-    };
-    // SAFETY: forwarded; the tables and binnings were written before a barrier.
+    let stride = s.score_stride as usize;
+    let scores_out = p.scores as *mut u32;
+    // SAFETY: forwarded; the tables and binnings were written before a barrier; row < rows and
+    // key < n ≤ score_stride.
     unsafe {
-        if s.m % 16 == 0 {
-            score_keys::<E, true>(p, tile, scorer, luts, binnings, hists)
-        } else {
-            score_keys::<E, false>(p, tile, scorer, luts, binnings, hists)
-        }
+        score_keys::<E>(&s, p.n_valid, p.codes, tile, luts, binnings, hists, |r, key, order| {
+            *scores_out.add((tile.row0 as usize + r) * stride + key as usize) = order
+        });
         device::sync_threads();
     }
     let histograms = p.histograms as *mut u32;
@@ -706,21 +830,58 @@ pub unsafe fn score_item<E: LutEntry>(p: &ScoreParams, tile: Tile) {
     }
 }
 
-/// The scoring loop of [`score_item`].
+/// Scores the valid keys `tile.key0..tile.key_end` of the tile's rows through the tables in
+/// `luts`: hands each order key to `store(row in tile, key, order)` and counts it into that
+/// row's histogram in `hists` (`HIST_BINS` per row) by the row's binning.
 ///
 /// # Safety
-/// As [`score_item`], after the tables and binnings are built and the histograms zeroed.
+/// All threads of the block call it, after a barrier that follows the tables, the binnings and
+/// the zeroed histograms; `codes` holds the `[b, hkv, n, m]` codes; `store` is valid for every
+/// (row, key) of the tile.
 #[inline(always)]
-unsafe fn score_keys<E: LutEntry, const WIDE: bool>(
-    p: &ScoreParams,
+pub unsafe fn score_keys<E: LutEntry>(
+    s: &Shape,
+    n_valid: u64,
+    codes: u64,
+    tile: Tile,
+    luts: Shared<E>,
+    binnings: Shared<RowBinning>,
+    hists: Shared<u32>,
+    store: impl Fn(usize, u32, u32),
+) {
+    let scorer = Scorer {
+        codes: (codes as *const u8)
+            .wrapping_add((tile.batch * s.hkv + tile.kv_head) as usize * s.n as usize * s.m as usize),
+        m: s.m as usize,
+        c: s.c as usize,
+    };
+    // SAFETY: forwarded.
+    unsafe {
+        if s.m % 16 == 0 {
+            score_keys_with::<E, true>(s, n_valid, tile, scorer, luts, binnings, hists, store)
+        } else {
+            score_keys_with::<E, false>(s, n_valid, tile, scorer, luts, binnings, hists, store)
+        }
+    }
+}
+
+/// The scoring loop of [`score_keys`].
+///
+/// # Safety
+/// As [`score_keys`].
+#[inline(always)]
+#[allow(clippy::too_many_arguments)]
+unsafe fn score_keys_with<E: LutEntry, const WIDE: bool>(
+    s: &Shape,
+    n_valid: u64,
     tile: Tile,
     scorer: Scorer,
     luts: Shared<E>,
     binnings: Shared<RowBinning>,
     hists: Shared<u32>,
+    store: impl Fn(usize, u32, u32),
 ) {
-    let (s, scores_out) = (p.shape, p.scores as *mut u32);
-    let end = tile.key_end.min(valid_keys(&s, p.n_valid, tile.batch));
+    let end = tile.key_end.min(valid_keys(s, n_valid, tile.batch));
     let rows = tile.rows as usize;
     let mut binning = [Binning::of_range(0.0, 0.0); MAX_ROWS];
     unrolled!(R in [0, 1, 2, 3] {
@@ -729,7 +890,6 @@ unsafe fn score_keys<E: LutEntry, const WIDE: bool>(
             binning[R] = Binning::from_raw(unsafe { binnings.get(R) });
         }
     });
-    let stride = s.score_stride as usize;
     let threads = device::block_dim();
     let mut first = tile.key0 + device::thread_idx();
     while first < end {
@@ -745,9 +905,9 @@ unsafe fn score_keys<E: LutEntry, const WIDE: bool>(
                     if R < E::WIDTH && R < rows {
                         let goodness = goodness(scores[K][R], s.metric);
                         let order = order_of_goodness(goodness);
-                        // SAFETY: row < rows and key < n ≤ score_stride; the bin is < HIST_BINS.
+                        store(R, key, order);
+                        // SAFETY: the bin is < HIST_BINS.
                         unsafe {
-                            *scores_out.add((tile.row0 as usize + R) * stride + key as usize) = order;
                             hists.atomic_add_no_return(R * HIST_BINS as usize + binning[R].bin_of(goodness, order) as usize, 1);
                         }
                     }

@@ -1,6 +1,9 @@
 //! Shared by the test binaries: random inputs and the tie-aware comparison with the reference.
 #![allow(dead_code)]
 
+pub mod dist;
+
+use dist::Family;
 use pqtopk::reference::{self, HostInputs, TopkResult};
 use pqtopk::{DType, Element, Metric, Order, Problem};
 use rand::rngs::StdRng;
@@ -22,6 +25,27 @@ pub enum Data {
     Ties,
     /// Random, with NaN and ±inf planted in a query and in codebook entries.
     Special,
+    /// A family of `dist` other than uniform (`Random` is `Family::Uniform`).
+    Llm,
+    Narrow,
+    Equal,
+    Sorted,
+}
+
+impl Data {
+    /// Every synthetic data family of `dist`, uniform first.
+    pub const FAMILIES: [Data; 5] = [Data::Random, Data::Llm, Data::Narrow, Data::Equal, Data::Sorted];
+
+    /// The `dist` family the inputs are drawn from (before `Ties` and `Special` edit them).
+    pub fn family(self) -> Family {
+        match self {
+            Data::Random | Data::Ties | Data::Special => Family::Uniform,
+            Data::Llm => Family::Llm,
+            Data::Narrow => Family::Narrow,
+            Data::Equal => Family::Equal,
+            Data::Sorted => Family::Sorted,
+        }
+    }
 }
 
 pub struct HostData<Q, C> {
@@ -43,10 +67,11 @@ impl<Q: Element, C: Element> HostData<Q, C> {
 }
 
 pub fn draw<Q: Element, C: Element>(rng: &mut StdRng, p: &Problem, data: Data, ragged: bool) -> HostData<Q, C> {
-    let mut queries: Vec<Q> = (0..p.queries_len()).map(|_| Q::from_f32(rng.gen_range(-1.0..1.0))).collect();
-    let mut codebooks: Vec<C> = (0..p.codebooks_len()).map(|_| C::from_f32(rng.gen_range(-1.0..1.0))).collect();
-    let distinct = if data == Data::Ties { p.c.min(3) } else { p.c };
-    let codes = (0..p.codes_len()).map(|_| rng.gen_range(0..distinct) as u8).collect();
+    let dist::Generated { mut queries, mut codebooks, mut codes } = dist::generate::<Q, C, _>(rng, p, data.family());
+    if data == Data::Ties {
+        let distinct = p.c.min(3);
+        codes.iter_mut().for_each(|code| *code = rng.gen_range(0..distinct) as u8);
+    }
     if data == Data::Special {
         let specials = [f32::NAN, f32::INFINITY, f32::NEG_INFINITY];
         // One query row entirely NaN-scored, and a few poisoned centroid entries.

@@ -99,19 +99,31 @@ fn gpu_bundle() -> Result<()> {
             std::fs::copy(&exe, out.join("bin").join(format!("{prefix}-{stem}"))).map_err(|e| e.to_string())?;
         }
     }
+    // The peers, wheels/ (FlashInfer for peers_sota.py) included.
     let shared_peers = project_root().join("../shared/peers");
     if shared_peers.is_dir() {
-        std::fs::create_dir_all(out.join("peers")).map_err(|e| e.to_string())?;
-        for entry in std::fs::read_dir(&shared_peers).map_err(|e| e.to_string())? {
-            let path = entry.map_err(|e| e.to_string())?.path();
-            std::fs::copy(&path, out.join("peers").join(path.file_name().unwrap())).map_err(|e| e.to_string())?;
-        }
+        copy_dir(&shared_peers, &out.join("peers"))?;
     }
     for file in ["scripts/run-gpu-suite.sh", "scripts/run-bench.sh", "scripts/compare.py", "benches/shapes.json"] {
         let from = project_root().join(file);
         std::fs::copy(&from, out.join(from.file_name().unwrap())).map_err(|e| e.to_string())?;
     }
     println!("gpu-bundle ready: {}", out.display());
+    Ok(())
+}
+
+/// Copies the folder `from` into `to`, recursively (regular files and folders; links followed).
+fn copy_dir(from: &Path, to: &Path) -> Result<()> {
+    std::fs::create_dir_all(to).map_err(|e| format!("{}: {e}", to.display()))?;
+    for entry in std::fs::read_dir(from).map_err(|e| format!("{}: {e}", from.display()))? {
+        let path = entry.map_err(|e| e.to_string())?.path();
+        let target = to.join(path.file_name().unwrap());
+        if path.is_dir() {
+            copy_dir(&path, &target)?;
+        } else {
+            std::fs::copy(&path, &target).map_err(|e| format!("{} -> {}: {e}", path.display(), target.display()))?;
+        }
+    }
     Ok(())
 }
 

@@ -14,6 +14,8 @@ const TRIPLE: &str = "nvptx64-nvidia-cuda";
 pub const LINKER_MODE_ENV: &str = "PQTOPK_PTX_LINKER_TOOLS";
 /// (compute capability, file in host/ptx). Keep in sync with `PTX_SM*` in `host/src/gpu.rs`.
 const TARGETS: [(&str, &str); 2] = [("sm_80", "pqtopk_sm80.ptx"), ("sm_90", "pqtopk_sm90.ptx")];
+/// The target whose kernels may use thread-block clusters (built with `--cfg pqtopk_sm90`).
+const CLUSTER_CPU: &str = "sm_90";
 
 pub fn build(check: bool) -> Result<()> {
     let sysroot = ensure_nightly()?;
@@ -25,13 +27,16 @@ pub fn build(check: bool) -> Result<()> {
         let mut cmd = nested_cargo(&root.join("kernels-gpu"));
         cmd.args(["build", "--release", "--target", TRIPLE, "-Zbuild-std=core", "--target-dir"])
             .arg(&target_dir)
-            .env("RUSTFLAGS", format!("-C target-cpu={cpu}"))
+            .env(
+                "RUSTFLAGS",
+                format!("-C target-cpu={cpu}{}", if cpu == CLUSTER_CPU { " --cfg pqtopk_sm90" } else { "" }),
+            )
             .env("CARGO_TARGET_NVPTX64_NVIDIA_CUDA_LINKER", std::env::current_exe().map_err(|e| e.to_string())?)
             .env(LINKER_MODE_ENV, &tools);
         run(&mut cmd)?;
         let built = target_dir.join(TRIPLE).join("release/pqtopk_kernels_gpu.ptx");
         let ptx = std::fs::read_to_string(&built).map_err(|e| format!("{}: {e}", built.display()))?;
-        let ptx = with_launch_bounds(&without_crate_hashes(&ptx))?;
+        let ptx = with_launch_bounds(&without_crate_hashes(&ptx), cpu == CLUSTER_CPU)?;
         no_local_memory(&ptx)?;
         let committed = root.join("host/ptx").join(file);
         if check {
@@ -159,15 +164,30 @@ fn no_local_memory(ptx: &str) -> Result<()> {
 }
 
 /// Adds each kernel's `.maxntid` and `.minnctapersm` from `pqtopk_abi::LAUNCH_BOUNDS` after its
-/// parameter list, where PTX places performance-tuning directives.
-fn with_launch_bounds(ptx: &str) -> Result<String> {
+/// parameter list, where PTX places performance-tuning directives, and the cluster kernels'
+/// `.explicitcluster` and `.reqnctapercluster` (they exist only where `clusters`, in the sm_90
+/// PTX).
+fn with_launch_bounds(ptx: &str, clusters: bool) -> Result<String> {
     let mut out = ptx.to_string();
     for (kernel, threads, blocks) in pqtopk_abi::LAUNCH_BOUNDS {
+        let cluster_kernel = pqtopk_abi::CLUSTER_KERNELS.contains(&kernel);
         let entry = format!(".entry {kernel}(");
-        let start = out.find(&entry).ok_or(format!("launch bounds: no kernel {kernel} in the PTX"))?;
+        let Some(start) = out.find(&entry) else {
+            if cluster_kernel && !clusters {
+                continue;
+            }
+            return Err(format!("launch bounds: no kernel {kernel} in the PTX"));
+        };
+        if cluster_kernel && !clusters {
+            return Err(format!("cluster kernel {kernel} in a PTX without clusters"));
+        }
         let close = out[start..].find("\n)").ok_or(format!("launch bounds: {kernel} has no parameter list end"))?;
         let line_end = start + close + 1 + out[start + close + 1..].find('\n').unwrap_or(0);
-        out.insert_str(line_end + 1, &format!(".maxntid {threads}, 1, 1\n.minnctapersm {blocks}\n"));
+        let mut directives = format!(".maxntid {threads}, 1, 1\n.minnctapersm {blocks}\n");
+        if cluster_kernel {
+            directives += &format!(".explicitcluster\n.reqnctapercluster {}, 1, 1\n", pqtopk_abi::CLUSTER_BLOCKS);
+        }
+        out.insert_str(line_end + 1, &directives);
     }
     Ok(out)
 }

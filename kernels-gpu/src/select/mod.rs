@@ -8,6 +8,11 @@
 //! and nothing here knows what a key means: the scoring code builds the keys and bins and feeds
 //! them in.
 
+#[cfg(pqtopk_sm90)]
+pub mod cluster;
+pub mod row;
+pub mod runs;
+
 use crate::device::{self, Shared};
 use pqtopk_abi::{DIGIT_BITS, HIST_BINS};
 
@@ -29,6 +34,9 @@ pub struct Filter {
     /// Keys in the bin that share the prefix.
     pub tied: u32,
 }
+
+/// u64 words of a published [`Filter`].
+pub const FILTER_WORDS: usize = 5;
 
 /// Where a key stands against a [`Filter`]: taken, tied, or (neither) dropped. Two flags rather
 /// than an enum, so that the sweeps turn them into mask bits without branches or tables.
@@ -52,6 +60,24 @@ impl Filter {
     #[inline(always)]
     pub fn classify(&self, key: u64) -> Class {
         Class { taken: key >= self.hi, tied: key >= self.lo && key < self.hi }
+    }
+
+    /// The filter as words, to publish to other blocks (see [`Filter::from_words`]).
+    pub fn to_words(&self) -> [u64; FILTER_WORDS] {
+        let flags = self.fixed as u64 | (self.all as u64) << 8 | (self.remaining as u64) << 32;
+        [self.lo, self.hi, self.prefix, flags, self.tied as u64]
+    }
+
+    pub fn from_words(w: [u64; FILTER_WORDS]) -> Filter {
+        Filter {
+            all: (w[3] >> 8) & 1 != 0,
+            lo: w[0],
+            hi: w[1],
+            prefix: w[2],
+            fixed: w[3] as u8 as u32,
+            remaining: (w[3] >> 32) as u32,
+            tied: w[4] as u32,
+        }
     }
 
     /// Whether key bits are left to decide.
@@ -100,12 +126,17 @@ pub struct Threshold {
 pub unsafe fn first_filter(hist: Shared<u32>, wanted: u32, first_key_of: impl Fn(u32) -> u64) -> Filter {
     // SAFETY: forwarded.
     let t = unsafe { threshold(hist, wanted) };
+    let (lo, hi) = (first_key_of(t.bin), first_key_of(t.bin + 1));
+    // Every key of the bin shares the leading bits that its first and last possible keys share:
+    // refinement starts below them, so that each digit splits the tied keys (a bin of crowded
+    // scores, or of equal scores told apart by their indices alone, shares most of its bits).
+    let fixed = if hi > lo { (lo ^ (hi - 1)).leading_zeros() } else { 0 };
     Filter {
         all: false,
-        lo: first_key_of(t.bin),
-        hi: first_key_of(t.bin + 1),
-        prefix: 0,
-        fixed: 0,
+        lo,
+        hi,
+        prefix: lo & !u64::MAX.checked_shr(fixed).unwrap_or(0),
+        fixed,
         remaining: wanted - t.above,
         tied: t.count,
     }
@@ -233,6 +264,18 @@ pub unsafe fn block_exclusive_sum(v: u32) -> (u32, u32) {
 /// share one 32-bit scan, 16 bits each).
 #[inline(always)]
 pub unsafe fn reserve_pair(first: u32, second: u32, counters: Shared<u32>) -> (u32, u32) {
+    // SAFETY: forwarded; counters 0 and 1 exist.
+    unsafe { reserve_pair_with(first, second, |i, total| counters.atomic_add(i, total)) }
+}
+
+/// [`reserve_pair`] on counters that `reserve(i, total)` advances (returning the old value),
+/// counter 0 for `first` and 1 for `second`: shared memory of this block or of another block of
+/// the cluster.
+///
+/// # Safety
+/// As [`reserve_pair`]; `reserve` is valid for counters 0 and 1.
+#[inline(always)]
+pub unsafe fn reserve_pair_with(first: u32, second: u32, reserve: impl Fn(usize, u32) -> u32) -> (u32, u32) {
     let lane = device::lane();
     let packed = first | (second << 16);
     // SAFETY: the caller's promise.
@@ -244,10 +287,10 @@ pub unsafe fn reserve_pair(first: u32, second: u32, counters: Shared<u32>) -> (u
         if lane == device::WARP - 1 {
             let (total_first, total_second) = (inclusive & 0xffff, inclusive >> 16);
             if total_first != 0 {
-                base_first = counters.atomic_add(0, total_first);
+                base_first = reserve(0, total_first);
             }
             if total_second != 0 {
-                base_second = counters.atomic_add(1, total_second);
+                base_second = reserve(1, total_second);
             }
         }
         (
@@ -426,37 +469,6 @@ pub unsafe fn rank_among_shared(keys: Shared<u64>, count: u32, key: u64) -> u32 
     for j in 0..count as usize {
         // SAFETY: j < count.
         rank += (unsafe { keys.get(j) } > key) as u32;
-    }
-    rank
-}
-
-/// The number of `keys[..count]` greater than `mine` (0 for threads with `mine == None`),
-/// comparing tile by tile through shared memory: for rows too large to sort in shared memory.
-///
-/// # Safety
-/// All threads of the block call it with the same `keys` and `count`; `keys` holds `count`
-/// entries; the block has at most 256 threads.
-pub unsafe fn rank_among(keys: *const u64, count: u32, mine: Option<u64>) -> u32 {
-    const TILE: u32 = 256;
-    let tile = static_shared!(RANK_TILE: [u64; TILE as usize]);
-    let t = device::thread_idx();
-    let mut rank = 0u32;
-    let mut start = 0;
-    while start < count {
-        // SAFETY: every thread reaches both barriers; element t has the one writer t.
-        unsafe {
-            if start + t < count {
-                tile.set(t as usize, *keys.add((start + t) as usize));
-            }
-            device::sync_threads();
-            if let Some(mine) = mine {
-                for i in 0..(count - start).min(TILE) {
-                    rank += (tile.get(i as usize) > mine) as u32;
-                }
-            }
-            device::sync_threads();
-        }
-        start += TILE;
     }
     rank
 }

@@ -1,0 +1,561 @@
+//! The selection of one row per block (or per few blocks, for long rows): the driver that runs
+//! the primitives of `select` over a row's order keys from `pq_score` and hands the selected keys
+//! to `output`.
+
+use crate::device::{self, Shared};
+use crate::output::OutputRows;
+use crate::score::{self, Binning};
+use crate::select::{self, Class, Filter};
+use pqtopk_abi::{HIST_BINS, Order, RowBinning, SELECT_KEYS_PER_STEP, SPLIT_STATE_WORDS, SelectParams};
+
+/// Selects row `block / split`'s exact top k (see the `pq_select` entry point).
+///
+/// # Safety
+/// As `pq_select`.
+pub unsafe fn select_row(p: &SelectParams) {
+    let s = &p.shape;
+    let (row, part) = (device::block_idx().0 / p.split, device::block_idx().0 % p.split);
+    let keys = RowKeys::of(p, row);
+    let valid = keys.end;
+    let taken = s.k.min(valid);
+    // SAFETY: launched with the documented dynamic shared memory, in this order.
+    let (hist, ties, best) = unsafe {
+        let hist: Shared<u32> = device::dynamic_shared(HIST_BINS as usize);
+        let ties: Shared<u64> = hist.tail(HIST_BINS as usize, p.tie_capacity as usize);
+        (hist, ties, ties.tail::<u64>(p.tie_capacity as usize, p.sort_capacity as usize))
+    };
+    let counters = static_shared!(SELECT_COUNTERS: [u32; 2]);
+    let last = static_shared!(SELECT_LAST_TIE: [u64; 1]);
+    // SAFETY (all): the whole block runs every step; valid > k ≥ 1 where narrowing.
+    unsafe {
+        let binning = Binning::from_raw(*(p.binning as *const RowBinning).add(row as usize));
+        let filter = if valid <= s.k { Filter::take_all() } else { narrow(p, row, &keys, binning, hist, taken) };
+        // The row's top k fits in shared memory: one sweep gathers it, in either order.
+        let in_shared = taken.next_power_of_two() <= p.sort_capacity;
+        // Every block of a split row computed the same filter; they share the gather where one
+        // follows (a row whose keys are all taken, or whose candidates go to pq_sort_runs, is block
+        // 0's alone).
+        let shared_gather = p.split > 1 && !filter.takes_all() && (in_shared || s.order != Order::ByScore as u32);
+        if p.split > 1 && !shared_gather && part != 0 {
+            return;
+        }
+        let gathered = if shared_gather { keys.part(part, p.split) } else { keys };
+        if in_shared {
+            // One sweep gathers the taken keys and the tied ones; the best ties join the rest
+            // (a row whose keys are all taken has no ties).
+            gather(
+                &gathered,
+                counters,
+                |key| filter.classify(key),
+                |taken, slot, key| if taken { best } else { ties }.set(slot as usize, key),
+            );
+            if shared_gather && !merge_parts(p, row, counters, Some(best), ties) {
+                return;
+            }
+            let by_score = s.order == Order::ByScore as u32;
+            finish_in_shared(OutputRows::of(p), row, by_score, taken, filter.remaining, counters, hist, best, ties);
+        } else {
+            let threshold_key = if filter.takes_all() {
+                0
+            } else {
+                gather(
+                    &gathered,
+                    counters,
+                    |key| filter.classify(key),
+                    |taken, slot, key| {
+                        if !taken {
+                            ties.set(slot as usize, key)
+                        }
+                    },
+                );
+                if shared_gather && !merge_parts(p, row, counters, None, ties) {
+                    return;
+                }
+                best_ties(ties, counters.get(1), filter.remaining, |i, key| {
+                    if i + 1 == filter.remaining {
+                        last.set(0, key)
+                    }
+                });
+                last.get(0)
+            };
+            let is_taken = |key: u64| {
+                let class = filter.classify(key);
+                class.taken || (class.tied && key >= threshold_key)
+            };
+            if s.order != Order::ByScore as u32 {
+                write_in_index_order(p, row, &keys, is_taken);
+            } else {
+                let candidates = (p.candidates as *mut u64).wrapping_add(row as usize * s.k as usize);
+                gather(
+                    &keys,
+                    counters,
+                    |key| Class { taken: is_taken(key), tied: false },
+                    |_, slot, key| *candidates.add(slot as usize) = key,
+                );
+            }
+        }
+    }
+}
+
+/// Orders and writes `row`'s top k from shared memory, then pads the row: `counters[0]` taken
+/// keys in `best` (unordered), and `counters[1]` tied keys in `ties`, of which the best
+/// `remaining` are taken too. `hist` is scratch.
+///
+/// # Safety
+/// All threads of the block call it after a barrier that follows the gather; `best` holds
+/// `taken.next_power_of_two()` keys, `ties` at least `counters[1].next_power_of_two()`;
+/// `counters[0] + remaining == taken`.
+#[allow(clippy::too_many_arguments)]
+#[inline(always)]
+pub unsafe fn finish_in_shared(
+    out: OutputRows,
+    row: u32,
+    by_score: bool,
+    taken: u32,
+    remaining: u32,
+    counters: Shared<u32>,
+    hist: Shared<u32>,
+    best: Shared<u64>,
+    ties: Shared<u64>,
+) {
+    // SAFETY (all): the whole block runs every step; the barriers order the buffers.
+    unsafe {
+        let above = counters.get(0);
+        best_ties(ties, counters.get(1), remaining, |i, key| best.set((above + i) as usize, key));
+        // Score order: the best ties follow every key of a higher bin, already in order, and
+        // only the keys above them go by buckets. Index order: every key goes by buckets,
+        // with its halves swapped, so that the top bits are the complemented index (unique,
+        // larger for smaller indices). Crowded buckets call for the sort.
+        let output = move |key: u64| if by_score { key } else { key.rotate_left(32) };
+        let bucketed_keys = if by_score { above } else { taken };
+        if !by_score {
+            for i in (device::thread_idx()..taken).step_by(device::block_dim() as usize) {
+                best.set(i as usize, output(best.get(i as usize)));
+            }
+            device::sync_threads();
+        }
+        let bucketed = bucketed_keys as usize <= ties.len()
+            && select::emit_by_buckets(hist, bucketed_keys, best, ties, |slot, key| {
+                out.write(row, slot, Some(output(key)))
+            });
+        if bucketed {
+            for slot in (bucketed_keys + device::thread_idx()..taken).step_by(device::block_dim() as usize) {
+                out.write(row, slot, Some(best.get(slot as usize)));
+            }
+            out.pad(row, taken);
+        } else {
+            write_sorted(out, row, taken, best, output);
+        }
+    }
+}
+
+/// Keys `begin..end` of a row whose order keys start at `ptr`, 16-byte aligned; `begin` is a
+/// multiple of 4.
+#[derive(Clone, Copy)]
+struct RowKeys {
+    ptr: *const u32,
+    begin: u32,
+    end: u32,
+}
+
+/// Four consecutive keys of a row, from index `first`, of which the first `count` are valid.
+#[derive(Clone, Copy)]
+struct Group {
+    first: u32,
+    orders: [u32; KEYS_PER_LOAD as usize],
+    count: u32,
+}
+
+impl Group {
+    #[inline(always)]
+    fn valid(&self, i: usize) -> bool {
+        (i as u32) < self.count
+    }
+
+    #[inline(always)]
+    fn key(&self, i: usize) -> u64 {
+        score::selection_key(self.orders[i], self.first + i as u32)
+    }
+}
+
+/// Keys one thread takes per load of a sweep (16 bytes).
+const KEYS_PER_LOAD: u32 = 4;
+/// Loads each thread has in flight per step of a sweep.
+const LOADS_PER_STEP: u32 = SELECT_KEYS_PER_STEP / KEYS_PER_LOAD;
+
+impl RowKeys {
+    fn of(p: &SelectParams, row: u32) -> RowKeys {
+        let s = &p.shape;
+        let valid = score::valid_keys(s, p.n_valid, score::batch_of_row(s, row));
+        RowKeys {
+            ptr: (p.scores as *const u32).wrapping_add(row as usize * s.score_stride as usize),
+            begin: 0,
+            end: valid,
+        }
+    }
+
+    /// Slice `part` of `parts` of the keys, in whole sweep steps so that a slice's sweep loads
+    /// no key of the next.
+    fn part(self, part: u32, parts: u32) -> RowKeys {
+        let per_step = SELECT_KEYS_PER_STEP * device::block_dim();
+        let len = (self.end - self.begin).div_ceil(parts).next_multiple_of(per_step);
+        let begin = (self.begin + part * len).min(self.end);
+        RowKeys { ptr: self.ptr, begin, end: (begin + len).min(self.end) }
+    }
+
+    /// Calls `f` with this thread's `LOADS_PER_STEP` groups of four consecutive keys per step.
+    /// The block visits the groups in index order: group 0 of every thread (thread order), then
+    /// group 1 of every thread; every thread makes the same number of calls (groups past the row
+    /// have 0 valid keys), so `f` may use warp and block collectives.
+    ///
+    /// # Safety
+    /// The keys were written by an earlier launch and stay unchanged.
+    #[inline(always)]
+    unsafe fn sweep(&self, mut f: impl FnMut([Group; LOADS_PER_STEP as usize])) {
+        let per_call = KEYS_PER_LOAD * device::block_dim();
+        let per_step = LOADS_PER_STEP * per_call;
+        // SAFETY: forwarded to the caller.
+        let load_step = |base: u32| unsafe { self.load_step(base, per_call) };
+        // Software-pipelined: the next step's loads are in flight while `f` handles this one.
+        let mut next = load_step(self.begin);
+        let mut base = self.begin;
+        while base < self.end {
+            let groups = next;
+            if base + per_step < self.end {
+                next = load_step(base + per_step);
+            }
+            f(groups);
+            base += per_step;
+        }
+    }
+
+    /// This thread's groups of one sweep step from key `base`.
+    ///
+    /// # Safety
+    /// As [`RowKeys::sweep`].
+    #[inline(always)]
+    unsafe fn load_step(&self, base: u32, per_call: u32) -> [Group; LOADS_PER_STEP as usize] {
+        let mut groups = [Group { first: 0, orders: [0; 4], count: 0 }; LOADS_PER_STEP as usize];
+        // The list spells out 0..LOADS_PER_STEP.
+        unrolled!(G in [0, 1] {
+            let first = base + G as u32 * per_call + KEYS_PER_LOAD * device::thread_idx();
+            let count = self.end.saturating_sub(first).min(KEYS_PER_LOAD);
+            // SAFETY: rows are score_stride (a multiple of 4) apart and 16-byte aligned, and
+            // groups start at multiples of 4, so a group that starts below end ≤ n lies inside
+            // its row; lanes past end are ignored.
+            let orders = if count > 0 {
+                unsafe { device::load_nc_v4(self.ptr.add(first as usize) as *const [u32; 4]) }
+            } else {
+                [0; 4]
+            };
+            groups[G] = Group { first, orders, count };
+        });
+        groups
+    }
+}
+
+/// Appends every taken key (through `store(true, slot, key)`) and every tied key
+/// (`store(false, …)`), one shared-memory atomic per warp, sweep step and class on
+/// `counters[0]` and `counters[1]`. Ends with a barrier; the counts are in `counters`.
+///
+/// # Safety
+/// All threads of the block call it; `store` is valid for every slot below the number of keys of
+/// its class.
+#[inline(always)]
+unsafe fn gather(
+    keys: &RowKeys,
+    counters: Shared<u32>,
+    classify: impl Fn(u64) -> Class,
+    mut store: impl FnMut(bool, u32, u64),
+) {
+    // SAFETY: every thread reaches the barriers; thread 0 alone resets the counters before them,
+    // and the first barrier also ends earlier reads of them.
+    unsafe {
+        device::sync_threads();
+        if device::thread_idx() == 0 {
+            counters.set(0, 0);
+            counters.set(1, 0);
+        }
+        device::sync_threads();
+        keys.sweep(|groups| {
+            // Bit 4g + i of a mask: key i of group g is of that class.
+            let (mut taken, mut tied) = (0u32, 0u32);
+            // The lists spell out 0..LOADS_PER_STEP and 0..KEYS_PER_LOAD.
+            unrolled!(G in [0, 1] {
+                unrolled!(I in [0, 1, 2, 3] {
+                    let class = classify(groups[G].key(I));
+                    let valid = groups[G].valid(I);
+                    taken |= ((valid && class.taken) as u32) << (4 * G + I);
+                    tied |= ((valid && class.tied) as u32) << (4 * G + I);
+                });
+            });
+            let (taken_slot, tied_slot) = select::reserve_pair(taken.count_ones(), tied.count_ones(), counters);
+            unrolled!(G in [0, 1] {
+                unrolled!(I in [0, 1, 2, 3] {
+                    let bit = 1u32 << (4 * G + I);
+                    // Class and slot by selects, so that one predicated store remains.
+                    let is_taken = taken & bit != 0;
+                    let (mask, first) = if is_taken { (taken, taken_slot) } else { (tied, tied_slot) };
+                    if (taken | tied) & bit != 0 {
+                        store(is_taken, first + (mask & (bit - 1)).count_ones(), groups[G].key(I));
+                    }
+                });
+            });
+        });
+        device::sync_threads();
+    }
+}
+
+/// After each block of a split row has gathered its slice: publishes this block's gathered keys
+/// (the taken ones from `taken`, if given, and the tied ones from `ties`) to the row's
+/// `split_keys`, and returns whether this block arrived last. The last block then holds every
+/// block's keys in `taken` and `ties`, and their counts in `counters`, as if it had gathered the
+/// whole row itself; the others must return.
+///
+/// # Safety
+/// All threads of the block call it, right after `gather`; `p.split > 1`; the split state was
+/// zero at the launch, and every block of the row calls this once.
+unsafe fn merge_parts(
+    p: &SelectParams,
+    row: u32,
+    counters: Shared<u32>,
+    taken: Option<Shared<u64>>,
+    ties: Shared<u64>,
+) -> bool {
+    let (t, threads) = (device::thread_idx(), device::block_dim() as usize);
+    let state = (p.split_state as *mut u32).wrapping_add((row * SPLIT_STATE_WORDS) as usize);
+    let published = (p.split_keys as *mut u64).wrapping_add(row as usize * (p.sort_capacity + p.tie_capacity) as usize);
+    let tied_published = published.wrapping_add(p.sort_capacity as usize);
+    let shared = static_shared!(SPLIT_SHARED: [u32; 3]);
+    // SAFETY: the state and the published keys are this row's; the row's blocks reserve
+    // disjoint ranges with the atomics, whose totals stay within the capacities (at most
+    // min(k, valid) ≤ sort_capacity keys above the bin in score order, at most tie_capacity tied
+    // keys after narrowing). The barriers order the shared broadcasts. The fences around the
+    // arrival (release after every thread's stores, acquire after the last arrival) make every
+    // block's keys visible to the last block, which reads them with coherent loads.
+    unsafe {
+        let (taken_here, tied_here) = (counters.get(0), counters.get(1));
+        if t == 0 {
+            shared.set(0, if taken.is_some() { device::atomic_add(state, taken_here) } else { 0 });
+            shared.set(1, device::atomic_add(state.add(1), tied_here));
+        }
+        device::sync_threads();
+        let (taken_base, tied_base) = (shared.get(0) as usize, shared.get(1) as usize);
+        if let Some(taken) = taken {
+            for i in (t as usize..taken_here as usize).step_by(threads) {
+                *published.add(taken_base + i) = taken.get(i);
+            }
+        }
+        for i in (t as usize..tied_here as usize).step_by(threads) {
+            *tied_published.add(tied_base + i) = ties.get(i);
+        }
+        device::fence_acq_rel_gpu();
+        device::sync_threads();
+        if t == 0 {
+            // Release the block's keys (the barrier ordered them before this thread's fence),
+            // arrive, and acquire the keys of the blocks that arrived before.
+            device::fence_acq_rel_gpu();
+            let last = device::atomic_add(state.add(2), 1) == p.split - 1;
+            device::fence_acq_rel_gpu();
+            shared.set(2, last as u32);
+        }
+        device::sync_threads();
+        if shared.get(2) == 0 {
+            return false;
+        }
+        device::fence_acq_rel_gpu();
+        // Totals, read as atomics (every block has added its counts by now).
+        if t == 0 {
+            shared.set(0, device::atomic_add(state, 0));
+            shared.set(1, device::atomic_add(state.add(1), 0));
+        }
+        device::sync_threads();
+        let (taken_total, tied_total) = (shared.get(0), shared.get(1));
+        if let Some(taken) = taken {
+            for i in (t as usize..taken_total as usize).step_by(threads) {
+                taken.set(i, device::load_relaxed_u64(published.add(i)));
+            }
+        }
+        for i in (t as usize..tied_total as usize).step_by(threads) {
+            ties.set(i, device::load_relaxed_u64(tied_published.add(i)));
+        }
+        if t == 0 {
+            counters.set(0, taken_total);
+            counters.set(1, tied_total);
+        }
+        device::sync_threads();
+        true
+    }
+}
+
+/// The filter of a row with more valid keys than k: the bin of the `taken`-th key in the
+/// histogram `pq_score` built (copied into `hist`), narrowed by refinement sweeps until at most
+/// `tie_capacity` keys are tied.
+///
+/// # Safety
+/// All threads of the block call it after `pq_score` finished; `1 ≤ taken < valid`.
+unsafe fn narrow(
+    p: &SelectParams,
+    row: u32,
+    keys: &RowKeys,
+    binning: Binning,
+    hist: Shared<u32>,
+    taken: u32,
+) -> Filter {
+    let global = (p.histograms as *const u32).wrapping_add(row as usize * HIST_BINS as usize);
+    // SAFETY: first_filter calls it in the whole block.
+    let first_key_of = |bin: u32| unsafe { block_first_key(binning, bin) };
+    // SAFETY: every thread reaches the barriers; each bin has one writer per round, and each
+    // threshold's last barrier ends every read of the histogram.
+    unsafe {
+        for bin in (device::thread_idx()..HIST_BINS).step_by(device::block_dim() as usize) {
+            hist.set(bin as usize, device::load_nc_u32(global.add(bin as usize)));
+        }
+        device::sync_threads();
+        let mut filter = select::first_filter(hist, taken, first_key_of);
+        while filter.tied > p.tie_capacity && filter.refinable() {
+            for bin in (device::thread_idx()..HIST_BINS).step_by(device::block_dim() as usize) {
+                hist.set(bin as usize, 0);
+            }
+            device::sync_threads();
+            keys.sweep(|groups| {
+                // The lists spell out 0..LOADS_PER_STEP and 0..KEYS_PER_LOAD.
+                unrolled!(G in [0, 1] {
+                    unrolled!(I in [0, 1, 2, 3] {
+                        let key = groups[G].key(I);
+                        if groups[G].valid(I) && filter.classify(key).tied {
+                            hist.atomic_add_no_return(filter.digit(key) as usize, 1);
+                        }
+                    });
+                });
+            });
+            device::sync_threads();
+            filter.refine(select::threshold(hist, filter.remaining));
+        }
+        filter
+    }
+}
+
+/// The smallest selection key whose order key falls in bin `bin` of `binning` or above
+/// (`u64::MAX` past the last bin): warp 0 searches, and every thread gets the answer.
+///
+/// # Safety
+/// All threads of the block call it with the same arguments.
+pub unsafe fn block_first_key(binning: Binning, bin: u32) -> u64 {
+    let found = static_shared!(SELECT_FIRST_KEY: [u64; 1]);
+    // SAFETY: every thread reaches the barriers, and warp 0 runs the search convergently; one
+    // lane writes the result between the barriers.
+    unsafe {
+        if device::thread_idx() < device::WARP {
+            let order = if bin >= HIST_BINS { 1 << 32 } else { binning.first_key_of(bin) };
+            if device::thread_idx() == 0 {
+                found.set(0, if order >= 1 << 32 { u64::MAX } else { order << 32 });
+            }
+        }
+        device::sync_threads();
+        let key = found.get(0);
+        device::sync_threads();
+        key
+    }
+}
+
+/// Calls `place(i, key)` for the `wanted` best of the `tied` gathered ties, `i` counting from
+/// the best (each from one thread; may reorder `ties`). Few ties are ranked by comparing every
+/// pair, all at once: a bitonic sort's chain of barriers costs more while
+/// `tied² ≤ 64 · block size`; more ties are sorted.
+///
+/// # Safety
+/// All threads of the block call it after the gather; `wanted ≤ tied`; `ties` holds
+/// `tie_capacity ≥ tied.next_power_of_two()` keys. Ends with a barrier.
+unsafe fn best_ties(ties: Shared<u64>, tied: u32, wanted: u32, mut place: impl FnMut(u32, u64)) {
+    let (t, threads) = (device::thread_idx() as usize, device::block_dim() as usize);
+    // SAFETY: the padding slots have one writer each; the barriers order them before the sort
+    // and the sort before the reads.
+    unsafe {
+        if (tied as usize).pow(2) <= 64 * threads {
+            for i in (t..tied as usize).step_by(threads) {
+                let key = ties.get(i);
+                let rank = select::rank_among_shared(ties, tied, key);
+                if rank < wanted {
+                    place(rank, key);
+                }
+            }
+        } else {
+            let len = tied.next_power_of_two() as usize;
+            for i in (tied as usize + t..len).step_by(threads) {
+                ties.set(i, 0);
+            }
+            device::sync_threads();
+            select::sort_descending(ties, len);
+            for i in (t..wanted as usize).step_by(threads) {
+                place(i as u32, ties.get(i));
+            }
+        }
+        device::sync_threads();
+    }
+}
+
+/// Writes the taken keys in index order, by a block-wide prefix count per sweep step, then
+/// pads the row.
+///
+/// # Safety
+/// All threads of the block call it; exactly `min(k, valid)` keys are taken.
+unsafe fn write_in_index_order(p: &SelectParams, row: u32, keys: &RowKeys, is_taken: impl Fn(u64) -> bool) {
+    let mut written = 0;
+    // SAFETY: all threads sweep and scan together; slots stay below the taken count ≤ k.
+    unsafe {
+        keys.sweep(|groups| {
+            let mut take = [[(false, 0u64); KEYS_PER_LOAD as usize]; LOADS_PER_STEP as usize];
+            let mut mine = [0u32; LOADS_PER_STEP as usize];
+            // The lists spell out 0..LOADS_PER_STEP and 0..KEYS_PER_LOAD.
+            unrolled!(G in [0, 1] {
+                unrolled!(I in [0, 1, 2, 3] {
+                    let key = groups[G].key(I);
+                    take[G][I] = (groups[G].valid(I) && is_taken(key), key);
+                    mine[G] += take[G][I].0 as u32;
+                });
+            });
+            // One scan for both groups, 16 bits each: a group of the block holds at most
+            // 4 · SELECT_THREADS = 4096 keys.
+            let (before, total) = select::block_exclusive_sum(mine[0] | (mine[1] << 16));
+            let totals = [total & 0xffff, total >> 16];
+            let mut slots = [written + (before & 0xffff), written + totals[0] + (before >> 16)];
+            unrolled!(G in [0, 1] {
+                unrolled!(I in [0, 1, 2, 3] {
+                    if take[G][I].0 {
+                        OutputRows::of(p).write(row, slots[G], Some(take[G][I].1));
+                        slots[G] += 1;
+                    }
+                });
+            });
+            written += totals[0] + totals[1];
+        });
+        OutputRows::of(p).pad(row, written);
+    }
+}
+
+/// Sorts the `taken` keys in `best` descending and writes them in that order (each as
+/// `output(key)`), then pads the row.
+///
+/// # Safety
+/// All threads of the block call it after the keys are in `best` (unordered, nonzero);
+/// `taken.next_power_of_two() ≤ sort_capacity ≤ best.len()`.
+unsafe fn write_sorted(out: OutputRows, row: u32, taken: u32, best: Shared<u64>, output: impl Fn(u64) -> u64) {
+    let len = taken.next_power_of_two() as usize;
+    let t = device::thread_idx() as usize;
+    let threads = device::block_dim() as usize;
+    // SAFETY: the barriers order the keys, the padding and the sort; slots stay below taken.
+    unsafe {
+        device::sync_threads();
+        for i in (taken as usize + t..len).step_by(threads) {
+            best.set(i, 0);
+        }
+        device::sync_threads();
+        select::sort_descending(best, len);
+        device::sync_threads();
+        for slot in (t..taken as usize).step_by(threads) {
+            out.write(row, slot as u32, Some(output(best.get(slot))));
+        }
+        out.pad(row, taken);
+    }
+}
