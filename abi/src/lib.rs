@@ -35,7 +35,7 @@ pub const LAUNCH_BOUNDS: [(&str, u32, u32); 8] = [
     // One binary search per thread: many blocks in flight hide the loads' latency.
     (kernel_names::MERGE_RUNS, BLOCK_THREADS, 4),
     (kernel_names::TOPK_SMALL, SMALL_THREADS, 1),
-    (kernel_names::TOPK_CLUSTER, CLUSTER_THREADS, 1),
+    (kernel_names::TOPK_CLUSTER, CLUSTER_THREADS, 2),
 ];
 
 /// Kernels launched in clusters of [`CLUSTER_BLOCKS`], which exist only in the sm_90 PTX:
@@ -360,8 +360,9 @@ pub struct SmallParams {
 pub const CLUSTER_BLOCKS: u32 = 8;
 /// Threads of a `pq_topk_cluster` block.
 pub const CLUSTER_THREADS: u32 = 512;
-/// u64 words of a `pq_topk_cluster` block's published selection state (a row's filter).
-pub const CLUSTER_CONTROL_WORDS: u32 = 8;
+/// u64 words of a `pq_topk_cluster` block's published selection state (its row's filter, and
+/// each row's range of tied keys in the block).
+pub const CLUSTER_CONTROL_WORDS: u32 = 16;
 
 /// Launch parameters of `pq_topk_cluster`, the score and selection of few rows on chip (sm_90):
 /// one cluster of `CLUSTER_BLOCKS` per row tile (`row_tiles · b·hkv` clusters, tiles as

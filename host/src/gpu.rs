@@ -47,8 +47,8 @@ const DENSE_MIN_KEYS_PER_BLOCK: usize = 1024;
 const MIN_STEPS_PER_PART: usize = 4;
 /// Work-item counts and products of them stay below this, so kernel arithmetic fits u32.
 const MAX_ITEMS: usize = (1 << 31) - 1;
-/// Blocks of the cluster path, in SMs' worth, up to which `Gpu::plan` takes it.
-const CLUSTER_MAX_WAVES: usize = 2;
+/// Shared memory the driver reserves per block (sm_80 and sm_90).
+const SHARED_RESERVED_PER_BLOCK: usize = 1024;
 /// Smallest tie buffer of the cluster path (more ties are refined).
 const MIN_CLUSTER_TIE_CAPACITY: usize = 1024;
 
@@ -56,8 +56,9 @@ const MIN_CLUSTER_TIE_CAPACITY: usize = 1024;
 /// context current on the calling thread in every call.
 pub struct Gpu {
     kernels: Kernels,
-    // Field order is drop order: the module must unload while its context still lives.
-    module: Module,
+    // Holds the kernels' code. Field order is drop order: the module must unload while its
+    // context still lives.
+    _module: Module,
     context: Context,
     ordinal: u32,
     compute_capability: (i32, i32),
@@ -186,7 +187,7 @@ impl Gpu {
         }
         Ok(Gpu {
             kernels,
-            module,
+            _module: module,
             context,
             ordinal,
             compute_capability: (major, minor),
@@ -216,12 +217,6 @@ impl Gpu {
     /// before allocating buffers or streams for this device on a new thread.
     pub fn make_current(&self) -> Result<()> {
         Ok(CurrentContext::set_current(&self.context)?)
-    }
-
-    /// The loaded module, for the smoke tests of the device layer.
-    #[doc(hidden)]
-    pub fn module(&self) -> &Module {
-        &self.module
     }
 
     /// Validates `problem` and fixes its launch shape on this device.
@@ -319,16 +314,12 @@ impl Gpu {
         let small = (p.n <= SMALL_MAX_KEYS as usize && small_shared as usize <= self.small_dynamic_limit)
             .then_some(small_shared as usize);
         let cluster = if dense.is_none() { self.cluster_plan(p, rows_per_kv) } else { None };
-        // Few rows whose selection fits on chip: tables, then one cluster launch. Many rows keep
-        // the three launches, whose scoring spreads over the whole device.
-        let few_rows =
-            |c: &ClusterPlan| c.clusters * CLUSTER_BLOCKS as usize <= CLUSTER_MAX_WAVES * self.multiprocessors;
+        // The cluster path is correct but not yet faster than the launches on any measured shape
+        // (docs/perf-notes.md, v7): only an explicit request takes it.
         let (small, cluster) = match path {
-            Path::Auto if small.is_some() => (small, None),
-            Path::Auto => (None, cluster.filter(few_rows)),
-            Path::OneBlockPerRow if small.is_some() => (small, None),
+            Path::Auto | Path::OneBlockPerRow if small.is_some() => (small, None),
+            Path::Auto | Path::Launches => (None, None),
             Path::Cluster if cluster.is_some() => (None, cluster),
-            Path::Launches => (None, None),
             _ => return Err(Error::Unsupported(format!("path {path:?} for {p:?} on this device"))),
         };
         // The cluster path's tables are its tiles'.
@@ -385,24 +376,28 @@ impl Gpu {
         let clusters = |width: usize| rows_per_kv.div_ceil(width) * p.b * p.hkv;
         let enough = |width: usize| 10 * clusters(width) * CLUSTER_BLOCKS as usize >= 9 * self.multiprocessors;
         let width = [4, 2, 1].into_iter().filter(|&w| w <= widest).find(|&w| enough(w)).unwrap_or(1);
-        // The tie buffer also groups the bucketed output: as large as k where it fits.
-        let fits = |width: usize, tie_capacity: usize| {
-            let layout = cluster_layout(
+        // The tie buffer also groups the bucketed output: as large as k where it fits. Two blocks
+        // per SM where they fit (every cluster at once on an H200: one block per SM left 15 of
+        // decode's 16 clusters in the first wave).
+        let bytes = |width: usize, tie_capacity: usize| {
+            cluster_layout(
                 p.m as u32,
                 p.c as u32,
                 width as u32,
                 slice as u32,
                 sort_capacity as u32,
                 tie_capacity as u32,
-            );
-            (layout.bytes as usize <= self.cluster_dynamic_limit).then_some(layout.bytes as usize)
+            )
+            .bytes as usize
         };
-        let tie_capacities = [TIE_CAPACITY.max(sort_capacity), TIE_CAPACITY, MIN_CLUSTER_TIE_CAPACITY];
-        [width, 1].into_iter().find_map(|width| {
-            tie_capacities.into_iter().find_map(|tie_capacity| {
-                let shared_bytes = fits(width, tie_capacity)?;
-                Some(ClusterPlan { width, slice, sort_capacity, tie_capacity, shared_bytes, clusters: clusters(width) })
-            })
+        let two_per_sm = (self.max_shared_bytes + SHARED_RESERVED_PER_BLOCK) / 2 - SHARED_RESERVED_PER_BLOCK;
+        let two_per_sm = two_per_sm.saturating_sub(self.max_shared_bytes - self.cluster_dynamic_limit);
+        let tie_capacities = [TIE_CAPACITY.max(sort_capacity), sort_capacity, TIE_CAPACITY, MIN_CLUSTER_TIE_CAPACITY];
+        let candidates = || [width, 1].into_iter().flat_map(|w| tie_capacities.into_iter().map(move |t| (w, t)));
+        let fitting = |limit: usize| candidates().find(|&(w, t)| t >= MIN_CLUSTER_TIE_CAPACITY && bytes(w, t) <= limit);
+        fitting(two_per_sm).or_else(|| fitting(self.cluster_dynamic_limit)).map(|(width, tie_capacity)| {
+            let shared_bytes = bytes(width, tie_capacity);
+            ClusterPlan { width, slice, sort_capacity, tie_capacity, shared_bytes, clusters: clusters(width) }
         })
     }
 

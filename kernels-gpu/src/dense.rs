@@ -234,14 +234,14 @@ unsafe fn query_fragments<const K_STEPS: usize>(
             unrolled!(F in [0, 1, 2, 3] {
                 // Fragment F: row (F % 2)·8 + g, element pair 8S + 4·(F / 2) + quad.
                 let pair = 8 * S + 4 * (F / 2) + quad;
-                if let Some(start) = start[F % 2] {
-                    if 2 * pair < s.d as usize {
-                        // SAFETY: pair < d/2 lies in the row's query.
-                        let w = unsafe { device::load_nc_u32(words.add(start + pair)) };
-                        a[S][F] = w;
-                        let (lo, hi) = (widen(w as u16), widen((w >> 16) as u16));
-                        norms[F % 2] += lo * lo + hi * hi;
-                    }
+                if let Some(start) = start[F % 2]
+                    && 2 * pair < s.d as usize
+                {
+                    // SAFETY: pair < d/2 lies in the row's query.
+                    let w = unsafe { device::load_nc_u32(words.add(start + pair)) };
+                    a[S][F] = w;
+                    let (lo, hi) = (widen(w as u16), widen((w >> 16) as u16));
+                    norms[F % 2] += lo * lo + hi * hi;
                 }
             });
         }
@@ -394,6 +394,8 @@ impl Decoder {
 /// # Safety
 /// The whole warp calls it convergently; the tile was decoded before the last barrier.
 #[inline(always)]
+// `unrolled!` indexes past short arrays only in branches that its constants rule out.
+#[allow(clippy::out_of_bounds_indexing)]
 unsafe fn multiply<const BF16: bool, const K_STEPS: usize>(
     tile: Shared<u32>,
     stride: usize,
@@ -439,6 +441,8 @@ impl Epilogue<'_> {
     /// # Safety
     /// The step's tile and norms were written before the last barrier.
     #[inline(always)]
+    // `unrolled!` indexes past short arrays only in branches that its constants rule out.
+    #[allow(clippy::out_of_bounds_indexing)]
     unsafe fn store<const FULL: bool>(
         &self,
         acc: &[[f32; 4]; N_TILES],

@@ -167,6 +167,23 @@ pub unsafe fn warp_max(mut v: u32) -> u32 {
     v
 }
 
+/// The smallest and the largest of `lo` and `hi` over the warp (every lane gets both).
+///
+/// # Safety
+/// All 32 lanes of the warp must execute this call convergently.
+#[inline(always)]
+pub unsafe fn warp_min_max_u64(mut lo: u64, mut hi: u64) -> (u64, u64) {
+    let mut mask = WARP / 2;
+    while mask > 0 {
+        // SAFETY: forwarded to the caller.
+        let other =
+            |v: u64| unsafe { (shfl_xor(v as u32, mask) as u64) | (shfl_xor((v >> 32) as u32, mask) as u64) << 32 };
+        (lo, hi) = (lo.min(other(lo)), hi.max(other(hi)));
+        mask /= 2;
+    }
+    (lo, hi)
+}
+
 // ---------------------------------------------------------------------------------------------
 // Atomics on generic addresses (global or shared memory), relaxed, device scope.
 
@@ -190,18 +207,6 @@ pub unsafe fn atomic_add(p: *mut u32, v: u32) -> u32 {
 pub unsafe fn atomic_add_no_return(p: *mut u32, v: u32) {
     // SAFETY: the address is the caller's promise.
     unsafe { asm!("red.add.u32 [{p}], {v};", p = in(reg64) p, v = in(reg32) v) };
-}
-
-/// Stores `max(*p, v)` and returns the old value.
-///
-/// # Safety
-/// `p` must be a valid, 4-byte aligned address in global or shared memory.
-#[inline(always)]
-pub unsafe fn atomic_max(p: *mut u32, v: u32) -> u32 {
-    let old: u32;
-    // SAFETY: the address is the caller's promise.
-    unsafe { asm!("atom.max.u32 {o}, [{p}], {v};", o = out(reg32) old, p = in(reg64) p, v = in(reg32) v) };
-    old
 }
 
 /// Orders this thread's earlier memory accesses before its later ones for every thread of the
@@ -397,6 +402,8 @@ impl<T: Copy> Shared<T> {
         unsafe { *self.ptr.add(i) = v }
     }
 
+    // Views are never empty, and nothing asks.
+    #[allow(clippy::len_without_is_empty)]
     pub fn len(self) -> usize {
         self.len
     }
@@ -482,6 +489,42 @@ impl Shared<u32> {
     }
 }
 
+impl Shared<u64> {
+    /// Stores the smaller of element `i` and `v` in element `i`.
+    ///
+    /// # Safety
+    /// `i < len`.
+    #[inline(always)]
+    pub unsafe fn atomic_min(self, i: usize, v: u64) {
+        debug_assert!(i < self.len);
+        // SAFETY: as for `Shared::<u32>::atomic_add`.
+        unsafe {
+            asm!(
+                "{{ .reg .u64 s; cvta.to.shared.u64 s, {p}; red.shared.min.u64 [s], {v}; }}",
+                p = in(reg64) self.ptr.add(i),
+                v = in(reg64) v,
+            )
+        };
+    }
+
+    /// Stores the larger of element `i` and `v` in element `i`.
+    ///
+    /// # Safety
+    /// `i < len`.
+    #[inline(always)]
+    pub unsafe fn atomic_max(self, i: usize, v: u64) {
+        debug_assert!(i < self.len);
+        // SAFETY: as for `Shared::<u32>::atomic_add`.
+        unsafe {
+            asm!(
+                "{{ .reg .u64 s; cvta.to.shared.u64 s, {p}; red.shared.max.u64 [s], {v}; }}",
+                p = in(reg64) self.ptr.add(i),
+                v = in(reg64) v,
+            )
+        };
+    }
+}
+
 /// The launch-sized dynamic shared memory of the block, viewed as `len` elements of `T`.
 ///
 /// # Safety
@@ -493,11 +536,12 @@ pub unsafe fn dynamic_shared<T>(len: usize) -> Shared<T> {
 }
 
 /// `len` elements of `T` at byte `offset` of the launch-sized dynamic shared memory (16-byte
-/// aligned at its start).
+/// aligned at its start). The cluster kernel's layout, from the ABI, needs it.
 ///
 /// # Safety
 /// The kernel must have been launched with at least `offset + len · size_of::<T>()` bytes of
 /// dynamic shared memory; `offset` is a multiple of `T`'s alignment, at most 16.
+#[cfg(pqtopk_sm90)]
 #[inline(always)]
 pub unsafe fn dynamic_shared_at<T>(offset: u32, len: usize) -> Shared<T> {
     let base = core::intrinsics::gpu::gpu_launch_sized_workgroup_mem::<[u32; 4]>() as *mut u8;
@@ -515,11 +559,12 @@ macro_rules! static_shared {
             concat!(".shared .align 16 .b8 ", stringify!($name), "[{bytes}];"),
             bytes = const core::mem::size_of::<[$t; $n]>(),
         );
+        let len: usize = $n;
         let p: *mut $t;
         // SAFETY: taking the generic address of a shared symbol has no preconditions.
         unsafe { core::arch::asm!(concat!("cvta.shared.u64 {p}, ", stringify!($name), ";"), p = out(reg64) p) };
         // SAFETY: the symbol spans exactly N elements of T.
-        unsafe { $crate::device::Shared::from_raw(p, $n) }
+        unsafe { $crate::device::Shared::from_raw(p, len) }
     }};
 }
 

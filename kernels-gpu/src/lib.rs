@@ -18,6 +18,8 @@
     gpu_launch_sized_workgroup_mem
 )]
 #![allow(internal_features)]
+// The smoke build (`--cfg pqtopk_smoke`, for the GPU tests) has only the smoke kernels.
+#![cfg_attr(pqtopk_smoke, allow(dead_code, unused_imports, unused_macros))]
 
 /// Runs `body` once per listed value of the constant, as straight-line code: LLVM leaves some
 /// short loops rolled, which moves the arrays they index to local memory.
@@ -32,16 +34,17 @@ macro_rules! unrolled {
 
 // `device` first: its macros serve the modules after it.
 #[macro_use]
-pub mod device;
+mod device;
 
-pub mod dense;
+mod dense;
 #[cfg(pqtopk_sm90)]
-pub mod fused;
-pub mod output;
-pub mod score;
-pub mod select;
-pub mod small;
-pub mod smoke;
+mod fused;
+mod output;
+mod score;
+mod select;
+mod small;
+#[cfg(pqtopk_smoke)]
+mod smoke;
 
 #[cfg(pqtopk_sm90)]
 use pqtopk_abi::ClusterParams;
@@ -58,6 +61,7 @@ use score::{Lut2, Lut4, Tile};
 ///
 /// # Safety
 /// `p` describes valid device buffers of the shapes `TablesParams` documents.
+#[cfg(not(pqtopk_smoke))]
 #[unsafe(no_mangle)]
 pub unsafe extern "ptx-kernel" fn pq_tables(p: TablesParams) {
     let block = device::block_idx().0;
@@ -87,6 +91,7 @@ pub unsafe extern "ptx-kernel" fn pq_tables(p: TablesParams) {
 /// # Safety
 /// `p` describes valid device buffers of the shapes `ScoreParams` documents; `pq_tables` has
 /// finished; the histograms are zero.
+#[cfg(not(pqtopk_smoke))]
 #[unsafe(no_mangle)]
 pub unsafe extern "ptx-kernel" fn pq_score(p: ScoreParams) {
     let tile = Tile::of_item(&p, device::block_idx().0);
@@ -107,6 +112,7 @@ pub unsafe extern "ptx-kernel" fn pq_score(p: ScoreParams) {
 /// # Safety
 /// `p` describes valid device buffers of the shapes `DenseScoreParams` documents, with queries
 /// and codebooks 16-byte aligned; `pq_tables` has finished; the histograms are zero.
+#[cfg(not(pqtopk_smoke))]
 #[unsafe(no_mangle)]
 pub unsafe extern "ptx-kernel" fn pq_score_dense(p: DenseScoreParams) {
     // SAFETY: forwarded to the caller.
@@ -122,6 +128,7 @@ pub unsafe extern "ptx-kernel" fn pq_score_dense(p: DenseScoreParams) {
 /// # Safety
 /// `p` describes valid device buffers of the shapes `SelectParams` documents, and `pq_score`
 /// has finished; `sort_capacity` and `tie_capacity` are powers of two.
+#[cfg(not(pqtopk_smoke))]
 #[unsafe(no_mangle)]
 pub unsafe extern "ptx-kernel" fn pq_select(p: SelectParams) {
     // SAFETY: forwarded to the caller.
@@ -135,6 +142,7 @@ pub unsafe extern "ptx-kernel" fn pq_select(p: SelectParams) {
 ///
 /// # Safety
 /// `p` as for `pq_select`, which has finished.
+#[cfg(not(pqtopk_smoke))]
 #[unsafe(no_mangle)]
 pub unsafe extern "ptx-kernel" fn pq_sort_runs(p: SelectParams) {
     // SAFETY: launched with the documented shared memory; the rest is forwarded to the caller.
@@ -147,6 +155,7 @@ pub unsafe extern "ptx-kernel" fn pq_sort_runs(p: SelectParams) {
 ///
 /// # Safety
 /// `p.select` as for `pq_select`; the previous pass (or `pq_sort_runs`) has finished.
+#[cfg(not(pqtopk_smoke))]
 #[unsafe(no_mangle)]
 pub unsafe extern "ptx-kernel" fn pq_merge_runs(p: MergeParams) {
     // SAFETY: forwarded to the caller.
@@ -159,6 +168,7 @@ pub unsafe extern "ptx-kernel" fn pq_merge_runs(p: MergeParams) {
 /// # Safety
 /// `p` describes valid device buffers of the shapes `SmallParams` documents, with codebooks
 /// 16-byte aligned; `n ≤ SMALL_MAX_KEYS`.
+#[cfg(not(pqtopk_smoke))]
 #[unsafe(no_mangle)]
 pub unsafe extern "ptx-kernel" fn pq_topk_small(p: SmallParams) {
     // SAFETY: forwarded to the caller.
@@ -173,6 +183,7 @@ pub unsafe extern "ptx-kernel" fn pq_topk_small(p: SmallParams) {
 /// `p` describes valid device buffers of the shapes `ClusterParams` documents; `pq_tables` has
 /// finished; the grid is a whole number of clusters; `lut_width == rows_per_block`.
 #[cfg(pqtopk_sm90)]
+#[cfg(not(pqtopk_smoke))]
 #[unsafe(no_mangle)]
 pub unsafe extern "ptx-kernel" fn pq_topk_cluster(p: ClusterParams) {
     // SAFETY (all arms): forwarded to the caller; lut_width picks the table layout.
@@ -189,6 +200,7 @@ pub unsafe extern "ptx-kernel" fn pq_topk_cluster(p: ClusterParams) {
 ///
 /// # Safety
 /// `p.codes` holds `p.len` bytes and `p.bad_count` one u32.
+#[cfg(not(pqtopk_smoke))]
 #[unsafe(no_mangle)]
 pub unsafe extern "ptx-kernel" fn pq_count_bad_codes(p: CodeCheckParams) {
     let stride = device::grid_dim_x() as u64 * device::block_dim() as u64;

@@ -754,7 +754,7 @@ pub unsafe fn load_tables<E: LutEntry>(luts_global: u64, tile: Tile, luts: Share
     // SAFETY: 16-byte vectors where the table's size allows (each tile's table starts at a
     // multiple of its size, 256-byte aligned region); each word has one writer.
     unsafe {
-        if words % 4 == 0 {
+        if words.is_multiple_of(4) {
             for v in (t..words / 4).step_by(threads) {
                 let w = device::load_nc_v4(global.add(4 * v) as *const [u32; 4]);
                 for (i, &word) in w.iter().enumerate() {
@@ -839,6 +839,7 @@ pub unsafe fn score_item<E: LutEntry>(p: &ScoreParams, tile: Tile) {
 /// the zeroed histograms; `codes` holds the `[b, hkv, n, m]` codes; `store` is valid for every
 /// (row, key) of the tile.
 #[inline(always)]
+#[allow(clippy::too_many_arguments)]
 pub unsafe fn score_keys<E: LutEntry>(
     s: &Shape,
     n_valid: u64,
@@ -857,7 +858,7 @@ pub unsafe fn score_keys<E: LutEntry>(
     };
     // SAFETY: forwarded.
     unsafe {
-        if s.m % 16 == 0 {
+        if s.m.is_multiple_of(16) {
             score_keys_with::<E, true>(s, n_valid, tile, scorer, luts, binnings, hists, store)
         } else {
             score_keys_with::<E, false>(s, n_valid, tile, scorer, luts, binnings, hists, store)

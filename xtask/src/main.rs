@@ -2,7 +2,7 @@
 //!
 //! `cargo xtask build-ptx [--check]`  build the kernels to PTX (sm_80, sm_90) into `host/ptx/`
 //! `cargo xtask test [ARGS]`          the test suite (GPU tests skip without a device)
-//! `cargo xtask clippy`               clippy on the stable crates, warnings denied
+//! `cargo xtask clippy`               clippy on the stable crates and the kernel crate, warnings denied
 //! `cargo xtask demo [ARGS]`          the demo: GPU when there is one, CPU reference otherwise
 //! `cargo xtask gpu-bundle`           test + bench binaries, PTX and scripts for a GPU machine
 //!
@@ -28,7 +28,8 @@ fn main() -> ExitCode {
     report(match cmd {
         "build-ptx" => ptx::build(rest.iter().any(|a| a == "--check")),
         "test" => cargo_with_libcuda(&["test", "--workspace"], rest),
-        "clippy" => cargo_with_libcuda(&["clippy", "--workspace", "--all-targets", "--", "-D", "warnings"], rest),
+        "clippy" => cargo_with_libcuda(&["clippy", "--workspace", "--all-targets", "--", "-D", "warnings"], rest)
+            .and_then(|()| ptx::clippy()),
         "demo" => cargo_with_libcuda(&["run", "--release", "-p", "pqtopk", "--example", "demo", "--"], rest),
         "gpu-bundle" => gpu_bundle(),
         _ => Err("usage: cargo xtask <build-ptx [--check] | test [ARGS] | clippy | demo [ARGS] | gpu-bundle>".into()),

@@ -12,31 +12,44 @@ const TRIPLE: &str = "nvptx64-nvidia-cuda";
 /// Set on the nested cargo: when present, xtask acts as the nvptx linker and this names the
 /// directory holding the llvm-tools binaries.
 pub const LINKER_MODE_ENV: &str = "PQTOPK_PTX_LINKER_TOOLS";
-/// (compute capability, file in host/ptx). Keep in sync with `PTX_SM*` in `host/src/gpu.rs`.
-const TARGETS: [(&str, &str); 2] = [("sm_80", "pqtopk_sm80.ptx"), ("sm_90", "pqtopk_sm90.ptx")];
-/// The target whose kernels may use thread-block clusters (built with `--cfg pqtopk_sm90`).
-const CLUSTER_CPU: &str = "sm_90";
+/// One PTX file that `build-ptx` writes to host/ptx: the target, the file, and the `--cfg` that
+/// picks its kernels.
+struct Target {
+    cpu: &'static str,
+    file: &'static str,
+    cfg: Option<&'static str>,
+}
+
+/// The shipped kernels for each supported architecture (keep in sync with `PTX_SM*` in
+/// `host/src/gpu.rs`; sm_90's also has the cluster kernels), and the smoke kernels that the GPU
+/// tests load on their own (sm_80 PTX runs on later devices too).
+const TARGETS: [Target; 3] = [
+    Target { cpu: "sm_80", file: "pqtopk_sm80.ptx", cfg: None },
+    Target { cpu: "sm_90", file: "pqtopk_sm90.ptx", cfg: Some("pqtopk_sm90") },
+    Target { cpu: "sm_80", file: "smoke_sm80.ptx", cfg: Some("pqtopk_smoke") },
+];
 
 pub fn build(check: bool) -> Result<()> {
     let sysroot = ensure_nightly()?;
     let tools = sysroot.join("lib/rustlib/x86_64-unknown-linux-gnu/bin");
     let root = project_root();
     let mut stale = Vec::new();
-    for (cpu, file) in TARGETS {
-        let target_dir = root.join("target/ptx").join(cpu);
+    for Target { cpu, file, cfg } in TARGETS {
+        let target_dir = root.join("target/ptx").join(file.trim_end_matches(".ptx"));
         let mut cmd = nested_cargo(&root.join("kernels-gpu"));
         cmd.args(["build", "--release", "--target", TRIPLE, "-Zbuild-std=core", "--target-dir"])
             .arg(&target_dir)
-            .env(
-                "RUSTFLAGS",
-                format!("-C target-cpu={cpu}{}", if cpu == CLUSTER_CPU { " --cfg pqtopk_sm90" } else { "" }),
-            )
+            .env("RUSTFLAGS", format!("-C target-cpu={cpu}{}", cfg.map(|c| format!(" --cfg {c}")).unwrap_or_default()))
             .env("CARGO_TARGET_NVPTX64_NVIDIA_CUDA_LINKER", std::env::current_exe().map_err(|e| e.to_string())?)
             .env(LINKER_MODE_ENV, &tools);
         run(&mut cmd)?;
         let built = target_dir.join(TRIPLE).join("release/pqtopk_kernels_gpu.ptx");
         let ptx = std::fs::read_to_string(&built).map_err(|e| format!("{}: {e}", built.display()))?;
-        let ptx = with_launch_bounds(&without_crate_hashes(&ptx), cpu == CLUSTER_CPU)?;
+        let ptx = without_crate_hashes(&ptx);
+        let ptx = match cfg {
+            Some("pqtopk_smoke") => ptx,
+            _ => with_launch_bounds(&ptx, cfg == Some("pqtopk_sm90"))?,
+        };
         no_local_memory(&ptx)?;
         let committed = root.join("host/ptx").join(file);
         if check {
@@ -89,6 +102,7 @@ fn ensure_nightly() -> Result<PathBuf> {
     let complete = |root: &Path| {
         root.join("lib/rustlib/src/rust/library/core").is_dir()
             && root.join("lib/rustlib/x86_64-unknown-linux-gnu/bin/llc").is_file()
+            && root.join("bin/cargo-clippy").is_file()
     };
     if let Some(root) = sysroot().filter(|r| complete(r)) {
         return Ok(root);
@@ -100,11 +114,26 @@ fn ensure_nightly() -> Result<PathBuf> {
         "--profile",
         "minimal",
         "--component",
-        "rust-src,llvm-tools",
+        "rust-src,llvm-tools,clippy",
     ]))?;
     sysroot()
         .filter(|r| complete(r))
-        .ok_or_else(|| format!("{NIGHTLY} is missing rust-src or llvm-tools after install"))
+        .ok_or_else(|| format!("{NIGHTLY} is missing rust-src, llvm-tools or clippy after install"))
+}
+
+/// Clippy on the kernel crate, warnings (dead code included) denied, for each PTX's `--cfg`.
+pub fn clippy() -> Result<()> {
+    ensure_nightly()?;
+    let root = project_root();
+    for Target { file, cfg, .. } in TARGETS {
+        let mut cmd = nested_cargo(&root.join("kernels-gpu"));
+        cmd.args(["clippy", "--release", "--target", TRIPLE, "-Zbuild-std=core", "--target-dir"])
+            .arg(root.join("target/clippy-kernels").join(file.trim_end_matches(".ptx")))
+            .args(["--", "-D", "warnings"])
+            .env("RUSTFLAGS", cfg.map(|c| format!("--cfg {c}")).unwrap_or_default());
+        run(&mut cmd)?;
+    }
+    Ok(())
 }
 
 /// The link step rustc delegates to us for the nvptx target.

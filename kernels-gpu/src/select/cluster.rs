@@ -12,7 +12,9 @@ use crate::select::row::finish_in_shared;
 use crate::select::{self, FILTER_WORDS, Filter};
 use pqtopk_abi::{CLUSTER_BLOCKS, CLUSTER_CONTROL_WORDS, HIST_BINS, MAX_ROWS_PER_BLOCK};
 
-const _: () = assert!(FILTER_WORDS <= CLUSTER_CONTROL_WORDS as usize);
+/// The control words: the owned row's filter, then each row's tied range in this block.
+const RANGE_WORDS: usize = 8;
+const _: () = assert!(FILTER_WORDS <= RANGE_WORDS && RANGE_WORDS + 2 * MAX_ROWS <= CLUSTER_CONTROL_WORDS as usize);
 const MAX_ROWS: usize = MAX_ROWS_PER_BLOCK as usize;
 
 /// One block's part of a row tile: its slice of keys and the shared memory of the selection.
@@ -138,6 +140,8 @@ pub unsafe fn select_tile(
     let tie_capacity = part.ties.len() as u32;
     let refining = move |f: &Filter| !f.takes_all() && f.tied > tie_capacity && f.refinable();
     let filters = static_shared!(CLUSTER_FILTERS: [u64; MAX_ROWS * FILTER_WORDS]);
+    let range = static_shared!(CLUSTER_TIED_RANGE: [u64; 2]);
+    let bases = static_shared!(CLUSTER_GATHER_BASES: [u32; 2]);
     // SAFETY (all): every thread of every block runs the same sequence of cluster barriers (the
     // loop's condition is computed from the same published filters everywhere); between two
     // barriers, each shared location has one writer and is read by others only after the next.
@@ -160,8 +164,8 @@ pub unsafe fn select_tile(
         part.copy_filters(filters);
         let any_refining = || (0..part.rows as usize).any(|r| refining(&filter_of(filters, r)));
         while any_refining() {
-            // The next digit of each refining row's tied keys, counted per block, then summed by
-            // the row's owner, which narrows the filter.
+            // The next digit of each refining row's tied keys, counted per block, with the tied
+            // keys' range, then summed by the row's owner, which narrows the filter.
             for r in 0..part.rows as usize {
                 if refining(&filter_of(filters, r)) {
                     for bin in (t..HIST_BINS).step_by(threads as usize) {
@@ -173,11 +177,18 @@ pub unsafe fn select_tile(
             for r in 0..part.rows as usize {
                 let f = filter_of(filters, r);
                 if refining(&f) {
+                    let (mut least, mut greatest) = (u64::MAX, 0);
                     for i in (t..part.keys).step_by(threads as usize) {
                         let key = part.key(r, i);
                         if f.classify(key).tied {
                             part.hists.atomic_add_no_return(r * HIST_BINS as usize + f.digit(key) as usize, 1);
+                            (least, greatest) = (least.min(key), greatest.max(key));
                         }
+                    }
+                    let (least, greatest) = select::block_min_max(least, greatest, range);
+                    if t == 0 {
+                        part.control.set(RANGE_WORDS + 2 * r, least);
+                        part.control.set(RANGE_WORDS + 2 * r + 1, greatest);
                     }
                 }
             }
@@ -185,13 +196,21 @@ pub unsafe fn select_tile(
             let mut f = if owner { filter_of(filters, mine) } else { Filter::take_all() };
             if owner && refining(&f) {
                 part.sum_histograms(mine);
+                let (mut least, mut greatest) = (u64::MAX, 0);
+                for block in 0..CLUSTER_BLOCKS {
+                    let control = part.control.in_block(block);
+                    least = least.min(control.get(RANGE_WORDS + 2 * mine));
+                    greatest = greatest.max(control.get(RANGE_WORDS + 2 * mine + 1));
+                }
                 f.refine(select::threshold(part.total, f.remaining));
+                f.narrow_to(least, greatest);
                 part.publish(&f);
             }
             device::cluster_sync();
             part.copy_filters(filters);
         }
-        // Every block appends its taken and tied keys of each row to the row's owner.
+        // Every block appends its taken and tied keys of each row to the row's owner: counted,
+        // then one reservation per block and class in the owner, then stored.
         for r in 0..part.rows as usize {
             let f = filter_of(filters, r);
             let owner_of_row = r as u32;
@@ -200,21 +219,32 @@ pub unsafe fn select_tile(
                 part.ties.in_block(owner_of_row),
                 part.counters.in_block(owner_of_row),
             );
-            // Whole warps per step (a uniform trip count), for the slot reservation.
-            for base in (0..part.keys).step_by(threads as usize) {
-                let i = base + t;
-                let key = if i < part.keys { part.key(r, i) } else { 0 };
+            let (mut taken_here, mut tied_here) = (0, 0);
+            for i in (t..part.keys).step_by(threads as usize) {
+                let class = f.classify(part.key(r, i));
+                (taken_here, tied_here) = (taken_here + class.taken as u32, tied_here + class.tied as u32);
+            }
+            let (taken_before, taken_total) = select::block_exclusive_sum(taken_here);
+            let (tied_before, tied_total) = select::block_exclusive_sum(tied_here);
+            if t == 0 {
+                bases.set(0, if taken_total > 0 { counters.atomic_add(0, taken_total) } else { 0 });
+                bases.set(1, if tied_total > 0 { counters.atomic_add(1, tied_total) } else { 0 });
+            }
+            device::sync_threads();
+            let (mut taken_slot, mut tied_slot) = (bases.get(0) + taken_before, bases.get(1) + tied_before);
+            for i in (t..part.keys).step_by(threads as usize) {
+                let key = part.key(r, i);
                 let class = f.classify(key);
-                let (is_taken, is_tied) = (i < part.keys && class.taken, i < part.keys && class.tied);
-                let (taken_slot, tied_slot) = select::reserve_pair_with(is_taken as u32, is_tied as u32, |which, total| {
-                    counters.atomic_add(which, total)
-                });
-                if is_taken {
+                if class.taken {
                     best.set(taken_slot as usize, key);
-                } else if is_tied {
+                    taken_slot += 1;
+                } else if class.tied {
                     ties.set(tied_slot as usize, key);
+                    tied_slot += 1;
                 }
             }
+            // The bases are read before the next row's reservation.
+            device::sync_threads();
         }
         // Every key is with its owner; the other blocks are done (nothing reads their memory
         // after this barrier).

@@ -36,6 +36,7 @@ pub struct Filter {
 }
 
 /// u64 words of a published [`Filter`].
+#[cfg(pqtopk_sm90)]
 pub const FILTER_WORDS: usize = 5;
 
 /// Where a key stands against a [`Filter`]: taken, tied, or (neither) dropped. Two flags rather
@@ -62,12 +63,31 @@ impl Filter {
         Class { taken: key >= self.hi, tied: key >= self.lo && key < self.hi }
     }
 
+    /// Given `least` and `greatest`, the smallest and the largest key that was tied before the
+    /// last [`Filter::refine`]: where they share more bits than are fixed, every key still tied
+    /// lies between them, so the interval shrinks to them and their shared bits are fixed. The
+    /// next digit then splits the tied keys, however few bits they differ in (crowded scores,
+    /// or equal ones told apart by their indices alone). Otherwise the refinement split them,
+    /// and nothing changes.
+    pub fn narrow_to(&mut self, least: u64, greatest: u64) {
+        let shared = (least ^ greatest).leading_zeros();
+        if least > greatest || shared <= self.fixed {
+            return;
+        }
+        self.lo = self.lo.max(least);
+        self.hi = self.hi.min(greatest.saturating_add(1));
+        self.fixed = shared;
+        self.prefix = least & !u64::MAX.checked_shr(shared).unwrap_or(0);
+    }
+
     /// The filter as words, to publish to other blocks (see [`Filter::from_words`]).
-    pub fn to_words(&self) -> [u64; FILTER_WORDS] {
+    #[cfg(pqtopk_sm90)]
+    pub fn to_words(self) -> [u64; FILTER_WORDS] {
         let flags = self.fixed as u64 | (self.all as u64) << 8 | (self.remaining as u64) << 32;
         [self.lo, self.hi, self.prefix, flags, self.tied as u64]
     }
 
+    #[cfg(pqtopk_sm90)]
     pub fn from_words(w: [u64; FILTER_WORDS]) -> Filter {
         Filter {
             all: (w[3] >> 8) & 1 != 0,
@@ -104,6 +124,33 @@ impl Filter {
         }
         self.remaining -= t.above;
         self.tied = t.count;
+    }
+}
+
+/// The smallest and the largest of every thread's `least` and `greatest`, to every thread
+/// (`u64::MAX, 0` where no thread has a key). `range` is scratch.
+///
+/// # Safety
+/// All threads of the block call it.
+pub unsafe fn block_min_max(least: u64, greatest: u64, range: Shared<u64>) -> (u64, u64) {
+    // SAFETY: every thread reaches the barriers; thread 0 alone resets the range before them,
+    // the first also ending earlier reads; lane 0 of each warp folds in its warp's result.
+    unsafe {
+        device::sync_threads();
+        if device::thread_idx() == 0 {
+            range.set(0, u64::MAX);
+            range.set(1, 0);
+        }
+        device::sync_threads();
+        let (least, greatest) = device::warp_min_max_u64(least, greatest);
+        if device::lane() == 0 {
+            range.atomic_min(0, least);
+            range.atomic_max(1, greatest);
+        }
+        device::sync_threads();
+        let result = (range.get(0), range.get(1));
+        device::sync_threads();
+        result
     }
 }
 
@@ -264,18 +311,6 @@ pub unsafe fn block_exclusive_sum(v: u32) -> (u32, u32) {
 /// share one 32-bit scan, 16 bits each).
 #[inline(always)]
 pub unsafe fn reserve_pair(first: u32, second: u32, counters: Shared<u32>) -> (u32, u32) {
-    // SAFETY: forwarded; counters 0 and 1 exist.
-    unsafe { reserve_pair_with(first, second, |i, total| counters.atomic_add(i, total)) }
-}
-
-/// [`reserve_pair`] on counters that `reserve(i, total)` advances (returning the old value),
-/// counter 0 for `first` and 1 for `second`: shared memory of this block or of another block of
-/// the cluster.
-///
-/// # Safety
-/// As [`reserve_pair`]; `reserve` is valid for counters 0 and 1.
-#[inline(always)]
-pub unsafe fn reserve_pair_with(first: u32, second: u32, reserve: impl Fn(usize, u32) -> u32) -> (u32, u32) {
     let lane = device::lane();
     let packed = first | (second << 16);
     // SAFETY: the caller's promise.
@@ -287,10 +322,10 @@ pub unsafe fn reserve_pair_with(first: u32, second: u32, reserve: impl Fn(usize,
         if lane == device::WARP - 1 {
             let (total_first, total_second) = (inclusive & 0xffff, inclusive >> 16);
             if total_first != 0 {
-                base_first = reserve(0, total_first);
+                base_first = counters.atomic_add(0, total_first);
             }
             if total_second != 0 {
-                base_second = reserve(1, total_second);
+                base_second = counters.atomic_add(1, total_second);
             }
         }
         (

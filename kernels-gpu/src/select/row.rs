@@ -405,6 +405,7 @@ unsafe fn narrow(
     let global = (p.histograms as *const u32).wrapping_add(row as usize * HIST_BINS as usize);
     // SAFETY: first_filter calls it in the whole block.
     let first_key_of = |bin: u32| unsafe { block_first_key(binning, bin) };
+    let range = static_shared!(SELECT_TIED_RANGE: [u64; 2]);
     // SAFETY: every thread reaches the barriers; each bin has one writer per round, and each
     // threshold's last barrier ends every read of the histogram.
     unsafe {
@@ -418,6 +419,9 @@ unsafe fn narrow(
                 hist.set(bin as usize, 0);
             }
             device::sync_threads();
+            // The digits of the tied keys, and their range: a digit that all of them share
+            // leaves the count as it was, but the range then fixes every shared bit at once.
+            let (mut least, mut greatest) = (u64::MAX, 0);
             keys.sweep(|groups| {
                 // The lists spell out 0..LOADS_PER_STEP and 0..KEYS_PER_LOAD.
                 unrolled!(G in [0, 1] {
@@ -425,12 +429,14 @@ unsafe fn narrow(
                         let key = groups[G].key(I);
                         if groups[G].valid(I) && filter.classify(key).tied {
                             hist.atomic_add_no_return(filter.digit(key) as usize, 1);
+                            (least, greatest) = (least.min(key), greatest.max(key));
                         }
                     });
                 });
             });
-            device::sync_threads();
+            let (least, greatest) = select::block_min_max(least, greatest, range);
             filter.refine(select::threshold(hist, filter.remaining));
+            filter.narrow_to(least, greatest);
         }
         filter
     }
