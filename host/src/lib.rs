@@ -3,11 +3,12 @@
 //! Fused product-quantized scoring + exact top-k on NVIDIA GPUs, with kernels written in Rust.
 //!
 //! For every query row it scores all PQ-compressed keys of its kv head (inner product or L2)
-//! and returns the exact top-k indices (and scores): three asynchronous kernel launches on the
-//! caller's stream, with a caller-owned workspace that holds the tables, histograms and one u32
-//! order key per (row, key). Rows that share a kv head sixteen or more at a time (chunked
-//! prefill, large GQA groups) are scored with tensor cores instead of lookup tables. See [`Problem`] for the contract, [`Gpu`] for the launches and [`reference`] for the
-//! CPU implementation of the same contract.
+//! and returns the exact top-k indices (and scores), asynchronously on the caller's stream: one
+//! kernel launch for rows of up to 4096 keys, otherwise three, with a caller-owned workspace that
+//! holds the tables, histograms and one u32 order key per (row, key). Rows that share a kv head
+//! sixteen or more at a time (chunked prefill, large GQA groups) are scored with tensor cores
+//! instead of lookup tables. See [`Problem`] for the contract, [`Gpu`] for the launches and
+//! [`reference`] for the CPU implementation of the same contract.
 //!
 //! ## Contract in brief
 //! - Ties break toward the smaller key index; NaN scores rank after every number (a NaN key is
