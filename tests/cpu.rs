@@ -321,6 +321,122 @@ fn bad_host_inputs_are_typed_errors() {
 }
 
 #[test]
+fn messages_name_the_real_cause() {
+    let p = Problem::new(1, 3, 1usize << 59, 1, 64, 8, 16, 100, 10);
+    let message = p.validate().unwrap_err().to_string();
+    assert!(message.contains("hkv") && message.contains("at most h (3)"), "{message}");
+    // hkv·c·d overflows: the codebooks are named, and no accessor panics on the way.
+    let huge = Problem::new(1, 1, 1, 1, 1 << 59, 1, 256, 1, 1);
+    assert!(matches!(huge.validate(), Err(Error::InvalidArgument { name: "codebooks", .. })), "{:?}", huge.validate());
+    assert_eq!(huge.codebooks_len(), usize::MAX);
+}
+
+#[test]
+fn the_reference_never_aborts_on_memory() {
+    // 2^20 rows of 2^20 keys: 8 TiB of scores, which the host cannot hold; small inputs.
+    let p = Problem::new(1, 1 << 20, 1, 1, 1, 1, 1, 1 << 20, 1).with_dtypes(DType::F32, DType::F32);
+    p.validate().unwrap();
+    let (queries, codebooks, codes) =
+        (vec![1.0f32; p.queries_len()], vec![1.0f32; p.codebooks_len()], vec![0u8; p.codes_len()]);
+    let inputs = HostInputs { queries: &queries, codebooks: &codebooks, codes: &codes, n_valid: None };
+    assert!(matches!(reference::scores(&p, &inputs), Err(Error::HostMemory { .. })));
+}
+
+/// Values that break arithmetic: zero, one, powers of two around every width, the largest.
+fn extreme(rng: &mut impl rand::Rng) -> usize {
+    match rng.gen_range(0..6) {
+        0 => 0,
+        1 => 1,
+        2 => 1usize << rng.gen_range(0..64),
+        3 => usize::MAX >> rng.gen_range(0..64),
+        4 => rng.gen_range(0..300),
+        _ => rng.r#gen(),
+    }
+}
+
+/// Random and extreme problems and buffer lengths through validation, the accessors and the
+/// reference: every call returns, never panics. `PQTOPK_FUZZ_CASES` sets the count (default
+/// 20 000; the README's release run uses 1 000 000).
+#[test]
+fn no_problem_or_buffer_panics() {
+    use rand::Rng;
+    let cases: usize = std::env::var("PQTOPK_FUZZ_CASES").ok().and_then(|s| s.parse().ok()).unwrap_or(20_000);
+    let mut rng = support::rng("no_problem_or_buffer_panics");
+    let (mut valid, mut ran) = (0, 0);
+    for _ in 0..cases {
+        // Half near the valid domain (each argument off it one time in ten), half extreme.
+        let p = if rng.gen_bool(0.5) {
+            let (hkv, m) = (rng.gen_range(1..4), rng.gen_range(1..5));
+            let (h, d, n) = (hkv * rng.gen_range(1..4), m * rng.gen_range(1..5), rng.gen_range(1..40));
+            let (b, sq, c, k) = (rng.gen_range(1..3), rng.gen_range(1..3), rng.gen_range(1..20), rng.gen_range(1..=n));
+            let mut near = |valid: usize| if rng.gen_bool(0.9) { valid } else { extreme(&mut rng) };
+            Problem {
+                b: near(b),
+                h: near(h),
+                hkv: near(hkv),
+                sq: near(sq),
+                d: near(d),
+                m: near(m),
+                c: near(c),
+                n: near(n),
+                k: near(k),
+                ..Problem::new(1, 1, 1, 1, 1, 1, 1, 1, 1)
+            }
+        } else {
+            let mut dim = || extreme(&mut rng);
+            Problem {
+                b: dim(),
+                h: dim(),
+                hkv: dim(),
+                sq: dim(),
+                d: dim(),
+                m: dim(),
+                c: dim(),
+                n: dim(),
+                k: dim(),
+                ..Problem::new(1, 1, 1, 1, 1, 1, 1, 1, 1)
+            }
+        }
+        .with_metric(if rng.r#gen() { Metric::L2 } else { Metric::InnerProduct })
+        .with_group(rng.r#gen())
+        .with_order([Order::ByScore, Order::ByIndex, Order::Unordered][rng.gen_range(0..3)])
+        .with_dtypes(DType::F32, DType::F32);
+        let _ =
+            (p.group_size(), p.out_heads(), p.rows(), p.out_len(), p.queries_len(), p.codebooks_len(), p.codes_len());
+        if p.validate().is_err() {
+            continue;
+        }
+        valid += 1;
+        if p.codes_len() + p.queries_len() + p.codebooks_len() + p.rows() * p.n > 1 << 16 {
+            continue;
+        }
+        // Lengths exact or off by one, codes sometimes out of range, lengths sometimes too long.
+        let mut len = |exact: usize| if rng.gen_bool(0.8) { exact } else { exact + rng.gen_range(0..2) * 2 - 1 };
+        let (q_len, cb_len, codes_len) = (len(p.queries_len()), len(p.codebooks_len()), len(p.codes_len()));
+        let queries: Vec<f32> = (0..q_len).map(|_| rng.gen_range(-1.0..1.0)).collect();
+        let codebooks: Vec<f32> = (0..cb_len).map(|_| rng.gen_range(-1.0..1.0)).collect();
+        let mut codes: Vec<u8> = (0..codes_len).map(|_| rng.gen_range(0..p.c) as u8).collect();
+        if !codes.is_empty() && rng.gen_bool(0.1) {
+            let at = rng.gen_range(0..codes.len());
+            codes[at] = rng.gen_range(p.c.min(255)..=255) as u8;
+        }
+        let (extra_batch, past_n) = (rng.gen_bool(0.1) as usize, rng.gen_bool(0.1) as u32);
+        let n_valid: Vec<u32> = (0..p.b + extra_batch).map(|_| rng.gen_range(0..=p.n as u32 + past_n)).collect();
+        let inputs = HostInputs {
+            queries: &queries,
+            codebooks: &codebooks,
+            codes: &codes,
+            n_valid: rng.r#gen::<bool>().then_some(&n_valid[..]),
+        };
+        if let Ok(result) = reference::topk(&p, &inputs) {
+            assert_eq!(result.indices.len(), p.out_len());
+            ran += 1;
+        }
+    }
+    println!("no_problem_or_buffer_panics: {cases} problems, {valid} valid, {ran} run through the reference");
+}
+
+#[test]
 fn missing_device_is_a_typed_error() {
     match Gpu::new(0) {
         Ok(gpu) => println!("device present: {:?}", gpu.name()),

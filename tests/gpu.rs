@@ -58,6 +58,10 @@ fn open_device(test: &str, guard: impl FnOnce() -> Guard) -> Option<Device> {
             Some(Device { gpu, _guard: guard })
         }
         Err(Error::NoDevice(reason)) => {
+            // A GPU CI runner sets it: there, a missing device is a failure, not a skip.
+            if std::env::var_os("PQTOPK_REQUIRE_GPU").is_some_and(|v| v == "1") {
+                panic!("{test}: PQTOPK_REQUIRE_GPU=1 but no CUDA device ({reason})");
+            }
             // Straight to the stream, past libtest's capture, so the reason shows in every run.
             let _ = writeln!(std::io::stderr(), "SKIPPED {test}: no CUDA device ({reason})");
             None

@@ -4,6 +4,7 @@ use cust::error::CudaError;
 
 /// Everything pqtopk can fail with. Bad input is reported before any launch.
 #[derive(Debug, thiserror::Error, Clone, PartialEq, Eq)]
+#[non_exhaustive]
 pub enum Error {
     /// No CUDA driver, or a driver without a usable device (the reason the driver gave).
     #[error("no CUDA device: {0}")]
@@ -29,6 +30,9 @@ pub enum Error {
     /// A CUDA driver call failed.
     #[error("CUDA error: {0}")]
     Cuda(#[from] CudaError),
+    /// The host cannot allocate what the CPU reference needs (`bytes`) for this problem.
+    #[error("the CPU reference needs {bytes} bytes of host memory for {what}, which could not be allocated")]
+    HostMemory { what: &'static str, bytes: usize },
     /// A driver call made directly (not through cust) failed with this `CUresult`.
     #[error("{call} failed with CUresult {code}")]
     Driver { call: &'static str, code: u32 },

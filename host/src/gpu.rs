@@ -106,7 +106,8 @@ impl std::fmt::Debug for Gpu {
 /// Maps "no driver / no device" to [`Error::NoDevice`], anything else to [`Error::Cuda`].
 fn device_error(e: CudaError) -> Error {
     match e {
-        CudaError::NoDevice | CudaError::InvalidDevice => Error::NoDevice(e.to_string()),
+        // cust quotes the driver's message; the error adds its own context.
+        CudaError::NoDevice | CudaError::InvalidDevice => Error::NoDevice(e.to_string().trim_matches('"').to_string()),
         e => Error::Cuda(e),
     }
 }

@@ -41,6 +41,14 @@ pub struct Problem {
 /// Largest `n` (keys are indexed by u32, with room for `u32::MAX` as the padding index).
 pub const MAX_KEYS: usize = (1 << 31) - 1;
 
+/// Most elements of any one tensor, so that its bytes (8 per element at most) fit an `isize`.
+const MAX_ELEMENTS: usize = isize::MAX as usize / 8;
+
+/// The product of `factors`, saturating.
+fn product(factors: &[usize]) -> usize {
+    factors.iter().fold(1usize, |acc, &f| acc.saturating_mul(f))
+}
+
 impl Problem {
     /// A problem with inner-product scores, results by score, no group mode, f16 inputs.
     #[allow(clippy::too_many_arguments)]
@@ -79,9 +87,12 @@ impl Problem {
         Problem { query_dtype, codebook_dtype, ..self }
     }
 
+    // The accessors below never panic, also on a problem that `validate` rejects: a division by
+    // zero gives 0 and products saturate. On a valid problem they are exact.
+
     /// Query heads per kv head.
     pub fn group_size(&self) -> usize {
-        self.h / self.hkv
+        self.h.checked_div(self.hkv).unwrap_or(0)
     }
 
     /// Heads of the output: `h`, or `hkv` in group mode.
@@ -91,24 +102,24 @@ impl Problem {
 
     /// Output rows `b · out_heads · sq`.
     pub fn rows(&self) -> usize {
-        self.b * self.out_heads() * self.sq
+        product(&[self.b, self.out_heads(), self.sq])
     }
 
     /// Elements of each output buffer: `rows · k`.
     pub fn out_len(&self) -> usize {
-        self.rows() * self.k
+        self.rows().saturating_mul(self.k)
     }
 
     pub fn queries_len(&self) -> usize {
-        self.b * self.h * self.sq * self.d
+        product(&[self.b, self.h, self.sq, self.d])
     }
 
     pub fn codebooks_len(&self) -> usize {
-        self.hkv * self.c * self.d
+        product(&[self.hkv, self.c, self.d])
     }
 
     pub fn codes_len(&self) -> usize {
-        self.b * self.hkv * self.n * self.m
+        product(&[self.b, self.hkv, self.n, self.m])
     }
 
     /// Checks every argument against the contract; the error names the argument, the expected
@@ -122,19 +133,29 @@ impl Problem {
         ensure((1..=MAX_KEYS).contains(&p.n), "n", || format!("1..={MAX_KEYS}"), p.n)?;
         ensure((1..=p.n).contains(&p.k), "k", || format!("1..=n ({})", p.n), p.k)?;
         ensure(p.d.is_multiple_of(p.m), "d", || format!("a multiple of m ({})", p.m), p.d)?;
+        ensure(p.hkv <= p.h, "hkv", || format!("at most h ({})", p.h), p.hkv)?;
         ensure(p.h.is_multiple_of(p.hkv), "h", || format!("a multiple of hkv ({})", p.hkv), p.h)?;
-        // Element counts must fit the address space before anything is multiplied further.
-        let sizes = [
-            p.b.checked_mul(p.h).and_then(|x| x.checked_mul(p.sq)).and_then(|x| x.checked_mul(p.d)),
-            p.b.checked_mul(p.hkv).and_then(|x| x.checked_mul(p.n)).and_then(|x| x.checked_mul(p.m)),
-            p.b.checked_mul(p.h).and_then(|x| x.checked_mul(p.sq)).and_then(|x| x.checked_mul(p.k)),
+        // Every tensor's elements, and the reference's scores (rows · n), must fit the address
+        // space in bytes (at most 8 per element) before anything is multiplied further.
+        let tensors = [
+            ("queries", [p.b, p.h, p.sq, p.d]),
+            ("codebooks", [p.hkv, p.c, p.d, 1]),
+            ("codes", [p.b, p.hkv, p.n, p.m]),
+            ("outputs", [p.b, p.out_heads(), p.sq, p.k]),
+            ("scores", [p.b, p.out_heads(), p.sq, p.n]),
         ];
-        ensure(
-            sizes.iter().all(|s| s.is_some_and(|s| s <= isize::MAX as usize / 8)),
-            "shape",
-            || "tensors that fit in memory".into(),
-            format!("{p:?}"),
-        )?;
+        for (name, dims) in tensors {
+            let elements = dims.iter().try_fold(1usize, |acc, &d| acc.checked_mul(d));
+            ensure(
+                elements.is_some_and(|e| e <= MAX_ELEMENTS),
+                name,
+                || format!("at most {MAX_ELEMENTS} elements"),
+                elements.map_or_else(
+                    || format!("{} (overflows)", dims.map(|d| d.to_string()).join("·")),
+                    |e| e.to_string(),
+                ),
+            )?;
+        }
         Ok(())
     }
 }

@@ -63,37 +63,47 @@ pub fn validate_n_valid(problem: &Problem, n_valid: &[u32]) -> Result<()> {
 }
 
 /// Scores `[rows, n]` in f64, one row per output row (summed over the group in group mode).
+/// [`Error::HostMemory`] where the host cannot hold them.
 pub fn scores<Q: Element, C: Element>(problem: &Problem, inputs: &HostInputs<'_, Q, C>) -> Result<Vec<f64>> {
     validate(problem, inputs)?;
     let p = problem;
+    let mut out = allocate("the scores of every row", p.rows() * p.n)?;
+    for row in 0..p.rows() {
+        row_scores(p, inputs, row, &mut out);
+    }
+    Ok(out)
+}
+
+/// An empty vector with room for `len` elements, or [`Error::HostMemory`].
+fn allocate<T>(what: &'static str, len: usize) -> Result<Vec<T>> {
+    let mut v = Vec::new();
+    v.try_reserve_exact(len).map_err(|_| Error::HostMemory { what, bytes: len.saturating_mul(size_of::<T>()) })?;
+    Ok(v)
+}
+
+/// Appends the n scores of output row `row` to `out`.
+fn row_scores<Q: Element, C: Element>(p: &Problem, inputs: &HostInputs<'_, Q, C>, row: usize, out: &mut Vec<f64>) {
     let (g, ds) = (p.group_size(), p.d / p.m);
-    let mut out = Vec::with_capacity(p.rows() * p.n);
-    for b in 0..p.b {
-        for head in 0..p.out_heads() {
-            let (kv, heads) = if p.group { (head, head * g..head * g + g) } else { (head / g, head..head + 1) };
-            for s in 0..p.sq {
-                for key in 0..p.n {
-                    let codes = &inputs.codes[((b * p.hkv + kv) * p.n + key) * p.m..][..p.m];
-                    let mut total = 0.0;
-                    for qh in heads.clone() {
-                        let q = &inputs.queries[((b * p.h + qh) * p.sq + s) * p.d..][..p.d];
-                        for (j, &code) in codes.iter().enumerate() {
-                            let centroid = &inputs.codebooks[((kv * p.m + j) * p.c + code as usize) * ds..][..ds];
-                            for (qv, cv) in q[j * ds..][..ds].iter().zip(centroid) {
-                                let (qv, cv) = (qv.to_f64(), cv.to_f64());
-                                total += match p.metric {
-                                    Metric::InnerProduct => qv * cv,
-                                    Metric::L2 => (qv - cv) * (qv - cv),
-                                };
-                            }
-                        }
-                    }
-                    out.push(total);
+    let (s, head, b) = (row % p.sq, row / p.sq % p.out_heads(), row / p.sq / p.out_heads());
+    let (kv, heads) = if p.group { (head, head * g..head * g + g) } else { (head / g, head..head + 1) };
+    for key in 0..p.n {
+        let codes = &inputs.codes[((b * p.hkv + kv) * p.n + key) * p.m..][..p.m];
+        let mut total = 0.0;
+        for qh in heads.clone() {
+            let q = &inputs.queries[((b * p.h + qh) * p.sq + s) * p.d..][..p.d];
+            for (j, &code) in codes.iter().enumerate() {
+                let centroid = &inputs.codebooks[((kv * p.m + j) * p.c + code as usize) * ds..][..ds];
+                for (qv, cv) in q[j * ds..][..ds].iter().zip(centroid) {
+                    let (qv, cv) = (qv.to_f64(), cv.to_f64());
+                    total += match p.metric {
+                        Metric::InnerProduct => qv * cv,
+                        Metric::L2 => (qv - cv) * (qv - cv),
+                    };
                 }
             }
         }
+        out.push(total);
     }
-    Ok(out)
 }
 
 /// Orders two (score, index) candidates: better first. Larger inner product or smaller L2 is
@@ -116,15 +126,22 @@ pub fn padding_score(metric: Metric) -> f64 {
     }
 }
 
-/// The exact top-k of every row, by the contract of [`Problem`].
+/// The exact top-k of every row, by the contract of [`Problem`]. Memory: the outputs and one
+/// row's scores ([`Error::HostMemory`] where the host cannot hold them).
 pub fn topk<Q: Element, C: Element>(problem: &Problem, inputs: &HostInputs<'_, Q, C>) -> Result<TopkResult> {
-    let all = scores(problem, inputs)?;
+    validate(problem, inputs)?;
     let p = problem;
     let rows_per_batch = p.out_heads() * p.sq;
-    let mut result = TopkResult { indices: Vec::with_capacity(p.out_len()), scores: Vec::with_capacity(p.out_len()) };
-    for (row, row_scores) in all.chunks(p.n).enumerate() {
+    let mut result =
+        TopkResult { indices: allocate("the indices", p.out_len())?, scores: allocate("the scores", p.out_len())? };
+    let mut row_buffer = allocate("one row's scores", p.n)?;
+    let mut ranked: Vec<(f64, u32)> = allocate("one row's ranking", p.n)?;
+    for row in 0..p.rows() {
+        row_buffer.clear();
+        row_scores(p, inputs, row, &mut row_buffer);
         let valid = inputs.n_valid.map_or(p.n, |v| v[row / rows_per_batch] as usize);
-        let mut ranked: Vec<(f64, u32)> = row_scores[..valid].iter().enumerate().map(|(i, &s)| (s, i as u32)).collect();
+        ranked.clear();
+        ranked.extend(row_buffer[..valid].iter().enumerate().map(|(i, &s)| (s, i as u32)));
         ranked.sort_by(|&a, &b| better_first(p.metric, a, b));
         ranked.truncate(p.k);
         if p.order != Order::ByScore {

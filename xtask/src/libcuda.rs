@@ -54,13 +54,29 @@ pub fn locate_or_build_stub() -> Result<LibCuda> {
     Ok(LibCuda { root, load_dir: Some(lib64) })
 }
 
+/// The driver's `libcuda.so.1`: from the loader cache (`ldconfig` is in /sbin on Debian, off a
+/// non-root user's PATH), else from `LD_LIBRARY_PATH` and the directories drivers install to.
 fn system_driver() -> Option<PathBuf> {
-    let out = Command::new("ldconfig").arg("-p").output().ok()?;
-    String::from_utf8_lossy(&out.stdout)
-        .lines()
-        .filter(|l| l.trim_start().starts_with("libcuda.so.1 ") && l.contains("x86-64"))
-        .find_map(|l| l.split("=> ").nth(1).map(|p| PathBuf::from(p.trim())))
-        .filter(|p| !p.starts_with(project_root()))
+    let ours = |p: &PathBuf| !p.starts_with(project_root());
+    let cached = ["ldconfig", "/sbin/ldconfig", "/usr/sbin/ldconfig"].into_iter().find_map(|ldconfig| {
+        let out = Command::new(ldconfig).arg("-p").output().ok()?;
+        String::from_utf8_lossy(&out.stdout)
+            .lines()
+            .filter(|l| l.trim_start().starts_with("libcuda.so.1 ") && l.contains("x86-64"))
+            .find_map(|l| l.split("=> ").nth(1).map(|p| PathBuf::from(p.trim())))
+            .filter(ours)
+    });
+    let search_path = std::env::var("LD_LIBRARY_PATH").unwrap_or_default();
+    let known = ["/usr/lib/x86_64-linux-gnu", "/usr/lib64", "/usr/local/nvidia/lib64", "/usr/lib/wsl/lib"];
+    cached.or_else(|| {
+        search_path
+            .split(':')
+            .filter(|d| !d.is_empty())
+            .chain(known)
+            .map(|dir| Path::new(dir).join("libcuda.so.1"))
+            .filter(ours)
+            .find(|p| p.is_file())
+    })
 }
 
 fn link_as_libcuda_so(root: &Path, target: &Path) -> Result<()> {

@@ -5,6 +5,7 @@
 //! `cargo xtask clippy`               clippy on the stable crates and the kernel crate, warnings denied
 //! `cargo xtask demo [ARGS]`          the demo: GPU when there is one, CPU reference otherwise
 //! `cargo xtask gpu-bundle`           test + bench binaries, PTX and scripts for a GPU machine
+//! `cargo xtask package [ARGS]`       `cargo package` of pqtopk-abi and pqtopk (publishable, and they build)
 //!
 //! The same binary doubles as the nvptx linker that rustc calls (see `ptx_link`).
 
@@ -32,7 +33,11 @@ fn main() -> ExitCode {
             .and_then(|()| ptx::clippy()),
         "demo" => cargo_with_libcuda(&["run", "--release", "-p", "pqtopk", "--example", "demo", "--"], rest),
         "gpu-bundle" => gpu_bundle(),
-        _ => Err("usage: cargo xtask <build-ptx [--check] | test [ARGS] | clippy | demo [ARGS] | gpu-bundle>".into()),
+        "package" => cargo_with_libcuda(&["package", "-p", "pqtopk-abi", "-p", "pqtopk"], rest),
+        _ => {
+            Err("usage: cargo xtask <build-ptx [--check] | test [ARGS] | clippy | demo [ARGS] | gpu-bundle | package>"
+                .into())
+        }
     })
 }
 
