@@ -3,8 +3,10 @@
 
 mod support;
 
+#[cfg(feature = "cuda")]
+use pqtopk::Gpu;
 use pqtopk::reference::{self, HostInputs};
-use pqtopk::{DType, Error, Gpu, Metric, Order, Problem};
+use pqtopk::{DType, Error, Metric, Order, Problem};
 use proptest::prelude::*;
 use rand::SeedableRng;
 use support::{Data, HostData};
@@ -436,6 +438,7 @@ fn no_problem_or_buffer_panics() {
     println!("no_problem_or_buffer_panics: {cases} problems, {valid} valid, {ran} run through the reference");
 }
 
+#[cfg(feature = "cuda")]
 #[test]
 fn missing_device_is_a_typed_error() {
     match Gpu::new(0) {

@@ -1,14 +1,24 @@
 //! Element types of queries and codebooks, dispatched through one sealed trait.
 
-use cust::memory::DeviceCopy;
 pub use pqtopk_abi::DType;
 
 mod sealed {
     pub trait Sealed {}
+
+    /// What a device buffer's element needs: cust's `DeviceCopy` with the `cuda` feature,
+    /// nothing without it.
+    #[cfg(feature = "cuda")]
+    pub trait DeviceElement: cust::memory::DeviceCopy {}
+    #[cfg(feature = "cuda")]
+    impl<T: cust::memory::DeviceCopy> DeviceElement for T {}
+    #[cfg(not(feature = "cuda"))]
+    pub trait DeviceElement {}
+    #[cfg(not(feature = "cuda"))]
+    impl<T> DeviceElement for T {}
 }
 
 /// f32, f16 or bf16: the element types pqtopk reads. Scores are always computed in f32.
-pub trait Element: sealed::Sealed + DeviceCopy + Copy + Send + Sync + 'static {
+pub trait Element: sealed::Sealed + sealed::DeviceElement + Copy + Send + Sync + 'static {
     const DTYPE: DType;
     fn to_f64(self) -> f64;
     fn from_f32(v: f32) -> Self;

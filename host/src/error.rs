@@ -1,7 +1,5 @@
 //! The crate's one error type.
 
-use cust::error::CudaError;
-
 /// Everything pqtopk can fail with. Bad input is reported before any launch.
 #[derive(Debug, thiserror::Error, Clone, PartialEq, Eq)]
 #[non_exhaustive]
@@ -28,8 +26,9 @@ pub enum Error {
     #[error("unsupported shape: {0}")]
     Unsupported(String),
     /// A CUDA driver call failed.
+    #[cfg(feature = "cuda")]
     #[error("CUDA error: {0}")]
-    Cuda(#[from] CudaError),
+    Cuda(#[from] cust::error::CudaError),
     /// The host cannot allocate what the CPU reference needs (`bytes`) for this problem.
     #[error("the CPU reference needs {bytes} bytes of host memory for {what}, which could not be allocated")]
     HostMemory { what: &'static str, bytes: usize },

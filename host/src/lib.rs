@@ -10,6 +10,11 @@
 //! instead of lookup tables. See [`Problem`] for the contract, [`Gpu`] for the launches and
 //! [`reference`] for the CPU implementation of the same contract.
 //!
+//! ## Features
+//! - `cuda`: the GPU path ([`Gpu`] and its plans and launches, through cust, which links
+//!   `libcuda`). Without it the crate builds on any machine, CUDA or not, and offers the
+//!   problem, its validation, the errors and the CPU [`reference`].
+//!
 //! ## Contract in brief
 //! - Ties break toward the smaller key index; NaN scores rank after every number (a NaN key is
 //!   only selected when fewer than k keys have a number score, after all of those).
@@ -20,19 +25,23 @@
 
 mod dtype;
 mod error;
+#[cfg(feature = "cuda")]
 mod gpu;
 mod problem;
+#[cfg(feature = "cuda")]
 mod raw;
 pub mod reference;
 
+#[cfg(feature = "cuda")]
 pub use cust;
 pub use dtype::{DType, Element};
 pub use error::{Error, Result};
+#[cfg(feature = "cuda")]
 pub use gpu::{Gpu, Inputs, Outputs, Path, Plan, RawBuffers, TopkBuffers, ValidLengths};
 pub use half;
 pub use problem::{MAX_KEYS, Metric, Order, Problem};
 
 /// The README's example compiles as a doctest.
-#[cfg(doctest)]
+#[cfg(all(doctest, feature = "cuda"))]
 #[doc = include_str!("../../README.md")]
 pub struct ReadmeDoctests;

@@ -28,10 +28,21 @@ fn main() -> ExitCode {
     };
     report(match cmd {
         "build-ptx" => ptx::build(rest.iter().any(|a| a == "--check")),
-        "test" => cargo_with_libcuda(&["test", "--workspace"], rest),
-        "clippy" => cargo_with_libcuda(&["clippy", "--workspace", "--all-targets", "--", "-D", "warnings"], rest)
-            .and_then(|()| ptx::clippy()),
-        "demo" => cargo_with_libcuda(&["run", "--release", "-p", "pqtopk", "--example", "demo", "--"], rest),
+        "test" => cargo_with_libcuda(&["test", "--workspace", "--features", CUDA], rest),
+        // Both ways: the GPU path, and the CPU-only crate a dependent gets without `cuda`.
+        "clippy" => {
+            let lints = ["--", "-D", "warnings"];
+            cargo_with_libcuda(
+                &[&["clippy", "--workspace", "--all-targets", "--features", CUDA][..], &lints].concat(),
+                rest,
+            )
+            .and_then(|()| run(cargo().args(["clippy", "-p", "pqtopk", "--all-targets"]).args(lints)))
+            .and_then(|()| ptx::clippy())
+        }
+        "demo" => cargo_with_libcuda(
+            &["run", "--release", "-p", "pqtopk", "--features", CUDA, "--example", "demo", "--"],
+            rest,
+        ),
         "gpu-bundle" => gpu_bundle(),
         "package" => cargo_with_libcuda(&["package", "-p", "pqtopk-abi", "-p", "pqtopk"], rest),
         _ => {
@@ -60,6 +71,9 @@ pub fn run(cmd: &mut Command) -> Result<()> {
     if status.success() { Ok(()) } else { Err(format!("{cmd:?} failed: {status}")) }
 }
 
+/// The host crate's GPU feature, which the tests, the bench and the demo need.
+const CUDA: &str = "pqtopk/cuda";
+
 fn cargo() -> Command {
     let mut cmd = Command::new(std::env::var("CARGO").unwrap_or_else(|_| "cargo".into()));
     cmd.current_dir(project_root());
@@ -86,9 +100,9 @@ fn gpu_bundle() -> Result<()> {
     std::fs::create_dir_all(out.join("bin")).map_err(|e| e.to_string())?;
     // (file prefix, cargo arguments); everything optimized (`cargo bench` uses the bench profile).
     let builds: [(&str, &[&str]); 3] = [
-        ("test", &["test", "--no-run", "--release", "--tests"]),
-        ("bench", &["bench", "--no-run", "--benches"]),
-        ("example", &["build", "--release", "--examples"]),
+        ("test", &["test", "--no-run", "--release", "--tests", "--features", CUDA]),
+        ("bench", &["bench", "--no-run", "--benches", "--features", CUDA]),
+        ("example", &["build", "--release", "--examples", "--features", CUDA]),
     ];
     for (prefix, args) in builds {
         let mut cmd = cargo();
