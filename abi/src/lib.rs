@@ -4,6 +4,7 @@
 //! the `#[repr(C)]` struct below that belongs to it. Device addresses are `u64`; a null address
 //! means "absent" where a field says so. Changing a struct here changes both sides at once.
 #![no_std]
+#![warn(missing_docs)]
 
 /// Threads per block of the scoring kernel and the smoke kernels.
 pub const BLOCK_THREADS: u32 = 256;
@@ -44,14 +45,23 @@ pub const CLUSTER_KERNELS: [&str; 1] = [kernel_names::TOPK_CLUSTER];
 
 /// Kernel names, as the host looks them up in the module.
 pub mod kernel_names {
+    /// Builds the lookup tables and zeroes the histograms ([`TablesParams`](crate::TablesParams)).
     pub const TABLES: &str = "pq_tables";
+    /// Scores through the lookup tables ([`ScoreParams`](crate::ScoreParams)).
     pub const SCORE: &str = "pq_score";
+    /// Scores by tensor cores ([`DenseScoreParams`](crate::DenseScoreParams)).
     pub const SCORE_DENSE: &str = "pq_score_dense";
+    /// Selects each row's top k ([`SelectParams`](crate::SelectParams)).
     pub const SELECT: &str = "pq_select";
+    /// Sorts large top-k candidates in runs of [`RUN_KEYS`](crate::RUN_KEYS).
     pub const SORT_RUNS: &str = "pq_sort_runs";
+    /// Merges pairs of sorted runs ([`MergeParams`](crate::MergeParams)).
     pub const MERGE_RUNS: &str = "pq_merge_runs";
+    /// The whole call in one launch for short rows ([`SmallParams`](crate::SmallParams)).
     pub const TOPK_SMALL: &str = "pq_topk_small";
+    /// Score and selection on chip, in clusters (sm_90; [`ClusterParams`](crate::ClusterParams)).
     pub const TOPK_CLUSTER: &str = "pq_topk_cluster";
+    /// Counts codes ≥ c ([`CodeCheckParams`](crate::CodeCheckParams)).
     pub const COUNT_BAD_CODES: &str = "pq_count_bad_codes";
 }
 
@@ -93,8 +103,11 @@ pub const MAX_ROWS_PER_BLOCK: u32 = 4;
 #[repr(u32)]
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
 pub enum DType {
+    /// 32-bit IEEE float.
     F32 = 0,
+    /// 16-bit IEEE half.
     F16 = 1,
+    /// bfloat16.
     BF16 = 2,
 }
 
@@ -129,22 +142,32 @@ pub enum Order {
 #[repr(C)]
 #[derive(Clone, Copy, Debug)]
 pub struct Shape {
+    /// Batch entries.
     pub b: u32,
+    /// Query heads; a multiple of `hkv`.
     pub h: u32,
+    /// Key-value heads; query head `i` uses kv head `i / (h/hkv)`.
     pub hkv: u32,
+    /// Queries per head.
     pub sq: u32,
+    /// Head dimension; a multiple of `m`.
     pub d: u32,
+    /// Sub-spaces per key.
     pub m: u32,
+    /// Centroids per sub-space, 1..=256.
     pub c: u32,
+    /// Keys per (batch, kv head).
     pub n: u32,
+    /// Results per output row, 1..=n.
     pub k: u32,
     /// Output rows per (batch, kv head): `G·sq`, or `sq` in group mode.
     pub rows_per_kv: u32,
     /// u32 elements between the starts of two rows' scores (`n` rounded up to a multiple of 4,
     /// so that every row starts 16-byte aligned).
     pub score_stride: u32,
-    /// [`DType`] of queries and codebooks.
+    /// [`DType`] of the queries.
     pub query_dtype: u32,
+    /// [`DType`] of the codebooks.
     pub codebook_dtype: u32,
     /// [`Metric`].
     pub metric: u32,
@@ -162,9 +185,11 @@ pub struct Shape {
 #[repr(C)]
 #[derive(Clone, Copy, Debug)]
 pub struct Tiling {
+    /// Output rows per tile.
     pub rows_per_block: u32,
-    /// 1, 2 or 4.
+    /// Rows interleaved per lookup-table entry: 1, 2 or 4.
     pub lut_width: u32,
+    /// Tiles per (batch, kv head): `ceil(rows_per_kv / rows_per_block)`.
     pub row_tiles: u32,
 }
 
@@ -204,9 +229,13 @@ pub const fn dense_shared_bytes(c: u32, d: u32) -> u32 {
 #[repr(C)]
 #[derive(Clone, Copy, Debug)]
 pub struct TablesParams {
+    /// The problem.
     pub shape: Shape,
+    /// The row tiles whose tables are built.
     pub tiling: Tiling,
+    /// Queries `[b, h, sq, d]` of `query_dtype`.
     pub queries: u64,
+    /// Codebooks `[hkv, m, c, d/m]` of `codebook_dtype`.
     pub codebooks: u64,
     /// `[tiles, m, c, lut_width]` f32: entry `(j, code)` of each row of the tile; 0 when only
     /// the ranges are wanted (`pq_score_dense` scores without tables).
@@ -231,13 +260,17 @@ pub const SPLIT_STATE_WORDS: u32 = 4;
 #[repr(C)]
 #[derive(Clone, Copy, Debug)]
 pub struct ScoreParams {
+    /// The problem.
     pub shape: Shape,
+    /// The row tiles, as `pq_tables` built them.
     pub tiling: Tiling,
+    /// Codes `[b, hkv, n, m]` u8.
     pub codes: u64,
     /// `[b]` u32 valid lengths, or 0 for "all n keys valid".
     pub n_valid: u64,
     /// As in [`TablesParams`], complete.
     pub luts: u64,
+    /// As in [`TablesParams`], complete: each row's binning is built from them.
     pub ranges: u64,
     /// `[rows, score_stride]` u32 order keys, written for the valid keys.
     pub scores: u64,
@@ -246,7 +279,9 @@ pub struct ScoreParams {
     /// `[rows, HIST_BINS]` u32, zeroed by `pq_tables`: each row's keys counted per bin of its
     /// binning.
     pub histograms: u64,
+    /// Keys per item (the last chunk may hold fewer).
     pub keys_per_block: u32,
+    /// Key chunks per row tile: `ceil(n / keys_per_block)`.
     pub key_chunks: u32,
 }
 
@@ -261,19 +296,29 @@ pub struct ScoreParams {
 #[repr(C)]
 #[derive(Clone, Copy, Debug)]
 pub struct DenseScoreParams {
+    /// The problem.
     pub shape: Shape,
+    /// As in [`TablesParams`].
     pub queries: u64,
+    /// As in [`TablesParams`].
     pub codebooks: u64,
+    /// As in [`ScoreParams`].
     pub codes: u64,
     /// As in [`ScoreParams`].
     pub n_valid: u64,
+    /// As in [`TablesParams`], complete.
     pub ranges: u64,
+    /// As in [`ScoreParams`].
     pub scores: u64,
+    /// As in [`ScoreParams`], written by the blocks of key chunk 0.
     pub binning: u64,
+    /// As in [`ScoreParams`].
     pub histograms: u64,
     /// Row tiles per (batch, kv head): `ceil(rows_per_kv / DENSE_ROWS)`.
     pub row_tiles: u32,
+    /// Keys per item (the last chunk may hold fewer).
     pub keys_per_block: u32,
+    /// Key chunks per row tile: `ceil(n / keys_per_block)`.
     pub key_chunks: u32,
 }
 
@@ -283,8 +328,11 @@ pub struct DenseScoreParams {
 #[repr(C)]
 #[derive(Clone, Copy, Debug, Default, PartialEq)]
 pub struct RowBinning {
+    /// Lowest goodness (the score, negated for L2) the row's tables allow: the start of bin 0.
     pub lo: f32,
+    /// Bins per unit of goodness: `HIST_BINS / (hi − lo)`.
     pub scale: f32,
+    /// Nonzero where the range is finite and nonempty, so `lo` and `scale` apply.
     pub linear: u32,
 }
 
@@ -295,10 +343,15 @@ pub struct RowBinning {
 #[repr(C)]
 #[derive(Clone, Copy, Debug)]
 pub struct SelectParams {
+    /// The problem.
     pub shape: Shape,
+    /// As in [`ScoreParams`].
     pub n_valid: u64,
+    /// As in [`ScoreParams`], complete.
     pub scores: u64,
+    /// As in [`ScoreParams`], complete.
     pub binning: u64,
+    /// As in [`ScoreParams`], complete.
     pub histograms: u64,
     /// `[rows, k]` u32.
     pub out_indices: u64,
@@ -327,7 +380,9 @@ pub struct SelectParams {
 #[repr(C)]
 #[derive(Clone, Copy, Debug)]
 pub struct MergeParams {
+    /// The selection's parameters: shape, valid lengths and outputs.
     pub select: SelectParams,
+    /// Candidates per sorted run of `src`: `RUN_KEYS · 2^pass`.
     pub width: u32,
     /// Nonzero on the last pass.
     pub last: u32,
@@ -343,14 +398,19 @@ pub struct MergeParams {
 #[repr(C)]
 #[derive(Clone, Copy, Debug)]
 pub struct SmallParams {
+    /// The problem.
     pub shape: Shape,
+    /// As in [`TablesParams`].
     pub queries: u64,
+    /// As in [`TablesParams`].
     pub codebooks: u64,
+    /// As in [`ScoreParams`].
     pub codes: u64,
     /// As in [`ScoreParams`].
     pub n_valid: u64,
     /// As in [`SelectParams`].
     pub out_indices: u64,
+    /// As in [`SelectParams`].
     pub out_scores: u64,
 }
 
@@ -372,15 +432,21 @@ pub const CLUSTER_CONTROL_WORDS: u32 = 16;
 #[repr(C)]
 #[derive(Clone, Copy, Debug)]
 pub struct ClusterParams {
+    /// The problem.
     pub shape: Shape,
+    /// The row tiles, as `pq_tables` built them.
     pub tiling: Tiling,
+    /// As in [`ScoreParams`].
     pub codes: u64,
     /// As in [`ScoreParams`].
     pub n_valid: u64,
+    /// As in [`TablesParams`], complete.
     pub luts: u64,
+    /// As in [`TablesParams`], complete.
     pub ranges: u64,
     /// As in [`SelectParams`].
     pub out_indices: u64,
+    /// As in [`SelectParams`].
     pub out_scores: u64,
     /// Keys each block scores: `ceil(n / CLUSTER_BLOCKS)`.
     pub slice: u32,
@@ -398,13 +464,21 @@ pub struct ClusterParams {
 /// (`CLUSTER_CONTROL_WORDS` u64) and two slot counters (u32).
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub struct ClusterLayout {
+    /// The tile's lookup tables.
     pub tables: u32,
+    /// The order keys of the block's slice.
     pub orders: u32,
+    /// The block's histogram of each row.
     pub hists: u32,
+    /// The owned row's histogram over the cluster.
     pub total: u32,
+    /// The owned row's taken keys.
     pub best: u32,
+    /// The owned row's tied keys.
     pub ties: u32,
+    /// The owned row's published state.
     pub control: u32,
+    /// The two slot counters.
     pub counters: u32,
     /// Bytes in all.
     pub bytes: u32,
@@ -437,9 +511,13 @@ pub const fn cluster_layout(
 #[repr(C)]
 #[derive(Clone, Copy, Debug)]
 pub struct SmokeParams {
+    /// `n` u32 inputs.
     pub input: u64,
+    /// The kernel's u32 outputs (each smoke kernel documents their layout).
     pub output: u64,
+    /// Input elements.
     pub n: u32,
+    /// Histogram bins (`smoke_atomics` only).
     pub bins: u32,
 }
 
@@ -451,6 +529,8 @@ pub struct CodeCheckParams {
     pub codes: u64,
     /// One u32, incremented per code ≥ `c`.
     pub bad_count: u64,
+    /// Codes to check.
     pub len: u64,
+    /// Centroids per sub-space: codes at or above it are bad.
     pub c: u32,
 }

@@ -19,8 +19,11 @@ mod sealed {
 
 /// f32, f16 or bf16: the element types pqtopk reads. Scores are always computed in f32.
 pub trait Element: sealed::Sealed + sealed::DeviceElement + Copy + Send + Sync + 'static {
+    /// The [`DType`] a problem names this type by.
     const DTYPE: DType;
+    /// The value, widened exactly.
     fn to_f64(self) -> f64;
+    /// The nearest value of this type (round to nearest even).
     fn from_f32(v: f32) -> Self;
 }
 

@@ -7,21 +7,55 @@ pub enum Error {
     /// No CUDA driver, or a driver without a usable device (the reason the driver gave).
     #[error("no CUDA device: {0}")]
     NoDevice(String),
+    /// The device is older than the PTX pqtopk ships (sm_80).
     #[error("device {ordinal} has compute capability {major}.{minor}; pqtopk needs 8.0 or newer")]
-    UnsupportedDevice { ordinal: u32, major: i32, minor: i32 },
+    UnsupportedDevice {
+        /// The device's ordinal.
+        ordinal: u32,
+        /// Its compute capability.
+        major: i32,
+        /// Its compute capability's minor number.
+        minor: i32,
+    },
     /// A shape argument is out of its domain.
     #[error("invalid {name}: expected {expected}, got {actual}")]
-    InvalidArgument { name: &'static str, expected: String, actual: String },
+    InvalidArgument {
+        /// The argument (a `Problem` field, or the tensor whose size is out of range).
+        name: &'static str,
+        /// What the contract allows.
+        expected: String,
+        /// What was given.
+        actual: String,
+    },
     /// A buffer's length does not match the shape (inputs must match exactly, outputs and the
     /// workspace must be at least as long).
     #[error("buffer `{name}` has {actual} elements; expected {expected}")]
-    BufferLength { name: &'static str, expected: String, actual: usize },
+    BufferLength {
+        /// The buffer.
+        name: &'static str,
+        /// The elements the problem needs.
+        expected: String,
+        /// The elements it has.
+        actual: usize,
+    },
     /// A buffer's element type differs from the one the problem was planned for.
     #[error("`{name}` holds {actual:?}, but the problem was planned for {expected:?}")]
-    DTypeMismatch { name: &'static str, expected: crate::DType, actual: crate::DType },
+    DTypeMismatch {
+        /// The buffer.
+        name: &'static str,
+        /// The problem's element type for it.
+        expected: crate::DType,
+        /// The buffer's.
+        actual: crate::DType,
+    },
     /// Codes at or past `c` (found by the checking path).
     #[error("{count} codes are >= c = {c}")]
-    CodeOutOfRange { count: u64, c: u32 },
+    CodeOutOfRange {
+        /// How many codes are out of range.
+        count: u64,
+        /// Centroids per sub-space.
+        c: u32,
+    },
     /// The shape is valid but beyond what this version can launch (grid or shared-memory limits).
     #[error("unsupported shape: {0}")]
     Unsupported(String),
@@ -31,12 +65,23 @@ pub enum Error {
     Cuda(#[from] cust::error::CudaError),
     /// The host cannot allocate what the CPU reference needs (`bytes`) for this problem.
     #[error("the CPU reference needs {bytes} bytes of host memory for {what}, which could not be allocated")]
-    HostMemory { what: &'static str, bytes: usize },
+    HostMemory {
+        /// What the memory was for.
+        what: &'static str,
+        /// How much it was.
+        bytes: usize,
+    },
     /// A driver call made directly (not through cust) failed with this `CUresult`.
     #[error("{call} failed with CUresult {code}")]
-    Driver { call: &'static str, code: u32 },
+    Driver {
+        /// The driver entry point.
+        call: &'static str,
+        /// Its `CUresult`.
+        code: u32,
+    },
 }
 
+/// pqtopk's results: [`Error`] by default.
 pub type Result<T, E = Error> = std::result::Result<T, E>;
 
 /// `Err(InvalidArgument)` unless `ok`.

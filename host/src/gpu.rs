@@ -202,14 +202,17 @@ impl Gpu {
         })
     }
 
+    /// The device's ordinal.
     pub fn ordinal(&self) -> u32 {
         self.ordinal
     }
 
+    /// The device's compute capability (major, minor).
     pub fn compute_capability(&self) -> (i32, i32) {
         self.compute_capability
     }
 
+    /// The device's name, as the driver reports it.
     pub fn name(&self) -> Result<String> {
         Ok(Device::get_device(self.ordinal)?.name()?)
     }
@@ -220,7 +223,8 @@ impl Gpu {
         Ok(CurrentContext::set_current(&self.context)?)
     }
 
-    /// Validates `problem` and fixes its launch shape on this device.
+    /// Validates `problem` and fixes its launch shape on this device (see [`Gpu::topk_into`] for
+    /// an example).
     pub fn plan(&self, problem: &Problem) -> Result<Plan> {
         self.plan_with_path(problem, Path::Auto)
     }
@@ -435,6 +439,29 @@ impl Gpu {
 
     /// The fused score + top-k, written to caller-owned buffers; asynchronous on `stream`,
     /// allocation-free.
+    ///
+    /// # Example
+    /// ```no_run
+    /// use pqtopk::cust::memory::DeviceBuffer;
+    /// use pqtopk::cust::stream::{Stream, StreamFlags};
+    /// use pqtopk::half::f16;
+    /// use pqtopk::{Gpu, Inputs, Outputs, Problem};
+    ///
+    /// let gpu = Gpu::new(0)?;
+    /// let stream = Stream::new(StreamFlags::NON_BLOCKING, None)?;
+    /// let problem = Problem::new(1, 32, 8, 1, 128, 16, 256, 31872, 2048);
+    /// let plan = gpu.plan(&problem)?; // validates, and sizes the workspace
+    /// let queries = DeviceBuffer::from_slice(&vec![f16::from_f32(0.5); problem.queries_len()])?;
+    /// let codebooks = DeviceBuffer::from_slice(&vec![f16::from_f32(0.25); problem.codebooks_len()])?;
+    /// let codes = DeviceBuffer::from_slice(&vec![3u8; problem.codes_len()])?;
+    /// let mut indices = DeviceBuffer::<u32>::zeroed(problem.out_len())?;
+    /// let mut workspace = DeviceBuffer::<u8>::zeroed(plan.workspace_bytes())?;
+    /// let inputs = Inputs { queries: &queries, codebooks: &codebooks, codes: &codes, n_valid: None };
+    /// // Every step of a decode loop: the same plan and buffers, no allocation.
+    /// gpu.topk_into(&plan, &stream, &inputs, &mut Outputs { indices: &mut indices, scores: None }, &mut workspace)?;
+    /// stream.synchronize()?;
+    /// # Ok::<(), pqtopk::Error>(())
+    /// ```
     pub fn topk_into<Q: Element, C: Element>(
         &self,
         plan: &Plan,
@@ -759,9 +786,13 @@ fn check_len<T: DeviceCopy>(name: &'static str, buf: &DeviceSlice<T>, expected: 
 
 /// The device inputs of one call.
 pub struct Inputs<'a, Q: Element, C: Element> {
+    /// `[b, h, sq, d]`, 16-byte aligned.
     pub queries: &'a DeviceSlice<Q>,
+    /// `[hkv, m, c, d/m]`, 16-byte aligned.
     pub codebooks: &'a DeviceSlice<C>,
+    /// `[b, hkv, n, m]`, 16-byte aligned.
     pub codes: &'a DeviceSlice<u8>,
+    /// Valid keys per batch entry, or all `n`.
     pub n_valid: Option<ValidLengths<'a>>,
 }
 
@@ -777,27 +808,39 @@ pub enum ValidLengths<'a> {
 
 /// The device outputs of one call: `[rows, k]` each.
 pub struct Outputs<'a> {
+    /// Key indices, `u32::MAX` for padding.
     pub indices: &'a mut DeviceSlice<u32>,
+    /// Their scores (the worst score for padding), where wanted.
     pub scores: Option<&'a mut DeviceSlice<f32>>,
 }
 
 /// Outputs of [`Gpu::topk`]; the workspace is returned so that its memory outlives the
 /// asynchronous launches.
 pub struct TopkBuffers {
+    /// `[rows, k]` key indices.
     pub indices: DeviceBuffer<u32>,
+    /// `[rows, k]` scores, where asked for.
     pub scores: Option<DeviceBuffer<f32>>,
+    /// The call's workspace; free it only after the stream has finished the call.
     pub workspace: DeviceBuffer<u8>,
 }
 
 /// Raw device addresses for [`Gpu::topk_raw`]; 0 means absent for `n_valid` and `scores`.
 #[derive(Clone, Copy, Debug, Default)]
 pub struct RawBuffers {
+    /// Queries `[b, h, sq, d]`, 16-byte aligned.
     pub queries: u64,
+    /// Codebooks `[hkv, m, c, d/m]`, 16-byte aligned.
     pub codebooks: u64,
+    /// Codes `[b, hkv, n, m]`, 16-byte aligned.
     pub codes: u64,
+    /// `[b]` u32 valid lengths, or 0.
     pub n_valid: u64,
+    /// `[rows, k]` u32 indices.
     pub indices: u64,
+    /// `[rows, k]` f32 scores, or 0.
     pub scores: u64,
+    /// `Plan::workspace_bytes` bytes, 256-byte aligned.
     pub workspace: u64,
 }
 
@@ -886,6 +929,7 @@ struct WorkspaceLayout {
 }
 
 impl Plan {
+    /// The problem this plan launches.
     pub fn problem(&self) -> &Problem {
         &self.problem
     }

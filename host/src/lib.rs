@@ -7,13 +7,13 @@
 //! kernel launch for rows of up to 4096 keys, otherwise three, with a caller-owned workspace that
 //! holds the tables, histograms and one u32 order key per (row, key). Rows that share a kv head
 //! sixteen or more at a time (chunked prefill, large GQA groups) are scored with tensor cores
-//! instead of lookup tables. See [`Problem`] for the contract, [`Gpu`] for the launches and
-//! [`reference`] for the CPU implementation of the same contract.
+//! instead of lookup tables. See [`Problem`] for the contract, `Gpu` for the launches (the
+//! `cuda` feature) and [`mod@reference`] for the CPU implementation of the same contract.
 //!
 //! ## Features
-//! - `cuda`: the GPU path ([`Gpu`] and its plans and launches, through cust, which links
+//! - `cuda`: the GPU path (`Gpu`, its plans and launches, through cust, which links
 //!   `libcuda`). Without it the crate builds on any machine, CUDA or not, and offers the
-//!   problem, its validation, the errors and the CPU [`reference`].
+//!   problem, its validation, the errors and the CPU [`mod@reference`].
 //!
 //! ## Contract in brief
 //! - Ties break toward the smaller key index; NaN scores rank after every number (a NaN key is
@@ -22,6 +22,8 @@
 //!   product) or +inf (L2).
 //! - Results are deterministic: the same inputs give bit-identical outputs.
 //! - [`Order::ByScore`] is best first; [`Order::ByIndex`] is key index ascending.
+
+#![warn(missing_docs)]
 
 mod dtype;
 mod error;

@@ -13,12 +13,34 @@ pub use pqtopk_abi::{DType, Metric, Order};
 ///
 /// Query head `i` uses kv head `i / (h / hkv)`. Outputs are `[b, h, sq, k]` indices (and
 /// scores), or `[b, hkv, sq, k]` in group mode.
+///
+/// # Example
+/// ```
+/// use pqtopk::{Metric, Order, Problem};
+///
+/// // A decode step: 32 query heads over 8 kv heads, 31 872 keys of 16 one-byte codes, top 2048.
+/// let p = Problem::new(1, 32, 8, 1, 128, 16, 256, 31872, 2048)
+///     .with_metric(Metric::InnerProduct)
+///     .with_order(Order::ByIndex);
+/// p.validate()?;
+/// assert_eq!(p.rows(), 32);
+/// assert_eq!(p.codes_len(), 8 * 31872 * 16);
+/// // Every argument outside the contract is a typed error naming it.
+/// let error = Problem { k: 0, ..p }.validate().unwrap_err();
+/// assert!(matches!(error, pqtopk::Error::InvalidArgument { name: "k", .. }));
+/// # Ok::<(), pqtopk::Error>(())
+/// ```
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
 pub struct Problem {
+    /// Batch entries.
     pub b: usize,
+    /// Query heads.
     pub h: usize,
+    /// Key-value heads; `h` is a multiple of it (GQA).
     pub hkv: usize,
+    /// Queries per head (1 for decode, the chunk length for chunked prefill).
     pub sq: usize,
+    /// Head dimension.
     pub d: usize,
     /// Sub-spaces per key.
     pub m: usize,
@@ -29,12 +51,16 @@ pub struct Problem {
     /// Results per row, 1..=n. Rows with fewer valid keys are padded with index `u32::MAX` and
     /// the worst score (−inf for inner product, +inf for L2).
     pub k: usize,
+    /// How a query and a key are scored.
     pub metric: Metric,
+    /// The order of each row's results.
     pub order: Order,
     /// One selection per (batch, kv head, s) on the scores summed over the kv head's G query
     /// heads (PQCache's grouped selection).
     pub group: bool,
+    /// Element type of the queries.
     pub query_dtype: DType,
+    /// Element type of the codebooks.
     pub codebook_dtype: DType,
 }
 
@@ -71,18 +97,22 @@ impl Problem {
         }
     }
 
+    /// This problem scored by `metric`.
     pub fn with_metric(self, metric: Metric) -> Problem {
         Problem { metric, ..self }
     }
 
+    /// This problem with results in `order`.
     pub fn with_order(self, order: Order) -> Problem {
         Problem { order, ..self }
     }
 
+    /// This problem with (or without) PQCache's group mode.
     pub fn with_group(self, group: bool) -> Problem {
         Problem { group, ..self }
     }
 
+    /// This problem with these element types.
     pub fn with_dtypes(self, query_dtype: DType, codebook_dtype: DType) -> Problem {
         Problem { query_dtype, codebook_dtype, ..self }
     }
@@ -110,14 +140,17 @@ impl Problem {
         self.rows().saturating_mul(self.k)
     }
 
+    /// Elements of the queries: `b · h · sq · d`.
     pub fn queries_len(&self) -> usize {
         product(&[self.b, self.h, self.sq, self.d])
     }
 
+    /// Elements of the codebooks: `hkv · m · c · d/m`.
     pub fn codebooks_len(&self) -> usize {
         product(&[self.hkv, self.c, self.d])
     }
 
+    /// Bytes of the codes: `b · hkv · n · m`.
     pub fn codes_len(&self) -> usize {
         product(&[self.b, self.hkv, self.n, self.m])
     }

@@ -10,16 +10,22 @@ use std::cmp::Ordering;
 /// `[rows, k]` results of [`topk`].
 #[derive(Clone, Debug, PartialEq)]
 pub struct TopkResult {
+    /// Key indices, `u32::MAX` for padding.
     pub indices: Vec<u32>,
+    /// Their scores in f64, the worst score for padding.
     pub scores: Vec<f64>,
 }
 
 /// Host inputs, shaped as [`Problem`] documents.
 #[derive(Clone, Copy)]
 pub struct HostInputs<'a, Q, C> {
+    /// `[b, h, sq, d]`.
     pub queries: &'a [Q],
+    /// `[hkv, m, c, d/m]`.
     pub codebooks: &'a [C],
+    /// `[b, hkv, n, m]`.
     pub codes: &'a [u8],
+    /// `[b]` valid lengths, or all `n` keys valid.
     pub n_valid: Option<&'a [u32]>,
 }
 
@@ -128,6 +134,28 @@ pub fn padding_score(metric: Metric) -> f64 {
 
 /// The exact top-k of every row, by the contract of [`Problem`]. Memory: the outputs and one
 /// row's scores ([`Error::HostMemory`] where the host cannot hold them).
+///
+/// # Example
+/// ```
+/// use pqtopk::reference::{self, HostInputs};
+/// use pqtopk::{DType, Order, Problem};
+///
+/// // One query [1, 1] against 4 keys of one sub-space with 3 centroids [0, 0], [1, 1], [2, 0].
+/// let p = Problem::new(1, 1, 1, 1, 2, 1, 3, 4, 2).with_dtypes(DType::F32, DType::F32);
+/// let inputs = HostInputs {
+///     queries: &[1.0f32, 1.0],
+///     codebooks: &[0.0f32, 0.0, 1.0, 1.0, 2.0, 0.0],
+///     codes: &[0, 1, 2, 1],
+///     n_valid: None,
+/// };
+/// let top = reference::topk(&p, &inputs)?;
+/// // Keys 1, 2 and 3 all score 2: ties go to the smaller index.
+/// assert_eq!(top.indices, [1, 2]);
+/// assert_eq!(top.scores, [2.0, 2.0]);
+/// let by_index = reference::topk(&p.with_order(Order::ByIndex), &inputs)?;
+/// assert_eq!(by_index.indices, [1, 2]);
+/// # Ok::<(), pqtopk::Error>(())
+/// ```
 pub fn topk<Q: Element, C: Element>(problem: &Problem, inputs: &HostInputs<'_, Q, C>) -> Result<TopkResult> {
     validate(problem, inputs)?;
     let p = problem;

@@ -128,7 +128,7 @@ pub fn check<Q: Element, C: Element>(
         let want = &expected.indices[row * p.k..][..taken];
         let finite_max = row_scores.iter().filter(|s| s.is_finite()).fold(0.0f64, |m, s| m.max(s.abs()));
         let tol = 2e-5 * (1.0 + finite_max);
-        let close = |a: f64, b: f64| a == b || (a.is_nan() && b.is_nan()) || (a - b).abs() <= tol;
+        let close = |a: f64, b: f64| a == b || (a.is_nan() && b.is_nan()) || approx::abs_diff_eq!(a, b, epsilon = tol);
         assert!(!got.contains(&POISON_INDEX), "{}: unwritten index slot", ctx());
         for (slot, &i) in got.iter().enumerate() {
             if slot < taken {

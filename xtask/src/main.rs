@@ -6,6 +6,7 @@
 //! `cargo xtask demo [ARGS]`          the demo: GPU when there is one, CPU reference otherwise
 //! `cargo xtask gpu-bundle`           test + bench binaries, PTX and scripts for a GPU machine
 //! `cargo xtask package [ARGS]`       `cargo package` of pqtopk-abi and pqtopk (publishable, and they build)
+//! `cargo xtask doc`                  the API docs, with and without `cuda`, warnings denied
 //!
 //! The same binary doubles as the nvptx linker that rustc calls (see `ptx_link`).
 
@@ -45,8 +46,16 @@ fn main() -> ExitCode {
         ),
         "gpu-bundle" => gpu_bundle(),
         "package" => cargo_with_libcuda(&["package", "-p", "pqtopk-abi", "-p", "pqtopk"], rest),
+        // Both ways, warnings denied: docs.rs builds the default (CPU) features.
+        "doc" => {
+            let doc = ["doc", "--no-deps", "-p", "pqtopk-abi", "-p", "pqtopk"];
+            run(cargo().args(doc).env("RUSTDOCFLAGS", "-D warnings")).and_then(|()| {
+                let mut cmd = cargo_libcuda(&[&doc[..], &["--features", CUDA]].concat(), rest)?;
+                run(cmd.env("RUSTDOCFLAGS", "-D warnings"))
+            })
+        }
         _ => {
-            Err("usage: cargo xtask <build-ptx [--check] | test [ARGS] | clippy | demo [ARGS] | gpu-bundle | package>"
+            Err("usage: cargo xtask <build-ptx [--check] | test [ARGS] | clippy | demo [ARGS] | gpu-bundle | package | doc>"
                 .into())
         }
     })
@@ -84,11 +93,16 @@ fn cargo() -> Command {
 /// otherwise a stub that reports "no CUDA-capable device", so GPU tests skip and the demo falls
 /// back to the CPU reference.
 fn cargo_with_libcuda(base: &[&str], extra: &[String]) -> Result<()> {
+    run(&mut cargo_libcuda(base, extra)?)
+}
+
+/// A cargo command with `base` and `extra` arguments that finds a libcuda to link and load.
+fn cargo_libcuda(base: &[&str], extra: &[String]) -> Result<Command> {
     let lib = libcuda::locate_or_build_stub()?;
     let mut cmd = cargo();
     cmd.args(base).args(extra);
     lib.apply(&mut cmd);
-    run(&mut cmd)
+    Ok(cmd)
 }
 
 /// Builds everything a GPU machine without Rust needs into `gpu-bundle/`.
