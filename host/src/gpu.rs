@@ -3,6 +3,8 @@
 
 use crate::dtype::Element;
 use crate::error::{Error, Result, ensure};
+use crate::plan::{self, DeviceLimits, SCORE_SMEM_BUDGET};
+pub use crate::plan::{Path, Plan};
 use crate::problem::Problem;
 use crate::raw;
 use cust::context::{Context, CurrentContext};
@@ -13,44 +15,14 @@ use cust::module::Module;
 use cust::stream::Stream;
 use cust::sys::{CUfunction, CUstream};
 use pqtopk_abi::{
-    BLOCK_THREADS, CLUSTER_BLOCKS, CLUSTER_THREADS, ClusterParams, CodeCheckParams, DENSE_KEYS, DENSE_MAX_D,
-    DENSE_MAX_KEYS_PER_BLOCK, DENSE_ROWS, DENSE_THREADS, DType, DenseScoreParams, HIST_BINS, MAX_ROWS_PER_BLOCK,
-    MergeParams, Order, RUN_KEYS, RowBinning, SELECT_KEYS_PER_STEP, SELECT_THREADS, SELECT_THREADS_MANY_ROWS,
-    SMALL_MAX_KEYS, SMALL_THREADS, SPLIT_STATE_WORDS, ScoreParams, SelectParams, Shape, SmallParams,
-    TABLES_BLOCKS_PER_SM, TablesParams, Tiling, cluster_layout, kernel_names, merge_passes, small_shared_bytes,
+    BLOCK_THREADS, CLUSTER_BLOCKS, CLUSTER_THREADS, ClusterParams, CodeCheckParams, DENSE_THREADS, DenseScoreParams,
+    MergeParams, RUN_KEYS, SELECT_THREADS, SMALL_THREADS, ScoreParams, SelectParams, Shape, SmallParams, TablesParams,
+    Tiling, kernel_names, merge_passes,
 };
 
 /// PTX for each supported architecture, built by `cargo xtask build-ptx` and committed.
 const PTX_SM80: &str = include_str!("../ptx/pqtopk_sm80.ptx");
 const PTX_SM90: &str = include_str!("../ptx/pqtopk_sm90.ptx");
-
-/// Shared memory one scoring block may use for lookup tables; two such blocks fit on every SM
-/// from 8.0 on.
-const SCORE_SMEM_BUDGET: usize = 96 * 1024;
-/// Fewest keys a scoring block takes: below that, copying in its lookup tables costs more than
-/// scoring its keys.
-const MIN_KEYS_PER_BLOCK: usize = 1024;
-/// Keys of the threshold bin that a selection block gathers before it refines the bin, at least
-/// (up to next_power_of_two(k) where shared memory allows).
-const TIE_CAPACITY: usize = 4096;
-/// Fewest rows per kv head that `pq_score_dense` (tensor cores) takes: with fewer, most of its
-/// 64-row tile would be padding, and lookup tables shared by 4 rows do better.
-const DENSE_MIN_ROWS: usize = 16;
-/// Fewest sub-spaces for which `pq_score_dense` pays: a lookup-table score costs m/4 shared
-/// loads, a tensor-core score a fixed epilogue (measured on H100: m = 16, 593 against 807 µs of
-/// scoring; m = 2, 186 against 151 µs).
-const DENSE_MIN_SUBSPACES: usize = 8;
-/// Fewest keys a dense scoring block takes: each block copies a codebook (64 KiB at c = 256,
-/// d = 128) and flushes 64 rows of histograms.
-const DENSE_MIN_KEYS_PER_BLOCK: usize = 1024;
-/// Sweep steps each block of a split row's selection gathers, at least.
-const MIN_STEPS_PER_PART: usize = 4;
-/// Work-item counts and products of them stay below this, so kernel arithmetic fits u32.
-const MAX_ITEMS: usize = (1 << 31) - 1;
-/// Shared memory the driver reserves per block (sm_80 and sm_90).
-const SHARED_RESERVED_PER_BLOCK: usize = 1024;
-/// Smallest tie buffer of the cluster path (more ties are refined).
-const MIN_CLUSTER_TIE_CAPACITY: usize = 1024;
 
 /// One CUDA device with pqtopk's kernels loaded. Create one per device and share it; it makes its
 /// context current on the calling thread in every call.
@@ -62,15 +34,7 @@ pub struct Gpu {
     context: Context,
     ordinal: u32,
     compute_capability: (i32, i32),
-    max_shared_bytes: usize,
-    /// Dynamic shared memory a `pq_tables` and a `pq_select` block may use.
-    tables_dynamic_limit: usize,
-    select_dynamic_limit: usize,
-    dense_dynamic_limit: usize,
-    small_dynamic_limit: usize,
-    /// 0 where there is no cluster kernel (before sm_90).
-    cluster_dynamic_limit: usize,
-    multiprocessors: usize,
+    limits: DeviceLimits,
 }
 
 /// The module's kernels, looked up once.
@@ -186,20 +150,16 @@ impl Gpu {
                 RUN_KEYS as usize * 8
             )));
         }
-        Ok(Gpu {
-            kernels,
-            _module: module,
-            context,
-            ordinal,
-            compute_capability: (major, minor),
+        let limits = DeviceLimits {
+            multiprocessors,
             max_shared_bytes,
             tables_dynamic_limit,
             select_dynamic_limit,
             dense_dynamic_limit,
             small_dynamic_limit,
             cluster_dynamic_limit,
-            multiprocessors,
-        })
+        };
+        Ok(Gpu { kernels, _module: module, context, ordinal, compute_capability: (major, minor), limits })
     }
 
     /// The device's ordinal.
@@ -233,208 +193,11 @@ impl Gpu {
     /// [`Error::Unsupported`] where the path does not apply to the problem on this device.
     #[doc(hidden)]
     pub fn plan_with_path(&self, problem: &Problem, path: Path) -> Result<Plan> {
-        problem.validate()?;
-        let p = problem;
-        // Per row: its lookup table and its histogram.
-        let lut_bytes = p.m * p.c * 4 + HIST_BINS as usize * 4;
-        let budget = self.max_shared_bytes.min(SCORE_SMEM_BUDGET);
-        let rows_per_kv = if p.group { p.sq } else { p.group_size() * p.sq };
-        // Rows interleaved in one table entry, which are the rows of one block: as many as share
-        // a kv head, up to four.
-        let mut lut_width = rows_per_kv.next_power_of_two().min(4);
-        while lut_width > 1 && lut_width * lut_bytes > budget {
-            lut_width /= 2;
-        }
-        let dense = self.dense_plan(p, rows_per_kv);
-        // Rows of a pq_tables block: those of one table entry, or, where the tensor-core path
-        // needs only the ranges, as many as keep about two waves of blocks, up to a dense row
-        // tile (a block per four rows and sub-space left chunk_sq128's ranges at 110 µs, bound
-        // by block turnover; 64 rows per block, 78 µs).
-        let rows_per_block = match dense {
-            Some(_) => {
-                let blocks_wanted = 2 * TABLES_BLOCKS_PER_SM as usize * self.multiprocessors;
-                (p.rows() * p.m)
-                    .div_ceil(blocks_wanted)
-                    .next_multiple_of(MAX_ROWS_PER_BLOCK as usize)
-                    .min(DENSE_ROWS as usize)
-                    .min(rows_per_kv)
-            }
-            None => lut_width.min(rows_per_kv).min(MAX_ROWS_PER_BLOCK as usize),
-        };
-        let tables_shared_bytes = rows_per_block * (p.d / p.m) * 4;
-        // pq_tables stages the rows' query slices (one thread per centroid: c ≤ 256 holds).
-        if tables_shared_bytes > self.tables_dynamic_limit {
-            return Err(Error::Unsupported(format!(
-                "d/m = {} exceeds {} on this device",
-                p.d / p.m,
-                self.tables_dynamic_limit / 4 / rows_per_block
-            )));
-        }
-        let row_tiles = rows_per_kv.div_ceil(rows_per_block);
-        let tile_groups = row_tiles * p.b * p.hkv;
-        let tables_blocks = tile_groups * p.m;
-        let (score_shared_bytes, keys_per_block, key_chunks) = if dense.is_some() {
-            (0, 0, 0)
-        } else {
-            let score_shared_bytes = rows_per_block.next_multiple_of(lut_width) * lut_bytes;
+        plan::plan(problem, path, &self.limits, |shared_bytes| {
             self.make_current()?;
             // SAFETY: a kernel of this module, whose context was just made current.
-            let per_sm =
-                unsafe { raw::max_active_blocks(self.kernels.score, BLOCK_THREADS, score_shared_bytes)? } as usize;
-            let blocks = per_sm.max(1) * self.multiprocessors;
-            // Enough key chunks to fill the device once, each a multiple of the keys a block's
-            // threads take per step.
-            let chunks_wanted = blocks.div_ceil(tile_groups).max(1);
-            let keys_per_block =
-                p.n.div_ceil(chunks_wanted).max(MIN_KEYS_PER_BLOCK).next_multiple_of(2 * BLOCK_THREADS as usize);
-            (score_shared_bytes, keys_per_block, p.n.div_ceil(keys_per_block))
-        };
-        let score_blocks = key_chunks * tile_groups;
-        // Score order sorts each row's top k in shared memory where it fits, beside the
-        // histogram; larger rows are sorted in runs and merged.
-        let select_budget = self.select_dynamic_limit - HIST_BINS as usize * 4;
-        // The tie buffer also groups the keys above the threshold bin for the bucketed output,
-        // so it grows with k where shared memory allows.
-        let tie_capacity = TIE_CAPACITY.max(p.k.next_power_of_two()).min(1 << (select_budget / 16).ilog2());
-        let sort_capacity = p.k.next_power_of_two().min(1 << ((select_budget - tie_capacity * 8) / 8).ilog2());
-        let select_shared_bytes = HIST_BINS as usize * 4 + (sort_capacity + tie_capacity) * 8;
-        // Few rows: a whole SM per row. More rows than SMs: smaller blocks, several per SM, whose
-        // scans, sorts and sweeps overlap.
-        let select_threads = if p.rows() > self.multiprocessors { SELECT_THREADS_MANY_ROWS } else { SELECT_THREADS };
-        // Fewer rows than SMs and long rows: the idle SMs share the rows' sweeps, all of a call's
-        // blocks at once. Publishing and merging the parts costs about what a few sweep steps
-        // do, so each part keeps at least MIN_STEPS_PER_PART of them (a decode row of 32K keys
-        // is not split; measured on H100: splitting it in 4 gained nothing, and k = 6300 lost).
-        let select_split = if select_threads == SELECT_THREADS {
-            let steps = p.n.div_ceil((SELECT_KEYS_PER_STEP * SELECT_THREADS) as usize);
-            (self.multiprocessors / p.rows().max(1)).min(steps / MIN_STEPS_PER_PART).max(1)
-        } else {
-            1
-        };
-        let sorts_runs = p.order == Order::ByScore && p.k.next_power_of_two() > sort_capacity;
-        let run_blocks = if sorts_runs { p.rows() * p.k.div_ceil(RUN_KEYS as usize) } else { 0 };
-        let merge_blocks = if sorts_runs { p.rows() * p.k.div_ceil(BLOCK_THREADS as usize) } else { 0 };
-        // Rows short enough for one block: the whole call is one launch.
-        let small_shared = small_shared_bytes(p.n as u32, if p.group { p.group_size() } else { 1 } as u32, p.d as u32);
-        let small = (p.n <= SMALL_MAX_KEYS as usize && small_shared as usize <= self.small_dynamic_limit)
-            .then_some(small_shared as usize);
-        let cluster = if dense.is_none() { self.cluster_plan(p, rows_per_kv) } else { None };
-        // The cluster path is correct but not yet faster than the launches on any measured shape
-        // (docs/perf-notes.md, v7): only an explicit request takes it.
-        let (small, cluster) = match path {
-            Path::Auto | Path::OneBlockPerRow if small.is_some() => (small, None),
-            Path::Auto | Path::Launches => (None, None),
-            Path::Cluster if cluster.is_some() => (None, cluster),
-            _ => return Err(Error::Unsupported(format!("path {path:?} for {p:?} on this device"))),
-        };
-        // The cluster path's tables are its tiles'.
-        let (lut_width, rows_per_block, row_tiles, tables_blocks, tables_shared_bytes) = match cluster {
-            Some(c) => {
-                let row_tiles = rows_per_kv.div_ceil(c.width);
-                (c.width, c.width, row_tiles, row_tiles * p.b * p.hkv * p.m, c.width * (p.d / p.m) * 4)
-            }
-            None => (lut_width, rows_per_block, row_tiles, tables_blocks, tables_shared_bytes),
-        };
-        for (what, value) in [
-            ("scoring blocks", score_blocks),
-            ("dense scoring blocks", dense.map_or(0, |d| d.blocks)),
-            ("table blocks", tables_blocks),
-            ("rows·ceil(k/256)", merge_blocks),
-        ] {
-            if value > MAX_ITEMS {
-                return Err(Error::Unsupported(format!("{what} = {value} exceeds {MAX_ITEMS}")));
-            }
-        }
-        Ok(Plan {
-            problem: *p,
-            rows_per_kv,
-            rows_per_block,
-            lut_width,
-            row_tiles,
-            keys_per_block,
-            key_chunks,
-            tables_blocks,
-            tables_shared_bytes,
-            score_blocks,
-            score_shared_bytes,
-            dense,
-            sort_capacity,
-            tie_capacity,
-            select_shared_bytes,
-            select_threads,
-            select_split,
-            run_blocks,
-            merge_blocks,
-            small,
-            cluster,
+            Ok(unsafe { raw::max_active_blocks(self.kernels.score, BLOCK_THREADS, shared_bytes)? } as usize)
         })
-    }
-
-    /// The cluster path's launch shape, where it applies: sm_90, every row's top k and tied keys
-    /// in one block's shared memory. Rows per tile: the most (up to four, sharing the table
-    /// loads) that still give about one block per SM, since a tile is one cluster.
-    fn cluster_plan(&self, p: &Problem, rows_per_kv: usize) -> Option<ClusterPlan> {
-        self.kernels.topk_cluster?;
-        let slice = p.n.div_ceil(CLUSTER_BLOCKS as usize);
-        let sort_capacity = p.k.next_power_of_two();
-        let widest = rows_per_kv.next_power_of_two().min(MAX_ROWS_PER_BLOCK as usize);
-        let clusters = |width: usize| rows_per_kv.div_ceil(width) * p.b * p.hkv;
-        let enough = |width: usize| 10 * clusters(width) * CLUSTER_BLOCKS as usize >= 9 * self.multiprocessors;
-        let width = [4, 2, 1].into_iter().filter(|&w| w <= widest).find(|&w| enough(w)).unwrap_or(1);
-        // The tie buffer also groups the bucketed output: as large as k where it fits. Two blocks
-        // per SM where they fit (every cluster at once on an H200: one block per SM left 15 of
-        // decode's 16 clusters in the first wave).
-        let bytes = |width: usize, tie_capacity: usize| {
-            cluster_layout(
-                p.m as u32,
-                p.c as u32,
-                width as u32,
-                slice as u32,
-                sort_capacity as u32,
-                tie_capacity as u32,
-            )
-            .bytes as usize
-        };
-        let two_per_sm = (self.max_shared_bytes + SHARED_RESERVED_PER_BLOCK) / 2 - SHARED_RESERVED_PER_BLOCK;
-        let two_per_sm = two_per_sm.saturating_sub(self.max_shared_bytes - self.cluster_dynamic_limit);
-        let tie_capacities = [TIE_CAPACITY.max(sort_capacity), sort_capacity, TIE_CAPACITY, MIN_CLUSTER_TIE_CAPACITY];
-        let candidates = || [width, 1].into_iter().flat_map(|w| tie_capacities.into_iter().map(move |t| (w, t)));
-        let fitting = |limit: usize| candidates().find(|&(w, t)| t >= MIN_CLUSTER_TIE_CAPACITY && bytes(w, t) <= limit);
-        fitting(two_per_sm).or_else(|| fitting(self.cluster_dynamic_limit)).map(|(width, tie_capacity)| {
-            let shared_bytes = bytes(width, tie_capacity);
-            ClusterPlan { width, slice, sort_capacity, tie_capacity, shared_bytes, clusters: clusters(width) }
-        })
-    }
-
-    /// The tensor-core scoring's launch shape, where it applies: f16 or bf16 queries and
-    /// codebooks of one type, no group mode, at least `DENSE_MIN_ROWS` rows per kv head and
-    /// `DENSE_MIN_SUBSPACES` sub-spaces, d and d/m multiples of 8, d ≤ `DENSE_MAX_D`, and its
-    /// shared memory within the device's.
-    fn dense_plan(&self, p: &Problem, rows_per_kv: usize) -> Option<DensePlan> {
-        let applies = p.query_dtype == p.codebook_dtype
-            && p.query_dtype != DType::F32
-            && !p.group
-            && rows_per_kv >= DENSE_MIN_ROWS
-            && p.m >= DENSE_MIN_SUBSPACES
-            && p.d.is_multiple_of(8)
-            && (p.d / p.m).is_multiple_of(8)
-            && p.d <= DENSE_MAX_D as usize;
-        let shared_bytes = pqtopk_abi::dense_shared_bytes(p.c as u32, p.d as u32) as usize;
-        if !applies || shared_bytes > self.dense_dynamic_limit {
-            return None;
-        }
-        // One block per SM at a time, one wave where the tiles are fewer than SMs: each block
-        // ends by adding 64 rows of histograms to global memory, so fewer, longer blocks.
-        let row_tiles = rows_per_kv.div_ceil(DENSE_ROWS as usize);
-        let tile_groups = row_tiles * p.b * p.hkv;
-        let chunks_wanted = (self.multiprocessors / tile_groups).max(1);
-        let keys_per_block =
-            p.n.div_ceil(chunks_wanted)
-                .max(DENSE_MIN_KEYS_PER_BLOCK)
-                .next_multiple_of(DENSE_KEYS as usize)
-                .min(DENSE_MAX_KEYS_PER_BLOCK as usize);
-        let key_chunks = p.n.div_ceil(keys_per_block);
-        Some(DensePlan { row_tiles, keys_per_block, key_chunks, blocks: key_chunks * tile_groups, shared_bytes })
     }
 
     /// The fused score + top-k, written to caller-owned buffers; asynchronous on `stream`,
@@ -842,156 +605,4 @@ pub struct RawBuffers {
     pub scores: u64,
     /// `Plan::workspace_bytes` bytes, 256-byte aligned.
     pub workspace: u64,
-}
-
-/// A validated problem with its launch shape on one device.
-#[derive(Clone, Debug)]
-pub struct Plan {
-    problem: Problem,
-    rows_per_kv: usize,
-    rows_per_block: usize,
-    lut_width: usize,
-    row_tiles: usize,
-    keys_per_block: usize,
-    key_chunks: usize,
-    tables_blocks: usize,
-    tables_shared_bytes: usize,
-    score_blocks: usize,
-    score_shared_bytes: usize,
-    /// Scoring by tensor cores instead of `pq_score`, where it applies.
-    dense: Option<DensePlan>,
-    sort_capacity: usize,
-    tie_capacity: usize,
-    select_shared_bytes: usize,
-    select_threads: u32,
-    select_split: usize,
-    /// Score order with k above `sort_capacity`: `pq_sort_runs` blocks, and `pq_merge_runs`
-    /// blocks per pass (0 otherwise).
-    run_blocks: usize,
-    merge_blocks: usize,
-    /// Rows of at most `SMALL_MAX_KEYS` keys: the dynamic shared memory of `pq_topk_small`,
-    /// which then does the whole call.
-    small: Option<usize>,
-    /// Few rows on sm_90: `pq_topk_cluster` after `pq_tables`.
-    cluster: Option<ClusterPlan>,
-}
-
-/// Which kernels a call runs, for [`Gpu::plan_with_path`].
-#[doc(hidden)]
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub enum Path {
-    /// What [`Gpu::plan`] picks.
-    Auto,
-    /// `pq_topk_small` (rows of at most `SMALL_MAX_KEYS` keys).
-    OneBlockPerRow,
-    /// `pq_tables`, then `pq_topk_cluster` (sm_90).
-    Cluster,
-    /// `pq_tables`, `pq_score` or `pq_score_dense`, `pq_select` (and the run sorts).
-    Launches,
-}
-
-/// The launch shape of `pq_topk_cluster`.
-#[derive(Clone, Copy, Debug)]
-struct ClusterPlan {
-    /// Rows per tile, interleaved in the tables.
-    width: usize,
-    slice: usize,
-    sort_capacity: usize,
-    tie_capacity: usize,
-    shared_bytes: usize,
-    clusters: usize,
-}
-
-/// The launch shape of `pq_score_dense`.
-#[derive(Clone, Copy, Debug)]
-struct DensePlan {
-    row_tiles: usize,
-    keys_per_block: usize,
-    key_chunks: usize,
-    blocks: usize,
-    shared_bytes: usize,
-}
-
-struct WorkspaceLayout {
-    n_valid: usize,
-    luts: usize,
-    ranges: usize,
-    binning: usize,
-    histograms: usize,
-    /// Right after the histograms, in the region `pq_tables` zeroes.
-    split_state: usize,
-    scores: usize,
-    candidates: usize,
-    /// The second buffer of the merge passes.
-    merged: usize,
-    split_keys: usize,
-    total: usize,
-}
-
-impl Plan {
-    /// The problem this plan launches.
-    pub fn problem(&self) -> &Problem {
-        &self.problem
-    }
-
-    /// Bytes of workspace a call needs: the valid lengths, the lookup tables (m·c·4 bytes per row,
-    /// rounded up to the rows that share a table entry), and per row its sub-space ranges,
-    /// binning, histogram and selection state (4 KiB + 16 bytes, zeroed by each call's first
-    /// kernel), one u32 order key per key, room for k candidates (score order with k too large to
-    /// sort in shared memory), and, when fewer rows than SMs share the selection's sweeps, room
-    /// for each row's gathered keys. Its contents need no initialization; a workspace must not
-    /// be shared by calls that may run concurrently.
-    pub fn workspace_bytes(&self) -> usize {
-        self.workspace_layout().total
-    }
-
-    /// u32 between the starts of two rows' order keys: rows start 16-byte aligned.
-    fn score_stride(&self) -> usize {
-        self.problem.n.next_multiple_of(4)
-    }
-
-    fn workspace_layout(&self) -> WorkspaceLayout {
-        let p = &self.problem;
-        let rows = p.rows();
-        let mut end = 0;
-        let mut region = |bytes: usize| {
-            let start = end;
-            end = (start + bytes).next_multiple_of(256);
-            start
-        };
-        let n_valid = region(p.b * 4);
-        // The one-launch path of short rows needs nothing but the valid lengths.
-        let unless_small = |bytes: usize| if self.small.is_some() { 0 } else { bytes };
-        let lut_bytes =
-            if self.dense.is_some() { 0 } else { self.row_tiles * p.b * p.hkv * self.lut_width * p.m * p.c * 4 };
-        let luts = region(unless_small(lut_bytes));
-        let ranges = region(unless_small(rows * p.m * 8));
-        // The cluster path keeps scores and selection on chip: tables, ranges and histograms only.
-        let launches_only = |bytes: usize| if self.cluster.is_some() { 0 } else { unless_small(bytes) };
-        let binning = region(launches_only(rows * std::mem::size_of::<RowBinning>()));
-        let histograms = region(unless_small(rows * (HIST_BINS + SPLIT_STATE_WORDS) as usize * 4));
-        let split_state = histograms + rows * HIST_BINS as usize * 4;
-        let scores = region(launches_only(rows * self.score_stride() * 4));
-        let candidate_bytes = if self.run_blocks > 0 { p.out_len() * 8 } else { 0 };
-        let candidates = region(launches_only(candidate_bytes));
-        let merged = region(launches_only(if merge_passes(p.k as u32) > 0 { candidate_bytes } else { 0 }));
-        let split_keys = region(launches_only(if self.select_split > 1 {
-            rows * (self.sort_capacity + self.tie_capacity) * 8
-        } else {
-            0
-        }));
-        WorkspaceLayout {
-            n_valid,
-            luts,
-            ranges,
-            binning,
-            histograms,
-            split_state,
-            scores,
-            candidates,
-            merged,
-            split_keys,
-            total: end,
-        }
-    }
 }

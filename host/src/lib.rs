@@ -29,6 +29,8 @@ mod dtype;
 mod error;
 #[cfg(feature = "cuda")]
 mod gpu;
+#[cfg(feature = "cuda")]
+mod plan;
 mod problem;
 #[cfg(feature = "cuda")]
 mod raw;
