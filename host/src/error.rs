@@ -63,6 +63,18 @@ pub enum Error {
     #[cfg(feature = "cuda")]
     #[error("CUDA error: {0}")]
     Cuda(#[from] cust::error::CudaError),
+    /// An append would write past a batch entry's capacity `n`.
+    #[error("batch entry {batch} holds {length} of {n} keys: no room for {t} more")]
+    CacheFull {
+        /// The batch entry.
+        batch: usize,
+        /// Its keys so far.
+        length: usize,
+        /// The keys to append.
+        t: usize,
+        /// The capacity.
+        n: usize,
+    },
     /// The host cannot allocate what the CPU reference needs (`bytes`) for this problem.
     #[error("the CPU reference needs {bytes} bytes of host memory for {what}, which could not be allocated")]
     HostMemory {

@@ -29,6 +29,7 @@ mod dtype;
 mod error;
 #[cfg(feature = "cuda")]
 mod gpu;
+pub mod index;
 #[cfg(feature = "cuda")]
 mod plan;
 mod problem;
@@ -43,6 +44,7 @@ pub use error::{Error, Result};
 #[cfg(feature = "cuda")]
 pub use gpu::{Gpu, Inputs, Outputs, Path, Plan, RawBuffers, TopkBuffers, ValidLengths};
 pub use half;
+pub use index::{IndexShape, TrainOptions};
 pub use problem::{MAX_KEYS, Metric, Order, Problem};
 
 /// The README's example compiles as a doctest.

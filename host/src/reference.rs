@@ -4,6 +4,7 @@
 
 use crate::dtype::Element;
 use crate::error::{Error, Result, ensure};
+use crate::index::{IndexShape, TrainOptions, sample_rank};
 use crate::problem::{Metric, Order, Problem};
 use std::cmp::Ordering;
 
@@ -180,4 +181,243 @@ pub fn topk<Q: Element, C: Element>(problem: &Problem, inputs: &HostInputs<'_, Q
         result.scores.extend(ranked.iter().map(|&(s, _)| s));
     }
     Ok(result)
+}
+
+/// Codebooks trained by [`train`], with what the training did.
+#[derive(Clone, Debug, PartialEq)]
+pub struct Training<C> {
+    /// `[hkv, m, c, d/m]`.
+    pub codebooks: Vec<C>,
+    /// Assignment steps per (kv head, sub-space), `[hkv, m]`: at most the options' iterations.
+    pub iterations: Vec<usize>,
+    /// The objective of the returned codebooks: every valid key's squared distance to its
+    /// nearest centroid, summed over the sub-spaces and kv heads.
+    pub inertia: f64,
+}
+
+/// Trains codebooks on `keys` `[b, hkv, n, d]` (the first `n_valid[bi]` keys of each batch entry
+/// valid) by the algorithm of [`crate::index`], in f64.
+pub fn train<K: Element, C: Element>(
+    shape: &IndexShape,
+    keys: &[K],
+    n_valid: Option<&[u32]>,
+    options: &TrainOptions,
+) -> Result<Training<C>> {
+    let s = validate_index(shape, keys.len(), n_valid)?;
+    options.validate()?;
+    check_element_dtypes::<K, C>(s)?;
+    let valid = |bi: usize| n_valid.map_or(s.n, |v| v[bi] as usize);
+    let pooled: Vec<usize> = (0..s.b).flat_map(|bi| (0..valid(bi)).map(move |key| bi * s.n + key)).collect();
+    ensure(s.c <= pooled.len(), "c", || format!("at most the valid keys of a kv head ({})", pooled.len()), s.c)?;
+    let ds = s.d / s.m;
+    let mut codebooks = allocate::<C>("the codebooks", s.codebooks_len())?;
+    let mut iterations = Vec::with_capacity(s.hkv * s.m);
+    for kv in 0..s.hkv {
+        for j in 0..s.m {
+            let view = KeyView { keys, s, per_entry: s.n };
+            let sub = |pooled: usize| view.sub(pooled / s.n, kv, pooled % s.n, j);
+            let mut order = pooled.clone();
+            order.sort_by_key(|&i| (sample_rank(options.seed, kv, j, i), i));
+            let mut centroids: Vec<Vec<f64>> = order[..s.c].iter().map(|&i| sub(i)).collect();
+            let mut assignment = vec![usize::MAX; pooled.len()];
+            let mut previous = f64::INFINITY;
+            let mut steps = 0;
+            while steps < options.iterations {
+                steps += 1;
+                let mut changed = false;
+                let mut inertia = 0.0;
+                for (slot, &i) in pooled.iter().enumerate() {
+                    let (nearest, distance) = nearest(&centroids, &sub(i));
+                    changed |= assignment[slot] != nearest;
+                    assignment[slot] = nearest;
+                    inertia += distance;
+                }
+                if steps > 1 && (!changed || previous - inertia < options.tolerance * previous) {
+                    break;
+                }
+                previous = inertia;
+                let mut sums = vec![vec![0.0; ds]; s.c];
+                let mut counts = vec![0usize; s.c];
+                for (slot, &i) in pooled.iter().enumerate() {
+                    counts[assignment[slot]] += 1;
+                    for (total, x) in sums[assignment[slot]].iter_mut().zip(sub(i)) {
+                        *total += x;
+                    }
+                }
+                let mut empty = 0;
+                for (centroid, (sum, count)) in centroids.iter_mut().zip(sums.into_iter().zip(counts)) {
+                    *centroid = if count == 0 {
+                        empty += 1;
+                        sub(order[(s.c + empty - 1) % pooled.len()])
+                    } else {
+                        sum.into_iter().map(|x| x / count as f64).collect()
+                    };
+                }
+            }
+            iterations.push(steps);
+            // (kv, j) in order: the codebooks' layout.
+            codebooks.extend(centroids.iter().flatten().map(|&x| C::from_f32(x as f32)));
+        }
+    }
+    let inertia = objective(s, keys, n_valid, &codebooks)?;
+    Ok(Training { codebooks, iterations, inertia })
+}
+
+/// Every valid key's squared distance to its nearest centroid of `codebooks`, summed: the
+/// objective that [`train`] lowers.
+pub fn objective<K: Element, C: Element>(
+    shape: &IndexShape,
+    keys: &[K],
+    n_valid: Option<&[u32]>,
+    codebooks: &[C],
+) -> Result<f64> {
+    let s = validate_index(shape, keys.len(), n_valid)?;
+    check_codebooks(s, codebooks)?;
+    let view = KeyView { keys, s, per_entry: s.n };
+    let mut total = 0.0;
+    for bi in 0..s.b {
+        for kv in 0..s.hkv {
+            for key in 0..n_valid.map_or(s.n, |v| v[bi] as usize) {
+                for j in 0..s.m {
+                    total += nearest(&centroids_of(s, codebooks, kv, j), &view.sub(bi, kv, key, j)).1;
+                }
+            }
+        }
+    }
+    Ok(total)
+}
+
+/// Codes `[b, hkv, n, m]` of every key of `keys` `[b, hkv, n, d]`: its nearest centroid per
+/// sub-space by squared L2 distance, ties to the smaller index.
+pub fn encode<K: Element, C: Element>(shape: &IndexShape, keys: &[K], codebooks: &[C]) -> Result<Vec<u8>> {
+    let s = validate_index(shape, keys.len(), None)?;
+    check_codebooks(s, codebooks)?;
+    check_element_dtypes::<K, C>(s)?;
+    let view = KeyView { keys, s, per_entry: s.n };
+    let mut codes = allocate("the codes", s.codes_len())?;
+    for bi in 0..s.b {
+        for kv in 0..s.hkv {
+            for key in 0..s.n {
+                for j in 0..s.m {
+                    codes.push(nearest(&centroids_of(s, codebooks, kv, j), &view.sub(bi, kv, key, j)).0 as u8);
+                }
+            }
+        }
+    }
+    Ok(codes)
+}
+
+/// Encodes `t` new keys per batch entry, `new_keys` `[b, hkv, t, d]`, into `codes`
+/// `[b, hkv, n, m]` at each entry's current length `lengths[bi]`, and advances the lengths.
+/// [`Error::CacheFull`] (and nothing written) where an entry has no room for `t` more keys.
+pub fn append<K: Element, C: Element>(
+    shape: &IndexShape,
+    new_keys: &[K],
+    t: usize,
+    codebooks: &[C],
+    codes: &mut [u8],
+    lengths: &mut [u32],
+) -> Result<()> {
+    shape.validate()?;
+    let s = shape;
+    ensure(t >= 1, "t", || ">= 1".into(), t)?;
+    check_codebooks(s, codebooks)?;
+    check_element_dtypes::<K, C>(s)?;
+    let lengths_of = |name, expected: usize, actual: usize| {
+        if expected == actual {
+            Ok(())
+        } else {
+            Err(Error::BufferLength { name, expected: expected.to_string(), actual })
+        }
+    };
+    lengths_of("new_keys", s.b * s.hkv * t * s.d, new_keys.len())?;
+    lengths_of("codes", s.codes_len(), codes.len())?;
+    lengths_of("lengths", s.b, lengths.len())?;
+    if let Some((batch, &length)) = lengths.iter().enumerate().find(|&(_, &l)| l as usize + t > s.n) {
+        return Err(Error::CacheFull { batch, length: length as usize, t, n: s.n });
+    }
+    let view = KeyView { keys: new_keys, s, per_entry: t };
+    for (bi, length) in lengths.iter_mut().enumerate() {
+        for kv in 0..s.hkv {
+            for key in 0..t {
+                for j in 0..s.m {
+                    let code = nearest(&centroids_of(s, codebooks, kv, j), &view.sub(bi, kv, key, j)).0;
+                    codes[((bi * s.hkv + kv) * s.n + *length as usize + key) * s.m + j] = code as u8;
+                }
+            }
+        }
+        *length += t as u32;
+    }
+    Ok(())
+}
+
+/// Keys `[b, hkv, per_entry, d]` read as f64 sub-vectors.
+struct KeyView<'a, K> {
+    keys: &'a [K],
+    s: &'a IndexShape,
+    per_entry: usize,
+}
+
+impl<K: Element> KeyView<'_, K> {
+    /// Sub-space `j` of key `key` of (batch entry `bi`, kv head `kv`).
+    fn sub(&self, bi: usize, kv: usize, key: usize, j: usize) -> Vec<f64> {
+        let ds = self.s.d / self.s.m;
+        let start = ((bi * self.s.hkv + kv) * self.per_entry + key) * self.s.d + j * ds;
+        self.keys[start..start + ds].iter().map(|x| x.to_f64()).collect()
+    }
+}
+
+/// The centroids of (kv head `kv`, sub-space `j`) as f64.
+fn centroids_of<C: Element>(s: &IndexShape, codebooks: &[C], kv: usize, j: usize) -> Vec<Vec<f64>> {
+    let ds = s.d / s.m;
+    codebooks[(kv * s.m + j) * s.c * ds..][..s.c * ds]
+        .chunks(ds)
+        .map(|c| c.iter().map(|x| x.to_f64()).collect())
+        .collect()
+}
+
+/// The nearest of `centroids` to `x` by squared L2 distance (ties to the smaller index), and
+/// that distance.
+fn nearest(centroids: &[Vec<f64>], x: &[f64]) -> (usize, f64) {
+    let mut best = (0, f64::INFINITY);
+    for (i, centroid) in centroids.iter().enumerate() {
+        let distance: f64 = centroid.iter().zip(x).map(|(c, x)| (c - x) * (c - x)).sum();
+        if distance < best.1 {
+            best = (i, distance);
+        }
+    }
+    best
+}
+
+/// Validates an indexer shape, the keys' length (`b · hkv · n · d`) and the valid lengths.
+fn validate_index<'a>(shape: &'a IndexShape, keys: usize, n_valid: Option<&[u32]>) -> Result<&'a IndexShape> {
+    shape.validate()?;
+    if keys != shape.keys_len() {
+        return Err(Error::BufferLength { name: "keys", expected: shape.keys_len().to_string(), actual: keys });
+    }
+    if let Some(n_valid) = n_valid {
+        if n_valid.len() != shape.b {
+            return Err(Error::BufferLength { name: "n_valid", expected: shape.b.to_string(), actual: n_valid.len() });
+        }
+        let worst = n_valid.iter().copied().max().unwrap_or(0);
+        ensure(worst as usize <= shape.n, "n_valid", || format!("every value <= n ({})", shape.n), worst)?;
+    }
+    Ok(shape)
+}
+
+fn check_codebooks<C>(s: &IndexShape, codebooks: &[C]) -> Result<()> {
+    if codebooks.len() == s.codebooks_len() {
+        Ok(())
+    } else {
+        Err(Error::BufferLength { name: "codebooks", expected: s.codebooks_len().to_string(), actual: codebooks.len() })
+    }
+}
+
+fn check_element_dtypes<K: Element, C: Element>(s: &IndexShape) -> Result<()> {
+    for (name, expected, actual) in [("keys", s.key_dtype, K::DTYPE), ("codebooks", s.codebook_dtype, C::DTYPE)] {
+        if expected != actual {
+            return Err(Error::DTypeMismatch { name, expected, actual });
+        }
+    }
+    Ok(())
 }
