@@ -720,3 +720,39 @@ fn captured_in_a_cuda_graph_and_replayed_on_new_inputs() {
         sys::cuGraphDestroy(graph);
     }
 }
+
+/// The cudarc adapter: half 2 buffers and a stream from cudarc, on every path, against the
+/// reference; a too-short output is a typed error before any launch.
+#[cfg(feature = "cudarc")]
+#[test]
+fn cudarc_buffers_on_a_cudarc_stream() {
+    use pqtopk::{CudarcInputs, CudarcOutputs};
+    let Some(gpu) = gpu("cudarc") else { return };
+    let mut rng = support::rng("cudarc");
+    let p = Problem::new(2, 8, 2, 2, 64, 8, 64, if quick() { 1500 } else { 6000 }, 100).with_order(Order::ByIndex);
+    let host: HostData<f16, f16> = support::draw(&mut rng, &p, Data::Random, true);
+    let context = cudarc::driver::CudaContext::new(0).unwrap();
+    let stream = context.new_stream().unwrap();
+    let to_half2 = |v: &[f16]| v.iter().map(|x| half2::f16::from_bits(x.to_bits())).collect::<Vec<_>>();
+    let queries = stream.clone_htod(&to_half2(&host.queries)).unwrap();
+    let codebooks = stream.clone_htod(&to_half2(&host.codebooks)).unwrap();
+    let codes = stream.clone_htod(&host.codes).unwrap();
+    let n_valid = stream.clone_htod(host.n_valid.as_deref().unwrap()).unwrap();
+    let inputs = CudarcInputs { queries: &queries, codebooks: &codebooks, codes: &codes, n_valid: Some(&n_valid) };
+    for (path, plan) in plans(&gpu, &p) {
+        let mut indices = stream.clone_htod(&vec![POISON_INDEX; p.out_len()]).unwrap();
+        let mut scores = stream.clone_htod(&vec![f32::from_bits(POISON_SCORE_BITS); p.out_len()]).unwrap();
+        let mut workspace = stream.clone_htod(&vec![0xABu8; plan.workspace_bytes()]).unwrap();
+        let mut outputs = CudarcOutputs { indices: &mut indices, scores: Some(&mut scores), workspace: &mut workspace };
+        gpu.topk_cudarc(&plan, &stream, &inputs, &mut outputs).unwrap();
+        let (got_indices, got_scores) = (stream.clone_dtoh(&indices).unwrap(), stream.clone_dtoh(&scores).unwrap());
+        eprintln!("cudarc: {path:?}");
+        support::check(&p, &host, &got_indices, Some(&got_scores));
+        let mut short = stream.clone_htod(&vec![0u32; p.out_len() - 1]).unwrap();
+        let mut outputs = CudarcOutputs { indices: &mut short, scores: None, workspace: &mut workspace };
+        assert!(matches!(
+            gpu.topk_cudarc(&plan, &stream, &inputs, &mut outputs),
+            Err(Error::BufferLength { name: "indices", .. })
+        ));
+    }
+}

@@ -10,7 +10,7 @@ use crate::raw;
 use cust::context::{Context, CurrentContext};
 use cust::device::{Device, DeviceAttribute};
 use cust::error::CudaError;
-use cust::memory::{AsyncCopyDestination, CopyDestination, DeviceBuffer, DeviceCopy, DeviceSlice};
+use cust::memory::{AsyncCopyDestination, CopyDestination, DeviceBuffer, DeviceSlice};
 use cust::module::Module;
 use cust::stream::Stream;
 use cust::sys::{CUfunction, CUstream};
@@ -234,48 +234,45 @@ impl Gpu {
         workspace: &mut DeviceSlice<u8>,
     ) -> Result<()> {
         let p = &plan.problem;
-        check_dtype("queries", p.query_dtype, Q::DTYPE)?;
-        check_dtype("codebooks", p.codebook_dtype, C::DTYPE)?;
-        check_len("queries", inputs.queries, p.queries_len(), true)?;
-        check_len("codebooks", inputs.codebooks, p.codebooks_len(), true)?;
-        check_len("codes", inputs.codes, p.codes_len(), true)?;
-        match inputs.n_valid {
-            Some(ValidLengths::Host(n_valid)) => crate::reference::validate_n_valid(p, n_valid)?,
-            Some(ValidLengths::Device(n_valid)) => check_len("n_valid", n_valid, p.b, true)?,
-            None => {}
-        }
-        check_len("indices", outputs.indices, p.out_len(), false)?;
-        if let Some(scores) = outputs.scores.as_deref() {
-            check_len("scores", scores, p.out_len(), false)?;
-        }
-        check_len("workspace", workspace, plan.workspace_bytes(), false)?;
-        check_aligned("queries", inputs.queries)?;
-        check_aligned("codebooks", inputs.codebooks)?;
-        check_aligned("codes", inputs.codes)?;
-        self.make_current()?;
-        let n_valid = match inputs.n_valid {
+        let raw = |address: u64, len: usize| RawSlice { address, len };
+        let slice = |s: &DeviceSlice<u8>| raw(s.as_device_ptr().as_raw(), s.len());
+        let workspace_slice = slice(workspace);
+        // Valid lengths on the host are checked here and copied into the workspace (once the
+        // workspace itself has passed the checks).
+        let host_n_valid = match inputs.n_valid {
             Some(ValidLengths::Host(n_valid)) => {
-                let at = workspace.as_device_ptr().as_raw() + plan.workspace_layout().n_valid as u64;
-                // SAFETY: the workspace was checked to hold the n_valid region; the driver stages
-                // pageable host memory before returning, so `n_valid` may be dropped after.
-                unsafe {
-                    let mut region = DeviceSlice::from_raw_parts_mut(cust::memory::DevicePointer::from_raw(at), p.b);
-                    region.async_copy_from(n_valid, stream)?;
-                }
-                at
+                crate::reference::validate_n_valid(p, n_valid)?;
+                Some(n_valid)
             }
-            Some(ValidLengths::Device(n_valid)) => n_valid.as_device_ptr().as_raw(),
-            None => 0,
+            _ => None,
         };
-        let buffers = RawBuffers {
-            queries: inputs.queries.as_device_ptr().as_raw(),
-            codebooks: inputs.codebooks.as_device_ptr().as_raw(),
-            codes: inputs.codes.as_device_ptr().as_raw(),
-            n_valid,
-            indices: outputs.indices.as_device_ptr().as_raw(),
-            scores: outputs.scores.as_deref().map_or(0, |s| s.as_device_ptr().as_raw()),
-            workspace: workspace.as_device_ptr().as_raw(),
+        let n_valid_address = workspace_slice.address + plan.workspace_layout().n_valid as u64;
+        let checked = CheckedBuffers {
+            queries: raw(inputs.queries.as_device_ptr().as_raw(), inputs.queries.len()),
+            query_dtype: Q::DTYPE,
+            codebooks: raw(inputs.codebooks.as_device_ptr().as_raw(), inputs.codebooks.len()),
+            codebook_dtype: C::DTYPE,
+            codes: slice(inputs.codes),
+            n_valid: match inputs.n_valid {
+                Some(ValidLengths::Host(_)) => Some(raw(n_valid_address, p.b)),
+                Some(ValidLengths::Device(n_valid)) => Some(raw(n_valid.as_device_ptr().as_raw(), n_valid.len())),
+                None => None,
+            },
+            indices: raw(outputs.indices.as_device_ptr().as_raw(), outputs.indices.len()),
+            scores: outputs.scores.as_deref().map(|s| raw(s.as_device_ptr().as_raw(), s.len())),
+            workspace: workspace_slice,
         };
+        let buffers = checked.check(plan)?;
+        self.make_current()?;
+        if let Some(n_valid) = host_n_valid {
+            // SAFETY: the workspace was checked to hold the n_valid region; the driver stages
+            // pageable host memory before returning, so `n_valid` may be dropped after.
+            unsafe {
+                let mut region =
+                    DeviceSlice::from_raw_parts_mut(cust::memory::DevicePointer::from_raw(n_valid_address), p.b);
+                region.async_copy_from(n_valid, stream)?;
+            }
+        }
         // SAFETY: every buffer was checked against the plan's shape above, and `stream` is a live
         // stream of the current context, which is current.
         unsafe { self.launch(plan, stream.as_inner(), &buffers) }
@@ -315,11 +312,35 @@ impl Gpu {
     ///   `workspace` holds `plan.workspace_bytes()` bytes, 256-byte aligned (as every CUDA
     ///   allocation is). No other work reads or writes these until the launches finish, and the
     ///   workspace is not shared with a concurrent call.
+    /// - `queries`, `codebooks`, `codes` and `workspace` are 16-byte aligned: the kernels read
+    ///   and write them in 16-byte vectors (every CUDA allocation is so aligned; an offset view
+    ///   into one, as a framework's tensor view may be, need not be).
     /// - All addresses are device memory of this context (or mapped into it).
+    ///
+    /// [`Gpu::topk_raw_checked`] checks everything here but the memory itself.
     pub unsafe fn topk_raw(&self, plan: &Plan, stream: CUstream, buffers: &RawBuffers) -> Result<()> {
         self.make_current()?;
         // SAFETY: forwarded to the caller.
         unsafe { self.launch(plan, stream, buffers) }
+    }
+
+    /// [`Gpu::topk_raw`] with every buffer given as an address and a length, checked as
+    /// [`Gpu::topk_into`] checks (element types, lengths, null addresses, 16-byte alignment)
+    /// before any launch. The entry for stacks built on other CUDA wrappers (the `cudarc`
+    /// adapter calls it).
+    ///
+    /// # Safety
+    /// - `stream` is a live stream (or null, the legacy default stream) of this device's primary
+    ///   context.
+    /// - Each [`RawSlice`] is device memory of that context (or mapped into it) holding at least
+    ///   `len` elements of its buffer's type; the inputs stay unchanged, and no other work reads
+    ///   or writes the outputs and the workspace, until the launches finish; the workspace is not
+    ///   shared with a concurrent call.
+    pub unsafe fn topk_raw_checked(&self, plan: &Plan, stream: CUstream, buffers: &CheckedBuffers) -> Result<()> {
+        let raw = buffers.check(plan)?;
+        self.make_current()?;
+        // SAFETY: the buffers were checked against the plan; the rest is the caller's promise.
+        unsafe { self.launch(plan, stream, &raw) }
     }
 
     /// The launches of one call, with the context already current.
@@ -530,20 +551,99 @@ fn check_dtype(name: &'static str, expected: crate::DType, actual: crate::DType)
     if expected == actual { Ok(()) } else { Err(Error::DTypeMismatch { name, expected, actual }) }
 }
 
-/// The kernels read inputs in 16-byte vectors: every CUDA allocation starts so aligned, but a
-/// sub-slice need not.
-fn check_aligned<T: DeviceCopy>(name: &'static str, buf: &DeviceSlice<T>) -> Result<()> {
-    let address = buf.as_device_ptr().as_raw();
-    ensure(address.is_multiple_of(16), name, || "a 16-byte aligned device address".into(), format!("{address:#x}"))
+/// A device buffer by address and length in elements, for [`Gpu::topk_raw_checked`].
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct RawSlice {
+    /// Its device address.
+    pub address: u64,
+    /// Its length in elements.
+    pub len: usize,
 }
 
-fn check_len<T: DeviceCopy>(name: &'static str, buf: &DeviceSlice<T>, expected: usize, exact: bool) -> Result<()> {
-    let ok = if exact { buf.len() == expected } else { buf.len() >= expected };
-    if ok {
-        Ok(())
-    } else {
-        let expected = if exact { expected.to_string() } else { format!("at least {expected}") };
-        Err(Error::BufferLength { name, expected, actual: buf.len() })
+/// The buffers of one call by address and length, with the element types of the inputs: what
+/// [`Gpu::topk_raw_checked`] validates as [`Gpu::topk_into`] does.
+#[derive(Clone, Copy, Debug)]
+pub struct CheckedBuffers {
+    /// `[b, h, sq, d]` of `query_dtype`, 16-byte aligned.
+    pub queries: RawSlice,
+    /// The queries' element type.
+    pub query_dtype: crate::DType,
+    /// `[hkv, m, c, d/m]` of `codebook_dtype`, 16-byte aligned.
+    pub codebooks: RawSlice,
+    /// The codebooks' element type.
+    pub codebook_dtype: crate::DType,
+    /// `[b, hkv, n, m]` u8, 16-byte aligned.
+    pub codes: RawSlice,
+    /// `[b]` u32 valid lengths on the device (a value above n counts as n), or all n.
+    pub n_valid: Option<RawSlice>,
+    /// At least `[rows, k]` u32.
+    pub indices: RawSlice,
+    /// At least `[rows, k]` f32, where wanted.
+    pub scores: Option<RawSlice>,
+    /// At least `Plan::workspace_bytes` bytes, 16-byte aligned.
+    pub workspace: RawSlice,
+}
+
+impl CheckedBuffers {
+    /// Every element type, length, address and alignment against `plan`, before any launch;
+    /// the addresses to launch with.
+    pub(crate) fn check(&self, plan: &Plan) -> Result<RawBuffers> {
+        let p = plan.problem();
+        check_dtype("queries", p.query_dtype, self.query_dtype)?;
+        check_dtype("codebooks", p.codebook_dtype, self.codebook_dtype)?;
+        let exact = [
+            ("queries", self.queries, p.queries_len()),
+            ("codebooks", self.codebooks, p.codebooks_len()),
+            ("codes", self.codes, p.codes_len()),
+        ];
+        let n_valid = self.n_valid.map(|s| ("n_valid", s, p.b));
+        for (name, slice, expected) in exact.into_iter().chain(n_valid) {
+            slice.check(name, expected, true)?;
+        }
+        let scores = self.scores.map(|s| ("scores", s, p.out_len()));
+        let at_least = [("indices", self.indices, p.out_len()), ("workspace", self.workspace, plan.workspace_bytes())];
+        for (name, slice, expected) in at_least.into_iter().chain(scores) {
+            slice.check(name, expected, false)?;
+        }
+        // The kernels read inputs and write the workspace in 16-byte vectors: every CUDA
+        // allocation starts so aligned, a sub-slice need not.
+        for (name, slice) in [
+            ("queries", self.queries),
+            ("codebooks", self.codebooks),
+            ("codes", self.codes),
+            ("workspace", self.workspace),
+        ] {
+            let address = slice.address;
+            ensure(
+                address.is_multiple_of(16),
+                name,
+                || "a 16-byte aligned device address".into(),
+                format!("{address:#x}"),
+            )?;
+        }
+        Ok(RawBuffers {
+            queries: self.queries.address,
+            codebooks: self.codebooks.address,
+            codes: self.codes.address,
+            n_valid: self.n_valid.map_or(0, |s| s.address),
+            indices: self.indices.address,
+            scores: self.scores.map_or(0, |s| s.address),
+            workspace: self.workspace.address,
+        })
+    }
+}
+
+impl RawSlice {
+    /// `len == expected` (`exact`) or `len >= expected`, at a non-null address.
+    fn check(self, name: &'static str, expected: usize, exact: bool) -> Result<()> {
+        ensure(self.address != 0, name, || "a device address".into(), "null")?;
+        let ok = if exact { self.len == expected } else { self.len >= expected };
+        if ok {
+            Ok(())
+        } else {
+            let expected = if exact { expected.to_string() } else { format!("at least {expected}") };
+            Err(Error::BufferLength { name, expected, actual: self.len })
+        }
     }
 }
 

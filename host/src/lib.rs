@@ -14,6 +14,7 @@
 //! - `cuda`: the GPU path (`Gpu`, its plans and launches, through cust, which links
 //!   `libcuda`). Without it the crate builds on any machine, CUDA or not, and offers the
 //!   problem, its validation, the errors and the CPU [`mod@reference`].
+//! - `cudarc` (implies `cuda`): `Gpu::topk_cudarc` on cudarc's `CudaSlice`s and `CudaStream`.
 //!
 //! ## Contract in brief
 //! - Ties break toward the smaller key index; NaN scores rank after every number (a NaN key is
@@ -25,6 +26,8 @@
 
 #![warn(missing_docs)]
 
+#[cfg(feature = "cudarc")]
+mod cudarc_adapter;
 mod dtype;
 mod error;
 #[cfg(feature = "cuda")]
@@ -37,12 +40,14 @@ mod problem;
 mod raw;
 pub mod reference;
 
+#[cfg(feature = "cudarc")]
+pub use cudarc_adapter::{CudarcElement, CudarcInputs, CudarcOutputs};
 #[cfg(feature = "cuda")]
 pub use cust;
 pub use dtype::{DType, Element};
 pub use error::{Error, Result};
 #[cfg(feature = "cuda")]
-pub use gpu::{Gpu, Inputs, Outputs, Path, Plan, RawBuffers, TopkBuffers, ValidLengths};
+pub use gpu::{CheckedBuffers, Gpu, Inputs, Outputs, Path, Plan, RawBuffers, RawSlice, TopkBuffers, ValidLengths};
 pub use half;
 pub use index::{IndexShape, TrainOptions};
 pub use problem::{MAX_KEYS, Metric, Order, Problem};

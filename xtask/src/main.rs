@@ -80,8 +80,9 @@ pub fn run(cmd: &mut Command) -> Result<()> {
     if status.success() { Ok(()) } else { Err(format!("{cmd:?} failed: {status}")) }
 }
 
-/// The host crate's GPU feature, which the tests, the bench and the demo need.
-const CUDA: &str = "pqtopk/cuda";
+/// The host crate's GPU features (the GPU path and the cudarc adapter), which the tests, the
+/// bench and the demo build with.
+const CUDA: &str = "pqtopk/cuda,pqtopk/cudarc";
 
 fn cargo() -> Command {
     let mut cmd = Command::new(std::env::var("CARGO").unwrap_or_else(|_| "cargo".into()));
