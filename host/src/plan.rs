@@ -495,6 +495,45 @@ mod tests {
     }
 
     #[test]
+    fn raw_buffers_are_checked_before_any_launch() {
+        use crate::gpu::{CheckedBuffers, RawSlice};
+        let l = limits(SM90_SHARED, true);
+        let p = Problem::new(1, 4, 2, 1, 64, 8, 16, 5000, 10);
+        let plan = plan(&p, Path::Auto, &l, occupancy(SM90_SHARED)).unwrap();
+        let at = |address: u64, len: usize| RawSlice { address, len };
+        let ok = CheckedBuffers {
+            queries: at(0x1000, p.queries_len()),
+            query_dtype: DType::F16,
+            codebooks: at(0x2000, p.codebooks_len()),
+            codebook_dtype: DType::F16,
+            codes: at(0x3000, p.codes_len()),
+            n_valid: None,
+            indices: at(0x4000, p.out_len()),
+            scores: None,
+            workspace: at(0x5000, plan.workspace_bytes()),
+        };
+        let raw = ok.check(&plan).unwrap();
+        assert_eq!((raw.queries, raw.n_valid, raw.scores, raw.workspace), (0x1000, 0, 0, 0x5000));
+        let name = |b: CheckedBuffers| match b.check(&plan) {
+            Err(
+                Error::BufferLength { name, .. }
+                | Error::InvalidArgument { name, .. }
+                | Error::DTypeMismatch { name, .. },
+            ) => name,
+            other => panic!("expected a typed error, got {other:?}"),
+        };
+        assert_eq!(name(CheckedBuffers { query_dtype: DType::F32, ..ok }), "queries");
+        assert_eq!(name(CheckedBuffers { codebooks: at(0x2000, p.codebooks_len() + 1), ..ok }), "codebooks");
+        assert_eq!(name(CheckedBuffers { codes: at(0x3002, p.codes_len()), ..ok }), "codes");
+        assert_eq!(name(CheckedBuffers { n_valid: Some(at(0x6000, 2)), ..ok }), "n_valid");
+        assert_eq!(name(CheckedBuffers { indices: at(0, p.out_len()), ..ok }), "indices");
+        assert_eq!(name(CheckedBuffers { scores: Some(at(0x7000, p.out_len() - 1)), ..ok }), "scores");
+        assert_eq!(name(CheckedBuffers { workspace: at(0x5008, plan.workspace_bytes()), ..ok }), "workspace");
+        // Longer outputs and workspace are fine.
+        assert!(CheckedBuffers { indices: at(0x4000, p.out_len() + 5), ..ok }.check(&plan).is_ok());
+    }
+
+    #[test]
     fn large_k_in_score_order_sorts_runs() {
         let l = limits(SM90_SHARED, true);
         let p = Problem::new(1, 4, 1, 1, 128, 16, 256, 100_003, 99_999);
