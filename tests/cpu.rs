@@ -346,13 +346,13 @@ fn the_reference_never_aborts_on_memory() {
 
 /// Values that break arithmetic: zero, one, powers of two around every width, the largest.
 fn extreme(rng: &mut impl rand::Rng) -> usize {
-    match rng.gen_range(0..6) {
+    match rng.random_range(0..6) {
         0 => 0,
         1 => 1,
-        2 => 1usize << rng.gen_range(0..64),
-        3 => usize::MAX >> rng.gen_range(0..64),
-        4 => rng.gen_range(0..300),
-        _ => rng.r#gen(),
+        2 => 1usize << rng.random_range(0..64),
+        3 => usize::MAX >> rng.random_range(0..64),
+        4 => rng.random_range(0..300),
+        _ => rng.random::<u64>() as usize,
     }
 }
 
@@ -367,11 +367,12 @@ fn no_problem_or_buffer_panics() {
     let (mut valid, mut ran) = (0, 0);
     for _ in 0..cases {
         // Half near the valid domain (each argument off it one time in ten), half extreme.
-        let p = if rng.gen_bool(0.5) {
-            let (hkv, m) = (rng.gen_range(1..4), rng.gen_range(1..5));
-            let (h, d, n) = (hkv * rng.gen_range(1..4), m * rng.gen_range(1..5), rng.gen_range(1..40));
-            let (b, sq, c, k) = (rng.gen_range(1..3), rng.gen_range(1..3), rng.gen_range(1..20), rng.gen_range(1..=n));
-            let mut near = |valid: usize| if rng.gen_bool(0.9) { valid } else { extreme(&mut rng) };
+        let p = if rng.random_bool(0.5) {
+            let (hkv, m) = (rng.random_range(1..4), rng.random_range(1..5));
+            let (h, d, n) = (hkv * rng.random_range(1..4), m * rng.random_range(1..5), rng.random_range(1..40));
+            let (b, sq, c, k) =
+                (rng.random_range(1..3), rng.random_range(1..3), rng.random_range(1..20), rng.random_range(1..=n));
+            let mut near = |valid: usize| if rng.random_bool(0.9) { valid } else { extreme(&mut rng) };
             Problem {
                 b: near(b),
                 h: near(h),
@@ -399,9 +400,9 @@ fn no_problem_or_buffer_panics() {
                 ..Problem::new(1, 1, 1, 1, 1, 1, 1, 1, 1)
             }
         }
-        .with_metric(if rng.r#gen() { Metric::L2 } else { Metric::InnerProduct })
-        .with_group(rng.r#gen())
-        .with_order([Order::ByScore, Order::ByIndex, Order::Unordered][rng.gen_range(0..3)])
+        .with_metric(if rng.random() { Metric::L2 } else { Metric::InnerProduct })
+        .with_group(rng.random())
+        .with_order([Order::ByScore, Order::ByIndex, Order::Unordered][rng.random_range(0..3)])
         .with_dtypes(DType::F32, DType::F32);
         let _ =
             (p.group_size(), p.out_heads(), p.rows(), p.out_len(), p.queries_len(), p.codebooks_len(), p.codes_len());
@@ -413,22 +414,22 @@ fn no_problem_or_buffer_panics() {
             continue;
         }
         // Lengths exact or off by one, codes sometimes out of range, lengths sometimes too long.
-        let mut len = |exact: usize| if rng.gen_bool(0.8) { exact } else { exact + rng.gen_range(0..2) * 2 - 1 };
+        let mut len = |exact: usize| if rng.random_bool(0.8) { exact } else { exact + rng.random_range(0..2) * 2 - 1 };
         let (q_len, cb_len, codes_len) = (len(p.queries_len()), len(p.codebooks_len()), len(p.codes_len()));
-        let queries: Vec<f32> = (0..q_len).map(|_| rng.gen_range(-1.0..1.0)).collect();
-        let codebooks: Vec<f32> = (0..cb_len).map(|_| rng.gen_range(-1.0..1.0)).collect();
-        let mut codes: Vec<u8> = (0..codes_len).map(|_| rng.gen_range(0..p.c) as u8).collect();
-        if !codes.is_empty() && rng.gen_bool(0.1) {
-            let at = rng.gen_range(0..codes.len());
-            codes[at] = rng.gen_range(p.c.min(255)..=255) as u8;
+        let queries: Vec<f32> = (0..q_len).map(|_| rng.random_range(-1.0..1.0)).collect();
+        let codebooks: Vec<f32> = (0..cb_len).map(|_| rng.random_range(-1.0..1.0)).collect();
+        let mut codes: Vec<u8> = (0..codes_len).map(|_| rng.random_range(0..p.c) as u8).collect();
+        if !codes.is_empty() && rng.random_bool(0.1) {
+            let at = rng.random_range(0..codes.len());
+            codes[at] = rng.random_range(p.c.min(255)..=255) as u8;
         }
-        let (extra_batch, past_n) = (rng.gen_bool(0.1) as usize, rng.gen_bool(0.1) as u32);
-        let n_valid: Vec<u32> = (0..p.b + extra_batch).map(|_| rng.gen_range(0..=p.n as u32 + past_n)).collect();
+        let (extra_batch, past_n) = (rng.random_bool(0.1) as usize, rng.random_bool(0.1) as u32);
+        let n_valid: Vec<u32> = (0..p.b + extra_batch).map(|_| rng.random_range(0..=p.n as u32 + past_n)).collect();
         let inputs = HostInputs {
             queries: &queries,
             codebooks: &codebooks,
             codes: &codes,
-            n_valid: rng.r#gen::<bool>().then_some(&n_valid[..]),
+            n_valid: rng.random::<bool>().then_some(&n_valid[..]),
         };
         if let Ok(result) = reference::topk(&p, &inputs) {
             assert_eq!(result.indices.len(), p.out_len());

@@ -97,7 +97,7 @@ fn launch_smoke(gpu: &Gpu, stream: &Stream, name: &str, blocks: u32, shared: u32
 }
 
 fn random_u32(rng: &mut StdRng, n: usize) -> Vec<u32> {
-    (0..n).map(|_| rng.r#gen()).collect()
+    (0..n).map(|_| rng.random()).collect()
 }
 
 fn smoke_params(input: &DeviceBuffer<u32>, output: &DeviceBuffer<u32>, n: usize, bins: u32) -> SmokeParams {
@@ -236,7 +236,7 @@ fn plans(gpu: &Gpu, p: &Problem) -> Vec<(Path, Plan)> {
 
 fn case<Q: Element, C: Element>(gpu: &Gpu, rng: &mut StdRng, p: &Problem, data: Data, ragged: bool) -> usize {
     let host: HostData<Q, C> = support::draw(rng, p, data, ragged);
-    let device_n_valid = rng.r#gen();
+    let device_n_valid = rng.random();
     let mut rows = 0;
     for (path, plan) in plans(gpu, p) {
         let run = run_on_gpu(gpu, &plan, &host, device_n_valid, true);
@@ -655,10 +655,10 @@ fn codes_out_of_range_are_reported_and_never_read_out_of_bounds() {
     let mut host: HostData<f32, f32> = support::draw(&mut rng, &p, Data::Random, false);
     let codes = DeviceBuffer::from_slice(&host.codes).unwrap();
     gpu.check_codes(&s, &codes, p.c).unwrap();
-    let planted = rng.gen_range(1..50);
+    let planted = rng.random_range(1..50);
     for _ in 0..planted {
-        let at = rng.gen_range(0..host.codes.len());
-        host.codes[at] = rng.gen_range(p.c as u8..=255);
+        let at = rng.random_range(0..host.codes.len());
+        host.codes[at] = rng.random_range(p.c as u8..=255);
     }
     let bad = host.codes.iter().filter(|&&c| c as usize >= p.c).count() as u64;
     let codes = DeviceBuffer::from_slice(&host.codes).unwrap();

@@ -12,14 +12,14 @@ use rand::rngs::StdRng;
 fn clustered_keys(rng: &mut StdRng, s: &IndexShape, centers: usize) -> Vec<f32> {
     let ds = s.d / s.m;
     let points: Vec<Vec<f32>> =
-        (0..s.hkv * s.m * centers).map(|_| (0..ds).map(|_| rng.gen_range(-10.0..10.0)).collect()).collect();
+        (0..s.hkv * s.m * centers).map(|_| (0..ds).map(|_| rng.random_range(-10.0..10.0)).collect()).collect();
     let mut keys = Vec::with_capacity(s.keys_len());
     for _ in 0..s.b {
         for kv in 0..s.hkv {
             for _ in 0..s.n {
                 for j in 0..s.m {
-                    let p = &points[(kv * s.m + j) * centers + rng.gen_range(0..centers)];
-                    keys.extend(p.iter().map(|x| x + rng.gen_range(-0.01..0.01)));
+                    let p = &points[(kv * s.m + j) * centers + rng.random_range(0..centers)];
+                    keys.extend(p.iter().map(|x| x + rng.random_range(-0.01..0.01)));
                 }
             }
         }
@@ -39,7 +39,7 @@ fn training_finds_separated_clusters_and_is_deterministic() {
     // cluster, so the test does not ask it to).
     let s = IndexShape::new(2, 2, 300, 8, 4, 16);
     let keys = clustered_keys(&mut rng, &s, 2);
-    let options = TrainOptions { iterations: 25, seed: rng.r#gen(), tolerance: 0.0 };
+    let options = TrainOptions { iterations: 25, seed: rng.random(), tolerance: 0.0 };
     let first = train(&s, &keys, None, &options);
     // Noise of ±0.01 per element: each key's squared distance to its center is at most 2·1e-4.
     let keys_and_subspaces = (s.b * s.hkv * s.n * s.m) as f64;
@@ -56,8 +56,8 @@ fn training_finds_separated_clusters_and_is_deterministic() {
 fn more_iterations_never_raise_the_objective() {
     let mut rng = support::rng("more_iterations_never_raise_the_objective");
     let s = IndexShape::new(1, 2, 500, 16, 2, 16);
-    let keys: Vec<f32> = (0..s.keys_len()).map(|_| rng.gen_range(-1.0..1.0)).collect();
-    let seed = rng.r#gen();
+    let keys: Vec<f32> = (0..s.keys_len()).map(|_| rng.random_range(-1.0..1.0)).collect();
+    let seed = rng.random();
     let mut last = f64::INFINITY;
     for iterations in [1, 2, 4, 8] {
         let t = train(&s, &keys, None, &TrainOptions { iterations, seed, tolerance: 0.0 });
@@ -82,7 +82,7 @@ fn empty_clusters_are_reseeded_and_only_valid_keys_train() {
             keys[(bi * 64 + key) * 4..][..4].copy_from_slice(&[1e6; 4]);
         }
     }
-    let t = train(&s, &keys, Some(&n_valid), &TrainOptions { iterations: 5, seed: rng.r#gen(), tolerance: 0.0 });
+    let t = train(&s, &keys, Some(&n_valid), &TrainOptions { iterations: 5, seed: rng.random(), tolerance: 0.0 });
     assert!(t.codebooks.iter().all(|x| x.is_finite() && x.abs() <= 1.0), "{:?}", t.codebooks);
     assert_eq!(t.inertia, 0.0);
 }
@@ -91,8 +91,8 @@ fn empty_clusters_are_reseeded_and_only_valid_keys_train() {
 fn encode_takes_the_nearest_centroid_and_the_smaller_index_on_ties() {
     let mut rng = support::rng("encode_takes_the_nearest_centroid");
     let s = IndexShape::new(2, 2, 50, 6, 3, 5);
-    let keys: Vec<f32> = (0..s.keys_len()).map(|_| rng.gen_range(-1.0..1.0)).collect();
-    let mut codebooks: Vec<f32> = (0..s.codebooks_len()).map(|_| rng.gen_range(-1.0..1.0)).collect();
+    let keys: Vec<f32> = (0..s.keys_len()).map(|_| rng.random_range(-1.0..1.0)).collect();
+    let mut codebooks: Vec<f32> = (0..s.codebooks_len()).map(|_| rng.random_range(-1.0..1.0)).collect();
     // Centroid 3 of every (kv head, sub-space) duplicates centroid 1: never chosen.
     let ds = s.d / s.m;
     for block in 0..s.hkv * s.m {
@@ -118,9 +118,9 @@ fn encode_takes_the_nearest_centroid_and_the_smaller_index_on_ties() {
 fn append_writes_at_each_length_and_refuses_a_full_cache() {
     let mut rng = support::rng("append_writes_at_each_length");
     let s = IndexShape::new(3, 2, 10, 4, 2, 6);
-    let codebooks: Vec<f32> = (0..s.codebooks_len()).map(|_| rng.gen_range(-1.0..1.0)).collect();
+    let codebooks: Vec<f32> = (0..s.codebooks_len()).map(|_| rng.random_range(-1.0..1.0)).collect();
     let t = 2;
-    let new_keys: Vec<f32> = (0..s.b * s.hkv * t * s.d).map(|_| rng.gen_range(-1.0..1.0)).collect();
+    let new_keys: Vec<f32> = (0..s.b * s.hkv * t * s.d).map(|_| rng.random_range(-1.0..1.0)).collect();
     let mut codes = vec![0xEE; s.codes_len()];
     let mut lengths = [0u32, 5, 8];
     reference::append(&s, &new_keys, t, &codebooks, &mut codes, &mut lengths).unwrap();

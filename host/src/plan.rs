@@ -550,25 +550,25 @@ mod tests {
         for (shared, clusters) in [(SM90_SHARED, true), (SM80_SHARED, false)] {
             let l = limits(shared, clusters);
             for _ in 0..3000 {
-                let hkv = rng.gen_range(1..9);
-                let m = [1, 2, 4, 8, 16, 32][rng.gen_range(0..6)];
-                let d = m * rng.gen_range(1..=256 / m);
-                let n = [1, 7, 4096, 4097, 31872, 131_072, 300_000][rng.gen_range(0..7)];
-                let dtype = [DType::F32, DType::F16, DType::BF16][rng.gen_range(0..3)];
+                let hkv = rng.random_range(1..9);
+                let m = [1, 2, 4, 8, 16, 32][rng.random_range(0..6)];
+                let d = m * rng.random_range(1..=256 / m);
+                let n = [1, 7, 4096, 4097, 31872, 131_072, 300_000][rng.random_range(0..7)];
+                let dtype = [DType::F32, DType::F16, DType::BF16][rng.random_range(0..3)];
                 let p = Problem::new(
-                    rng.gen_range(1..65),
-                    hkv * rng.gen_range(1..9),
+                    rng.random_range(1..65),
+                    hkv * rng.random_range(1..9),
                     hkv,
-                    rng.gen_range(1..130),
+                    rng.random_range(1..130),
                     d,
                     m,
-                    rng.gen_range(1..=256),
+                    rng.random_range(1..=256),
                     n,
-                    rng.gen_range(1..=n),
+                    rng.random_range(1..=n),
                 )
-                .with_metric(if rng.r#gen() { Metric::L2 } else { Metric::InnerProduct })
-                .with_order([Order::ByScore, Order::ByIndex, Order::Unordered][rng.gen_range(0..3)])
-                .with_group(rng.gen_bool(0.2))
+                .with_metric(if rng.random() { Metric::L2 } else { Metric::InnerProduct })
+                .with_order([Order::ByScore, Order::ByIndex, Order::Unordered][rng.random_range(0..3)])
+                .with_group(rng.random_bool(0.2))
                 .with_dtypes(dtype, dtype);
                 for path in [Path::Auto, Path::OneBlockPerRow, Path::Cluster, Path::Launches] {
                     match plan(&p, path, &l, occupancy(shared)) {

@@ -63,16 +63,16 @@ pub struct Generated<Q, C> {
 
 /// Draws the inputs of `p` from `family`.
 pub fn generate<Q: Element, C: Element, R: Rng>(rng: &mut R, p: &Problem, family: Family) -> Generated<Q, C> {
-    let mut queries: Vec<f32> = (0..p.queries_len()).map(|_| rng.gen_range(-1.0..1.0)).collect();
-    let mut codebooks: Vec<f32> = (0..p.codebooks_len()).map(|_| rng.gen_range(-1.0..1.0)).collect();
+    let mut queries: Vec<f32> = (0..p.queries_len()).map(|_| rng.random_range(-1.0..1.0)).collect();
+    let mut codebooks: Vec<f32> = (0..p.codebooks_len()).map(|_| rng.random_range(-1.0..1.0)).collect();
     let ds = p.d / p.m;
     let codes = match family {
-        Family::Uniform | Family::Sorted => (0..p.codes_len()).map(|_| rng.gen_range(0..p.c) as u8).collect(),
+        Family::Uniform | Family::Sorted => (0..p.codes_len()).map(|_| rng.random_range(0..p.c) as u8).collect(),
         Family::Llm => {
             let mut channels: Vec<usize> = (0..p.d).collect();
             channels.shuffle(rng);
             for &t in &channels[..LLM_OUTLIER_CHANNELS.min(p.d)] {
-                let (qs, cs) = (rng.gen_range(10.0..20.0f32), rng.gen_range(10.0..20.0f32));
+                let (qs, cs) = (rng.random_range(10.0..20.0f32), rng.random_range(10.0..20.0f32));
                 for row in queries.chunks_mut(p.d) {
                     row[t] *= qs;
                 }
@@ -101,7 +101,7 @@ pub fn generate<Q: Element, C: Element, R: Rng>(rng: &mut R, p: &Problem, family
             for (key, key_codes) in codes.chunks_mut(p.m).enumerate() {
                 let kv = (key / p.n) % p.hkv;
                 for (j, code) in key_codes.iter_mut().enumerate() {
-                    let u = rng.r#gen::<f64>() * total;
+                    let u = rng.random::<f64>() * total;
                     let rank = cdf.partition_point(|&w| w <= u).min(p.c - 1);
                     *code = perms[kv * p.m + j][rank];
                 }
@@ -110,7 +110,7 @@ pub fn generate<Q: Element, C: Element, R: Rng>(rng: &mut R, p: &Problem, family
         }
         Family::Narrow => {
             // Outlier centroid per (kv head, sub-space); the other keys avoid it.
-            let outliers: Vec<usize> = (0..p.hkv * p.m).map(|_| rng.gen_range(0..p.c)).collect();
+            let outliers: Vec<usize> = (0..p.hkv * p.m).map(|_| rng.random_range(0..p.c)).collect();
             for (s, &o) in outliers.iter().enumerate() {
                 // entries of magnitude [0.5, 1) × scale, random signs: a large norm, always
                 for x in &mut codebooks[(s * p.c + o) * ds..][..ds] {
@@ -125,12 +125,12 @@ pub fn generate<Q: Element, C: Element, R: Rng>(rng: &mut R, p: &Problem, family
                     *code = if p.c == 1 {
                         0
                     } else {
-                        let x = rng.gen_range(0..p.c - 1);
+                        let x = rng.random_range(0..p.c - 1);
                         (x + usize::from(x >= o)) as u8
                     };
                 }
-                if p.c > 1 && rng.gen_bool(NARROW_KEY_RATE) {
-                    let j = rng.gen_range(0..p.m);
+                if p.c > 1 && rng.random_bool(NARROW_KEY_RATE) {
+                    let j = rng.random_range(0..p.m);
                     key_codes[j] = outliers[kv * p.m + j] as u8;
                 }
             }
@@ -139,7 +139,7 @@ pub fn generate<Q: Element, C: Element, R: Rng>(rng: &mut R, p: &Problem, family
         Family::Equal => {
             let mut codes = vec![0u8; p.codes_len()];
             for head in codes.chunks_mut(p.n * p.m) {
-                let shared: Vec<u8> = (0..p.m).map(|_| rng.gen_range(0..p.c) as u8).collect();
+                let shared: Vec<u8> = (0..p.m).map(|_| rng.random_range(0..p.c) as u8).collect();
                 for key_codes in head.chunks_mut(p.m) {
                     key_codes.copy_from_slice(&shared);
                 }

@@ -70,26 +70,26 @@ pub fn draw<Q: Element, C: Element>(rng: &mut StdRng, p: &Problem, data: Data, r
     let dist::Generated { mut queries, mut codebooks, mut codes } = dist::generate::<Q, C, _>(rng, p, data.family());
     if data == Data::Ties {
         let distinct = p.c.min(3);
-        codes.iter_mut().for_each(|code| *code = rng.gen_range(0..distinct) as u8);
+        codes.iter_mut().for_each(|code| *code = rng.random_range(0..distinct) as u8);
     }
     if data == Data::Special {
         let specials = [f32::NAN, f32::INFINITY, f32::NEG_INFINITY];
         // One query row entirely NaN-scored, and a few poisoned centroid entries.
-        queries[rng.gen_range(0..p.queries_len())] = Q::from_f32(f32::NAN);
+        queries[rng.random_range(0..p.queries_len())] = Q::from_f32(f32::NAN);
         for s in specials {
-            let at = rng.gen_range(0..p.codebooks_len());
+            let at = rng.random_range(0..p.codebooks_len());
             codebooks[at] = C::from_f32(s);
         }
-        let at = rng.gen_range(0..p.queries_len());
+        let at = rng.random_range(0..p.queries_len());
         queries[at] = Q::from_f32(f32::INFINITY);
     }
     let n_valid = ragged.then(|| {
         (0..p.b)
             .map(|bi| match bi % 4 {
                 0 => p.n as u32,
-                1 => rng.gen_range(0..=p.n as u32),
+                1 => rng.random_range(0..=p.n as u32),
                 2 => (p.k as u32).saturating_sub(1).min(p.n as u32),
-                _ => rng.gen_range(0..=p.k.min(p.n) as u32),
+                _ => rng.random_range(0..=p.k.min(p.n) as u32),
             })
             .collect()
     });
