@@ -50,7 +50,7 @@ pub use error::{Error, Result};
 pub use gpu::{CheckedBuffers, Gpu, Inputs, Outputs, Path, Plan, RawBuffers, RawSlice, TopkBuffers, ValidLengths};
 pub use half;
 pub use index::{IndexShape, TrainOptions};
-pub use problem::{MAX_KEYS, Metric, Order, Problem};
+pub use problem::{MAX_KEYS, Metric, Order, Problem, ProblemBuilder};
 
 /// The README's example compiles as a doctest.
 #[cfg(all(doctest, feature = "cuda"))]

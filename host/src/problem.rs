@@ -97,6 +97,31 @@ impl Problem {
         }
     }
 
+    /// A problem built from named sizes, validated by [`ProblemBuilder::build`]: batch 1, one
+    /// query per head, inner product, results by score, f16 unless set.
+    ///
+    /// ```
+    /// use pqtopk::{Order, Problem};
+    ///
+    /// let p = Problem::builder()
+    ///     .heads(32)
+    ///     .kv_heads(8)
+    ///     .head_dim(128)
+    ///     .subspaces(16)
+    ///     .centroids(256)
+    ///     .keys(31872)
+    ///     .k(2048)
+    ///     .order(Order::ByIndex)
+    ///     .build()?;
+    /// assert_eq!(p, Problem::new(1, 32, 8, 1, 128, 16, 256, 31872, 2048).with_order(Order::ByIndex));
+    /// // A size left out is zero, and named by the error.
+    /// assert!(Problem::builder().heads(8).build().is_err());
+    /// # Ok::<(), pqtopk::Error>(())
+    /// ```
+    pub fn builder() -> ProblemBuilder {
+        ProblemBuilder(Problem { b: 1, sq: 1, ..Problem::new(0, 0, 0, 0, 0, 0, 0, 0, 0) })
+    }
+
     /// This problem scored by `metric`.
     pub fn with_metric(self, metric: Metric) -> Problem {
         Problem { metric, ..self }
@@ -190,5 +215,83 @@ impl Problem {
             )?;
         }
         Ok(())
+    }
+}
+
+/// Builds a [`Problem`] by named fields; see [`Problem::builder`].
+#[derive(Clone, Copy, Debug)]
+#[must_use]
+pub struct ProblemBuilder(Problem);
+
+impl ProblemBuilder {
+    /// Batch entries (`b`, default 1).
+    pub fn batch(self, b: usize) -> Self {
+        ProblemBuilder(Problem { b, ..self.0 })
+    }
+
+    /// Query heads (`h`).
+    pub fn heads(self, h: usize) -> Self {
+        ProblemBuilder(Problem { h, ..self.0 })
+    }
+
+    /// Key-value heads (`hkv`), dividing the query heads.
+    pub fn kv_heads(self, hkv: usize) -> Self {
+        ProblemBuilder(Problem { hkv, ..self.0 })
+    }
+
+    /// Queries per head (`sq`, default 1).
+    pub fn queries_per_head(self, sq: usize) -> Self {
+        ProblemBuilder(Problem { sq, ..self.0 })
+    }
+
+    /// Head dimension (`d`).
+    pub fn head_dim(self, d: usize) -> Self {
+        ProblemBuilder(Problem { d, ..self.0 })
+    }
+
+    /// Sub-spaces per key (`m`), dividing the head dimension.
+    pub fn subspaces(self, m: usize) -> Self {
+        ProblemBuilder(Problem { m, ..self.0 })
+    }
+
+    /// Centroids per sub-space (`c`, 1..=256).
+    pub fn centroids(self, c: usize) -> Self {
+        ProblemBuilder(Problem { c, ..self.0 })
+    }
+
+    /// Keys per (batch, kv head) (`n`).
+    pub fn keys(self, n: usize) -> Self {
+        ProblemBuilder(Problem { n, ..self.0 })
+    }
+
+    /// Results per row (`k`, 1..=n).
+    pub fn k(self, k: usize) -> Self {
+        ProblemBuilder(Problem { k, ..self.0 })
+    }
+
+    /// The metric (default inner product).
+    pub fn metric(self, metric: Metric) -> Self {
+        ProblemBuilder(self.0.with_metric(metric))
+    }
+
+    /// The results' order (default by score).
+    pub fn order(self, order: Order) -> Self {
+        ProblemBuilder(self.0.with_order(order))
+    }
+
+    /// PQCache's group mode (default off).
+    pub fn group(self, group: bool) -> Self {
+        ProblemBuilder(self.0.with_group(group))
+    }
+
+    /// Element types of the queries and the codebooks (default f16).
+    pub fn dtypes(self, query_dtype: DType, codebook_dtype: DType) -> Self {
+        ProblemBuilder(self.0.with_dtypes(query_dtype, codebook_dtype))
+    }
+
+    /// The problem, validated.
+    pub fn build(self) -> Result<Problem> {
+        self.0.validate()?;
+        Ok(self.0)
     }
 }
