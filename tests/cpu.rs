@@ -316,7 +316,16 @@ fn bad_host_inputs_are_typed_errors() {
     bad_codes[9] = 255;
     assert_eq!(
         reference::topk(&p, &HostInputs { codes: &bad_codes, ..ok }),
-        Err(Error::CodeOutOfRange { count: 2, c: 8 })
+        Err(Error::CodeOutOfRange {
+            count: 2,
+            c: 8,
+            first: Some(pqtopk::CodePosition { batch: 0, kv_head: 0, key: 1, subspace: 3 })
+        })
+    );
+    let message = reference::topk(&p, &HostInputs { codes: &bad_codes, ..ok }).unwrap_err().to_string();
+    assert!(
+        message.contains("2 codes are >= c = 8; the first is at batch 0, kv head 0, key 1, sub-space 3"),
+        "{message}"
     );
     let f16_problem = p.with_dtypes(DType::F16, DType::F32);
     assert!(matches!(reference::topk(&f16_problem, &ok), Err(Error::DTypeMismatch { name: "queries", .. })));

@@ -662,7 +662,7 @@ fn codes_out_of_range_are_reported_and_never_read_out_of_bounds() {
     }
     let bad = host.codes.iter().filter(|&&c| c as usize >= p.c).count() as u64;
     let codes = DeviceBuffer::from_slice(&host.codes).unwrap();
-    assert_eq!(gpu.check_codes(&s, &codes, p.c), Err(Error::CodeOutOfRange { count: bad, c: p.c as u32 }));
+    assert_eq!(gpu.check_codes(&s, &codes, p.c), Err(Error::CodeOutOfRange { count: bad, c: p.c as u32, first: None }));
     // The unchecked path still runs inside its buffers (compute-sanitizer watches this one).
     for (path, plan) in plans(&gpu, &p) {
         let run = run_on_gpu(&gpu, &plan, &host, false, true);

@@ -48,13 +48,15 @@ pub enum Error {
         /// The buffer's.
         actual: crate::DType,
     },
-    /// Codes at or past `c` (found by the checking path).
-    #[error("{count} codes are >= c = {c}")]
+    /// Codes at or past `c` (found by the checking paths).
+    #[error("{count} codes are >= c = {c}{}", first.map(|at| format!("; the first is at {at}")).unwrap_or_default())]
     CodeOutOfRange {
         /// How many codes are out of range.
         count: u64,
         /// Centroids per sub-space.
         c: u32,
+        /// Where the first one is, where the check knows (the CPU's does, the GPU's counts).
+        first: Option<CodePosition>,
     },
     /// The shape is valid but beyond what this version can launch (grid or shared-memory limits).
     #[error("unsupported shape: {0}")]
@@ -104,4 +106,23 @@ pub(crate) fn ensure(
     actual: impl ToString,
 ) -> Result<()> {
     if ok { Ok(()) } else { Err(Error::InvalidArgument { name, expected: expected(), actual: actual.to_string() }) }
+}
+
+/// Where a code lies in `[b, hkv, n, m]` codes.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct CodePosition {
+    /// Batch entry.
+    pub batch: usize,
+    /// Kv head.
+    pub kv_head: usize,
+    /// Key.
+    pub key: usize,
+    /// Sub-space.
+    pub subspace: usize,
+}
+
+impl std::fmt::Display for CodePosition {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "batch {}, kv head {}, key {}, sub-space {}", self.batch, self.kv_head, self.key, self.subspace)
+    }
 }

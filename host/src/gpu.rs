@@ -543,7 +543,11 @@ impl Gpu {
         stream.synchronize()?;
         let mut count = [0u32];
         counter.copy_to(&mut count[..])?;
-        if count[0] == 0 { Ok(()) } else { Err(Error::CodeOutOfRange { count: count[0] as u64, c: c as u32 }) }
+        if count[0] == 0 {
+            Ok(())
+        } else {
+            Err(Error::CodeOutOfRange { count: count[0] as u64, c: c as u32, first: None })
+        }
     }
 }
 

@@ -45,7 +45,7 @@ pub use cudarc_adapter::{CudarcElement, CudarcInputs, CudarcOutputs};
 #[cfg(feature = "cuda")]
 pub use cust;
 pub use dtype::{DType, Element};
-pub use error::{Error, Result};
+pub use error::{CodePosition, Error, Result};
 #[cfg(feature = "cuda")]
 pub use gpu::{CheckedBuffers, Gpu, Inputs, Outputs, Path, Plan, RawBuffers, RawSlice, TopkBuffers, ValidLengths};
 pub use half;

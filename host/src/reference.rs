@@ -3,7 +3,7 @@
 //! the decoded key, and every row is sorted.
 
 use crate::dtype::Element;
-use crate::error::{Error, Result, ensure};
+use crate::error::{CodePosition, Error, Result, ensure};
 use crate::index::{IndexShape, TrainOptions, sample_rank};
 use crate::problem::{Metric, Order, Problem};
 use std::cmp::Ordering;
@@ -55,7 +55,15 @@ pub fn validate<Q: Element, C: Element>(problem: &Problem, inputs: &HostInputs<'
     }
     let bad = inputs.codes.iter().filter(|&&code| code as usize >= problem.c).count();
     if bad != 0 {
-        return Err(Error::CodeOutOfRange { count: bad as u64, c: problem.c as u32 });
+        let at = inputs.codes.iter().position(|&code| code as usize >= problem.c).unwrap_or(0);
+        let (p, key_at) = (problem, at / problem.m);
+        let first = CodePosition {
+            batch: key_at / p.n / p.hkv,
+            kv_head: key_at / p.n % p.hkv,
+            key: key_at % p.n,
+            subspace: at % p.m,
+        };
+        return Err(Error::CodeOutOfRange { count: bad as u64, c: problem.c as u32, first: Some(first) });
     }
     Ok(())
 }
