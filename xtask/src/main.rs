@@ -4,7 +4,7 @@
 //! `cargo xtask test [ARGS]`          the test suite (GPU tests skip without a device)
 //! `cargo xtask clippy`               clippy on the stable crates and the kernel crate, warnings denied
 //! `cargo xtask demo [ARGS]`          the demo: GPU when there is one, CPU reference otherwise
-//! `cargo xtask gpu-bundle`           test + bench binaries, PTX and scripts for a GPU machine
+//! `cargo xtask gpu-bundle [--bench-only]` test + bench binaries, PTX and scripts for a GPU machine
 //! `cargo xtask package [ARGS]`       `cargo package` of pqtopk-abi and pqtopk (publishable, and they build)
 //! `cargo xtask doc`                  the API docs, with and without `cuda`, warnings denied
 //!
@@ -44,7 +44,7 @@ fn main() -> ExitCode {
             &["run", "--release", "-p", "pqtopk", "--features", CUDA, "--example", "demo", "--"],
             rest,
         ),
-        "gpu-bundle" => gpu_bundle(),
+        "gpu-bundle" => gpu_bundle(rest.iter().any(|a| a == "--bench-only")),
         "package" => cargo_with_libcuda(&["package", "-p", "pqtopk-abi", "-p", "pqtopk"], rest),
         // Both ways, warnings denied: docs.rs builds the default (CPU) features.
         "doc" => {
@@ -55,7 +55,7 @@ fn main() -> ExitCode {
             })
         }
         _ => {
-            Err("usage: cargo xtask <build-ptx [--check] | test [ARGS] | clippy | demo [ARGS] | gpu-bundle | package | doc>"
+            Err("usage: cargo xtask <build-ptx [--check] | test [ARGS] | clippy | demo [ARGS] | gpu-bundle [--bench-only] | package | doc>"
                 .into())
         }
     })
@@ -107,7 +107,7 @@ fn cargo_libcuda(base: &[&str], extra: &[String]) -> Result<Command> {
 }
 
 /// Builds everything a GPU machine without Rust needs into `gpu-bundle/`.
-fn gpu_bundle() -> Result<()> {
+fn gpu_bundle(bench_only: bool) -> Result<()> {
     ptx::build(false)?;
     let lib = libcuda::locate_or_build_stub()?;
     let out = project_root().join("gpu-bundle");
@@ -119,7 +119,9 @@ fn gpu_bundle() -> Result<()> {
         ("bench", &["bench", "--no-run", "--benches", "--features", CUDA]),
         ("example", &["build", "--release", "--examples", "--features", CUDA]),
     ];
-    for (prefix, args) in builds {
+    // The bench with the peers' FlashInfer wheels (45 MB) fits a 64 MiB device transfer only
+    // without the test and example binaries.
+    for (prefix, args) in builds.into_iter().filter(|(prefix, _)| !bench_only || *prefix == "bench") {
         let mut cmd = cargo();
         cmd.args(args).args(["-p", "pqtopk", "--message-format=json"]);
         lib.apply(&mut cmd);
