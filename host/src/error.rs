@@ -108,6 +108,29 @@ pub(crate) fn ensure(
     if ok { Ok(()) } else { Err(Error::InvalidArgument { name, expected: expected(), actual: actual.to_string() }) }
 }
 
+/// `Err(DTypeMismatch)` unless the buffer's element type is the expected one.
+pub(crate) fn check_dtype(name: &'static str, expected: crate::DType, actual: crate::DType) -> Result<()> {
+    if expected == actual { Ok(()) } else { Err(Error::DTypeMismatch { name, expected, actual }) }
+}
+
+/// `Err(BufferLength)` unless `actual == expected` (`exact`) or `actual >= expected`.
+pub(crate) fn check_len(name: &'static str, expected: usize, actual: usize, exact: bool) -> Result<()> {
+    let ok = if exact { actual == expected } else { actual >= expected };
+    if ok {
+        Ok(())
+    } else {
+        let expected = if exact { expected.to_string() } else { format!("at least {expected}") };
+        Err(Error::BufferLength { name, expected, actual })
+    }
+}
+
+/// Valid lengths: `b` of them, each ≤ n.
+pub(crate) fn check_valid_lengths(b: usize, n: usize, n_valid: &[u32]) -> Result<()> {
+    check_len("n_valid", b, n_valid.len(), true)?;
+    let worst = n_valid.iter().copied().max().unwrap_or(0);
+    ensure(worst as usize <= n, "n_valid", || format!("every value <= n ({n})"), worst)
+}
+
 /// Where a code lies in `[b, hkv, n, m]` codes.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub struct CodePosition {

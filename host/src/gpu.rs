@@ -2,7 +2,7 @@
 //! problem's launch shape and workspace; `topk*` launch it asynchronously on a stream.
 
 use crate::dtype::Element;
-use crate::error::{Error, Result, ensure};
+use crate::error::{Error, Result, check_dtype, check_len, ensure};
 use crate::plan::{self, DeviceLimits, SCORE_SMEM_BUDGET};
 pub use crate::plan::{Path, Plan};
 use crate::problem::Problem;
@@ -551,10 +551,6 @@ impl Gpu {
     }
 }
 
-fn check_dtype(name: &'static str, expected: crate::DType, actual: crate::DType) -> Result<()> {
-    if expected == actual { Ok(()) } else { Err(Error::DTypeMismatch { name, expected, actual }) }
-}
-
 /// A device buffer by address and length in elements, for [`Gpu::topk_raw_checked`].
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub struct RawSlice {
@@ -641,13 +637,7 @@ impl RawSlice {
     /// `len == expected` (`exact`) or `len >= expected`, at a non-null address.
     fn check(self, name: &'static str, expected: usize, exact: bool) -> Result<()> {
         ensure(self.address != 0, name, || "a device address".into(), "null")?;
-        let ok = if exact { self.len == expected } else { self.len >= expected };
-        if ok {
-            Ok(())
-        } else {
-            let expected = if exact { expected.to_string() } else { format!("at least {expected}") };
-            Err(Error::BufferLength { name, expected, actual: self.len })
-        }
+        check_len(name, expected, self.len, exact)
     }
 }
 

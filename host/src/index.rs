@@ -22,6 +22,7 @@
 //!   index.
 
 use crate::error::{Result, ensure};
+use crate::problem::{check_tensor_size, product};
 pub use pqtopk_abi::DType;
 
 /// The shape of an indexer call: keys `[b, hkv, n, d]`, codebooks `[hkv, m, c, d/m]`, codes
@@ -77,17 +78,17 @@ impl IndexShape {
 
     /// Elements of the keys: `b · hkv · n · d` (saturating).
     pub fn keys_len(&self) -> usize {
-        [self.b, self.hkv, self.n, self.d].iter().fold(1usize, |a, &x| a.saturating_mul(x))
+        product(&[self.b, self.hkv, self.n, self.d])
     }
 
     /// Elements of the codebooks: `hkv · c · d` (saturating).
     pub fn codebooks_len(&self) -> usize {
-        [self.hkv, self.c, self.d].iter().fold(1usize, |a, &x| a.saturating_mul(x))
+        product(&[self.hkv, self.c, self.d])
     }
 
     /// Bytes of the codes: `b · hkv · n · m` (saturating).
     pub fn codes_len(&self) -> usize {
-        [self.b, self.hkv, self.n, self.m].iter().fold(1usize, |a, &x| a.saturating_mul(x))
+        product(&[self.b, self.hkv, self.n, self.m])
     }
 
     /// Checks every argument; the error names it, the expected and the actual value.
@@ -99,15 +100,12 @@ impl IndexShape {
         ensure((1..=256).contains(&s.c), "c", || "1..=256".into(), s.c)?;
         ensure(s.d.is_multiple_of(s.m), "d", || format!("a multiple of m ({})", s.m), s.d)?;
         ensure(s.n <= u32::MAX as usize, "n", || format!("at most {}", u32::MAX), s.n)?;
-        let fits = |dims: &[usize]| {
-            dims.iter().try_fold(1usize, |a, &x| a.checked_mul(x)).is_some_and(|e| e <= isize::MAX as usize / 8)
-        };
         for (name, dims) in [
             ("keys", &[s.b, s.hkv, s.n, s.d][..]),
             ("codebooks", &[s.hkv, s.c, s.d]),
             ("codes", &[s.b, s.hkv, s.n, s.m]),
         ] {
-            ensure(fits(dims), name, || "a tensor that fits in memory".into(), format!("{dims:?}"))?;
+            check_tensor_size(name, dims)?;
         }
         Ok(())
     }

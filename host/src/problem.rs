@@ -70,8 +70,23 @@ pub const MAX_KEYS: usize = (1 << 31) - 1;
 /// Most elements of any one tensor, so that its bytes (8 per element at most) fit an `isize`.
 const MAX_ELEMENTS: usize = isize::MAX as usize / 8;
 
+/// `Err(InvalidArgument)` naming the tensor unless its elements (the product of `dims`) fit
+/// the address space in bytes.
+pub(crate) fn check_tensor_size(name: &'static str, dims: &[usize]) -> Result<()> {
+    let elements = dims.iter().try_fold(1usize, |acc, &d| acc.checked_mul(d));
+    ensure(
+        elements.is_some_and(|e| e <= MAX_ELEMENTS),
+        name,
+        || format!("at most {MAX_ELEMENTS} elements"),
+        elements.map_or_else(
+            || format!("{} (overflows)", dims.iter().map(|d| d.to_string()).collect::<Vec<_>>().join("·")),
+            |e| e.to_string(),
+        ),
+    )
+}
+
 /// The product of `factors`, saturating.
-fn product(factors: &[usize]) -> usize {
+pub(crate) fn product(factors: &[usize]) -> usize {
     factors.iter().fold(1usize, |acc, &f| acc.saturating_mul(f))
 }
 
@@ -203,16 +218,7 @@ impl Problem {
             ("scores", [p.b, p.out_heads(), p.sq, p.n]),
         ];
         for (name, dims) in tensors {
-            let elements = dims.iter().try_fold(1usize, |acc, &d| acc.checked_mul(d));
-            ensure(
-                elements.is_some_and(|e| e <= MAX_ELEMENTS),
-                name,
-                || format!("at most {MAX_ELEMENTS} elements"),
-                elements.map_or_else(
-                    || format!("{} (overflows)", dims.map(|d| d.to_string()).join("·")),
-                    |e| e.to_string(),
-                ),
-            )?;
+            check_tensor_size(name, &dims)?;
         }
         Ok(())
     }

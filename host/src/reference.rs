@@ -3,7 +3,7 @@
 //! the decoded key, and every row is sorted.
 
 use crate::dtype::Element;
-use crate::error::{CodePosition, Error, Result, ensure};
+use crate::error::{CodePosition, Error, Result, check_dtype, check_len, check_valid_lengths, ensure};
 use crate::index::{IndexShape, TrainOptions, sample_rank};
 use crate::problem::{Metric, Order, Problem};
 use std::cmp::Ordering;
@@ -33,23 +33,11 @@ pub struct HostInputs<'a, Q, C> {
 /// Checks the inputs against the problem: shape, dtypes, lengths, valid lengths ≤ n, codes < c.
 pub fn validate<Q: Element, C: Element>(problem: &Problem, inputs: &HostInputs<'_, Q, C>) -> Result<()> {
     problem.validate()?;
-    for (name, expected, actual) in
-        [("queries", problem.query_dtype, Q::DTYPE), ("codebooks", problem.codebook_dtype, C::DTYPE)]
-    {
-        if expected != actual {
-            return Err(Error::DTypeMismatch { name, expected, actual });
-        }
-    }
-    let lengths = [
-        ("queries", problem.queries_len(), inputs.queries.len()),
-        ("codebooks", problem.codebooks_len(), inputs.codebooks.len()),
-        ("codes", problem.codes_len(), inputs.codes.len()),
-    ];
-    for (name, expected, actual) in lengths {
-        if expected != actual {
-            return Err(Error::BufferLength { name, expected: expected.to_string(), actual });
-        }
-    }
+    check_dtype("queries", problem.query_dtype, Q::DTYPE)?;
+    check_dtype("codebooks", problem.codebook_dtype, C::DTYPE)?;
+    check_len("queries", problem.queries_len(), inputs.queries.len(), true)?;
+    check_len("codebooks", problem.codebooks_len(), inputs.codebooks.len(), true)?;
+    check_len("codes", problem.codes_len(), inputs.codes.len(), true)?;
     if let Some(n_valid) = inputs.n_valid {
         validate_n_valid(problem, n_valid)?;
     }
@@ -70,11 +58,7 @@ pub fn validate<Q: Element, C: Element>(problem: &Problem, inputs: &HostInputs<'
 
 /// Checks valid lengths: `b` of them, each ≤ n.
 pub fn validate_n_valid(problem: &Problem, n_valid: &[u32]) -> Result<()> {
-    if n_valid.len() != problem.b {
-        return Err(Error::BufferLength { name: "n_valid", expected: problem.b.to_string(), actual: n_valid.len() });
-    }
-    let worst = n_valid.iter().copied().max().unwrap_or(0);
-    ensure(worst as usize <= problem.n, "n_valid", || format!("every value <= n ({})", problem.n), worst)
+    check_valid_lengths(problem.b, problem.n, n_valid)
 }
 
 /// Scores `[rows, n]` in f64, one row per output row (summed over the group in group mode).
@@ -331,16 +315,9 @@ pub fn append<K: Element, C: Element>(
     ensure(t >= 1, "t", || ">= 1".into(), t)?;
     check_codebooks(s, codebooks)?;
     check_element_dtypes::<K, C>(s)?;
-    let lengths_of = |name, expected: usize, actual: usize| {
-        if expected == actual {
-            Ok(())
-        } else {
-            Err(Error::BufferLength { name, expected: expected.to_string(), actual })
-        }
-    };
-    lengths_of("new_keys", s.b * s.hkv * t * s.d, new_keys.len())?;
-    lengths_of("codes", s.codes_len(), codes.len())?;
-    lengths_of("lengths", s.b, lengths.len())?;
+    check_len("new_keys", s.b * s.hkv * t * s.d, new_keys.len(), true)?;
+    check_len("codes", s.codes_len(), codes.len(), true)?;
+    check_len("lengths", s.b, lengths.len(), true)?;
     if let Some((batch, &length)) = lengths.iter().enumerate().find(|&(_, &l)| l as usize + t > s.n) {
         return Err(Error::CacheFull { batch, length: length as usize, t, n: s.n });
     }
@@ -400,32 +377,18 @@ fn nearest(centroids: &[Vec<f64>], x: &[f64]) -> (usize, f64) {
 /// Validates an indexer shape, the keys' length (`b · hkv · n · d`) and the valid lengths.
 fn validate_index<'a>(shape: &'a IndexShape, keys: usize, n_valid: Option<&[u32]>) -> Result<&'a IndexShape> {
     shape.validate()?;
-    if keys != shape.keys_len() {
-        return Err(Error::BufferLength { name: "keys", expected: shape.keys_len().to_string(), actual: keys });
-    }
+    check_len("keys", shape.keys_len(), keys, true)?;
     if let Some(n_valid) = n_valid {
-        if n_valid.len() != shape.b {
-            return Err(Error::BufferLength { name: "n_valid", expected: shape.b.to_string(), actual: n_valid.len() });
-        }
-        let worst = n_valid.iter().copied().max().unwrap_or(0);
-        ensure(worst as usize <= shape.n, "n_valid", || format!("every value <= n ({})", shape.n), worst)?;
+        check_valid_lengths(shape.b, shape.n, n_valid)?;
     }
     Ok(shape)
 }
 
 fn check_codebooks<C>(s: &IndexShape, codebooks: &[C]) -> Result<()> {
-    if codebooks.len() == s.codebooks_len() {
-        Ok(())
-    } else {
-        Err(Error::BufferLength { name: "codebooks", expected: s.codebooks_len().to_string(), actual: codebooks.len() })
-    }
+    check_len("codebooks", s.codebooks_len(), codebooks.len(), true)
 }
 
 fn check_element_dtypes<K: Element, C: Element>(s: &IndexShape) -> Result<()> {
-    for (name, expected, actual) in [("keys", s.key_dtype, K::DTYPE), ("codebooks", s.codebook_dtype, C::DTYPE)] {
-        if expected != actual {
-            return Err(Error::DTypeMismatch { name, expected, actual });
-        }
-    }
-    Ok(())
+    check_dtype("keys", s.key_dtype, K::DTYPE)?;
+    check_dtype("codebooks", s.codebook_dtype, C::DTYPE)
 }
