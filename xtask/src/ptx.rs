@@ -12,21 +12,36 @@ const TRIPLE: &str = "nvptx64-nvidia-cuda";
 /// Set on the nested cargo: when present, xtask acts as the nvptx linker and this names the
 /// directory holding the llvm-tools binaries.
 pub const LINKER_MODE_ENV: &str = "PQTOPK_PTX_LINKER_TOOLS";
-/// One PTX file that `build-ptx` writes to host/ptx: the target, the file, and the `--cfg` that
-/// picks its kernels.
+/// One PTX file that `build-ptx` writes to host/ptx: the target, the file, the `--cfg` that
+/// picks its kernels, and which kernels those are.
 struct Target {
     cpu: &'static str,
     file: &'static str,
     cfg: Option<&'static str>,
+    kernels: Kernels,
+}
+
+/// The kernels of a PTX file.
+#[derive(Clone, Copy, PartialEq)]
+enum Kernels {
+    /// The shipped kernels (launch bounds from the ABI), without or with the cluster kernels.
+    Shipped { clusters: bool },
+    /// The smoke kernels of the GPU tests (no launch bounds).
+    Smoke,
 }
 
 /// The shipped kernels for each supported architecture (keep in sync with `PTX_SM*` in
 /// `host/src/gpu.rs`; sm_90's also has the cluster kernels), and the smoke kernels that the GPU
 /// tests load on their own (sm_80 PTX runs on later devices too).
 const TARGETS: [Target; 3] = [
-    Target { cpu: "sm_80", file: "pqtopk_sm80.ptx", cfg: None },
-    Target { cpu: "sm_90", file: "pqtopk_sm90.ptx", cfg: Some("pqtopk_sm90") },
-    Target { cpu: "sm_80", file: "smoke_sm80.ptx", cfg: Some("pqtopk_smoke") },
+    Target { cpu: "sm_80", file: "pqtopk_sm80.ptx", cfg: None, kernels: Kernels::Shipped { clusters: false } },
+    Target {
+        cpu: "sm_90",
+        file: "pqtopk_sm90.ptx",
+        cfg: Some("pqtopk_sm90"),
+        kernels: Kernels::Shipped { clusters: true },
+    },
+    Target { cpu: "sm_80", file: "smoke_sm80.ptx", cfg: Some("pqtopk_smoke"), kernels: Kernels::Smoke },
 ];
 
 pub fn build(check: bool) -> Result<()> {
@@ -34,7 +49,7 @@ pub fn build(check: bool) -> Result<()> {
     let tools = sysroot.join("lib/rustlib/x86_64-unknown-linux-gnu/bin");
     let root = project_root();
     let mut stale = Vec::new();
-    for Target { cpu, file, cfg } in TARGETS {
+    for Target { cpu, file, cfg, kernels } in TARGETS {
         let target_dir = root.join("target/ptx").join(file.trim_end_matches(".ptx"));
         let mut cmd = nested_cargo(&root.join("kernels-gpu"));
         cmd.args(["build", "--release", "--target", TRIPLE, "-Zbuild-std=core", "--target-dir"])
@@ -46,9 +61,9 @@ pub fn build(check: bool) -> Result<()> {
         let built = target_dir.join(TRIPLE).join("release/pqtopk_kernels_gpu.ptx");
         let ptx = std::fs::read_to_string(&built).map_err(|e| format!("{}: {e}", built.display()))?;
         let ptx = without_crate_hashes(&ptx);
-        let ptx = match cfg {
-            Some("pqtopk_smoke") => ptx,
-            _ => with_launch_bounds(&ptx, cfg == Some("pqtopk_sm90"))?,
+        let ptx = match kernels {
+            Kernels::Shipped { clusters } => with_launch_bounds(&ptx, clusters)?,
+            Kernels::Smoke => ptx,
         };
         no_local_memory(&ptx)?;
         let committed = root.join("host/ptx").join(file);
