@@ -344,7 +344,8 @@ fn messages_name_the_real_cause() {
 
 #[test]
 fn the_reference_never_aborts_on_memory() {
-    // 2^20 rows of 2^20 keys: 8 TiB of scores, which the host cannot hold; small inputs.
+    // 2^20 rows of 2^20 keys: 8 TiB of scores, which the host cannot hold; small inputs. Where
+    // the kernel overcommits (the H200 machine), reserving them succeeds: this failed there.
     let p = Problem::new(1, 1 << 20, 1, 1, 1, 1, 1, 1 << 20, 1).with_dtypes(DType::F32, DType::F32);
     p.validate().unwrap();
     let (queries, codebooks, codes) =

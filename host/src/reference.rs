@@ -73,11 +73,26 @@ pub fn scores<Q: Element, C: Element>(problem: &Problem, inputs: &HostInputs<'_,
     Ok(out)
 }
 
-/// An empty vector with room for `len` elements, or [`Error::HostMemory`].
+/// An empty vector with room for `len` elements, or [`Error::HostMemory`] where they exceed the
+/// host's physical memory or the allocator refuses them. The first check matters where the
+/// kernel overcommits memory: there a reservation larger than the machine succeeds and the
+/// process is killed when the reference fills it.
 fn allocate<T>(what: &'static str, len: usize) -> Result<Vec<T>> {
+    let bytes = len.saturating_mul(size_of::<T>());
+    let refused = || Error::HostMemory { what, bytes };
+    if physical_memory_bytes().is_some_and(|total| bytes as u64 > total) {
+        return Err(refused());
+    }
     let mut v = Vec::new();
-    v.try_reserve_exact(len).map_err(|_| Error::HostMemory { what, bytes: len.saturating_mul(size_of::<T>()) })?;
+    v.try_reserve_exact(len).map_err(|_| refused())?;
     Ok(v)
+}
+
+/// The host's physical memory (`MemTotal` in `/proc/meminfo`), where the platform says.
+fn physical_memory_bytes() -> Option<u64> {
+    let meminfo = std::fs::read_to_string("/proc/meminfo").ok()?;
+    let kib = meminfo.lines().find_map(|line| line.strip_prefix("MemTotal:"))?.trim().strip_suffix("kB")?;
+    kib.trim().parse::<u64>().ok()?.checked_mul(1024)
 }
 
 /// Appends the n scores of output row `row` to `out`.
@@ -391,4 +406,13 @@ fn check_codebooks<C>(s: &IndexShape, codebooks: &[C]) -> Result<()> {
 fn check_element_dtypes<K: Element, C: Element>(s: &IndexShape) -> Result<()> {
     check_dtype("keys", s.key_dtype, K::DTYPE)?;
     check_dtype("codebooks", s.codebook_dtype, C::DTYPE)
+}
+
+#[cfg(test)]
+mod tests {
+    #[cfg(target_os = "linux")]
+    #[test]
+    fn linux_reports_its_physical_memory() {
+        assert!(super::physical_memory_bytes().is_some_and(|bytes| bytes >= 1 << 26));
+    }
 }
