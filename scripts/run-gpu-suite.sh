@@ -1,9 +1,9 @@
 #!/usr/bin/env bash
 # Runs on the GPU machine from inside gpu-bundle/ (built by `cargo xtask gpu-bundle`):
 # the whole test suite, then compute-sanitizer memcheck, racecheck and synccheck on the GPU tests
-# (PQTOPK_QUICK=1 keeps the sweep shapes small enough for the sanitizers). The three sanitizers
-# run at once (one GPU holds them all), so the suite takes as long as the slowest, racecheck.
-# SANITIZERS="memcheck racecheck synccheck" (the default) picks the tools; SKIP_TESTS=1 skips the
+# (PQTOPK_QUICK=1 keeps the sweep shapes small enough for the sanitizers), each test in its own
+# sanitized process. SANITIZER_FILTER (a grep pattern) picks the tests.
+# SANITIZERS="memcheck racecheck synccheck" (the default) picks the tools (empty: none); SKIP_TESTS=1 skips the
 # plain test run.
 set -uo pipefail
 cd "$(dirname "$0")"
@@ -17,20 +17,22 @@ logs=${OUT:-.}
   grep -E 'test result|cases|FAILED|panicked|SKIPPED|device' "$log" || true
 done
 if command -v compute-sanitizer >/dev/null; then
-  tools=(${SANITIZERS:-memcheck racecheck synccheck})
-  pids=()
-  for tool in "${tools[@]}"; do
-    PQTOPK_QUICK=1 compute-sanitizer --tool "$tool" --error-exitcode 99 bin/test-gpu --test-threads=1 ${SANITIZER_FILTER:-} \
-      > "$logs/sanitizer-$tool.log" 2>&1 &
-    pids+=($!)
-  done
-  for i in "${!tools[@]}"; do
-    tool=${tools[$i]}
-    wait "${pids[$i]}"
-    rc=$?
-    echo "=== compute-sanitizer --tool $tool"
-    grep -E "ERROR SUMMARY|RACECHECK SUMMARY|test result" "$logs/sanitizer-$tool.log" | tail -3
-    [ $rc -eq 0 ] || { echo "FAILED: compute-sanitizer $tool (rc $rc)"; tail -30 "$logs/sanitizer-$tool.log"; status=1; }
+  # One process per tool and test, SANITIZER_JOBS at once: racecheck of the whole binary in one
+  # process ran past 8 minutes; the GPU holds many sanitized processes side by side.
+  tests=$(bin/test-gpu --list 2>/dev/null | sed -n 's/: test$//p' | grep -e "${SANITIZER_FILTER:-}")
+  # Each finished test prints one line; a clean test's log is removed (the device returns few
+  # files), a failing one's kept.
+  for tool in ${SANITIZERS-memcheck racecheck synccheck}; do
+    for t in $tests; do echo "$tool $t"; done
+  done | xargs -P "${SANITIZER_JOBS:-12}" -n 2 sh -c \
+    'log="'"$logs"'/sanitizer-$0-$1.log"
+     if PQTOPK_QUICK=1 compute-sanitizer --tool "$0" --error-exitcode 99 bin/test-gpu --exact "$1" --test-threads=1 > "$log" 2>&1
+     then echo "clean: $0 $1: $(grep -hE "ERROR SUMMARY|RACECHECK SUMMARY" "$log")"; rm "$log"
+     else echo "FAILED: $0 $1 (rc $?)"; fi' \
+    | tee "$logs/sanitizers.txt"
+  grep -q FAILED "$logs/sanitizers.txt" && status=1
+  for tool in ${SANITIZERS-memcheck racecheck synccheck}; do
+    echo "=== compute-sanitizer --tool $tool: $(grep -c "^clean: $tool " "$logs/sanitizers.txt") of $(echo $tests | wc -w) tests clean"
   done
 else
   echo "compute-sanitizer not found"; status=1

@@ -152,21 +152,6 @@ pub unsafe fn ballot(pred: bool) -> u32 {
     r
 }
 
-/// The largest `v` of the warp, in every lane.
-///
-/// # Safety
-/// All 32 lanes of the warp must execute this call convergently.
-#[inline(always)]
-pub unsafe fn warp_max(mut v: u32) -> u32 {
-    let mut mask = WARP / 2;
-    while mask > 0 {
-        // SAFETY: forwarded to the caller.
-        v = v.max(unsafe { shfl_xor(v, mask) });
-        mask /= 2;
-    }
-    v
-}
-
 /// The smallest and the largest of `lo` and `hi` over the warp (every lane gets both).
 ///
 /// # Safety
@@ -452,23 +437,6 @@ impl Shared<u32> {
             )
         };
         old
-    }
-
-    /// Stores the larger of element `i` and `v` in element `i`.
-    ///
-    /// # Safety
-    /// `i < len`.
-    #[inline(always)]
-    pub unsafe fn atomic_max(self, i: usize, v: u32) {
-        debug_assert!(i < self.len);
-        // SAFETY: as for `atomic_add`.
-        unsafe {
-            asm!(
-                "{{ .reg .u64 s; cvta.to.shared.u64 s, {p}; red.shared.max.u32 [s], {v}; }}",
-                p = in(reg64) self.ptr.add(i),
-                v = in(reg32) v,
-            )
-        };
     }
 
     /// Adds `v` to element `i`.

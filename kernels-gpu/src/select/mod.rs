@@ -335,16 +335,20 @@ pub unsafe fn reserve_pair(first: u32, second: u32, counters: Shared<u32>) -> (u
     }
 }
 
-/// Largest bucket that [`emit_by_buckets`] ranks by comparing its keys pairwise.
-const MAX_BUCKET: u32 = 256;
+/// The most comparisons per key that [`emit_by_buckets`] spends ranking keys pairwise inside
+/// their buckets before it leaves them to a sort: a bitonic sort of 4096 keys cost about 16 µs
+/// on an H200 (decode, all scores equal), pairwise ranking inside buckets of about 200 keys
+/// (PQ codes with a few very frequent combinations) 60 µs.
+const MAX_COMPARISONS_PER_KEY: u32 = 64;
 
 /// Orders `unordered[..count]` best first without a sort: the keys are counted into up to
-/// `HIST_BINS` buckets of equal width over the range of their top 32 bits (a monotone map, fine
-/// enough that buckets hold a few keys), so a key's place is the count of keys in higher
-/// buckets (a suffix sum) plus its rank among the keys of its own bucket, which are grouped
-/// into `grouped` first. Calls `emit(place, key)` for each and returns true; or, if some bucket
-/// holds more than `MAX_BUCKET` keys (many equal top bits), emits nothing and returns false.
-/// Overwrites `hist`.
+/// `HIST_BINS` buckets of equal width over the range of the keys (a monotone map, fine enough
+/// that buckets hold a few keys: keys with equal scores differ in their index bits), so a key's
+/// place is the count of keys in higher buckets (a suffix sum) plus its rank among the keys of
+/// its own bucket, which are grouped into `grouped` first. Calls `emit(place, key)` for each and
+/// returns true; or, where the buckets would cost more than `MAX_COMPARISONS_PER_KEY`
+/// comparisons per key (the sum of their squared sizes: keys crowded into a small part of their
+/// range), emits nothing and returns false. Overwrites `hist`.
 ///
 /// # Safety
 /// All threads of the block call it after a barrier that follows the last write of `unordered`;
@@ -357,52 +361,45 @@ pub unsafe fn emit_by_buckets(
     grouped: Shared<u64>,
     mut emit: impl FnMut(u32, u64),
 ) -> bool {
-    let (largest, range) = (static_shared!(BUCKET_LARGEST: [u32; 1]), static_shared!(BUCKET_RANGE: [u32; 2]));
+    let (comparisons, range) = (static_shared!(BUCKET_COMPARISONS: [u32; 1]), static_shared!(BUCKET_RANGE: [u64; 2]));
     let (t, threads) = (device::thread_idx(), device::block_dim());
     let per_thread = HIST_BINS / threads;
     // Thread t owns bins top - per_thread..top, so that ascending threads walk descending bins.
     let top = HIST_BINS - per_thread * t;
-    // SAFETY: bins are in bounds; the barriers (including block_exclusive_sum's) order the
-    // resets, the range, the counts, the offsets and the scatter; each offset has one writer.
+    // SAFETY: bins are in bounds; the barriers (including block_min_max's and
+    // block_exclusive_sum's) order the resets, the counts, the offsets and the scatter; each
+    // offset has one writer.
     unsafe {
         if t == 0 {
-            largest.set(0, 0);
-            range.set(0, 0);
-            range.set(1, 0);
+            comparisons.set(0, 0);
         }
         for i in 0..per_thread {
             hist.set((top - 1 - i) as usize, 0);
         }
-        device::sync_threads();
-        // The range of the keys' top bits: the largest, and the largest complement.
-        let (mut high, mut low_complement) = (0, 0);
+        let (mut least, mut greatest) = (u64::MAX, 0);
         for i in (t..count).step_by(threads as usize) {
-            let bits = (unordered.get(i as usize) >> 32) as u32;
-            (high, low_complement) = (high.max(bits), low_complement.max(!bits));
+            let key = unordered.get(i as usize);
+            (least, greatest) = (least.min(key), greatest.max(key));
         }
-        (high, low_complement) = (device::warp_max(high), device::warp_max(low_complement));
-        if device::lane() == 0 {
-            range.atomic_max(0, high);
-            range.atomic_max(1, low_complement);
-        }
-        device::sync_threads();
-        // Buckets of 2^shift top-bit values from the lowest: a shift, where a division per key
+        let (low, high) = block_min_max(least, greatest, range);
+        // Buckets of 2^shift key values from the lowest: a shift, where a division per key
         // cost more than the ranking it saves.
-        let low = !range.get(1);
-        let width = 32 - range.get(0).wrapping_sub(low).leading_zeros();
+        let width = 64 - high.wrapping_sub(low).leading_zeros();
         let shift = width.saturating_sub(DIGIT_BITS);
-        let bin_of = |key: u64| ((key >> 32) as u32).wrapping_sub(low) >> shift;
+        let bin_of = |key: u64| (key.wrapping_sub(low) >> shift) as u32;
         for i in (t..count).step_by(threads as usize) {
             hist.atomic_add_no_return(bin_of(unordered.get(i as usize)) as usize, 1);
         }
         device::sync_threads();
-        let (mut mine, mut biggest) = (0, 0);
+        let (mut mine, mut squares) = (0, 0);
         for i in 0..per_thread {
             let count = hist.get((top - 1 - i) as usize);
             mine += count;
-            biggest = biggest.max(count);
+            squares += count * count;
         }
-        largest.atomic_max(0, biggest);
+        if squares != 0 {
+            comparisons.atomic_add_no_return(0, squares);
+        }
         let (mut offset, _) = block_exclusive_sum(mine);
         for i in 0..per_thread {
             let bin = top - 1 - i;
@@ -411,7 +408,7 @@ pub unsafe fn emit_by_buckets(
             offset += count;
         }
         device::sync_threads();
-        if largest.get(0) > MAX_BUCKET {
+        if comparisons.get(0) > MAX_COMPARISONS_PER_KEY * count {
             return false;
         }
         for i in (t..count).step_by(threads as usize) {
