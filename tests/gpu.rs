@@ -756,3 +756,224 @@ fn cudarc_buffers_on_a_cudarc_stream() {
         ));
     }
 }
+
+/// `Gpu::topk_candle` on candle CUDA tensors (f16 queries, bf16 codebooks, lengths) against the
+/// reference, twice with fresh data (its outputs are allocated, so a second draw keeps stale
+/// results of the first from passing), and each kind of bad tensor as a typed error.
+#[cfg(feature = "candle")]
+#[test]
+fn candle_tensors_on_the_candle_stream() {
+    use candle_core::{DType as CandleDType, Device as CandleDevice, Tensor};
+    use pqtopk::CandleInputs;
+    let Some(gpu) = gpu("candle") else { return };
+    let mut rng = support::rng("candle");
+    let device = CandleDevice::new_cuda(0).unwrap();
+    let p = Problem::new(2, 8, 2, 2, 64, 8, 64, if quick() { 1500 } else { 6000 }, 100)
+        .with_dtypes(DType::F16, DType::BF16)
+        .with_order(Order::ByScore);
+    let half2_f16 = |v: &[f16]| v.iter().map(|x| half2::f16::from_bits(x.to_bits())).collect::<Vec<_>>();
+    let half2_bf16 = |v: &[bf16]| v.iter().map(|x| half2::bf16::from_bits(x.to_bits())).collect::<Vec<_>>();
+    let plan = gpu.plan(&p).unwrap();
+    for _ in 0..2 {
+        let host: HostData<f16, bf16> = support::draw(&mut rng, &p, Data::Random, true);
+        let queries = Tensor::from_vec(half2_f16(&host.queries), (p.b, p.h, p.sq, p.d), &device).unwrap();
+        let codebooks = Tensor::from_vec(half2_bf16(&host.codebooks), (p.hkv, p.m, p.c, p.d / p.m), &device).unwrap();
+        let codes = Tensor::from_vec(host.codes.clone(), (p.b, p.hkv, p.n, p.m), &device).unwrap();
+        let n_valid = Tensor::from_vec(host.n_valid.clone().unwrap(), p.b, &device).unwrap();
+        let inputs = CandleInputs { queries: &queries, codebooks: &codebooks, codes: &codes, n_valid: Some(&n_valid) };
+        let out = gpu.topk_candle(&plan, &inputs, true).unwrap();
+        assert_eq!(out.indices.dims(), [p.b, p.h, p.sq, p.k]);
+        let indices = out.indices.flatten_all().unwrap().to_vec1::<u32>().unwrap();
+        let scores = out.scores.unwrap().flatten_all().unwrap().to_vec1::<f32>().unwrap();
+        support::check(&p, &host, &indices, Some(&scores));
+
+        // Bad tensors: each a typed error before any launch.
+        let bad = |inputs: CandleInputs<'_>| gpu.topk_candle(&plan, &inputs, false).unwrap_err();
+        let on_cpu = queries.to_device(&CandleDevice::Cpu).unwrap();
+        assert!(matches!(
+            bad(CandleInputs { queries: &on_cpu, ..inputs }),
+            Error::InvalidArgument { name: "queries", .. }
+        ));
+        let as_f32 = codebooks.to_dtype(CandleDType::F32).unwrap();
+        assert!(matches!(
+            bad(CandleInputs { codebooks: &as_f32, ..inputs }),
+            Error::DTypeMismatch { name: "codebooks", .. }
+        ));
+        let reshaped = codes.reshape((p.b, p.hkv, p.m, p.n)).unwrap();
+        assert!(matches!(
+            bad(CandleInputs { codes: &reshaped, ..inputs }),
+            Error::InvalidArgument { name: "codes", .. }
+        ));
+        let transposed = queries.transpose(2, 3).unwrap().contiguous().unwrap().transpose(2, 3).unwrap();
+        assert!(matches!(
+            bad(CandleInputs { queries: &transposed, ..inputs }),
+            Error::InvalidArgument { name: "queries", .. }
+        ));
+        let lengths_f32 = n_valid.to_dtype(CandleDType::F32).unwrap();
+        assert!(matches!(
+            bad(CandleInputs { n_valid: Some(&lengths_f32), ..inputs }),
+            Error::InvalidArgument { name: "n_valid", .. }
+        ));
+        // A view one element into a larger tensor: contiguous, but not 16-byte aligned.
+        let wider = Tensor::from_vec(
+            half2_f16(&[host.queries.clone(), vec![f16::ZERO]].concat()),
+            p.queries_len() + 1,
+            &device,
+        )
+        .unwrap();
+        let offset = wider.narrow(0, 1, p.queries_len()).unwrap().reshape((p.b, p.h, p.sq, p.d)).unwrap();
+        assert!(matches!(bad(CandleInputs { queries: &offset, ..inputs }), Error::InvalidArgument { .. }));
+    }
+}
+
+/// Checks GPU codes against the f64 reference's, tie-aware: a code may differ only where its
+/// centroid's distance to the key ties the reference's within f32 rounding.
+fn check_codes<K: Element, C: Element>(
+    s: &pqtopk::IndexShape,
+    keys: &[K],
+    codebooks: &[C],
+    per_entry: usize,
+    got: &[u8],
+    want: &[u8],
+    at: impl Fn(usize, usize, usize) -> usize,
+) {
+    let ds = s.d / s.m;
+    let distance = |bi: usize, kv: usize, key: usize, j: usize, code: u8| -> f64 {
+        let x = &keys[((bi * s.hkv + kv) * per_entry + key) * s.d + j * ds..][..ds];
+        let centroid = &codebooks[((kv * s.m + j) * s.c + code as usize) * ds..][..ds];
+        x.iter().zip(centroid).map(|(x, c)| (x.to_f64() - c.to_f64()).powi(2)).sum()
+    };
+    let mut differing = 0;
+    for bi in 0..s.b {
+        for kv in 0..s.hkv {
+            for key in 0..per_entry {
+                for j in 0..s.m {
+                    let (g, w) = (got[at(bi, kv, key) * s.m + j], want[at(bi, kv, key) * s.m + j]);
+                    if g != w {
+                        assert!((g as usize) < s.c, "code {g} out of range at ({bi}, {kv}, {key}, {j})");
+                        let (dg, dw) = (distance(bi, kv, key, j, g), distance(bi, kv, key, j, w));
+                        assert!(
+                            (dg - dw).abs() <= 1e-4 * (1.0 + dw),
+                            "({bi}, {kv}, {key}, {j}): code {g} at {dg}, reference {w} at {dw}"
+                        );
+                        differing += 1;
+                    }
+                }
+            }
+        }
+    }
+    eprintln!("codes: {differing} of {} differ from the reference, each on a distance tie", got.len());
+}
+
+/// `Gpu::encode_into` and `Gpu::append_into` against `reference::encode` and `append`: every
+/// dtype pair, c from 1 to 256, d/m from 1 to 64, a ragged key count, poisoned codes; appends
+/// step by step with lengths on the device, a full entry left alone (device lengths) or
+/// `CacheFull` (mirrored lengths); bad arguments typed.
+#[test]
+fn encode_and_append_match_the_reference() {
+    use pqtopk::{AppendLengths, IndexShape};
+    let Some(gpu) = gpu("encode") else { return };
+    let mut rng = support::rng("encode");
+    let stream = Stream::new(StreamFlags::NON_BLOCKING, None).unwrap();
+    let shapes = [(1, 2, 300, 64, 16, 256), (2, 3, 129, 48, 4, 7), (1, 1, 64, 64, 1, 1), (2, 2, 1000, 128, 2, 64)];
+    for (i, &(b, hkv, n, d, m, c)) in shapes.iter().enumerate() {
+        let (kt, ct) = (DTYPES[i % 3], DTYPES[(i + 1) % 3]);
+        let shape = IndexShape::new(b, hkv, n, d, m, c).with_dtypes(kt, ct);
+        let t = 1 + i % 3;
+        let run = |keys: Vec<f32>, codebooks: Vec<f32>, new: Vec<f32>| {
+            macro_rules! typed {
+                ($k:ty, $c:ty) => {{
+                    let keys: Vec<$k> = keys.iter().map(|&x| <$k as Element>::from_f32(x)).collect();
+                    let codebooks: Vec<$c> = codebooks.iter().map(|&x| <$c as Element>::from_f32(x)).collect();
+                    let want = pqtopk::reference::encode(&shape, &keys, &codebooks).unwrap();
+                    let (d_keys, d_codebooks) =
+                        (DeviceBuffer::from_slice(&keys).unwrap(), DeviceBuffer::from_slice(&codebooks).unwrap());
+                    let mut d_codes = DeviceBuffer::from_slice(&vec![0xEEu8; shape.codes_len()]).unwrap();
+                    gpu.encode_into(&shape, &stream, &d_keys, &d_codebooks, &mut d_codes).unwrap();
+                    stream.synchronize().unwrap();
+                    let mut got = vec![0u8; shape.codes_len()];
+                    d_codes.copy_to(&mut got[..]).unwrap();
+                    check_codes(&shape, &keys, &codebooks, n, &got, &want, |bi, kv, key| (bi * hkv + kv) * n + key);
+
+                    // Appends of t keys per step into a cache that starts at ragged lengths.
+                    let mut lengths: Vec<u32> = (0..b).map(|bi| (n - t - bi * t.min(n / 4)) as u32).collect();
+                    let mut host_codes = want.clone();
+                    let mut d_lengths = DeviceBuffer::from_slice(&lengths).unwrap();
+                    let new: Vec<$k> = new.iter().map(|&x| <$k as Element>::from_f32(x)).collect();
+                    let d_new = DeviceBuffer::from_slice(&new).unwrap();
+                    let before = lengths.clone();
+                    pqtopk::reference::append(&shape, &new, t, &codebooks, &mut host_codes, &mut lengths).unwrap();
+                    // One append with the lengths on the device; the codes and lengths after it.
+                    let append_on_device = |d_codes: &mut DeviceBuffer<u8>, d_lengths: &mut DeviceBuffer<u32>| {
+                        let device_lengths = AppendLengths::Device(d_lengths);
+                        gpu.append_into(&shape, &stream, &d_new, &d_codebooks, d_codes, device_lengths).unwrap();
+                        stream.synchronize().unwrap();
+                        let (mut codes, mut lengths) = (vec![0u8; shape.codes_len()], vec![0u32; b]);
+                        d_codes.copy_to(&mut codes[..]).unwrap();
+                        d_lengths.copy_to(&mut lengths[..]).unwrap();
+                        (codes, lengths)
+                    };
+                    let (got, got_lengths) = append_on_device(&mut d_codes, &mut d_lengths);
+                    assert_eq!(got_lengths, lengths, "device lengths after the append");
+                    // The appended keys, tie-aware; everything else untouched.
+                    check_codes(&shape, &new, &codebooks, t, &got, &host_codes, |bi, kv, key| {
+                        (bi * hkv + kv) * n + before[bi] as usize + key
+                    });
+                    for bi in 0..b {
+                        for kv in 0..hkv {
+                            let row = (bi * hkv + kv) * n * m;
+                            assert_eq!(
+                                got[row..row + before[bi] as usize * m],
+                                want[row..row + before[bi] as usize * m]
+                            );
+                        }
+                    }
+                    // Entry 0 is now full: device lengths leave it alone, mirrored ones refuse.
+                    if lengths[0] as usize + t > n {
+                        let (again, again_lengths) = append_on_device(&mut d_codes, &mut d_lengths);
+                        assert_eq!(again_lengths[0], lengths[0], "a full entry's length stays");
+                        assert_eq!(again[..hkv * n * m], got[..hkv * n * m], "a full entry's codes stay");
+                        let mut host = lengths.clone();
+                        let err = gpu.append_into(
+                            &shape,
+                            &stream,
+                            &d_new,
+                            &d_codebooks,
+                            &mut d_codes,
+                            AppendLengths::Mirrored { device: &mut d_lengths, host: &mut host },
+                        );
+                        assert!(matches!(err, Err(Error::CacheFull { batch: 0, .. })), "{err:?}");
+                    }
+                    // Bad arguments: typed, before any launch.
+                    let mut short = DeviceBuffer::from_slice(&vec![0u8; shape.codes_len() - 1]).unwrap();
+                    assert!(matches!(
+                        gpu.encode_into(&shape, &stream, &d_keys, &d_codebooks, &mut short),
+                        Err(Error::BufferLength { name: "codes", .. })
+                    ));
+                    let wrong = shape.with_dtypes(if kt == DType::F32 { DType::F16 } else { DType::F32 }, ct);
+                    assert!(matches!(
+                        gpu.encode_into(&wrong, &stream, &d_keys, &d_codebooks, &mut d_codes),
+                        Err(Error::DTypeMismatch { name: "keys", .. })
+                    ));
+                    let odd = IndexShape { m: d + 1, ..shape };
+                    assert!(matches!(
+                        gpu.encode_into(&odd, &stream, &d_keys, &d_codebooks, &mut d_codes),
+                        Err(Error::InvalidArgument { .. })
+                    ));
+                }};
+            }
+            match (kt, ct) {
+                (DType::F32, DType::F16) => typed!(f32, f16),
+                (DType::F16, DType::BF16) => typed!(f16, bf16),
+                (DType::BF16, DType::F32) => typed!(bf16, f32),
+                (DType::F32, DType::F32) => typed!(f32, f32),
+                other => unreachable!("{other:?}"),
+            }
+        };
+        // Keys and centroids from the same few values, so that exact distance ties occur.
+        let keys: Vec<f32> = (0..shape.keys_len()).map(|_| rng.random_range(-4..=4) as f32 / 4.0).collect();
+        let codebooks: Vec<f32> = (0..shape.codebooks_len()).map(|_| rng.random_range(-4..=4) as f32 / 4.0).collect();
+        let new: Vec<f32> = (0..b * hkv * t * d).map(|_| rng.random_range(-1.0f32..1.0)).collect();
+        run(keys, codebooks, new);
+    }
+}

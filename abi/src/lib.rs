@@ -63,6 +63,74 @@ pub mod kernel_names {
     pub const TOPK_CLUSTER: &str = "pq_topk_cluster";
     /// Counts codes ≥ c ([`CodeCheckParams`](crate::CodeCheckParams)).
     pub const COUNT_BAD_CODES: &str = "pq_count_bad_codes";
+    /// Encodes keys, or appends a decode step's keys ([`EncodeParams`](crate::EncodeParams)).
+    pub const ENCODE: &str = "pq_encode";
+    /// Advances the lengths after an append ([`AdvanceParams`](crate::AdvanceParams)).
+    pub const ADVANCE_LENGTHS: &str = "pq_advance_lengths";
+}
+
+/// Keys one `pq_encode` block encodes in one sub-space.
+pub const ENCODE_KEYS_PER_BLOCK: u32 = 64;
+/// Threads of a `pq_encode` block: `ENCODE_THREADS / ENCODE_KEYS_PER_BLOCK` per key, each
+/// scanning every so many centroids.
+pub const ENCODE_THREADS: u32 = 256;
+
+/// Dynamic shared memory of a `pq_encode` block: the centroids of one (kv head, sub-space) and
+/// the block's keys' sub-vectors, as f32 rows of `d/m + 1` (the padding spreads the rows that the
+/// threads of a warp read at once over the banks).
+pub const fn encode_shared_bytes(c: u32, subspace_dim: u32) -> u32 {
+    (c + ENCODE_KEYS_PER_BLOCK) * (subspace_dim + 1) * 4
+}
+
+/// Launch parameters of `pq_encode`: one block of `ENCODE_THREADS` per (chunk of
+/// `ENCODE_KEYS_PER_BLOCK` keys, batch entry and kv head, sub-space), chunk fastest, with
+/// [`encode_shared_bytes`] of dynamic shared memory.
+#[repr(C)]
+#[derive(Clone, Copy, Debug)]
+pub struct EncodeParams {
+    /// `[b, hkv, keys_per_entry, d]` of `key_dtype`.
+    pub keys: u64,
+    /// `[hkv, m, c, d/m]` of `codebook_dtype`.
+    pub codebooks: u64,
+    /// `[b, hkv, n, m]` u8: key `i` of entry `bi` is written at position `i` (encode) or
+    /// `lengths[bi] + i` (append).
+    pub codes: u64,
+    /// Null to encode; `[b]` u32 to append at each entry's length. An entry whose length leaves
+    /// no room for `keys_per_entry` more keys is not written.
+    pub lengths: u64,
+    /// Batch entries.
+    pub b: u32,
+    /// Key-value heads.
+    pub hkv: u32,
+    /// The codes' keys per (batch entry, kv head).
+    pub n: u32,
+    /// Keys per (batch entry, kv head) in `keys`: `n` to encode, `t` to append.
+    pub keys_per_entry: u32,
+    /// Head dimension.
+    pub d: u32,
+    /// Sub-spaces.
+    pub m: u32,
+    /// Centroids per sub-space, 1..=256.
+    pub c: u32,
+    /// [`DType`] of the keys.
+    pub key_dtype: u32,
+    /// [`DType`] of the codebooks.
+    pub codebook_dtype: u32,
+}
+
+/// Launch parameters of `pq_advance_lengths`: `lengths[bi] += t` where that stays ≤ n, one
+/// thread per batch entry (blocks of `BLOCK_THREADS`).
+#[repr(C)]
+#[derive(Clone, Copy, Debug)]
+pub struct AdvanceParams {
+    /// `[b]` u32.
+    pub lengths: u64,
+    /// Batch entries.
+    pub b: u32,
+    /// Keys appended.
+    pub t: u32,
+    /// Capacity.
+    pub n: u32,
 }
 
 /// Keys of a run that `pq_sort_runs` sorts in shared memory (64 KiB). In score order with k

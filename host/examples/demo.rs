@@ -1,7 +1,10 @@
-//! The demo: synthetic PQ-compressed keys, one decode step of PQCache-style sparse attention.
+//! The demo: synthetic PQ-compressed keys, one decode step of PQCache-style sparse attention,
+//! then the whole PQCache loop on a small cache: prefill keys → train codebooks → encode → for
+//! each decode step, append the new key's codes and select the top-k.
 //!
 //! Runs the fused top-k on the GPU when there is one (and checks it against the CPU reference),
-//! otherwise on the CPU reference, and says which it used.
+//! otherwise on the CPU reference, and says which it used. Training, encoding and appending run
+//! on pqtopk's CPU reference (their GPU kernels are issue #12's next step).
 //!
 //! `cargo xtask demo [b h hkv sq n d m c k]` (defaults: the decode shape 1 32 8 1 31872 128 16 256 2048)
 
@@ -9,7 +12,7 @@ use pqtopk::cust::memory::{CopyDestination, DeviceBuffer};
 use pqtopk::cust::stream::{Stream, StreamFlags};
 use pqtopk::half::f16;
 use pqtopk::reference::{self, HostInputs};
-use pqtopk::{Error, Gpu, Inputs, Problem};
+use pqtopk::{DType, Error, Gpu, IndexShape, Inputs, Order, Problem, TrainOptions};
 use std::time::Instant;
 
 fn main() -> Result<(), Box<dyn std::error::Error>> {
@@ -101,6 +104,68 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
             "GPU result vs CPU reference: {} of {} rows select the identical key set",
             same.count(),
             problem.rows()
+        );
+    }
+    pqcache_loop(Gpu::new(0).ok().as_ref(), &mut next)
+}
+
+/// The PQCache loop on a small cache (b = 1, 8 query heads over 2 kv heads, d = 64, m = 8,
+/// c = 64, room for 4096 keys): 4000 prefill keys train the codebooks and are encoded; each of
+/// 8 decode steps appends one key per kv head and selects each query head's top 64 in index
+/// order, as a sparse-attention gather wants them.
+fn pqcache_loop(gpu: Option<&Gpu>, next: &mut impl FnMut() -> u32) -> Result<(), Box<dyn std::error::Error>> {
+    let (b, h, hkv, d, m, c, n, prefill, k, steps) = (1, 8, 2, 64, 8, 64, 4096, 4000, 64, 8);
+    let mut random = |len: usize| -> Vec<f32> { (0..len).map(|_| next() as f32 / 2f32.powi(30) - 1.0).collect() };
+    let shape = IndexShape::new(b, hkv, n, d, m, c);
+    // Prefill: the keys fill the first `prefill` slots of each entry; train on them and encode.
+    let mut keys = vec![0f32; shape.keys_len()];
+    for (slot, key) in keys.chunks_mut(d).enumerate() {
+        if slot % n < prefill {
+            key.copy_from_slice(&random(d));
+        }
+    }
+    let lengths = [prefill as u32];
+    let start = Instant::now();
+    let training = reference::train::<f32, f32>(&shape, &keys, Some(&lengths), &TrainOptions::default())?;
+    let mut codes = reference::encode(&shape, &keys, &training.codebooks)?;
+    println!(
+        "PQCache loop: trained {hkv}×{m} codebooks of {c} centroids on {prefill} keys per kv head \
+         ({} iterations, inertia {:.1}) and encoded them in {:?} (CPU reference)",
+        training.iterations.iter().max().unwrap_or(&0),
+        training.inertia,
+        start.elapsed()
+    );
+    let problem =
+        Problem::new(b, h, hkv, 1, d, m, c, n, k).with_dtypes(DType::F32, DType::F32).with_order(Order::ByIndex);
+    let stream = Stream::new(StreamFlags::NON_BLOCKING, None).ok();
+    let mut lengths = lengths;
+    for step in 0..steps {
+        reference::append(&shape, &random(b * hkv * d), 1, &training.codebooks, &mut codes, &mut lengths)?;
+        let queries = random(problem.queries_len());
+        let host =
+            HostInputs { queries: &queries, codebooks: &training.codebooks, codes: &codes, n_valid: Some(&lengths) };
+        let indices = match (gpu, &stream) {
+            (Some(gpu), Some(stream)) => {
+                let (queries, codebooks, codes) = (
+                    DeviceBuffer::from_slice(&queries)?,
+                    DeviceBuffer::from_slice(&training.codebooks)?,
+                    DeviceBuffer::from_slice(&codes)?,
+                );
+                let n_valid = Some(pqtopk::ValidLengths::Host(&lengths));
+                let inputs = Inputs { queries: &queries, codebooks: &codebooks, codes: &codes, n_valid };
+                let buffers = gpu.topk(&problem, stream, &inputs, false)?;
+                stream.synchronize()?;
+                let mut indices = vec![0u32; problem.out_len()];
+                buffers.indices.copy_to(&mut indices[..])?;
+                indices
+            }
+            _ => reference::topk(&problem, &host)?.indices,
+        };
+        println!(
+            "step {step}: {} keys per kv head; head 0 attends to keys {:?} … {:?}",
+            lengths[0],
+            &indices[..3],
+            &indices[k - 2..k]
         );
     }
     Ok(())

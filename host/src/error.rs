@@ -85,6 +85,10 @@ pub enum Error {
         /// How much it was.
         bytes: usize,
     },
+    /// A candle call (an allocation, a storage access) failed.
+    #[cfg(feature = "candle")]
+    #[error("candle: {0}")]
+    Candle(String),
     /// A driver call made directly (not through cust) failed with this `CUresult`.
     #[error("{call} failed with CUresult {code}")]
     Driver {

@@ -27,18 +27,18 @@ const PTX_SM90: &str = include_str!("../ptx/pqtopk_sm90.ptx");
 /// One CUDA device with pqtopk's kernels loaded. Create one per device and share it; it makes its
 /// context current on the calling thread in every call.
 pub struct Gpu {
-    kernels: Kernels,
+    pub(crate) kernels: Kernels,
     // Holds the kernels' code. Field order is drop order: the module must unload while its
     // context still lives.
     _module: Module,
     context: Context,
     ordinal: u32,
     compute_capability: (i32, i32),
-    limits: DeviceLimits,
+    pub(crate) limits: DeviceLimits,
 }
 
 /// The module's kernels, looked up once.
-struct Kernels {
+pub(crate) struct Kernels {
     tables: CUfunction,
     score: CUfunction,
     score_dense: CUfunction,
@@ -49,6 +49,8 @@ struct Kernels {
     /// sm_90 only.
     topk_cluster: Option<CUfunction>,
     count_bad_codes: CUfunction,
+    pub(crate) encode: CUfunction,
+    pub(crate) advance_lengths: CUfunction,
 }
 
 // SAFETY: a Gpu holds driver handles (context, module, functions) that are never mutated after creation;
@@ -120,14 +122,29 @@ impl Gpu {
             topk_small: function(kernel_names::TOPK_SMALL)?,
             topk_cluster: if major >= 9 { Some(function(kernel_names::TOPK_CLUSTER)?) } else { None },
             count_bad_codes: function(kernel_names::COUNT_BAD_CODES)?,
+            encode: function(kernel_names::ENCODE)?,
+            advance_lengths: function(kernel_names::ADVANCE_LENGTHS)?,
         };
         // SAFETY: valid functions of the module; the values are within the device's limit less
         // what each kernel declares statically.
-        let [tables_dynamic_limit, select_dynamic_limit, dense_dynamic_limit, small_dynamic_limit, sort_runs_limit] = unsafe {
+        let [
+            tables_dynamic_limit,
+            select_dynamic_limit,
+            dense_dynamic_limit,
+            small_dynamic_limit,
+            sort_runs_limit,
+            encode_dynamic_limit,
+        ] = unsafe {
             raw::set_max_dynamic_shared(kernels.score, max_shared_bytes.min(SCORE_SMEM_BUDGET))?;
-            let mut limits = [0; 5];
-            let kernels_with_limits =
-                [kernels.tables, kernels.select, kernels.score_dense, kernels.topk_small, kernels.sort_runs];
+            let mut limits = [0; 6];
+            let kernels_with_limits = [
+                kernels.tables,
+                kernels.select,
+                kernels.score_dense,
+                kernels.topk_small,
+                kernels.sort_runs,
+                kernels.encode,
+            ];
             for (limit, kernel) in limits.iter_mut().zip(kernels_with_limits) {
                 *limit = max_shared_bytes - raw::static_shared_bytes(kernel)?;
                 raw::set_max_dynamic_shared(kernel, *limit)?;
@@ -158,6 +175,7 @@ impl Gpu {
             dense_dynamic_limit,
             small_dynamic_limit,
             cluster_dynamic_limit,
+            encode_dynamic_limit,
         };
         Ok(Gpu { kernels, _module: module, context, ordinal, compute_capability: (major, minor), limits })
     }

@@ -15,6 +15,9 @@
 //!   `libcuda`). Without it the crate builds on any machine, CUDA or not, and offers the
 //!   problem, its validation, the errors and the CPU [`mod@reference`].
 //! - `cudarc` (implies `cuda`): `Gpu::topk_cudarc` on cudarc's `CudaSlice`s and `CudaStream`.
+//! - `candle` (implies `cudarc`): `Gpu::topk_candle` on candle `Tensor`s. candle's CUDA backend
+//!   compiles its own kernels with `nvcc` when it builds (`scripts/cuda-toolkit.sh` installs one
+//!   from PyPI) and links the CUDA libraries.
 //!
 //! ## Contract in brief
 //! - Ties break toward the smaller key index; NaN scores rank after every number (a NaN key is
@@ -26,9 +29,13 @@
 
 #![warn(missing_docs)]
 
+#[cfg(feature = "candle")]
+mod candle_adapter;
 #[cfg(feature = "cudarc")]
 mod cudarc_adapter;
 mod dtype;
+#[cfg(feature = "cuda")]
+mod encode;
 mod error;
 #[cfg(feature = "cuda")]
 mod gpu;
@@ -40,11 +47,15 @@ mod problem;
 mod raw;
 pub mod reference;
 
+#[cfg(feature = "candle")]
+pub use candle_adapter::{CandleInputs, CandleOutputs};
 #[cfg(feature = "cudarc")]
 pub use cudarc_adapter::{CudarcElement, CudarcInputs, CudarcOutputs};
 #[cfg(feature = "cuda")]
 pub use cust;
 pub use dtype::{DType, Element};
+#[cfg(feature = "cuda")]
+pub use encode::AppendLengths;
 pub use error::{CodePosition, Error, Result};
 #[cfg(feature = "cuda")]
 pub use gpu::{CheckedBuffers, Gpu, Inputs, Outputs, Path, Plan, RawBuffers, RawSlice, TopkBuffers, ValidLengths};

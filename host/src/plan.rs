@@ -50,6 +50,7 @@ pub(crate) struct DeviceLimits {
     pub small_dynamic_limit: usize,
     /// 0 where the device has no cluster kernel (before sm_90).
     pub cluster_dynamic_limit: usize,
+    pub encode_dynamic_limit: usize,
 }
 
 /// The plan of `problem` on `path` for a device with `limits`; `score_blocks_per_sm(bytes)` is
@@ -431,6 +432,7 @@ mod tests {
             dense_dynamic_limit: max_shared_bytes,
             small_dynamic_limit: max_shared_bytes,
             cluster_dynamic_limit: if clusters { max_shared_bytes - 560 } else { 0 },
+            encode_dynamic_limit: max_shared_bytes,
         }
     }
 

@@ -37,6 +37,7 @@ macro_rules! unrolled {
 mod device;
 
 mod dense;
+mod encode;
 #[cfg(pqtopk_sm90)]
 mod fused;
 mod output;
@@ -49,7 +50,7 @@ mod smoke;
 #[cfg(pqtopk_sm90)]
 use pqtopk_abi::ClusterParams;
 use pqtopk_abi::{
-    CodeCheckParams, DenseScoreParams, HIST_BINS, MergeParams, RUN_KEYS, SPLIT_STATE_WORDS, ScoreParams, SelectParams,
+    AdvanceParams, CodeCheckParams, EncodeParams, DenseScoreParams, HIST_BINS, MergeParams, RUN_KEYS, SPLIT_STATE_WORDS, ScoreParams, SelectParams,
     SmallParams, TablesParams,
 };
 use score::{Lut2, Lut4, Tile};
@@ -215,4 +216,32 @@ pub unsafe extern "ptx-kernel" fn pq_count_bad_codes(p: CodeCheckParams) {
         // SAFETY: the counter is valid by the caller's promise.
         unsafe { device::atomic_add(p.bad_count as *mut u32, bad) };
     }
+}
+
+/// Encodes keys against the codebooks, or appends a decode step's keys at each batch entry's
+/// length: one block of `ENCODE_THREADS` per (chunk of `ENCODE_KEYS_PER_BLOCK` keys, batch entry
+/// and kv head, sub-space), chunk fastest, with `encode_shared_bytes(c, d/m)` bytes of dynamic
+/// shared memory.
+///
+/// # Safety
+/// `p` describes valid device buffers of the shapes `EncodeParams` documents; `d` is a multiple
+/// of `m`, `1 ≤ c ≤ 256`; the keys and codebooks stay unchanged during the launch, and nothing
+/// else reads or writes the codes it writes.
+#[cfg(not(pqtopk_smoke))]
+#[unsafe(no_mangle)]
+pub unsafe extern "ptx-kernel" fn pq_encode(p: EncodeParams) {
+    // SAFETY: forwarded to the caller.
+    unsafe { encode::encode_block(&p) }
+}
+
+/// After `pq_encode` appended `t` keys per batch entry: advances each entry's length by `t`
+/// where it stays within `n`. One thread per batch entry.
+///
+/// # Safety
+/// `p.lengths` holds `p.b` u32 that nothing else touches during the launch.
+#[cfg(not(pqtopk_smoke))]
+#[unsafe(no_mangle)]
+pub unsafe extern "ptx-kernel" fn pq_advance_lengths(p: AdvanceParams) {
+    // SAFETY: forwarded to the caller.
+    unsafe { encode::advance_lengths(&p) }
 }

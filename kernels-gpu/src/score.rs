@@ -185,8 +185,8 @@ unsafe fn direct_keys_typed<C: Element, const L2: bool>(
     }
 }
 
-/// An element type of queries or codebooks, read as f32.
-trait Element {
+/// An element type of queries, codebooks or keys, read as f32.
+pub trait Element {
     /// Element `i`.
     ///
     /// # Safety
@@ -201,9 +201,9 @@ trait Element {
     unsafe fn load4(base: u64, i: usize) -> [f32; 4];
 }
 
-struct F32;
-struct F16;
-struct BF16;
+pub struct F32;
+pub struct F16;
+pub struct BF16;
 
 impl Element for F32 {
     unsafe fn load(base: u64, i: usize) -> f32 {

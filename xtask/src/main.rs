@@ -4,6 +4,7 @@
 //! `cargo xtask test [ARGS]`          the test suite (GPU tests skip without a device)
 //! `cargo xtask clippy`               clippy on the stable crates and the kernel crate, warnings denied
 //! `cargo xtask demo [ARGS]`          the demo: GPU when there is one, CPU reference otherwise
+//! `cargo xtask clippy-candle`        clippy on the candle adapter, its test and example (nvcc from PyPI)
 //! `cargo xtask gpu-bundle [--bench-only]` test + bench binaries, PTX and scripts for a GPU machine
 //! `cargo xtask package [ARGS]`       `cargo package` of pqtopk-abi and pqtopk (publishable, and they build)
 //! `cargo xtask doc`                  the API docs, with and without `cuda`, warnings denied
@@ -40,6 +41,13 @@ fn main() -> ExitCode {
             .and_then(|()| run(cargo().args(["clippy", "-p", "pqtopk", "--all-targets"]).args(lints)))
             .and_then(|()| ptx::clippy())
         }
+        // The candle adapter, its test and its example, checked (not linked: candle links the
+        // CUDA libraries, which a machine without CUDA lacks) with an nvcc from PyPI.
+        "clippy-candle" => cargo_libcuda(
+            &["clippy", "-p", "pqtopk", "--features", "candle", "--all-targets", "--", "-D", "warnings"],
+            rest,
+        )
+        .and_then(|mut cmd| run(with_nvcc(&mut cmd)?)),
         "demo" => cargo_with_libcuda(
             &["run", "--release", "-p", "pqtopk", "--features", CUDA, "--example", "demo", "--"],
             rest,
@@ -55,7 +63,7 @@ fn main() -> ExitCode {
             })
         }
         _ => {
-            Err("usage: cargo xtask <build-ptx [--check] | test [ARGS] | clippy | demo [ARGS] | gpu-bundle [--bench-only] | package | doc>"
+            Err("usage: cargo xtask <build-ptx [--check] | test [ARGS] | clippy | clippy-candle | demo [ARGS] | gpu-bundle [--bench-only] | package | doc>"
                 .into())
         }
     })
@@ -104,6 +112,20 @@ fn cargo_libcuda(base: &[&str], extra: &[String]) -> Result<Command> {
     cmd.args(base).args(extra);
     lib.apply(&mut cmd);
     Ok(cmd)
+}
+
+/// `cmd` with an nvcc on PATH (`scripts/cuda-toolkit.sh` installs one from PyPI) and the
+/// compute capability candle's kernels are compiled for (sm_80, as pqtopk's PTX), so that it
+/// needs no GPU.
+fn with_nvcc(cmd: &mut Command) -> Result<&mut Command> {
+    let script = project_root().join("scripts/cuda-toolkit.sh");
+    let output = Command::new("bash").arg(&script).output().map_err(|e| format!("cannot run {script:?}: {e}"))?;
+    if !output.status.success() {
+        return Err(format!("{script:?} failed: {}", String::from_utf8_lossy(&output.stderr)));
+    }
+    let toolkit = String::from_utf8_lossy(&output.stdout).trim().to_string();
+    let path = std::env::var("PATH").unwrap_or_default();
+    Ok(cmd.env("PATH", format!("{toolkit}/bin:{path}")).env("CUDA_COMPUTE_CAP", "80"))
 }
 
 /// Builds everything a GPU machine without Rust needs into `gpu-bundle/`.
