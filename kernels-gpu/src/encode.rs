@@ -18,8 +18,8 @@ pub unsafe fn encode_block(p: &EncodeParams) {
     let chunks = p.keys_per_entry.div_ceil(ENCODE_KEYS_PER_BLOCK);
     let block = device::block_idx().0;
     let (chunk, rest) = (block % chunks, block / chunks);
-    let (j, entry_head) = (rest % p.m, rest / p.m);
-    let (bi, kv) = (entry_head / p.hkv, entry_head % p.hkv);
+    let (j, bi_kv) = (rest % p.m, rest / p.m);
+    let (bi, kv) = (bi_kv / p.hkv, bi_kv % p.hkv);
     // SAFETY: lengths, where given, hold b u32.
     let first_position = if p.lengths == 0 { 0 } else { unsafe { device::load_nc_u32((p.lengths as *const u32).add(bi as usize)) } };
     if p.lengths != 0 && first_position as u64 + p.keys_per_entry as u64 > p.n as u64 {
@@ -36,7 +36,9 @@ pub unsafe fn encode_block(p: &EncodeParams) {
     let first_key = chunk * ENCODE_KEYS_PER_BLOCK;
     let in_chunk = (p.keys_per_entry - first_key).min(ENCODE_KEYS_PER_BLOCK);
     let codebook = ((kv * p.m + j) * p.c * ds) as usize;
-    let key_row = |key: u32| (((bi * p.hkv + kv) * p.keys_per_entry + first_key + key) as usize) * p.d as usize;
+    // Offsets in usize: a cache may hold more than 2^32 keys' elements.
+    let entry_head = bi_kv as usize;
+    let key_row = |key: u32| (entry_head * p.keys_per_entry as usize + (first_key + key) as usize) * p.d as usize;
     // SAFETY: every index lies inside the codebooks and keys the caller promised; one writer
     // per shared element, and the barrier orders the staging before the reads.
     unsafe {
@@ -82,7 +84,7 @@ pub unsafe fn encode_block(p: &EncodeParams) {
     }
     if key < in_chunk && part == 0 {
         let position = first_position + first_key + key;
-        let at = (((bi * p.hkv + kv) * p.n + position) as usize) * p.m as usize + j as usize;
+        let at = (entry_head * p.n as usize + position as usize) * p.m as usize + j as usize;
         // SAFETY: position < n (encode: keys_per_entry = n; append: checked above).
         unsafe { *(p.codes as *mut u8).add(at) = best.1 as u8 };
     }
