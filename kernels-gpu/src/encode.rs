@@ -21,7 +21,8 @@ pub unsafe fn encode_block(p: &EncodeParams) {
     let (j, bi_kv) = (rest % p.m, rest / p.m);
     let (bi, kv) = (bi_kv / p.hkv, bi_kv % p.hkv);
     // SAFETY: lengths, where given, hold b u32.
-    let first_position = if p.lengths == 0 { 0 } else { unsafe { device::load_nc_u32((p.lengths as *const u32).add(bi as usize)) } };
+    let first_position =
+        if p.lengths == 0 { 0 } else { unsafe { device::load_nc_u32((p.lengths as *const u32).add(bi as usize)) } };
     if p.lengths != 0 && first_position as u64 + p.keys_per_entry as u64 > p.n as u64 {
         // The entry has no room: the whole block leaves before any barrier.
         return;
@@ -48,7 +49,10 @@ pub unsafe fn encode_block(p: &EncodeParams) {
         }
         for i in (t..in_chunk * ds).step_by(threads as usize) {
             let (key, e) = (i / ds, i % ds);
-            keys.set(key as usize * stride + e as usize, load(p.key_dtype, p.keys, key_row(key) + (j * ds + e) as usize));
+            keys.set(
+                key as usize * stride + e as usize,
+                load(p.key_dtype, p.keys, key_row(key) + (j * ds + e) as usize),
+            );
         }
         device::sync_threads();
     }
@@ -63,7 +67,8 @@ pub unsafe fn encode_block(p: &EncodeParams) {
             let mut distance = 0.0;
             for e in 0..ds as usize {
                 // SAFETY: inside the staged rows.
-                let diff = unsafe { keys.get(key as usize * stride + e) - centroids.get(centroid as usize * stride + e) };
+                let diff =
+                    unsafe { keys.get(key as usize * stride + e) - centroids.get(centroid as usize * stride + e) };
                 distance += diff * diff;
             }
             if distance < best.0 {

@@ -50,8 +50,8 @@ mod smoke;
 #[cfg(pqtopk_sm90)]
 use pqtopk_abi::ClusterParams;
 use pqtopk_abi::{
-    AdvanceParams, CodeCheckParams, EncodeParams, DenseScoreParams, HIST_BINS, MergeParams, RUN_KEYS, SPLIT_STATE_WORDS, ScoreParams, SelectParams,
-    SmallParams, TablesParams,
+    AdvanceParams, CodeCheckParams, DenseScoreParams, EncodeParams, HIST_BINS, MergeParams, RUN_KEYS,
+    SPLIT_STATE_WORDS, ScoreParams, SelectParams, SmallParams, TablesParams,
 };
 use score::{Lut2, Lut4, Tile};
 
