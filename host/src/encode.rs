@@ -5,7 +5,7 @@
 use crate::dtype::Element;
 use crate::error::{Error, Result, check_dtype, check_len, ensure};
 use crate::gpu::Gpu;
-use crate::index::IndexShape;
+use crate::index::{IndexShape, check_room};
 use crate::raw;
 use cust::memory::DeviceSlice;
 use cust::stream::Stream;
@@ -42,7 +42,14 @@ impl Gpu {
         codebooks: &DeviceSlice<C>,
         codes: &mut DeviceSlice<u8>,
     ) -> Result<()> {
-        check_encode::<K, C>(self, shape, shape.n, keys.len(), codebooks.len(), codes.len())?;
+        check_encode::<K, C>(
+            self.limits.encode_dynamic_limit,
+            shape,
+            shape.n,
+            keys.len(),
+            codebooks.len(),
+            codes.len(),
+        )?;
         let params = encode_params(shape, shape.n, keys, codebooks, codes, 0);
         self.make_current()?;
         // SAFETY: the buffers are live allocations of this context with the lengths checked
@@ -64,17 +71,8 @@ impl Gpu {
         codes: &mut DeviceSlice<u8>,
         lengths: AppendLengths<'_>,
     ) -> Result<()> {
-        shape.validate()?;
-        let per_key = shape.b * shape.hkv * shape.d;
-        let t = new_keys.len() / per_key;
-        ensure(
-            t >= 1 && new_keys.len() == t * per_key,
-            "new_keys",
-            || format!("t·{per_key} elements ([b, hkv, t, d] with t ≥ 1)"),
-            new_keys.len(),
-        )?;
-        ensure(t <= shape.n, "t", || format!("at most n ({})", shape.n), t)?;
-        check_encode::<K, C>(self, shape, t, new_keys.len(), codebooks.len(), codes.len())?;
+        let t = appended_keys(shape, new_keys.len())?;
+        check_encode::<K, C>(self.limits.encode_dynamic_limit, shape, t, new_keys.len(), codebooks.len(), codes.len())?;
         let (device, host) = match lengths {
             AppendLengths::Device(device) => (device, None),
             AppendLengths::Mirrored { device, host } => (device, Some(host)),
@@ -82,9 +80,7 @@ impl Gpu {
         check_len("lengths", shape.b, device.len(), true)?;
         if let Some(host) = &host {
             check_len("host lengths", shape.b, host.len(), true)?;
-            if let Some((batch, &length)) = host.iter().enumerate().find(|&(_, &l)| l as usize + t > shape.n) {
-                return Err(Error::CacheFull { batch, length: length as usize, t, n: shape.n });
-            }
+            check_room(shape.n, t, host)?;
         }
         let params = encode_params(shape, t, new_keys, codebooks, codes, address(device));
         let advance = AdvanceParams { lengths: address(device), b: shape.b as u32, t: t as u32, n: shape.n as u32 };
@@ -143,10 +139,27 @@ fn encode_params<K: Element, C: Element>(
     }
 }
 
+/// The keys per (batch entry, kv head) of an append's `new_keys` (`[b, hkv, t, d]`): `t`, with
+/// `1 ≤ t ≤ n`.
+fn appended_keys(shape: &IndexShape, new_keys: usize) -> Result<usize> {
+    shape.validate()?;
+    let per_key = shape.b * shape.hkv * shape.d;
+    let t = new_keys / per_key;
+    ensure(
+        t >= 1 && new_keys == t * per_key,
+        "new_keys",
+        || format!("t·{per_key} elements ([b, hkv, t, d] with t ≥ 1)"),
+        new_keys,
+    )?;
+    ensure(t <= shape.n, "t", || format!("at most n ({})", shape.n), t)?;
+    Ok(t)
+}
+
 /// Checks an encode or append of `keys_per_entry` keys per (batch entry, kv head) before any
-/// launch: the shape, the element types, the buffers' lengths, and the launch's limits.
+/// launch, for a device whose `pq_encode` may have `shared_limit` bytes of dynamic shared
+/// memory: the shape, the element types, the buffers' lengths, and the launch's limits.
 fn check_encode<K: Element, C: Element>(
-    gpu: &Gpu,
+    shared_limit: usize,
     shape: &IndexShape,
     keys_per_entry: usize,
     keys: usize,
@@ -165,12 +178,11 @@ fn check_encode<K: Element, C: Element>(
         return Err(Error::Unsupported(format!("{blocks} encode blocks; at most {} launch at once", i32::MAX)));
     }
     let shared = encode_shared_bytes(shape.c as u32, (shape.d / shape.m) as u32) as usize;
-    if shared > gpu.limits.encode_dynamic_limit {
+    if shared > shared_limit {
         return Err(Error::Unsupported(format!(
-            "encoding sub-spaces of {} elements with {} centroids needs {shared} bytes of shared memory; the device allows {}",
+            "encoding sub-spaces of {} elements with {} centroids needs {shared} bytes of shared memory; the device allows {shared_limit}",
             shape.d / shape.m,
             shape.c,
-            gpu.limits.encode_dynamic_limit
         )));
     }
     Ok(())
@@ -179,4 +191,66 @@ fn check_encode<K: Element, C: Element>(
 /// The device address of a buffer.
 fn address<T: cust::memory::DeviceCopy>(buffer: &DeviceSlice<T>) -> u64 {
     buffer.as_device_ptr().as_raw()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::DType;
+    use half::f16;
+
+    /// sm_90's opt-in shared memory per block, and sm_80's.
+    const SM90: usize = 227 * 1024;
+    const SM80: usize = 163 * 1024;
+
+    #[test]
+    fn encode_arguments_are_checked_before_any_launch() {
+        let shape = IndexShape::new(2, 8, 1000, 128, 16, 256);
+        let (keys, codebooks, codes) = (shape.keys_len(), shape.codebooks_len(), shape.codes_len());
+        let check = |shape: &IndexShape, keys, codebooks, codes| {
+            check_encode::<f32, f32>(SM80, shape, shape.n, keys, codebooks, codes)
+        };
+        check(&shape, keys, codebooks, codes).unwrap();
+        assert!(matches!(check(&shape, keys - 1, codebooks, codes), Err(Error::BufferLength { name: "keys", .. })));
+        assert!(matches!(
+            check(&shape, keys, codebooks + 1, codes),
+            Err(Error::BufferLength { name: "codebooks", .. })
+        ));
+        assert!(matches!(check(&shape, keys, codebooks, codes - 1), Err(Error::BufferLength { name: "codes", .. })));
+        let f16_keys = shape.with_dtypes(DType::F16, DType::F32);
+        assert!(matches!(check(&f16_keys, keys, codebooks, codes), Err(Error::DTypeMismatch { name: "keys", .. })));
+        check_encode::<f16, f32>(SM80, &f16_keys, shape.n, keys, codebooks, codes).unwrap();
+        for bad in [IndexShape { m: 3, ..shape }, IndexShape { c: 257, ..shape }, IndexShape { b: 0, ..shape }] {
+            assert!(matches!(check(&bad, keys, codebooks, codes), Err(Error::InvalidArgument { .. })), "{bad:?}");
+        }
+    }
+
+    #[test]
+    fn encode_shared_memory_fits_or_is_unsupported() {
+        // One sub-space of 160 elements and 256 centroids: (256 + 64)·161·4 = 206 080 bytes,
+        // which sm_90 holds and sm_80 does not.
+        let wide = IndexShape::new(1, 1, 64, 160, 1, 256);
+        let args = (wide.keys_len(), wide.codebooks_len(), wide.codes_len());
+        check_encode::<f32, f32>(SM90, &wide, wide.n, args.0, args.1, args.2).unwrap();
+        let sm80 = check_encode::<f32, f32>(SM80, &wide, wide.n, args.0, args.1, args.2);
+        assert!(matches!(sm80, Err(Error::Unsupported(_))), "{sm80:?}");
+        // Every shape PQCache uses fits both.
+        for (d, m, c) in [(128, 16, 256), (128, 2, 64), (128, 4, 256), (64, 8, 16), (256, 32, 256)] {
+            let shape = IndexShape::new(1, 1, 64, d, m, c);
+            let args = (shape.keys_len(), shape.codebooks_len(), shape.codes_len());
+            check_encode::<f32, f32>(SM80, &shape, shape.n, args.0, args.1, args.2).unwrap();
+        }
+    }
+
+    #[test]
+    fn appended_keys_follow_from_the_new_keys_length() {
+        let shape = IndexShape::new(2, 4, 100, 64, 8, 16);
+        let per_key = 2 * 4 * 64;
+        assert_eq!(appended_keys(&shape, per_key).unwrap(), 1);
+        assert_eq!(appended_keys(&shape, 7 * per_key).unwrap(), 7);
+        assert_eq!(appended_keys(&shape, 100 * per_key).unwrap(), 100);
+        for bad in [0, per_key - 1, per_key + 1, 101 * per_key] {
+            assert!(matches!(appended_keys(&shape, bad), Err(Error::InvalidArgument { .. })), "{bad}");
+        }
+    }
 }

@@ -21,7 +21,7 @@
 //! - **Encode.** A key's code in sub-space `j` is its nearest centroid there, ties to the smaller
 //!   index.
 
-use crate::error::{Result, ensure};
+use crate::error::{Error, Result, ensure};
 use crate::problem::{check_tensor_size, product};
 pub use pqtopk_abi::DType;
 
@@ -134,4 +134,13 @@ pub fn sample_rank(seed: u64, kv_head: usize, subspace: usize, pooled: usize) ->
         z ^ (z >> 31)
     };
     mix(mix(mix(seed ^ mix(kv_head as u64)) ^ subspace as u64) ^ pooled as u64)
+}
+
+/// `Err(CacheFull)` for the first batch entry whose length leaves no room for `t` more keys of
+/// its `n`.
+pub(crate) fn check_room(n: usize, t: usize, lengths: &[u32]) -> Result<()> {
+    match lengths.iter().enumerate().find(|&(_, &length)| length as usize + t > n) {
+        Some((batch, &length)) => Err(Error::CacheFull { batch, length: length as usize, t, n }),
+        None => Ok(()),
+    }
 }

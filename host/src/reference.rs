@@ -4,7 +4,7 @@
 
 use crate::dtype::Element;
 use crate::error::{CodePosition, Error, Result, check_dtype, check_len, check_valid_lengths, ensure};
-use crate::index::{IndexShape, TrainOptions, sample_rank};
+use crate::index::{IndexShape, TrainOptions, check_room, sample_rank};
 use crate::problem::{Metric, Order, Problem};
 use std::cmp::Ordering;
 
@@ -333,9 +333,7 @@ pub fn append<K: Element, C: Element>(
     check_len("new_keys", s.b * s.hkv * t * s.d, new_keys.len(), true)?;
     check_len("codes", s.codes_len(), codes.len(), true)?;
     check_len("lengths", s.b, lengths.len(), true)?;
-    if let Some((batch, &length)) = lengths.iter().enumerate().find(|&(_, &l)| l as usize + t > s.n) {
-        return Err(Error::CacheFull { batch, length: length as usize, t, n: s.n });
-    }
+    check_room(s.n, t, lengths)?;
     let view = KeyView { keys: new_keys, s, per_entry: t };
     for (bi, length) in lengths.iter_mut().enumerate() {
         for kv in 0..s.hkv {
