@@ -2,6 +2,8 @@
 //! driver reports no device (or there is no driver). Any other CUDA failure fails them.
 //!
 //! `PQTOPK_QUICK=1` keeps the sweeps to small shapes (for compute-sanitizer runs).
+//! `PQTOPK_SHARD=i/n` checks only every n-th case of a sweep, from the i-th: racecheck of a whole
+//! sweep in one process outran the device's 10-minute calls, so it runs as n processes side by side.
 
 mod support;
 
@@ -279,8 +281,21 @@ type Case = (Problem, Data, bool);
 fn check_all(test: &str, cases: Vec<Case>) {
     let Some(gpu) = gpu(test) else { return };
     let mut rng = support::rng(test);
-    let rows: usize = cases.iter().map(|(p, data, ragged)| check_case(&gpu, &mut rng, p, *data, *ragged)).sum();
-    println!("{test}: {} cases, {rows} rows checked against the f64 reference", cases.len());
+    let (shard, shards) = shard();
+    let mine: Vec<&Case> = cases.iter().skip(shard).step_by(shards).collect();
+    let rows: usize = mine.iter().map(|(p, data, ragged)| check_case(&gpu, &mut rng, p, *data, *ragged)).sum();
+    println!("{test}: {} of {} cases, {rows} rows checked against the f64 reference", mine.len(), cases.len());
+}
+
+/// `PQTOPK_SHARD=i/n` as (i, n); (0, 1) when unset. A malformed value fails the test rather than
+/// silently checking nothing.
+fn shard() -> (usize, usize) {
+    let Ok(spec) = std::env::var("PQTOPK_SHARD") else { return (0, 1) };
+    let parsed = spec.split_once('/').and_then(|(i, n)| Some((i.parse().ok()?, n.parse().ok()?)));
+    match parsed {
+        Some((i, n)) if i < n => (i, n),
+        _ => panic!("PQTOPK_SHARD={spec}: expected i/n with i < n"),
+    }
 }
 
 #[test]
