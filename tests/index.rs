@@ -6,26 +6,7 @@ mod support;
 use pqtopk::reference::{self, Training};
 use pqtopk::{DType, Error, IndexShape, TrainOptions};
 use rand::Rng;
-use rand::rngs::StdRng;
-
-/// Keys around `centers` well-separated points per (kv head, sub-space), with small noise.
-fn clustered_keys(rng: &mut StdRng, s: &IndexShape, centers: usize) -> Vec<f32> {
-    let ds = s.d / s.m;
-    let points: Vec<Vec<f32>> =
-        (0..s.hkv * s.m * centers).map(|_| (0..ds).map(|_| rng.random_range(-10.0..10.0)).collect()).collect();
-    let mut keys = Vec::with_capacity(s.keys_len());
-    for _ in 0..s.b {
-        for kv in 0..s.hkv {
-            for _ in 0..s.n {
-                for j in 0..s.m {
-                    let p = &points[(kv * s.m + j) * centers + rng.random_range(0..centers)];
-                    keys.extend(p.iter().map(|x| x + rng.random_range(-0.01..0.01)));
-                }
-            }
-        }
-    }
-    keys
-}
+use support::clustered_keys;
 
 fn train(s: &IndexShape, keys: &[f32], n_valid: Option<&[u32]>, options: &TrainOptions) -> Training<f32> {
     reference::train(s, keys, n_valid, options).unwrap()

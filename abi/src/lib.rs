@@ -67,6 +67,12 @@ pub mod kernel_names {
     pub const ENCODE: &str = "pq_encode";
     /// Advances the lengths after an append ([`AdvanceParams`](crate::AdvanceParams)).
     pub const ADVANCE_LENGTHS: &str = "pq_advance_lengths";
+    /// Training's sampled initialization ([`TrainParams`](crate::TrainParams)).
+    pub const TRAIN_INIT: &str = "pq_train_init";
+    /// Training's assignment step: nearest centroids, sums, counts and inertia.
+    pub const TRAIN_ASSIGN: &str = "pq_train_assign";
+    /// Training's update step: the stop test, then the means and re-seeded empty centroids.
+    pub const TRAIN_UPDATE: &str = "pq_train_update";
 }
 
 /// Keys one `pq_encode` block encodes in one sub-space.
@@ -131,6 +137,160 @@ pub struct AdvanceParams {
     pub t: u32,
     /// Capacity.
     pub n: u32,
+}
+
+/// The rank of a pooled key in training's sampled initialization (`pqtopk::index`): SplitMix64's
+/// finalizer of the seed, kv head, sub-space and pooled index. For one (seed, kv head, sub-space)
+/// it is `mix(a ^ pooled)` with `mix` a bijection of u64, so distinct keys never tie.
+pub const fn sample_rank(seed: u64, kv_head: u64, subspace: u64, pooled: u64) -> u64 {
+    const fn mix(mut z: u64) -> u64 {
+        z = z.wrapping_add(0x9E37_79B9_7F4A_7C15);
+        z = (z ^ (z >> 30)).wrapping_mul(0xBF58_476D_1CE4_E5B9);
+        z = (z ^ (z >> 27)).wrapping_mul(0x94D0_49BB_1331_11EB);
+        z ^ (z >> 31)
+    }
+    mix(mix(mix(seed ^ mix(kv_head)) ^ subspace) ^ pooled)
+}
+
+/// Threads of every training block.
+pub const TRAIN_THREADS: u32 = 256;
+
+/// Keys per (kv head, sub-space) whose initialization ranks training keeps: the first `c`
+/// become the centroids, the next `c` re-seed empty ones.
+pub const fn train_order_len(c: u32) -> u32 {
+    2 * c
+}
+
+/// The state of one (kv head, sub-space) of a training, in its workspace.
+#[repr(C)]
+#[derive(Clone, Copy, Debug, Default, PartialEq)]
+pub struct TrainState {
+    /// The inertia of the last step's assignment, as a fixed-point sum (`inertia_exp`).
+    pub inertia: u64,
+    /// The inertia of the step before, or +∞.
+    pub previous_inertia: f64,
+    /// Assignment steps taken.
+    pub steps: u32,
+    /// Nonzero once training of this (kv head, sub-space) stopped.
+    pub done: u32,
+    /// Keys whose centroid changed in the last step.
+    pub changed: u32,
+    /// Valid keys pooled over the batch.
+    pub pooled: u32,
+    /// Sums of key elements are exact in fixed point: `round(x · 2^sum_exp)` as i64.
+    pub sum_exp: i32,
+    /// Distances likewise, `round(distance · 2^inertia_exp)` as u64.
+    pub inertia_exp: i32,
+}
+
+/// Byte offsets of the regions of a training workspace, each 16-byte aligned: a [`TrainState`]
+/// per (kv head, sub-space), then per (kv head, sub-space) its centroids (`c · d/m` f32), their
+/// fixed-point sums (`c · d/m` i64) and counts (`c` u32), the initialization order
+/// ([`train_order_len`] pooled indices, u32), and each pooled key's last centroid (`b · n` u8).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct TrainLayout {
+    /// `[hkv · m]` [`TrainState`].
+    pub states: u64,
+    /// `[hkv · m, c, d/m]` f32.
+    pub centroids: u64,
+    /// `[hkv · m, c, d/m]` i64.
+    pub sums: u64,
+    /// `[hkv · m, c]` u32.
+    pub counts: u64,
+    /// `[hkv · m, train_order_len(c)]` u32.
+    pub order: u64,
+    /// `[hkv · m, b · n]` u8.
+    pub assignment: u64,
+    /// Bytes in all.
+    pub bytes: u64,
+}
+
+/// The [`TrainLayout`] of a training of `subspaces = hkv · m` (kv head, sub-space) pairs with
+/// `c` centroids of `subspace_dim` elements over `pooled_capacity = b · n` keys.
+pub const fn train_layout(subspaces: u64, c: u64, subspace_dim: u64, pooled_capacity: u64) -> TrainLayout {
+    const fn after(start: u64, bytes: u64) -> u64 {
+        (start + bytes).next_multiple_of(16)
+    }
+    let elements = subspaces * c * subspace_dim;
+    let states = 0;
+    let centroids = after(states, subspaces * core::mem::size_of::<TrainState>() as u64);
+    let sums = after(centroids, elements * 4);
+    let counts = after(sums, elements * 8);
+    let order = after(counts, subspaces * c * 4);
+    let assignment = after(order, subspaces * train_order_len(c as u32) as u64 * 4);
+    TrainLayout {
+        states,
+        centroids,
+        sums,
+        counts,
+        order,
+        assignment,
+        bytes: after(assignment, subspaces * pooled_capacity),
+    }
+}
+
+/// The dynamic shared memory of a `pq_train_assign` block, 16-byte aligned regions: the block's
+/// fixed-point sums (`c · d/m` i64) and inertia (u64), then [`encode_shared_bytes`] (the
+/// centroids and a chunk of keys, as `pq_encode` stages them), the counts (`c` u32) and the
+/// chunk's codes (`ENCODE_KEYS_PER_BLOCK` u32).
+pub const fn train_assign_layout(c: u32, subspace_dim: u32) -> TrainAssignLayout {
+    let staged = (c * subspace_dim * 8 + 8).next_multiple_of(16);
+    let counts = staged + encode_shared_bytes(c, subspace_dim).next_multiple_of(16);
+    let codes = counts + (c * 4).next_multiple_of(16);
+    TrainAssignLayout { staged, counts, codes, bytes: codes + ENCODE_KEYS_PER_BLOCK * 4 }
+}
+
+/// Byte offsets in a `pq_train_assign` block's dynamic shared memory (the sums start at 0).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct TrainAssignLayout {
+    /// The staged centroids and keys.
+    pub staged: u32,
+    /// The counts.
+    pub counts: u32,
+    /// The chunk's codes.
+    pub codes: u32,
+    /// Bytes in all.
+    pub bytes: u32,
+}
+
+/// Launch parameters of the three training kernels. `pq_train_init` and `pq_train_update`: one
+/// block of `TRAIN_THREADS` per (kv head, sub-space), sub-space fastest. `pq_train_assign`: one
+/// block of `TRAIN_THREADS` per (chunk of `keys_per_block` keys, batch entry and kv head,
+/// sub-space), chunk fastest, with [`train_assign_layout`]`.bytes` of dynamic shared memory.
+#[repr(C)]
+#[derive(Clone, Copy, Debug)]
+pub struct TrainParams {
+    /// `[b, hkv, n, d]` of `key_dtype`.
+    pub keys: u64,
+    /// Null (every key valid) or `[b]` u32: entry `bi`'s first `min(n_valid[bi], n)` keys.
+    pub n_valid: u64,
+    /// `[hkv, m, c, d/m]` of `codebook_dtype`, written by init and every update.
+    pub codebooks: u64,
+    /// [`TrainLayout`] bytes, 16-byte aligned.
+    pub workspace: u64,
+    /// The initialization's seed.
+    pub seed: u64,
+    /// Relative inertia decrease below which training stops.
+    pub tolerance: f64,
+    /// Batch entries.
+    pub b: u32,
+    /// Key-value heads.
+    pub hkv: u32,
+    /// Keys per (batch entry, kv head).
+    pub n: u32,
+    /// Head dimension.
+    pub d: u32,
+    /// Sub-spaces.
+    pub m: u32,
+    /// Centroids per sub-space, 1..=256.
+    pub c: u32,
+    /// [`DType`] of the keys.
+    pub key_dtype: u32,
+    /// [`DType`] of the codebooks.
+    pub codebook_dtype: u32,
+    /// Keys of one entry that a `pq_train_assign` block assigns, a multiple of
+    /// `ENCODE_KEYS_PER_BLOCK`.
+    pub keys_per_block: u32,
 }
 
 /// Keys of a run that `pq_sort_runs` sorts in shared memory (64 KiB). In score order with k

@@ -51,6 +51,9 @@ pub(crate) struct Kernels {
     count_bad_codes: CUfunction,
     pub(crate) encode: CUfunction,
     pub(crate) advance_lengths: CUfunction,
+    pub(crate) train_init: CUfunction,
+    pub(crate) train_assign: CUfunction,
+    pub(crate) train_update: CUfunction,
 }
 
 // SAFETY: a Gpu holds driver handles (context, module, functions) that are never mutated after creation;
@@ -124,6 +127,9 @@ impl Gpu {
             count_bad_codes: function(kernel_names::COUNT_BAD_CODES)?,
             encode: function(kernel_names::ENCODE)?,
             advance_lengths: function(kernel_names::ADVANCE_LENGTHS)?,
+            train_init: function(kernel_names::TRAIN_INIT)?,
+            train_assign: function(kernel_names::TRAIN_ASSIGN)?,
+            train_update: function(kernel_names::TRAIN_UPDATE)?,
         };
         // SAFETY: valid functions of the module; the values are within the device's limit less
         // what each kernel declares statically.
@@ -134,9 +140,10 @@ impl Gpu {
             small_dynamic_limit,
             sort_runs_limit,
             encode_dynamic_limit,
+            train_assign_dynamic_limit,
         ] = unsafe {
             raw::set_max_dynamic_shared(kernels.score, max_shared_bytes.min(SCORE_SMEM_BUDGET))?;
-            let mut limits = [0; 6];
+            let mut limits = [0; 7];
             let kernels_with_limits = [
                 kernels.tables,
                 kernels.select,
@@ -144,6 +151,7 @@ impl Gpu {
                 kernels.topk_small,
                 kernels.sort_runs,
                 kernels.encode,
+                kernels.train_assign,
             ];
             for (limit, kernel) in limits.iter_mut().zip(kernels_with_limits) {
                 *limit = max_shared_bytes - raw::static_shared_bytes(kernel)?;
@@ -176,6 +184,7 @@ impl Gpu {
             small_dynamic_limit,
             cluster_dynamic_limit,
             encode_dynamic_limit,
+            train_assign_dynamic_limit,
         };
         Ok(Gpu { kernels, _module: module, context, ordinal, compute_capability: (major, minor), limits })
     }

@@ -9,7 +9,7 @@
 //! - **Sub-spaces.** Each key splits into `m` sub-vectors of `d/m` elements; each (kv head,
 //!   sub-space) is clustered on its own into `c` centroids.
 //! - **Initialization: sampled keys.** Pooled keys are ranked by
-//!   [`sample_rank`]`(seed, kv head, sub-space, pooled index)`, ascending (the index breaks ties);
+//!   [`sample_rank`]`(seed, kv head, sub-space, pooled index)`, ascending (ranks never tie);
 //!   centroid `i` starts as the sub-vector of the key of rank `i`.
 //! - **Iteration.** Every valid key goes to its nearest centroid by squared L2 distance, ties to
 //!   the smaller centroid index; each centroid becomes the mean of its keys. A centroid that no
@@ -125,15 +125,10 @@ impl TrainOptions {
 }
 
 /// The rank key of a pooled key in the sampled initialization: SplitMix64 of the seed, kv head,
-/// sub-space and pooled index. A GPU computes it per key without any order between keys.
+/// sub-space and pooled index, as the GPU computes it per key ([`pqtopk_abi::sample_rank`]).
+/// Distinct pooled keys of one (kv head, sub-space) never share a rank.
 pub fn sample_rank(seed: u64, kv_head: usize, subspace: usize, pooled: usize) -> u64 {
-    let mix = |mut z: u64| {
-        z = z.wrapping_add(0x9E37_79B9_7F4A_7C15);
-        z = (z ^ (z >> 30)).wrapping_mul(0xBF58_476D_1CE4_E5B9);
-        z = (z ^ (z >> 27)).wrapping_mul(0x94D0_49BB_1331_11EB);
-        z ^ (z >> 31)
-    };
-    mix(mix(mix(seed ^ mix(kv_head as u64)) ^ subspace as u64) ^ pooled as u64)
+    pqtopk_abi::sample_rank(seed, kv_head as u64, subspace as u64, pooled as u64)
 }
 
 /// `Err(CacheFull)` for the first batch entry whose length leaves no room for `t` more keys of

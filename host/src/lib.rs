@@ -46,6 +46,8 @@ mod problem;
 #[cfg(feature = "cuda")]
 mod raw;
 pub mod reference;
+#[cfg(feature = "cuda")]
+mod train;
 
 #[cfg(feature = "candle")]
 pub use candle_adapter::{CandleInputs, CandleOutputs};
@@ -62,6 +64,8 @@ pub use gpu::{CheckedBuffers, Gpu, Inputs, Outputs, Path, Plan, RawBuffers, RawS
 pub use half;
 pub use index::{IndexShape, TrainOptions};
 pub use problem::{MAX_KEYS, Metric, Order, Problem, ProblemBuilder};
+#[cfg(feature = "cuda")]
+pub use train::train_workspace_len;
 
 /// The README's example compiles as a doctest.
 #[cfg(all(doctest, feature = "cuda"))]

@@ -51,6 +51,7 @@ pub(crate) struct DeviceLimits {
     /// 0 where the device has no cluster kernel (before sm_90).
     pub cluster_dynamic_limit: usize,
     pub encode_dynamic_limit: usize,
+    pub train_assign_dynamic_limit: usize,
 }
 
 /// The plan of `problem` on `path` for a device with `limits`; `score_blocks_per_sm(bytes)` is
@@ -433,6 +434,7 @@ mod tests {
             small_dynamic_limit: max_shared_bytes,
             cluster_dynamic_limit: if clusters { max_shared_bytes - 560 } else { 0 },
             encode_dynamic_limit: max_shared_bytes,
+            train_assign_dynamic_limit: max_shared_bytes,
         }
     }
 

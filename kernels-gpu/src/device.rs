@@ -194,6 +194,16 @@ pub unsafe fn atomic_add_no_return(p: *mut u32, v: u32) {
     unsafe { asm!("red.add.u32 [{p}], {v};", p = in(reg64) p, v = in(reg32) v) };
 }
 
+/// Adds `v` to `*p` (two's complement: an i64 added as its bits) without waiting.
+///
+/// # Safety
+/// `p` must be a valid, 8-byte aligned address in global or shared memory.
+#[inline(always)]
+pub unsafe fn atomic_add_u64_no_return(p: *mut u64, v: u64) {
+    // SAFETY: the address is the caller's promise.
+    unsafe { asm!("red.add.u64 [{p}], {v};", p = in(reg64) p, v = in(reg64) v) };
+}
+
 /// Orders this thread's earlier memory accesses before its later ones for every thread of the
 /// device (acquire and release at GPU scope).
 #[inline(always)]
@@ -349,6 +359,42 @@ pub fn f32_to_u32_saturating(x: f32) -> u32 {
     v
 }
 
+/// `x` rounded to the nearest integer (ties to even), saturating at i64's ends; NaN gives 0.
+#[inline(always)]
+pub fn f32_to_i64_nearest(x: f32) -> i64 {
+    let v: i64;
+    // SAFETY: a register conversion with no memory access.
+    unsafe { asm!("cvt.rni.s64.f32 {v}, {x};", v = out(reg64) v, x = in(reg32) x, options(pure, nomem, nostack)) };
+    v
+}
+
+/// `x` rounded to the nearest u64 (ties to even), saturating; NaN gives 0.
+#[inline(always)]
+pub fn f64_to_u64_nearest(x: f64) -> u64 {
+    let v: u64;
+    // SAFETY: a register conversion with no memory access.
+    unsafe { asm!("cvt.rni.u64.f64 {v}, {x};", v = out(reg64) v, x = in(reg64) x, options(pure, nomem, nostack)) };
+    v
+}
+
+/// `x` rounded to f16 (nearest, ties to even), as bits.
+#[inline(always)]
+pub fn f32_to_f16_bits(x: f32) -> u16 {
+    let v: u16;
+    // SAFETY: a register conversion with no memory access.
+    unsafe { asm!("cvt.rn.f16.f32 {v}, {x};", v = out(reg16) v, x = in(reg32) x, options(pure, nomem, nostack)) };
+    v
+}
+
+/// `x` rounded to bf16 (nearest, ties to even), as bits.
+#[inline(always)]
+pub fn f32_to_bf16_bits(x: f32) -> u16 {
+    let v: u16;
+    // SAFETY: a register conversion with no memory access.
+    unsafe { asm!("cvt.rn.bf16.f32 {v}, {x};", v = out(reg16) v, x = in(reg32) x, options(pure, nomem, nostack)) };
+    v
+}
+
 #[inline(always)]
 pub fn bf16_to_f32(bits: u16) -> f32 {
     f32::from_bits((bits as u32) << 16)
@@ -455,9 +501,42 @@ impl Shared<u32> {
             )
         };
     }
+    /// Stores the larger of element `i` and `v` in element `i`.
+    ///
+    /// # Safety
+    /// `i < len`.
+    #[inline(always)]
+    pub unsafe fn atomic_max_no_return(self, i: usize, v: u32) {
+        debug_assert!(i < self.len);
+        // SAFETY: as for `atomic_add`.
+        unsafe {
+            asm!(
+                "{{ .reg .u64 s; cvta.to.shared.u64 s, {p}; red.shared.max.u32 [s], {v}; }}",
+                p = in(reg64) self.ptr.add(i),
+                v = in(reg32) v,
+            )
+        };
+    }
 }
 
 impl Shared<u64> {
+    /// Adds `v` to element `i` (two's complement: an i64 added as its bits).
+    ///
+    /// # Safety
+    /// `i < len`.
+    #[inline(always)]
+    pub unsafe fn atomic_add_no_return(self, i: usize, v: u64) {
+        debug_assert!(i < self.len);
+        // SAFETY: as for `Shared::<u32>::atomic_add`.
+        unsafe {
+            asm!(
+                "{{ .reg .u64 s; cvta.to.shared.u64 s, {p}; red.shared.add.u64 [s], {v}; }}",
+                p = in(reg64) self.ptr.add(i),
+                v = in(reg64) v,
+            )
+        };
+    }
+
     /// Stores the smaller of element `i` and `v` in element `i`.
     ///
     /// # Safety
@@ -504,12 +583,11 @@ pub unsafe fn dynamic_shared<T>(len: usize) -> Shared<T> {
 }
 
 /// `len` elements of `T` at byte `offset` of the launch-sized dynamic shared memory (16-byte
-/// aligned at its start). The cluster kernel's layout, from the ABI, needs it.
+/// aligned at its start), for layouts that the ABI defines.
 ///
 /// # Safety
 /// The kernel must have been launched with at least `offset + len · size_of::<T>()` bytes of
 /// dynamic shared memory; `offset` is a multiple of `T`'s alignment, at most 16.
-#[cfg(pqtopk_sm90)]
 #[inline(always)]
 pub unsafe fn dynamic_shared_at<T>(offset: u32, len: usize) -> Shared<T> {
     let base = core::intrinsics::gpu::gpu_launch_sized_workgroup_mem::<[u32; 4]>() as *mut u8;

@@ -46,12 +46,13 @@ mod select;
 mod small;
 #[cfg(pqtopk_smoke)]
 mod smoke;
+mod train;
 
 #[cfg(pqtopk_sm90)]
 use pqtopk_abi::ClusterParams;
 use pqtopk_abi::{
     AdvanceParams, CodeCheckParams, DenseScoreParams, EncodeParams, HIST_BINS, MergeParams, RUN_KEYS,
-    SPLIT_STATE_WORDS, ScoreParams, SelectParams, SmallParams, TablesParams,
+    SPLIT_STATE_WORDS, ScoreParams, SelectParams, SmallParams, TablesParams, TrainParams,
 };
 use score::{Lut2, Lut4, Tile};
 
@@ -244,4 +245,44 @@ pub unsafe extern "ptx-kernel" fn pq_encode(p: EncodeParams) {
 pub unsafe extern "ptx-kernel" fn pq_advance_lengths(p: AdvanceParams) {
     // SAFETY: forwarded to the caller.
     unsafe { encode::advance_lengths(&p) }
+}
+
+/// Training's first step: ranks each (kv head, sub-space)'s valid keys by the seed, keeps the
+/// first `train_order_len(c)` in the workspace, seeds the centroids (and the codebooks) from
+/// them, and resets the sums and state. One block of `TRAIN_THREADS` per (kv head, sub-space).
+///
+/// # Safety
+/// `p` describes valid device buffers of the shapes `TrainParams` documents, with
+/// `b · n ≤ u32::MAX`, `d` a multiple of `m`, `1 ≤ c ≤ 256`; the keys and lengths stay unchanged
+/// until the last update, and nothing else touches the codebooks or the workspace.
+#[cfg(not(pqtopk_smoke))]
+#[unsafe(no_mangle)]
+pub unsafe extern "ptx-kernel" fn pq_train_init(p: TrainParams) {
+    // SAFETY: forwarded to the caller.
+    unsafe { train::init(&p) }
+}
+
+/// Training's assignment step, after `pq_train_init` or `pq_train_update` on the same stream:
+/// one block of `TRAIN_THREADS` per (chunk of `keys_per_block` keys, batch entry and kv head,
+/// sub-space), chunk fastest, with `train_assign_layout(c, d/m).bytes` of dynamic shared memory.
+///
+/// # Safety
+/// As `pq_train_init`.
+#[cfg(not(pqtopk_smoke))]
+#[unsafe(no_mangle)]
+pub unsafe extern "ptx-kernel" fn pq_train_assign(p: TrainParams) {
+    // SAFETY: forwarded to the caller.
+    unsafe { train::assign(&p) }
+}
+
+/// Training's update step, after `pq_train_assign` on the same stream: one block of
+/// `TRAIN_THREADS` per (kv head, sub-space).
+///
+/// # Safety
+/// As `pq_train_init`.
+#[cfg(not(pqtopk_smoke))]
+#[unsafe(no_mangle)]
+pub unsafe extern "ptx-kernel" fn pq_train_update(p: TrainParams) {
+    // SAFETY: forwarded to the caller.
+    unsafe { train::update(&p) }
 }

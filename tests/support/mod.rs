@@ -5,7 +5,7 @@ pub mod dist;
 
 use dist::Family;
 use pqtopk::reference::{self, HostInputs, TopkResult};
-use pqtopk::{DType, Element, Metric, Order, Problem};
+use pqtopk::{DType, Element, IndexShape, Metric, Order, Problem};
 use rand::rngs::StdRng;
 use rand::{Rng, SeedableRng};
 
@@ -187,3 +187,22 @@ pub fn check<Q: Element, C: Element>(
 pub const DTYPES: [DType; 3] = [DType::F32, DType::F16, DType::BF16];
 pub const METRICS: [Metric; 2] = [Metric::InnerProduct, Metric::L2];
 pub const ORDERS: [Order; 3] = [Order::ByScore, Order::ByIndex, Order::Unordered];
+
+/// Keys around `centers` well-separated points per (kv head, sub-space), with small noise.
+pub fn clustered_keys(rng: &mut StdRng, s: &IndexShape, centers: usize) -> Vec<f32> {
+    let ds = s.d / s.m;
+    let points: Vec<Vec<f32>> =
+        (0..s.hkv * s.m * centers).map(|_| (0..ds).map(|_| rng.random_range(-10.0..10.0)).collect()).collect();
+    let mut keys = Vec::with_capacity(s.keys_len());
+    for _ in 0..s.b {
+        for kv in 0..s.hkv {
+            for _ in 0..s.n {
+                for j in 0..s.m {
+                    let p = &points[(kv * s.m + j) * centers + rng.random_range(0..centers)];
+                    keys.extend(p.iter().map(|x| x + rng.random_range(-0.01..0.01)));
+                }
+            }
+        }
+    }
+    keys
+}
