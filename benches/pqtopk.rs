@@ -7,6 +7,8 @@
 //!     sorted; a comma-separated list; or `all`), default uniform. Columns: the median µs of a
 //!     call on the stream, the median µs of a CUDA graph replay of the same call, the byte floor
 //!     at the measured copy bandwidth, and the stream time's ratio to it.
+//! `cargo bench --bench pqtopk -- --indexer [--json OUT]`
+//!     the indexer: training, encoding, and an append + top-k decode step (`benches/indexer.rs`).
 //!
 //! Timed the way the peers time (`triton.testing.do_bench`): before every timed call the L2 is
 //! flushed by a memset of a 256 MiB buffer, outside the event pair; CUDA events around the call;
@@ -15,6 +17,7 @@
 
 #[path = "../tests/support/dist.rs"]
 mod dist;
+mod indexer;
 
 use criterion::Criterion;
 use cust::event::{Event, EventFlags};
@@ -406,7 +409,11 @@ fn main() {
         Err(e) => panic!("CUDA failed: {e}"),
     };
     let default_shapes = concat!(env!("CARGO_MANIFEST_DIR"), "/../benches/shapes.json");
-    if args.iter().any(|a| a == "--table") {
+    if args.iter().any(|a| a == "--indexer") {
+        let stream = Stream::new(StreamFlags::NON_BLOCKING, None).unwrap();
+        let bandwidth = copy_bandwidth(&stream).unwrap();
+        indexer::indexer(&gpu, bandwidth, arg_after(&args, "--json").as_deref()).unwrap();
+    } else if args.iter().any(|a| a == "--table") {
         let path = arg_after(&args, "--table").unwrap_or_else(|| default_shapes.to_string());
         let options = Options {
             dtype: match arg_after(&args, "--dtype").as_deref() {

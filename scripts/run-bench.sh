@@ -3,14 +3,17 @@
 # pipelines (peers.py: torch.topk; peers_sota.py: + FlashInfer's top-k, installed offline from
 # peers/wheels/), in one run, then the ratios (scripts/compare.py). Writes JSON to ${OUT:-.}.
 # Extra arguments go to the bench (e.g. --shape NAME, --dist uniform,llm).
-# SKIP_PEERS=1 runs pqtopk's table only.
+# SKIP_PEERS=1 runs pqtopk's table only; SKIP_TABLE=1 skips the top-k table (and its peers);
+# the indexer's benchmark and its torch k-means peer (kmeans_torch.py) run last.
 set -uo pipefail
 cd "$(dirname "$0")"
 out=${OUT:-.}
 mkdir -p "$out"
-bin/bench-pqtopk --table shapes.json --dist all --json "$out/pqtopk.json" "$@" || { echo "bench failed"; exit 1; }
 peer_jsons=()
-if [ -z "${SKIP_PEERS:-}" ] && [ -f peers/peers.py ]; then
+if [ -z "${SKIP_TABLE:-}" ]; then
+bin/bench-pqtopk --table shapes.json --dist all --json "$out/pqtopk.json" "$@" || { echo "bench failed"; exit 1; }
+fi
+if [ -z "${SKIP_TABLE:-}" ] && [ -z "${SKIP_PEERS:-}" ] && [ -f peers/peers.py ]; then
   PYTHONUNBUFFERED=1 python3 peers/peers.py --shapes shapes.json --out "$out" && peer_jsons+=("$out/peers.json") \
     || echo "peers.py failed"
   if [ -f peers/peers_sota.py ]; then
@@ -27,4 +30,6 @@ if [ -z "${SKIP_PEERS:-}" ] && [ -f peers/peers.py ]; then
       || echo "peers_sota.py failed"
   fi
 fi
-python3 compare.py "$out/pqtopk.json" "${peer_jsons[@]}" || true
+[ -n "${SKIP_TABLE:-}" ] || python3 compare.py "$out/pqtopk.json" "${peer_jsons[@]}" || true
+bin/bench-pqtopk --indexer --json "$out/indexer.json" || echo "indexer bench failed"
+[ -n "${SKIP_PEERS:-}" ] || PYTHONUNBUFFERED=1 python3 kmeans_torch.py --out "$out" || echo "kmeans_torch.py failed"

@@ -2,9 +2,9 @@
 //! then the whole PQCache loop on a small cache: prefill keys → train codebooks → encode → for
 //! each decode step, append the new key's codes and select the top-k.
 //!
-//! Runs the fused top-k on the GPU when there is one (and checks it against the CPU reference),
-//! otherwise on the CPU reference, and says which it used. Training, encoding and appending run
-//! on pqtopk's CPU reference (their GPU kernels are issue #12's next step).
+//! Runs on the GPU when there is one (and checks it against the CPU reference), otherwise on the
+//! CPU reference, and says which it used. On the GPU the whole loop stays there: training,
+//! encoding, each step's append (lengths advanced on the device) and top-k.
 //!
 //! `cargo xtask demo [b h hkv sq n d m c k]` (defaults: the decode shape 1 32 8 1 31872 128 16 256 2048)
 
@@ -12,7 +12,7 @@ use pqtopk::cust::memory::{CopyDestination, DeviceBuffer};
 use pqtopk::cust::stream::{Stream, StreamFlags};
 use pqtopk::half::f16;
 use pqtopk::reference::{self, HostInputs};
-use pqtopk::{DType, Error, Gpu, IndexShape, Inputs, Order, Problem, TrainOptions};
+use pqtopk::{AppendLengths, DType, Error, Gpu, IndexShape, Inputs, Order, Problem, TrainOptions};
 use std::time::Instant;
 
 fn main() -> Result<(), Box<dyn std::error::Error>> {
@@ -125,48 +125,91 @@ fn pqcache_loop(gpu: Option<&Gpu>, next: &mut impl FnMut() -> u32) -> Result<(),
         }
     }
     let lengths = [prefill as u32];
-    let start = Instant::now();
-    let training = reference::train::<f32, f32>(&shape, &keys, Some(&lengths), &TrainOptions::default())?;
-    let mut codes = reference::encode(&shape, &keys, &training.codebooks)?;
-    println!(
-        "PQCache loop: trained {hkv}×{m} codebooks of {c} centroids on {prefill} keys per kv head \
-         ({} iterations, inertia {:.1}) and encoded them in {:?} (CPU reference)",
-        training.iterations.iter().max().unwrap_or(&0),
-        training.inertia,
-        start.elapsed()
-    );
+    let options = TrainOptions::default();
     let problem =
         Problem::new(b, h, hkv, 1, d, m, c, n, k).with_dtypes(DType::F32, DType::F32).with_order(Order::ByIndex);
-    let stream = Stream::new(StreamFlags::NON_BLOCKING, None).ok();
-    let mut lengths = lengths;
-    for step in 0..steps {
-        reference::append(&shape, &random(b * hkv * d), 1, &training.codebooks, &mut codes, &mut lengths)?;
-        let queries = random(problem.queries_len());
-        let host =
-            HostInputs { queries: &queries, codebooks: &training.codebooks, codes: &codes, n_valid: Some(&lengths) };
-        let indices = match (gpu, &stream) {
-            (Some(gpu), Some(stream)) => {
-                let (queries, codebooks, codes) = (
-                    DeviceBuffer::from_slice(&queries)?,
-                    DeviceBuffer::from_slice(&training.codebooks)?,
-                    DeviceBuffer::from_slice(&codes)?,
-                );
-                let n_valid = Some(pqtopk::ValidLengths::Host(&lengths));
-                let inputs = Inputs { queries: &queries, codebooks: &codebooks, codes: &codes, n_valid };
-                let buffers = gpu.topk(&problem, stream, &inputs, false)?;
+    let reference_training = reference::train::<f32, f32>(&shape, &keys, Some(&lengths), &options)?;
+    match gpu {
+        Some(gpu) => {
+            let stream = Stream::new(StreamFlags::NON_BLOCKING, None)?;
+            let d_keys = DeviceBuffer::from_slice(&keys)?;
+            let mut d_lengths = DeviceBuffer::from_slice(&lengths)?;
+            let mut d_codebooks = DeviceBuffer::from_slice(&vec![0f32; shape.codebooks_len()])?;
+            let mut workspace = DeviceBuffer::from_slice(&vec![0u8; pqtopk::train_workspace_len(&shape)?])?;
+            let mut d_codes = DeviceBuffer::from_slice(&vec![0u8; shape.codes_len()])?;
+            let start = Instant::now();
+            gpu.train_into(&shape, &options, &stream, &d_keys, Some(&d_lengths), &mut d_codebooks, &mut workspace)?;
+            gpu.encode_into(&shape, &stream, &d_keys, &d_codebooks, &mut d_codes)?;
+            stream.synchronize()?;
+            let elapsed = start.elapsed();
+            let mut codebooks = vec![0f32; shape.codebooks_len()];
+            d_codebooks.copy_to(&mut codebooks[..])?;
+            let objective = reference::objective(&shape, &keys, Some(&lengths), &codebooks)?;
+            println!(
+                "PQCache loop: trained {hkv}×{m} codebooks of {c} centroids on {prefill} keys per kv head and \
+                 encoded them on the GPU in {elapsed:?}: objective {objective:.1} (the CPU reference's training: {:.1})",
+                reference_training.inertia
+            );
+            let mut host_lengths = lengths;
+            let (mut matching, mut rows) = (0, 0);
+            for step in 0..steps {
+                let d_new = DeviceBuffer::from_slice(&random(b * hkv * d))?;
+                let lengths = AppendLengths::Mirrored { device: &mut d_lengths, host: &mut host_lengths };
+                gpu.append_into(&shape, &stream, &d_new, &d_codebooks, &mut d_codes, lengths)?;
+                let queries = random(problem.queries_len());
+                let d_queries = DeviceBuffer::from_slice(&queries)?;
+                let n_valid = Some(pqtopk::ValidLengths::Device(&d_lengths));
+                let inputs = Inputs { queries: &d_queries, codebooks: &d_codebooks, codes: &d_codes, n_valid };
+                let buffers = gpu.topk(&problem, &stream, &inputs, false)?;
                 stream.synchronize()?;
                 let mut indices = vec![0u32; problem.out_len()];
                 buffers.indices.copy_to(&mut indices[..])?;
-                indices
+                // The CPU reference on the GPU's codebooks and codes, as a check.
+                let mut codes = vec![0u8; shape.codes_len()];
+                d_codes.copy_to(&mut codes[..])?;
+                let host = HostInputs {
+                    queries: &queries,
+                    codebooks: &codebooks,
+                    codes: &codes,
+                    n_valid: Some(&host_lengths),
+                };
+                let want = reference::topk(&problem, &host)?.indices;
+                matching += indices.chunks(k).zip(want.chunks(k)).filter(|(a, b)| a == b).count();
+                rows += problem.rows();
+                print_step(step, host_lengths[0], &indices, k);
             }
-            _ => reference::topk(&problem, &host)?.indices,
-        };
-        println!(
-            "step {step}: {} keys per kv head; head 0 attends to keys {:?} … {:?}",
-            lengths[0],
-            &indices[..3],
-            &indices[k - 2..k]
-        );
+            println!("GPU loop vs the CPU reference: {matching} of {rows} rows' top-{k} identical");
+        }
+        None => {
+            println!("PQCache loop: no CUDA device, so training, encoding, appends and top-k run on the CPU reference");
+            let training = reference_training;
+            let mut codes = reference::encode(&shape, &keys, &training.codebooks)?;
+            println!(
+                "trained {hkv}×{m} codebooks of {c} centroids on {prefill} keys per kv head ({} iterations, inertia {:.1})",
+                training.iterations.iter().max().unwrap_or(&0),
+                training.inertia
+            );
+            let mut lengths = lengths;
+            for step in 0..steps {
+                reference::append(&shape, &random(b * hkv * d), 1, &training.codebooks, &mut codes, &mut lengths)?;
+                let queries = random(problem.queries_len());
+                let host = HostInputs {
+                    queries: &queries,
+                    codebooks: &training.codebooks,
+                    codes: &codes,
+                    n_valid: Some(&lengths),
+                };
+                print_step(step, lengths[0], &reference::topk(&problem, &host)?.indices, k);
+            }
+        }
     }
     Ok(())
+}
+
+fn print_step(step: usize, length: u32, indices: &[u32], k: usize) {
+    println!(
+        "step {step}: {length} keys per kv head; head 0 attends to keys {:?} … {:?}",
+        &indices[..3],
+        &indices[k - 2..k]
+    );
 }

@@ -163,7 +163,13 @@ fn gpu_bundle(bench_only: bool) -> Result<()> {
     if shared_peers.is_dir() {
         copy_dir(&shared_peers, &out.join("peers"))?;
     }
-    for file in ["scripts/run-gpu-suite.sh", "scripts/run-bench.sh", "scripts/compare.py", "benches/shapes.json"] {
+    for file in [
+        "scripts/run-gpu-suite.sh",
+        "scripts/run-bench.sh",
+        "scripts/compare.py",
+        "benches/shapes.json",
+        "benches/peers/kmeans_torch.py",
+    ] {
         let from = project_root().join(file);
         std::fs::copy(&from, out.join(from.file_name().unwrap())).map_err(|e| e.to_string())?;
     }
