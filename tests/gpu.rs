@@ -890,7 +890,16 @@ fn encode_and_append_match_the_reference() {
     let Some(gpu) = gpu("encode") else { return };
     let mut rng = support::rng("encode");
     let stream = Stream::new(StreamFlags::NON_BLOCKING, None).unwrap();
-    let shapes = [(1, 2, 300, 64, 16, 256), (2, 3, 129, 48, 4, 7), (1, 1, 64, 64, 1, 1), (2, 2, 1000, 128, 2, 64)];
+    // d/m from 4 to 96: every register width (groups of four, zero-padded) and the shared-memory
+    // path above 64.
+    let shapes = [
+        (1, 2, 300, 64, 16, 256),
+        (2, 3, 129, 48, 4, 7),
+        (1, 1, 64, 64, 1, 1),
+        (2, 2, 1000, 128, 2, 64),
+        (1, 2, 200, 96, 1, 32),
+        (1, 1, 150, 40, 8, 20),
+    ];
     for (i, &(b, hkv, n, d, m, c)) in shapes.iter().enumerate() {
         let (kt, ct) = (DTYPES[i % 3], DTYPES[(i + 1) % 3]);
         let shape = IndexShape::new(b, hkv, n, d, m, c).with_dtypes(kt, ct);
@@ -1004,12 +1013,16 @@ fn training_matches_the_reference_objective() {
     let Some(gpu) = gpu("train") else { return };
     let mut rng = support::rng("train");
     let stream = stream();
+    // d/m of 1 to 80: every register width (zero-padded groups of four) and the shared-memory
+    // path above 64.
     let shapes = [
         (1, 2, 2000, 64, 2, 64),
         (2, 3, 700, 48, 4, 16),
         (1, 1, 300, 16, 16, 256),
         (2, 2, 1500, 128, 16, 256),
         (3, 1, 100, 8, 1, 1),
+        (1, 1, 500, 80, 1, 16),
+        (1, 2, 400, 48, 16, 16),
     ];
     let mut cases = 0;
     for (i, &(b, hkv, n, d, m, c)) in shapes.iter().enumerate() {

@@ -81,11 +81,31 @@ pub const ENCODE_KEYS_PER_BLOCK: u32 = 64;
 /// scanning every so many centroids.
 pub const ENCODE_THREADS: u32 = 256;
 
+/// Sub-spaces of at most this many elements are encoded (and trained) from registers: each
+/// thread holds its key's sub-vector, zero-padded to [`register_width`] groups of four, and reads
+/// the centroids as 16-byte rows. Wider ones go through shared memory element by element.
+pub const REGISTER_MAX_SUBSPACE_DIM: u32 = 64;
+
+/// Groups of four elements that hold a sub-vector of `subspace_dim` elements in registers (a
+/// power of two, so that few variants are compiled), or 0 above [`REGISTER_MAX_SUBSPACE_DIM`].
+pub const fn register_width(subspace_dim: u32) -> u32 {
+    if subspace_dim > REGISTER_MAX_SUBSPACE_DIM { 0 } else { subspace_dim.div_ceil(4).next_power_of_two() }
+}
+
+/// f32 per row of a centroid or key staged by `pq_encode` (and training): `d/m + 1` for wide
+/// sub-spaces, `4 · (register_width + 1)` for the register path (whole 16-byte groups). The extra
+/// element or group spreads the rows that a warp reads at once over the banks.
+pub const fn encode_row_floats(subspace_dim: u32) -> u32 {
+    match register_width(subspace_dim) {
+        0 => subspace_dim + 1,
+        width => 4 * (width + 1),
+    }
+}
+
 /// Dynamic shared memory of a `pq_encode` block: the centroids of one (kv head, sub-space) and
-/// the block's keys' sub-vectors, as f32 rows of `d/m + 1` (the padding spreads the rows that the
-/// threads of a warp read at once over the banks).
+/// the block's keys' sub-vectors, as f32 rows of [`encode_row_floats`].
 pub const fn encode_shared_bytes(c: u32, subspace_dim: u32) -> u32 {
-    (c + ENCODE_KEYS_PER_BLOCK) * (subspace_dim + 1) * 4
+    (c + ENCODE_KEYS_PER_BLOCK) * encode_row_floats(subspace_dim) * 4
 }
 
 /// Launch parameters of `pq_encode`: one block of `ENCODE_THREADS` per (chunk of
@@ -152,8 +172,9 @@ pub const fn sample_rank(seed: u64, kv_head: u64, subspace: u64, pooled: u64) ->
     mix(mix(mix(seed ^ mix(kv_head)) ^ subspace) ^ pooled)
 }
 
-/// Threads of every training block.
-pub const TRAIN_THREADS: u32 = 256;
+/// Threads of every training block: four per key of an `ENCODE_KEYS_PER_BLOCK` chunk, as
+/// `pq_encode`'s.
+pub const TRAIN_THREADS: u32 = ENCODE_THREADS;
 
 /// Keys per (kv head, sub-space) whose initialization ranks training keeps: the first `c`
 /// become the centroids, the next `c` re-seed empty ones.

@@ -11,7 +11,7 @@
 //! sub-space)'s codebook unspecified (but every access stays in bounds).
 
 use crate::device::{self, Shared};
-use crate::encode::{Staged, load};
+use crate::encode::{Centroids, by_register_width, load};
 use crate::select::{block_exclusive_sum, sort_descending, threshold};
 use pqtopk_abi::{
     DIGIT_BITS, DType, ENCODE_KEYS_PER_BLOCK, HIST_BINS, TrainParams, TrainState, encode_shared_bytes, sample_rank,
@@ -170,6 +170,7 @@ fn pow2_f64(e: i32) -> f64 {
 ///
 /// # Safety
 /// As `pq_train_init`.
+#[inline(always)]
 pub unsafe fn init(p: &TrainParams) {
     let subspace = device::block_idx().0;
     let (kv, j) = (subspace / p.m, subspace % p.m);
@@ -264,7 +265,18 @@ pub unsafe fn init(p: &TrainParams) {
 ///
 /// # Safety
 /// As `pq_train_assign`.
+#[inline(always)]
 pub unsafe fn assign(p: &TrainParams) {
+    // SAFETY: forwarded.
+    unsafe { by_register_width!(p.d / p.m, assign_chunks(p)) }
+}
+
+/// [`assign`] with `W = register_width(d/m)`.
+///
+/// # Safety
+/// As `pq_train_assign`.
+#[inline(always)]
+unsafe fn assign_chunks<const W: usize>(p: &TrainParams) {
     let chunks = p.n.div_ceil(p.keys_per_block);
     let block = device::block_idx().0;
     let (chunk, rest) = (block % chunks, block / chunks);
@@ -290,22 +302,17 @@ pub unsafe fn assign(p: &TrainParams) {
     let inertia_scale = pow2_f64(state.inertia_exp);
     // SAFETY: launched with train_assign_layout(c, ds).bytes; the sums are followed by the
     // inertia (element `elements`).
-    let (sums, staged, counts, codes) = unsafe {
+    let (sums, counts, codes) = unsafe {
         (
             device::dynamic_shared_at::<u64>(0, elements + 1),
-            Staged::in_shared(
-                device::dynamic_shared_at(layout.staged, encode_shared_bytes(p.c, ds) as usize / 4),
-                p.c,
-                ds,
-            ),
             device::dynamic_shared_at::<u32>(layout.counts, p.c as usize),
             device::dynamic_shared_at::<u32>(layout.codes, ENCODE_KEYS_PER_BLOCK as usize),
         )
     };
     let mut changed = 0;
-    // SAFETY: every thread reaches every barrier and the shuffles (uniform loop); shared
-    // elements have one writer between barriers, or take shared atomics; the centroids are not
-    // written during this launch.
+    // SAFETY: every thread reaches every barrier and the shuffles (uniform loop, and branches on
+    // W alone); shared elements have one writer between barriers, or take shared atomics; the
+    // centroids are not written during this launch.
     unsafe {
         for i in (t as usize..=elements).step_by(threads) {
             sums.set(i, 0);
@@ -313,16 +320,20 @@ pub unsafe fn assign(p: &TrainParams) {
         for i in (t..p.c).step_by(threads) {
             counts.set(i as usize, 0);
         }
-        staged.stage_centroids(|i| f32::from_bits(device::load_nc_u32(part.centroids.add(i) as *const u32)));
+        let staged = device::dynamic_shared_at(layout.staged, encode_shared_bytes(p.c, ds) as usize / 4);
+        let centroids = Centroids::<W>::stage(staged, p.c, ds, |i| {
+            f32::from_bits(device::load_nc_u32(part.centroids.add(i) as *const u32))
+        });
         let mut first = first_key;
         while first < end {
             let in_chunk = (end - first).min(ENCODE_KEYS_PER_BLOCK);
+            let key_element = |key: u32, e: u32| key_element(p, bi * p.n + first + key, kv, j, e);
             // The previous chunk's keys and codes are read; the zeroing and centroids written.
             device::sync_threads();
-            staged.stage_keys(in_chunk, |key, e| key_element(p, bi * p.n + first + key, kv, j, e));
+            centroids.stage_keys(in_chunk, key_element);
             device::sync_threads();
-            let nearest = staged.nearest(in_chunk);
-            if nearest.leader {
+            let nearest = centroids.nearest(in_chunk, &centroids.load_key());
+            if nearest.leader(in_chunk) {
                 let previous = part.assignment.add((bi * p.n + first + nearest.key) as usize);
                 changed += (*previous != nearest.centroid as u8) as u32;
                 *previous = nearest.centroid as u8;
@@ -333,10 +344,11 @@ pub unsafe fn assign(p: &TrainParams) {
                     device::f64_to_u64_nearest(nearest.distance as f64 * inertia_scale),
                 );
             }
+            // The keys' elements, from their staged rows, to the sums of their centroids.
             device::sync_threads();
             for i in (t..in_chunk * ds).step_by(threads) {
                 let (key, e) = (i / ds, i % ds);
-                let fixed = device::f32_to_i64_nearest(staged.key_element(key, e) * scale);
+                let fixed = device::f32_to_i64_nearest(centroids.key_element(key, e) * scale);
                 sums.atomic_add_no_return((codes.get(key as usize) * ds + e) as usize, fixed as u64);
             }
             first += ENCODE_KEYS_PER_BLOCK;
@@ -369,6 +381,7 @@ pub unsafe fn assign(p: &TrainParams) {
 ///
 /// # Safety
 /// As `pq_train_update`.
+#[inline(always)]
 pub unsafe fn update(p: &TrainParams) {
     let subspace = device::block_idx().0;
     let (kv, j) = (subspace / p.m, subspace % p.m);
