@@ -263,7 +263,7 @@ mod tests {
 
     #[test]
     fn training_shared_memory_and_pooled_keys_are_bounded() {
-        // 256 centroids of 64 elements: 128 KiB of fixed-point sums plus 80 KiB staged.
+        // 256 centroids of 64 elements: 128 KiB of fixed-point sums plus 85 KiB staged.
         let wide = IndexShape::new(1, 1, 4096, 128, 2, 256);
         let sm80 = check(&wide, &TrainOptions::default(), buffers(&wide));
         assert!(matches!(sm80, Err(Error::Unsupported(_))), "{sm80:?}");
