@@ -172,6 +172,21 @@ pub const fn sample_rank(seed: u64, kv_head: u64, subspace: u64, pooled: u64) ->
     mix(mix(mix(seed ^ mix(kv_head)) ^ subspace) ^ pooled)
 }
 
+/// The exponent `e` for which `count` values of magnitude at most `bound`, each scaled by `2^e`
+/// and rounded to an integer, sum to less than 2^62 in magnitude, clamped to `-limit..=limit`
+/// (0 where `bound` is 0 or NaN): training's fixed-point scale for sums of key elements and of
+/// distances ([`TrainState`]). Clamping down only shrinks the sums; clamping up happens only for
+/// bounds past 2^(61 − limit), which finite f32 keys reach only in a squared distance.
+pub fn fixed_exp(count: u32, bound: f64, limit: i32) -> i32 {
+    if bound.is_nan() || bound <= 0.0 {
+        return 0;
+    }
+    // bound < 2^(exponent + 1), count ≤ 2^count_bits.
+    let exponent = ((bound.to_bits() >> 52) & 0x7ff) as i32 - 1023;
+    let count_bits = (32 - count.max(1).wrapping_sub(1).leading_zeros()) as i32;
+    (62 - count_bits - (exponent + 1)).clamp(-limit, limit)
+}
+
 /// Threads of every training block: four per key of an `ENCODE_KEYS_PER_BLOCK` chunk, as
 /// `pq_encode`'s.
 pub const TRAIN_THREADS: u32 = ENCODE_THREADS;
@@ -782,4 +797,36 @@ pub struct CodeCheckParams {
     pub len: u64,
     /// Centroids per sub-space: codes at or above it are bad.
     pub c: u32,
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn fixed_point_sums_never_overflow_and_keep_their_precision() {
+        // A deterministic spread of counts (1 to 2^32 − 1) and bounds (2^-60 to 2^60).
+        let mut state = 0x9E37_79B9_7F4A_7C15u64;
+        for _ in 0..100_000 {
+            state = sample_rank(state, 1, 2, 3);
+            let count = ((state >> 32) as u32 >> (state % 32)).max(1);
+            let bound = f64::from_bits(state >> 12 | 0x3FF0_0000_0000_0000) * 2f64.powi((state % 121) as i32 - 60);
+            let e = fixed_exp(count, bound, 1022);
+            let scaled = bound * 2f64.powi(e);
+            // Every rounded term is at most scaled + 1/2: the sum stays below 2^63.
+            assert!(count as f64 * (scaled + 0.5) < 2f64.powi(63), "{count} {bound} {e}");
+            // And the scale is within a factor 8 of the largest that fits 2^62.
+            assert!(count as f64 * scaled >= 2f64.powi(59), "{count} {bound} {e}");
+        }
+    }
+
+    #[test]
+    fn fixed_point_scale_of_nothing_is_one_and_clamps() {
+        assert_eq!(fixed_exp(10, 0.0, 126), 0);
+        assert_eq!(fixed_exp(10, f64::NAN, 126), 0);
+        assert_eq!(fixed_exp(1, 1e-300, 126), 126);
+        assert_eq!(fixed_exp(u32::MAX, 1e300, 126), -126);
+        // One value below 1: 2^61 · 1.5 < 2^62.
+        assert_eq!(fixed_exp(1, 1.5, 126), 61);
+    }
 }

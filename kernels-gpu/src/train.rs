@@ -14,8 +14,8 @@ use crate::device::{self, Shared};
 use crate::encode::{Centroids, by_register_width, load};
 use crate::select::{block_exclusive_sum, sort_descending, threshold};
 use pqtopk_abi::{
-    DIGIT_BITS, DType, ENCODE_KEYS_PER_BLOCK, HIST_BINS, TrainParams, TrainState, encode_shared_bytes, sample_rank,
-    train_assign_layout, train_layout, train_order_len,
+    DIGIT_BITS, DType, ENCODE_KEYS_PER_BLOCK, HIST_BINS, TrainParams, TrainState, encode_shared_bytes, fixed_exp,
+    sample_rank, train_assign_layout, train_layout, train_order_len,
 };
 
 /// The longest initialization order: `train_order_len(256)`.
@@ -141,18 +141,6 @@ unsafe fn rank_bound(p: &TrainParams, kv: u32, j: u32, wanted: u32, hist: Shared
             }
         }
     }
-}
-
-/// The exponent `e` for which `count` values of magnitude at most `bound`, each scaled by `2^e`,
-/// sum to less than 2^62, clamped to `-limit..=limit`; 0 where `bound` is 0 or NaN.
-fn fixed_exp(count: u32, bound: f64, limit: i32) -> i32 {
-    if bound.is_nan() || bound <= 0.0 {
-        return 0;
-    }
-    // bound < 2^(exponent + 1), count ≤ 2^count_bits.
-    let exponent = ((bound.to_bits() >> 52) & 0x7ff) as i32 - 1023;
-    let count_bits = (32 - count.max(1).wrapping_sub(1).leading_zeros()) as i32;
-    (62 - count_bits - (exponent + 1)).clamp(-limit, limit)
 }
 
 /// 2^e as f32, for `-126 ≤ e ≤ 127`.
