@@ -4,8 +4,7 @@
 //! table is (L2 flushed before each call, CUDA events, warm-up, median); the peer is
 //! `benches/peers/kmeans_torch.py`, run in the same device call.
 
-use super::{Graph, L2Flush, median};
-use cust::event::{Event, EventFlags};
+use super::{Graph, L2Flush, event_times, median};
 use cust::memory::DeviceBuffer;
 use cust::stream::Stream;
 use pqtopk::half::f16;
@@ -28,19 +27,8 @@ fn time(
     flush: &mut L2Flush,
     mut record: impl FnMut() -> Result<(), Error>,
 ) -> Result<Duration, Error> {
-    let (start, end) = (Event::new(EventFlags::DEFAULT)?, Event::new(EventFlags::DEFAULT)?);
-    let mut times = vec![];
-    for i in 0..WARMUP + TIMED {
-        flush.flush(stream);
-        start.record(stream)?;
-        record()?;
-        end.record(stream)?;
-        end.synchronize()?;
-        if i >= WARMUP {
-            times.push(end.elapsed(&start)?);
-        }
-    }
-    Ok(median(times))
+    let times = event_times(stream, flush, WARMUP + TIMED, |_| record())?;
+    Ok(median(times[WARMUP..].to_vec()))
 }
 
 /// Keys around 64 random centers per kv head with unit noise: k-means has structure to find.

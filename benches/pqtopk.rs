@@ -203,22 +203,36 @@ impl<Q: Element, C: Element> Bench<Q, C> {
         if graph {
             self.capture_graphs(gpu, stream)?;
         }
-        let (start, end) = (Event::new(EventFlags::DEFAULT)?, Event::new(EventFlags::DEFAULT)?);
-        let mut times = Vec::with_capacity(iters);
-        for i in 0..iters {
-            flush.flush(stream);
-            start.record(stream)?;
+        event_times(stream, flush, iters, |i| {
             if graph {
                 self.graphs[i % self.graphs.len()].launch(stream);
+                Ok(())
             } else {
-                self.launch(gpu, stream, i)?;
+                self.launch(gpu, stream, i)
             }
-            end.record(stream)?;
-            end.synchronize()?;
-            times.push(end.elapsed(&start)?);
-        }
-        Ok(times)
+        })
     }
+}
+
+/// Event-timed durations of `iters` calls of `record(i)`, each after an L2 flush, the stream
+/// synchronized (through the end event) before each time is read.
+fn event_times(
+    stream: &Stream,
+    flush: &mut L2Flush,
+    iters: usize,
+    mut record: impl FnMut(usize) -> Result<(), Error>,
+) -> Result<Vec<Duration>, Error> {
+    let (start, end) = (Event::new(EventFlags::DEFAULT)?, Event::new(EventFlags::DEFAULT)?);
+    let mut times = Vec::with_capacity(iters);
+    for i in 0..iters {
+        flush.flush(stream);
+        start.record(stream)?;
+        record(i)?;
+        end.record(stream)?;
+        end.synchronize()?;
+        times.push(end.elapsed(&start)?);
+    }
+    Ok(times)
 }
 
 fn median(mut v: Vec<Duration>) -> Duration {

@@ -6,7 +6,7 @@ use crate::dtype::Element;
 use crate::error::{Error, Result, check_dtype, check_len, ensure};
 use crate::gpu::Gpu;
 use crate::index::{IndexShape, check_room};
-use crate::raw;
+use crate::raw::{self, address};
 use cust::memory::DeviceSlice;
 use cust::stream::Stream;
 use pqtopk_abi::{
@@ -186,11 +186,6 @@ fn check_encode<K: Element, C: Element>(
         )));
     }
     Ok(())
-}
-
-/// The device address of a buffer.
-fn address<T: cust::memory::DeviceCopy>(buffer: &DeviceSlice<T>) -> u64 {
-    buffer.as_device_ptr().as_raw()
 }
 
 #[cfg(test)]

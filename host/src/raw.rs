@@ -3,6 +3,11 @@
 use crate::error::{Error, Result};
 use cust::sys::{self, CUdevice, CUfunction, CUresult, CUstream};
 
+/// The device address of a buffer, for a kernel's parameters.
+pub fn address<T: cust::memory::DeviceCopy>(buffer: &cust::memory::DeviceSlice<T>) -> u64 {
+    buffer.as_device_ptr().as_raw()
+}
+
 /// Launches `func` with `threads` threads per block and one by-value parameter.
 ///
 /// # Safety

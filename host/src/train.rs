@@ -6,7 +6,7 @@ use crate::dtype::Element;
 use crate::error::{Error, Result, check_dtype, check_len, ensure};
 use crate::gpu::Gpu;
 use crate::index::{IndexShape, TrainOptions};
-use crate::raw;
+use crate::raw::{self, address};
 use cust::memory::DeviceSlice;
 use cust::stream::Stream;
 use pqtopk_abi::{ENCODE_KEYS_PER_BLOCK, TRAIN_THREADS, TrainParams, train_assign_layout, train_layout};
@@ -50,7 +50,7 @@ impl Gpu {
         codebooks: &mut DeviceSlice<C>,
         workspace: &mut DeviceSlice<u8>,
     ) -> Result<()> {
-        let workspace_address = workspace.as_device_ptr().as_raw();
+        let workspace_address = address(workspace);
         let launch = check_train::<K, C>(
             self.limits.train_assign_dynamic_limit,
             self.limits.multiprocessors,
@@ -65,9 +65,9 @@ impl Gpu {
             },
         )?;
         let params = TrainParams {
-            keys: keys.as_device_ptr().as_raw(),
-            n_valid: n_valid.map_or(0, |v| v.as_device_ptr().as_raw()),
-            codebooks: codebooks.as_device_ptr().as_raw(),
+            keys: address(keys),
+            n_valid: n_valid.map_or(0, address),
+            codebooks: address(codebooks),
             workspace: workspace_address,
             seed: options.seed,
             tolerance: options.tolerance,
