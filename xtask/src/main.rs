@@ -53,7 +53,8 @@ fn main() -> ExitCode {
             rest,
         ),
         "gpu-bundle" => gpu_bundle(rest.iter().any(|a| a == "--bench-only")),
-        "package" => cargo_with_libcuda(&["package", "-p", "pqtopk-abi", "-p", "pqtopk"], rest),
+        "package" => forget_packaged_sources()
+            .and_then(|()| cargo_with_libcuda(&["package", "-p", "pqtopk-abi", "-p", "pqtopk"], rest)),
         // Both ways, warnings denied: docs.rs builds the default (CPU) features.
         "doc" => {
             let doc = ["doc", "--no-deps", "-p", "pqtopk-abi", "-p", "pqtopk"];
@@ -126,6 +127,30 @@ fn with_nvcc(cmd: &mut Command) -> Result<&mut Command> {
     let toolkit = String::from_utf8_lossy(&output.stdout).trim().to_string();
     let path = std::env::var("PATH").unwrap_or_default();
     Ok(cmd.env("PATH", format!("{toolkit}/bin:{path}")).env("CUDA_COMPUTE_CAP", "80"))
+}
+
+/// Removes what earlier `cargo package` runs unpacked of our own crates into Cargo's registry
+/// cache. Packaging verifies `pqtopk` against the just-packed `pqtopk-abi` through a local
+/// registry keyed by the target folder's path, and Cargo reuses an unpacked copy of the same
+/// version from an earlier run as it is: in a reused checkout path, a stale ABI failed the build.
+fn forget_packaged_sources() -> Result<()> {
+    let home = std::env::var_os("CARGO_HOME")
+        .map(PathBuf::from)
+        .or_else(|| std::env::var_os("HOME").map(|h| PathBuf::from(h).join(".cargo")))
+        .ok_or("neither CARGO_HOME nor HOME is set")?;
+    let Ok(registries) = std::fs::read_dir(home.join("registry/src")) else { return Ok(()) };
+    for registry in registries.flatten() {
+        let Ok(crates) = std::fs::read_dir(registry.path()) else { continue };
+        for unpacked in crates.flatten() {
+            let name = unpacked.file_name().to_string_lossy().into_owned();
+            // Only local registries (crates.io's folder is named after its host).
+            let local = registry.file_name().to_string_lossy().starts_with('-');
+            if local && (name.starts_with("pqtopk-abi-") || name.starts_with("pqtopk-0")) {
+                std::fs::remove_dir_all(unpacked.path()).map_err(|e| format!("{name}: {e}"))?;
+            }
+        }
+    }
+    Ok(())
 }
 
 /// Builds everything a GPU machine without Rust needs into `gpu-bundle/`.
