@@ -63,14 +63,25 @@ pub mod kernel_names {
     pub const TOPK_CLUSTER: &str = "pq_topk_cluster";
     /// Counts codes ≥ c ([`CodeCheckParams`](crate::CodeCheckParams)).
     pub const COUNT_BAD_CODES: &str = "pq_count_bad_codes";
-    /// Encodes keys, or appends a decode step's keys ([`EncodeParams`](crate::EncodeParams)).
-    pub const ENCODE: &str = "pq_encode";
+    /// Encodes keys, or appends a decode step's keys ([`EncodeParams`](crate::EncodeParams)):
+    /// one kernel per register width, indexed by
+    /// [`register_width_index`](crate::register_width_index).
+    pub const ENCODE: [&str; 6] =
+        ["pq_encode_w0", "pq_encode_w1", "pq_encode_w2", "pq_encode_w4", "pq_encode_w8", "pq_encode_w16"];
     /// Advances the lengths after an append ([`AdvanceParams`](crate::AdvanceParams)).
     pub const ADVANCE_LENGTHS: &str = "pq_advance_lengths";
     /// Training's sampled initialization ([`TrainParams`](crate::TrainParams)).
     pub const TRAIN_INIT: &str = "pq_train_init";
-    /// Training's assignment step: nearest centroids, sums, counts and inertia.
-    pub const TRAIN_ASSIGN: &str = "pq_train_assign";
+    /// Training's assignment step: nearest centroids, sums, counts and inertia; one kernel per
+    /// register width, as [`ENCODE`].
+    pub const TRAIN_ASSIGN: [&str; 6] = [
+        "pq_train_assign_w0",
+        "pq_train_assign_w1",
+        "pq_train_assign_w2",
+        "pq_train_assign_w4",
+        "pq_train_assign_w8",
+        "pq_train_assign_w16",
+    ];
     /// Training's update step: the stop test, then the means and re-seeded empty centroids.
     pub const TRAIN_UPDATE: &str = "pq_train_update";
 }
@@ -99,6 +110,15 @@ pub const fn encode_row_floats(subspace_dim: u32) -> u32 {
     match register_width(subspace_dim) {
         0 => subspace_dim + 1,
         width => 4 * (width + 1),
+    }
+}
+
+/// The index of `register_width(subspace_dim)` among the compiled widths 0, 1, 2, 4, 8, 16 (the
+/// kernels of [`kernel_names::ENCODE`] and [`kernel_names::TRAIN_ASSIGN`]).
+pub const fn register_width_index(subspace_dim: u32) -> usize {
+    match register_width(subspace_dim) {
+        0 => 0,
+        width => width.trailing_zeros() as usize + 1,
     }
 }
 

@@ -11,6 +11,7 @@ use cust::memory::DeviceSlice;
 use cust::stream::Stream;
 use pqtopk_abi::{
     AdvanceParams, BLOCK_THREADS, ENCODE_KEYS_PER_BLOCK, ENCODE_THREADS, EncodeParams, encode_shared_bytes,
+    register_width_index,
 };
 
 /// Where [`Gpu::append_into`] finds and advances each batch entry's length.
@@ -109,7 +110,10 @@ impl Gpu {
         let shared = encode_shared_bytes(shape.c as u32, (shape.d / shape.m) as u32);
         // SAFETY: forwarded to the caller; the grid fits (checked), the shared memory is the
         // kernel's documented size, within the limit set at load (checked).
-        unsafe { raw::launch(self.kernels.encode, blocks as u32, ENCODE_THREADS, shared, stream.as_inner(), params) }
+        unsafe {
+            let kernel = self.kernels.encode[register_width_index((shape.d / shape.m) as u32)];
+            raw::launch(kernel, blocks as u32, ENCODE_THREADS, shared, stream.as_inner(), params)
+        }
     }
 }
 

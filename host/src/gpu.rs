@@ -49,10 +49,12 @@ pub(crate) struct Kernels {
     /// sm_90 only.
     topk_cluster: Option<CUfunction>,
     count_bad_codes: CUfunction,
-    pub(crate) encode: CUfunction,
+    /// By register width (`pqtopk_abi::register_width_index`).
+    pub(crate) encode: [CUfunction; 6],
     pub(crate) advance_lengths: CUfunction,
     pub(crate) train_init: CUfunction,
-    pub(crate) train_assign: CUfunction,
+    /// By register width, as `encode`.
+    pub(crate) train_assign: [CUfunction; 6],
     pub(crate) train_update: CUfunction,
 }
 
@@ -115,6 +117,13 @@ impl Gpu {
         let multiprocessors =
             unsafe { raw::device_attribute(device.as_raw(), Attribute::CU_DEVICE_ATTRIBUTE_MULTIPROCESSOR_COUNT)? };
         let function = |name: &str| module.get_function(name).map(|f| f.to_raw());
+        let by_width = |names: [&str; 6]| -> Result<[CUfunction; 6]> {
+            let mut functions = [std::ptr::null_mut(); 6];
+            for (function_slot, name) in functions.iter_mut().zip(names) {
+                *function_slot = function(name)?;
+            }
+            Ok(functions)
+        };
         let kernels = Kernels {
             tables: function(kernel_names::TABLES)?,
             score: function(kernel_names::SCORE)?,
@@ -125,10 +134,10 @@ impl Gpu {
             topk_small: function(kernel_names::TOPK_SMALL)?,
             topk_cluster: if major >= 9 { Some(function(kernel_names::TOPK_CLUSTER)?) } else { None },
             count_bad_codes: function(kernel_names::COUNT_BAD_CODES)?,
-            encode: function(kernel_names::ENCODE)?,
+            encode: by_width(kernel_names::ENCODE)?,
             advance_lengths: function(kernel_names::ADVANCE_LENGTHS)?,
             train_init: function(kernel_names::TRAIN_INIT)?,
-            train_assign: function(kernel_names::TRAIN_ASSIGN)?,
+            train_assign: by_width(kernel_names::TRAIN_ASSIGN)?,
             train_update: function(kernel_names::TRAIN_UPDATE)?,
         };
         // SAFETY: valid functions of the module; the values are within the device's limit less
@@ -143,19 +152,24 @@ impl Gpu {
             train_assign_dynamic_limit,
         ] = unsafe {
             raw::set_max_dynamic_shared(kernels.score, max_shared_bytes.min(SCORE_SMEM_BUDGET))?;
-            let mut limits = [0; 7];
+            let mut limits = [usize::MAX; 7];
+            // Each width's kernel shares its family's limit (the smallest of them).
             let kernels_with_limits = [
-                kernels.tables,
-                kernels.select,
-                kernels.score_dense,
-                kernels.topk_small,
-                kernels.sort_runs,
-                kernels.encode,
-                kernels.train_assign,
+                &[kernels.tables][..],
+                &[kernels.select],
+                &[kernels.score_dense],
+                &[kernels.topk_small],
+                &[kernels.sort_runs],
+                &kernels.encode,
+                &kernels.train_assign,
             ];
-            for (limit, kernel) in limits.iter_mut().zip(kernels_with_limits) {
-                *limit = max_shared_bytes - raw::static_shared_bytes(kernel)?;
-                raw::set_max_dynamic_shared(kernel, *limit)?;
+            for (limit, family) in limits.iter_mut().zip(kernels_with_limits) {
+                for &kernel in family {
+                    *limit = (*limit).min(max_shared_bytes - raw::static_shared_bytes(kernel)?);
+                }
+                for &kernel in family {
+                    raw::set_max_dynamic_shared(kernel, *limit)?;
+                }
             }
             limits
         };

@@ -9,7 +9,9 @@ use crate::index::{IndexShape, TrainOptions};
 use crate::raw::{self, address};
 use cust::memory::DeviceSlice;
 use cust::stream::Stream;
-use pqtopk_abi::{ENCODE_KEYS_PER_BLOCK, TRAIN_THREADS, TrainParams, train_assign_layout, train_layout};
+use pqtopk_abi::{
+    ENCODE_KEYS_PER_BLOCK, TRAIN_THREADS, TrainParams, register_width_index, train_assign_layout, train_layout,
+};
 
 /// `pq_train_assign` blocks per SM that the chunking aims for: enough to fill the device with
 /// few kv heads and sub-spaces, few enough that each block's flush of its sums to global memory
@@ -90,7 +92,7 @@ impl Gpu {
             raw::launch(self.kernels.train_init, launch.subspaces, TRAIN_THREADS, 0, stream, &params)?;
             for _ in 0..options.iterations {
                 raw::launch(
-                    self.kernels.train_assign,
+                    self.kernels.train_assign[register_width_index((shape.d / shape.m) as u32)],
                     launch.assign_blocks,
                     TRAIN_THREADS,
                     launch.assign_shared,

@@ -247,37 +247,13 @@ unsafe fn stage_rows(
     }
 }
 
-/// Calls `$f::<W>($args)` with `W = register_width(ds)`, a constant in each arm.
-macro_rules! by_register_width {
-    ($ds:expr, $f:ident($($arg:expr),*)) => {
-        match pqtopk_abi::register_width($ds) {
-            1 => $f::<1>($($arg),*),
-            2 => $f::<2>($($arg),*),
-            4 => $f::<4>($($arg),*),
-            8 => $f::<8>($($arg),*),
-            16 => $f::<16>($($arg),*),
-            _ => $f::<0>($($arg),*),
-        }
-    };
-}
-pub(crate) use by_register_width;
-
-/// Encodes one block's chunk of keys in one sub-space (see the `pq_encode` entry point).
+/// Encodes one block's chunk of keys in one sub-space, `W = register_width(d/m)` (see the
+/// `pq_encode_w*` entry points).
 ///
 /// # Safety
 /// As `pq_encode`.
 #[inline(always)]
-pub unsafe fn encode_block(p: &EncodeParams) {
-    // SAFETY: forwarded.
-    unsafe { by_register_width!(p.d / p.m, encode_chunk(p)) }
-}
-
-/// [`encode_block`] with `W = register_width(d/m)`.
-///
-/// # Safety
-/// As `pq_encode`.
-#[inline(always)]
-unsafe fn encode_chunk<const W: usize>(p: &EncodeParams) {
+pub unsafe fn encode_chunk<const W: usize>(p: &EncodeParams) {
     let ds = p.d / p.m;
     let chunks = p.keys_per_entry.div_ceil(ENCODE_KEYS_PER_BLOCK);
     let block = device::block_idx().0;

@@ -11,7 +11,7 @@
 //! sub-space)'s codebook unspecified (but every access stays in bounds).
 
 use crate::device::{self, Shared};
-use crate::encode::{Centroids, by_register_width, load};
+use crate::encode::{Centroids, load};
 use crate::select::{block_exclusive_sum, sort_descending, threshold};
 use pqtopk_abi::{
     DIGIT_BITS, DType, ENCODE_KEYS_PER_BLOCK, HIST_BINS, TrainParams, TrainState, encode_shared_bytes, fixed_exp,
@@ -249,22 +249,12 @@ pub unsafe fn init(p: &TrainParams) {
 }
 
 /// Assigns one block's chunk of one batch entry's keys in one (kv head, sub-space) to their
-/// nearest centroids, and adds them to the sums, counts and inertia.
+/// nearest centroids, and adds them to the sums, counts and inertia; `W = register_width(d/m)`.
 ///
 /// # Safety
 /// As `pq_train_assign`.
 #[inline(always)]
-pub unsafe fn assign(p: &TrainParams) {
-    // SAFETY: forwarded.
-    unsafe { by_register_width!(p.d / p.m, assign_chunks(p)) }
-}
-
-/// [`assign`] with `W = register_width(d/m)`.
-///
-/// # Safety
-/// As `pq_train_assign`.
-#[inline(always)]
-unsafe fn assign_chunks<const W: usize>(p: &TrainParams) {
+pub unsafe fn assign_chunks<const W: usize>(p: &TrainParams) {
     let chunks = p.n.div_ceil(p.keys_per_block);
     let block = device::block_idx().0;
     let (chunk, rest) = (block % chunks, block / chunks);
