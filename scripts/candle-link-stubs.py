@@ -3,7 +3,8 @@
 
 candle enables cudarc's `dynamic-linking`, so its binaries link libcuda, libcublas, libcublasLt,
 libcurand and libnvrtc by name. This writes, into OUT/lib64, one stub shared library per library
-with every function that cudarc's bindings declare and the soname of the real CUDA 12 library, so
+with every function that cudarc's bindings declare and the soname of the real CUDA 13 library
+(the GPU machine's PyTorch is CUDA 13: its nvidia wheels have libcublas.so.13), so
 that the linker records the right dependency; on a GPU machine the real libraries (the driver's
 libcuda, and e.g. the nvidia-* wheels that PyTorch installs) are found at run time instead. A
 stub function is never meant to run.
@@ -21,10 +22,10 @@ import sys
 LIBRARIES = {
     # module of cudarc: (link name, soname)
     "driver": ("cuda", "libcuda.so.1"),
-    "cublas": ("cublas", "libcublas.so.12"),
-    "cublaslt": ("cublasLt", "libcublasLt.so.12"),
+    "cublas": ("cublas", "libcublas.so.13"),
+    "cublaslt": ("cublasLt", "libcublasLt.so.13"),
     "curand": ("curand", "libcurand.so.10"),
-    "nvrtc": ("nvrtc", "libnvrtc.so.12"),
+    "nvrtc": ("nvrtc", "libnvrtc.so.13"),
 }
 
 

@@ -11,6 +11,7 @@ cd "$(dirname "$0")"
 status=0
 nvidia-smi --query-gpu=name,driver_version,memory.total --format=csv,noheader || true
 logs=${OUT:-.}
+mkdir -p "$logs"
 [ -n "${SKIP_TESTS:-}" ] || for t in bin/test-*; do
   echo "=== $t"
   log="$logs/$(basename "$t").log"
