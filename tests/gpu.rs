@@ -507,14 +507,26 @@ fn k_close_to_n_at_large_n() {
 fn exact_ties_break_toward_smaller_index() {
     let Some(gpu) = gpu("ties") else { return };
     let mut rng = support::rng("ties");
-    for (i, (n, k)) in [(2000, 1), (2000, 150), (9000, 3000), (300, 299)].into_iter().enumerate() {
+    // Ties: two sub-spaces with at most 3 distinct codes each, so 9 distinct keys, each
+    // repeated; Equal: every key the same. The tied keys at the threshold number from a few
+    // (ranked pairwise) through hundreds (gathered in index order, no sort) to more than the
+    // selection holds (n = 60000: only the best of them kept as the sweep meets them), with the
+    // top k in shared memory or (k = 20000) not.
+    let cases = [
+        (2000, 1, Data::Ties),
+        (2000, 150, Data::Ties),
+        (9000, 3000, Data::Ties),
+        (300, 299, Data::Ties),
+        (60000, 1000, Data::Ties),
+        (60000, 20000, Data::Equal),
+    ];
+    for (i, (n, k, data)) in cases.into_iter().enumerate() {
         for metric in METRICS {
-            // Two sub-spaces with at most 3 distinct codes each: 9 distinct keys, each repeated.
             let p = Problem::new(1, 4, 1, 2, 32, 2, 16, n, k)
                 .with_metric(metric)
                 .with_order(ORDERS[i % 3])
                 .with_dtypes(DType::F32, DType::F32);
-            let host: HostData<f32, f32> = support::draw(&mut rng, &p, Data::Ties, false);
+            let host: HostData<f32, f32> = support::draw(&mut rng, &p, data, false);
             let want = pqtopk::reference::topk(&p, &host.inputs()).unwrap();
             for (path, plan) in plans(&gpu, &p) {
                 let run = run_on_gpu(&gpu, &plan, &host, false, true);

@@ -342,7 +342,7 @@ const HELD_GROUPS: usize = 4;
 /// many as the block has to spare, while each keeps a group of elements (four, or one where `ds`
 /// is not a multiple of four) and the centroid's lanes stay within a warp (a power of two).
 fn table_parts(threads: usize, c: usize, ds: usize) -> usize {
-    let groups = if ds % 4 == 0 { ds / 4 } else { ds };
+    let groups = if ds.is_multiple_of(4) { ds / 4 } else { ds };
     let most = (threads / c).min(groups).clamp(1, device::WARP as usize);
     1 << most.ilog2()
 }
@@ -641,11 +641,14 @@ fn goodness_of(order: u32) -> f32 {
     }
 }
 
+/// Low bits of a selection key that hold its complemented key index.
+pub const INDEX_BITS: u32 = 32;
+
 /// The 64-bit key that `select` ranks, larger is better and unique per row: the order key above
 /// the complemented key index, so that ties break toward the smaller index.
 #[inline(always)]
 pub fn selection_key(order: u32, index: u32) -> u64 {
-    ((order as u64) << 32) | (!index) as u64
+    ((order as u64) << INDEX_BITS) | (!index) as u64
 }
 
 /// Key index encoded in a selection key.

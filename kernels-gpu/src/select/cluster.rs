@@ -253,6 +253,8 @@ pub unsafe fn select_tile(
             return;
         }
         let remaining = filter_of(filters, mine).remaining;
-        finish_in_shared(out, row0 + rank, by_score, taken, remaining, part.counters, part.total, part.best, part.ties);
+        let (above, tied) = (part.counters.get(0), part.counters.get(1));
+        let ties = (tied, remaining, false);
+        finish_in_shared(out, row0 + rank, by_score, taken, above, ties, part.total, part.best, part.ties);
     }
 }

@@ -105,6 +105,13 @@ impl Filter {
         self.fixed < 64
     }
 
+    /// Whether every tied key shares all bits above the low `low_bits`: where the caller's keys
+    /// carry their position there (larger for earlier ones), the tied keys rank by position
+    /// alone, and no refinement or sort is needed to pick the best of them.
+    pub fn ties_differ_below(&self, low_bits: u32) -> bool {
+        self.fixed >= 64 - low_bits
+    }
+
     /// The histogram bin of a tied key in the next refinement.
     #[inline(always)]
     pub fn digit(&self, key: u64) -> u32 {

@@ -12,6 +12,7 @@ use pqtopk_abi::{HIST_BINS, Order, RowBinning, SELECT_KEYS_PER_STEP, SPLIT_STATE
 ///
 /// # Safety
 /// As `pq_select`.
+#[inline(always)]
 pub unsafe fn select_row(p: &SelectParams) {
     let s = &p.shape;
     let (row, part) = (device::block_idx().0 / p.split, device::block_idx().0 % p.split);
@@ -40,38 +41,62 @@ pub unsafe fn select_row(p: &SelectParams) {
             return;
         }
         let gathered = if shared_gather { keys.part(part, p.split) } else { keys };
-        if in_shared {
+        // How the gather keeps the tied keys. One block per row can rank them by index, which its
+        // sweep visits in order: where they all share their score (every bit above the index),
+        // the first `remaining` it meets are the best, and only those are kept; where they are
+        // too many to rank pairwise, all are kept in index order, and `best_ties` skips the sort
+        // if they turn out to share their score. Otherwise they are kept as they come.
+        let whole_row = p.split == 1 && !filter.takes_all();
+        let ranked = whole_row && filter.ties_differ_below(score::INDEX_BITS);
+        let in_order = whole_row && !ranked && !ranks_pairwise(filter.tied);
+        let classify = |key| filter.classify(key);
+        let by_score = s.order == Order::ByScore as u32;
+        if in_shared && ranked {
+            let above = taken - filter.remaining;
+            gather_in_order(&keys, counters, classify, filter.remaining, |taken, slot, key| {
+                best.set(if taken { slot } else { above + slot } as usize, key)
+            });
+            finish_in_shared(OutputRows::of(p), row, by_score, taken, above, (0, 0, false), hist, best, ties);
+        } else if in_shared {
             // One sweep gathers the taken keys and the tied ones; the best ties join the rest
             // (a row whose keys are all taken has no ties).
-            gather(
-                &gathered,
-                counters,
-                |key| filter.classify(key),
-                |taken, slot, key| if taken { best } else { ties }.set(slot as usize, key),
-            );
-            if shared_gather && !merge_parts(p, row, counters, Some(best), ties) {
-                return;
+            let store = |taken: bool, slot: u32, key| if taken { best } else { ties }.set(slot as usize, key);
+            if in_order {
+                gather_in_order(&keys, counters, classify, u32::MAX, store);
+            } else {
+                gather(&gathered, counters, classify, store);
+                if shared_gather && !merge_parts(p, row, counters, Some(best), ties) {
+                    return;
+                }
             }
-            let by_score = s.order == Order::ByScore as u32;
-            finish_in_shared(OutputRows::of(p), row, by_score, taken, filter.remaining, counters, hist, best, ties);
+            let (above, tied) = (counters.get(0), counters.get(1));
+            let out = OutputRows::of(p);
+            finish_in_shared(out, row, by_score, taken, above, (tied, filter.remaining, in_order), hist, best, ties);
         } else {
             let threshold_key = if filter.takes_all() {
                 0
+            } else if ranked {
+                gather_in_order(&keys, counters, classify, filter.remaining, |taken, slot, key| {
+                    if !taken && slot + 1 == filter.remaining {
+                        last.set(0, key)
+                    }
+                });
+                last.get(0)
             } else {
-                gather(
-                    &gathered,
-                    counters,
-                    |key| filter.classify(key),
-                    |taken, slot, key| {
-                        if !taken {
-                            ties.set(slot as usize, key)
-                        }
-                    },
-                );
-                if shared_gather && !merge_parts(p, row, counters, None, ties) {
-                    return;
+                let store = |taken: bool, slot: u32, key| {
+                    if !taken {
+                        ties.set(slot as usize, key)
+                    }
+                };
+                if in_order {
+                    gather_in_order(&keys, counters, classify, u32::MAX, store);
+                } else {
+                    gather(&gathered, counters, classify, store);
+                    if shared_gather && !merge_parts(p, row, counters, None, ties) {
+                        return;
+                    }
                 }
-                best_ties(ties, counters.get(1), filter.remaining, |i, key| {
+                best_ties(ties, counters.get(1), filter.remaining, in_order, |i, key| {
                     if i + 1 == filter.remaining {
                         last.set(0, key)
                     }
@@ -97,14 +122,16 @@ pub unsafe fn select_row(p: &SelectParams) {
     }
 }
 
-/// Orders and writes `row`'s top k from shared memory, then pads the row: `counters[0]` taken
-/// keys in `best` (unordered), and `counters[1]` tied keys in `ties`, of which the best
-/// `remaining` are taken too. `hist` is scratch.
+/// Orders and writes `row`'s top k from shared memory, then pads the row: `above` taken keys in
+/// `best` (unordered), then from slot `above` any best ties already in place and in order, and
+/// `ties = (tied, remaining, in_index_order)`: `tied` tied keys in `ties` (in index order where
+/// `in_index_order`), of which the best `remaining` are taken too. `hist` is scratch.
 ///
 /// # Safety
 /// All threads of the block call it after a barrier that follows the gather; `best` holds
-/// `taken.next_power_of_two()` keys, `ties` at least `counters[1].next_power_of_two()`;
-/// `counters[0] + remaining == taken`.
+/// `taken.next_power_of_two()` keys, `ties` at least `tied.next_power_of_two()`;
+/// `above + remaining ≤ taken`, with slots `above + remaining..taken` of `best` holding the
+/// placed ties.
 #[allow(clippy::too_many_arguments)]
 #[inline(always)]
 pub unsafe fn finish_in_shared(
@@ -112,16 +139,15 @@ pub unsafe fn finish_in_shared(
     row: u32,
     by_score: bool,
     taken: u32,
-    remaining: u32,
-    counters: Shared<u32>,
+    above: u32,
+    (tied, remaining, in_index_order): (u32, u32, bool),
     hist: Shared<u32>,
     best: Shared<u64>,
     ties: Shared<u64>,
 ) {
     // SAFETY (all): the whole block runs every step; the barriers order the buffers.
     unsafe {
-        let above = counters.get(0);
-        best_ties(ties, counters.get(1), remaining, |i, key| best.set((above + i) as usize, key));
+        best_ties(ties, tied, remaining, in_index_order, |i, key| best.set((above + i) as usize, key));
         // Score order: the best ties follow every key of a higher bin, already in order, and
         // only the keys above them go by buckets. Index order: every key goes by buckets,
         // with its halves swapped, so that the top bits are the complemented index (unique,
@@ -306,6 +332,81 @@ unsafe fn gather(
     }
 }
 
+/// As [`gather`], with the tied keys ranked in index order, which is the sweep's: the taken
+/// keys go through `store(true, slot, key)` as there, and the first `wanted` tied keys through
+/// `store(false, rank, key)`, `rank` counting from the smallest index (the best, where the tied
+/// keys share their score). A block-wide count per sweep step ranks them; once `wanted` are
+/// found, the rest of the sweep skips it. Ends with a barrier; the counts (of the tied keys, at
+/// most `wanted`) are in `counters`.
+///
+/// # Safety
+/// As [`gather`]; `store` is valid for every taken slot and every rank below `wanted`.
+#[inline(always)]
+unsafe fn gather_in_order(
+    keys: &RowKeys,
+    counters: Shared<u32>,
+    classify: impl Fn(u64) -> Class,
+    wanted: u32,
+    mut store: impl FnMut(bool, u32, u64),
+) {
+    // SAFETY: every thread reaches the barriers; thread 0 alone resets the counters before them
+    // (the first also ending earlier reads of them) and writes the tied count before the last.
+    // The ranking's scan runs in every thread or none (`ranked` is the same in every thread).
+    unsafe {
+        device::sync_threads();
+        if device::thread_idx() == 0 {
+            counters.set(0, 0);
+            counters.set(1, 0);
+        }
+        device::sync_threads();
+        let mut ranked = 0;
+        keys.sweep(|groups| {
+            // Bit 4g + i of a mask: key i of group g is of that class.
+            let (mut taken, mut tied) = (0u32, 0u32);
+            // The lists spell out 0..LOADS_PER_STEP and 0..KEYS_PER_LOAD.
+            unrolled!(G in [0, 1] {
+                unrolled!(I in [0, 1, 2, 3] {
+                    let class = classify(groups[G].key(I));
+                    let valid = groups[G].valid(I);
+                    taken |= ((valid && class.taken) as u32) << (4 * G + I);
+                    tied |= ((valid && class.tied) as u32) << (4 * G + I);
+                });
+            });
+            let (taken_slot, _) = select::reserve_pair(taken.count_ones(), 0, counters);
+            unrolled!(G in [0, 1] {
+                unrolled!(I in [0, 1, 2, 3] {
+                    let bit = 1u32 << (4 * G + I);
+                    if taken & bit != 0 {
+                        store(true, taken_slot + (taken & (bit - 1)).count_ones(), groups[G].key(I));
+                    }
+                });
+            });
+            if ranked < wanted {
+                // The block visits group 0 of every thread, then group 1: one scan ranks both,
+                // 16 bits each (a group of the block holds at most 4 · SELECT_THREADS keys).
+                let mine = [(tied & 0xf).count_ones(), (tied >> 4).count_ones()];
+                let (before, total) = select::block_exclusive_sum(mine[0] | (mine[1] << 16));
+                let mut ranks = [ranked + (before & 0xffff), ranked + (total & 0xffff) + (before >> 16)];
+                unrolled!(G in [0, 1] {
+                    unrolled!(I in [0, 1, 2, 3] {
+                        if tied & (1u32 << (4 * G + I)) != 0 {
+                            if ranks[G] < wanted {
+                                store(false, ranks[G], groups[G].key(I));
+                            }
+                            ranks[G] += 1;
+                        }
+                    });
+                });
+                ranked += (total & 0xffff) + (total >> 16);
+            }
+        });
+        if device::thread_idx() == 0 {
+            counters.set(1, ranked.min(wanted));
+        }
+        device::sync_threads();
+    }
+}
+
 /// After each block of a split row has gathered its slice: publishes this block's gathered keys
 /// (the taken ones from `taken`, if given, and the tied ones from `ties`) to the row's
 /// `split_keys`, and returns whether this block arrived last. The last block then holds every
@@ -414,7 +515,13 @@ unsafe fn narrow(
         }
         device::sync_threads();
         let mut filter = select::first_filter(hist, taken, first_key_of);
-        while filter.tied > p.tie_capacity && filter.refinable() {
+        // A row swept by one block takes exactly tied keys in index order (`gather_ranked_ties`),
+        // however many they are.
+        let ranked_ties = p.split == 1;
+        while filter.tied > p.tie_capacity
+            && filter.refinable()
+            && !(ranked_ties && filter.ties_differ_below(score::INDEX_BITS))
+        {
             for bin in (device::thread_idx()..HIST_BINS).step_by(device::block_dim() as usize) {
                 hist.set(bin as usize, 0);
             }
@@ -465,20 +572,26 @@ pub unsafe fn block_first_key(binning: Binning, bin: u32) -> u64 {
     }
 }
 
+/// Whether [`best_ties`] ranks `tied` ties by comparing every pair, all at once: a bitonic sort's
+/// chain of barriers costs more while `tied² ≤ 64 · block size`.
+fn ranks_pairwise(tied: u32) -> bool {
+    (tied as usize).pow(2) <= 64 * device::block_dim() as usize
+}
+
 /// Calls `place(i, key)` for the `wanted` best of the `tied` gathered ties, `i` counting from
-/// the best (each from one thread; may reorder `ties`). Few ties are ranked by comparing every
-/// pair, all at once: a bitonic sort's chain of barriers costs more while
-/// `tied² ≤ 64 · block size`; more ties are sorted.
+/// the best (each from one thread; may reorder `ties`). Few ties are ranked pairwise
+/// ([`ranks_pairwise`]); more are sorted, unless they were gathered `in_index_order` and share
+/// their score, when their order is already the ranking.
 ///
 /// # Safety
 /// All threads of the block call it after the gather; `wanted ≤ tied`; `ties` holds
 /// `tie_capacity ≥ tied.next_power_of_two()` keys. Ends with a barrier.
-unsafe fn best_ties(ties: Shared<u64>, tied: u32, wanted: u32, mut place: impl FnMut(u32, u64)) {
+unsafe fn best_ties(ties: Shared<u64>, tied: u32, wanted: u32, in_index_order: bool, mut place: impl FnMut(u32, u64)) {
     let (t, threads) = (device::thread_idx() as usize, device::block_dim() as usize);
     // SAFETY: the padding slots have one writer each; the barriers order them before the sort
-    // and the sort before the reads.
+    // and the sort before the reads; every thread reaches the vote (a uniform condition).
     unsafe {
-        if (tied as usize).pow(2) <= 64 * threads {
+        if ranks_pairwise(tied) {
             for i in (t..tied as usize).step_by(threads) {
                 let key = ties.get(i);
                 let rank = select::rank_among_shared(ties, tied, key);
@@ -487,12 +600,17 @@ unsafe fn best_ties(ties: Shared<u64>, tied: u32, wanted: u32, mut place: impl F
                 }
             }
         } else {
-            let len = tied.next_power_of_two() as usize;
-            for i in (tied as usize + t..len).step_by(threads) {
-                ties.set(i, 0);
+            let score = |i: usize| ties.get(i) >> score::INDEX_BITS;
+            let in_order = in_index_order
+                && !device::sync_threads_or((t..tied as usize).step_by(threads).any(|i| score(i) != score(0)));
+            if !in_order {
+                let len = tied.next_power_of_two() as usize;
+                for i in (tied as usize + t..len).step_by(threads) {
+                    ties.set(i, 0);
+                }
+                device::sync_threads();
+                select::sort_descending(ties, len);
             }
-            device::sync_threads();
-            select::sort_descending(ties, len);
             for i in (t..wanted as usize).step_by(threads) {
                 place(i as u32, ties.get(i));
             }
