@@ -27,7 +27,7 @@ if command -v compute-sanitizer >/dev/null; then
   shards=${SANITIZER_SHARDS:-1}
   for tool in ${SANITIZERS-memcheck racecheck synccheck}; do
     for t in $tests; do for s in $(seq 0 $((shards - 1))); do echo "$tool $t $s/$shards"; done; done
-  done | xargs -P "${SANITIZER_JOBS:-12}" -n 3 sh -c \
+  done | xargs -r -P "${SANITIZER_JOBS:-12}" -n 3 sh -c \
     'log="'"$logs"'/sanitizer-$0-$1-$(echo $2 | tr / _).log"
      if PQTOPK_SHARD=$2 PQTOPK_QUICK=1 compute-sanitizer --tool "$0" --error-exitcode 99 bin/test-gpu --exact "$1" --nocapture --test-threads=1 > "$log" 2>&1
      then echo "clean: $0 $1 $2: $(grep -hE "ERROR SUMMARY|RACECHECK SUMMARY" "$log") $(grep -h "rows checked" "$log")"; rm "$log"

@@ -509,9 +509,9 @@ fn exact_ties_break_toward_smaller_index() {
     let mut rng = support::rng("ties");
     // Ties: two sub-spaces with at most 3 distinct codes each, so 9 distinct keys, each
     // repeated; Equal: every key the same. The tied keys at the threshold number from a few
-    // (ranked pairwise) through hundreds (gathered in index order, no sort) to more than the
-    // selection holds (n = 60000: only the best of them kept as the sweep meets them), with the
-    // top k in shared memory or (k = 20000) not.
+    // (ranked pairwise) through hundreds (sorted) to more than the selection holds (n = 60000:
+    // only the best of them kept as the sweep meets them, in index order), with the top k in
+    // shared memory or (k = 20000) not.
     let cases = [
         (2000, 1, Data::Ties),
         (2000, 150, Data::Ties),

@@ -18,7 +18,7 @@ pub const SELECT_KEYS_PER_STEP: u32 = 8;
 pub const SELECT_THREADS_MANY_ROWS: u32 = 256;
 
 /// `pq_tables` blocks that fit on one SM at once (its launch bounds).
-pub const TABLES_BLOCKS_PER_SM: u32 = 3;
+pub const TABLES_BLOCKS_PER_SM: u32 = 4;
 
 /// Launch bounds that Rust cannot state in the kernel source: `(kernel, threads per block, blocks
 /// that must fit on one SM at once)`. `cargo xtask build-ptx` writes them into the PTX as

@@ -56,24 +56,6 @@ pub unsafe fn sync_threads() {
     unsafe { nvptx::_syncthreads() }
 }
 
-/// [`sync_threads`] that also returns, to every thread, whether `pred` held in any thread.
-///
-/// # Safety
-/// As [`sync_threads`].
-#[inline(always)]
-pub unsafe fn sync_threads_or(pred: bool) -> bool {
-    let any: u32;
-    // SAFETY: forwarded to the caller; barrier 0 is the one `sync_threads` uses.
-    unsafe {
-        asm!(
-            "{{ .reg .pred p, q; setp.ne.u32 p, {pred}, 0; bar.red.or.pred q, 0, p; selp.u32 {any}, 1, 0, q; }}",
-            pred = in(reg32) pred as u32,
-            any = out(reg32) any,
-        )
-    };
-    any != 0
-}
-
 /// Warp-wide barrier; also orders the warp's shared-memory accesses around it.
 ///
 /// # Safety

@@ -333,20 +333,6 @@ unsafe fn build_tables_for<Q: Element>(p: &TablesParams, tile: Tile, j: u32, sta
     }
 }
 
-/// Groups of four centroid elements a thread holds in registers at once: their loads are all in
-/// flight together, and before the query staging's barrier, so that the two trips to memory
-/// overlap instead of following each other once per group.
-const HELD_GROUPS: usize = 4;
-
-/// Lanes of a `pq_tables` block of `threads` that share one of the `c` centroids' entries: as
-/// many as the block has to spare, while each keeps a group of elements (four, or one where `ds`
-/// is not a multiple of four) and the centroid's lanes stay within a warp (a power of two).
-fn table_parts(threads: usize, c: usize, ds: usize) -> usize {
-    let groups = if ds.is_multiple_of(4) { ds / 4 } else { ds };
-    let most = (threads / c).min(groups).clamp(1, device::WARP as usize);
-    1 << most.ilog2()
-}
-
 /// # Safety
 /// As [`build_tables`].
 #[inline(always)]
@@ -366,39 +352,14 @@ unsafe fn build_tables_typed<Q: Element, C: Element, const L2: bool>(
         |r: usize| query_offset(s, tile.batch, tile.kv_head, tile.row0 - tile.kv_row0 + r as u32) + j as usize * ds;
     let head_stride = s.sq as usize * d;
     let (t, threads) = (device::thread_idx() as usize, device::block_dim() as usize);
-    // Adjacent lanes share a centroid where the block has threads to spare: each sums a
-    // strided part of its groups of four elements, and the parts meet by shuffles.
-    let parts = table_parts(threads, c, ds);
-    let (code, part) = ((t / parts).min(c - 1), t % parts);
-    let owner = part == 0 && t / parts < c;
+    let code = t.min(c - 1);
     let centroid = ((tile.kv_head * s.m + j) as usize * c + code) * ds;
     let vector = ds % 4 == 0;
-    let step = if vector { 4 } else { 1 };
-    // This thread's groups: part, part + parts, … below ds / step, HELD_GROUPS per pass.
-    let groups = (ds / step).saturating_sub(part).div_ceil(parts);
-    // The same for every thread, as the barriers in the passes need.
-    let passes = (ds / step).div_ceil(parts).div_ceil(HELD_GROUPS);
-    // SAFETY: group g < groups of this thread starts at element (part + g·parts)·step < ds,
-    // inside the centroid; vector loads only when ds % 4 == 0, so offsets are multiples of 4.
-    let load_pass = |pass: usize| {
-        let mut held = [[0.0f32; 4]; HELD_GROUPS];
-        unrolled!(G in [0, 1, 2, 3] {
-            let g = pass * HELD_GROUPS + G;
-            if g < groups {
-                let x = centroid + (part + g * parts) * step;
-                held[G] = unsafe { if vector { C::load4(p.codebooks, x) } else { [C::load(p.codebooks, x), 0.0, 0.0, 0.0] } };
-            }
-        });
-        held
-    };
     const WARPS: usize = (pqtopk_abi::BLOCK_THREADS / device::WARP) as usize;
     let partial = static_shared!(TABLE_RANGE_PARTIALS: [f32; 2 * MAX_ROWS * WARPS]);
     let warp = t / device::WARP as usize;
     // Rows in groups of MAX_ROWS, whose sums live in registers. Several groups only where no
     // tables are written (ranges for the tensor-core path) and there are no heads to sum.
-    // The first pass's loads go out before the first staging; with one pass (the usual case)
-    // they serve every head and group.
-    let mut held = load_pass(0);
     let mut group0 = 0;
     while group0 < rows {
         let group_rows = (rows - group0).min(MAX_ROWS);
@@ -418,41 +379,35 @@ unsafe fn build_tables_typed<Q: Element, C: Element, const L2: bool>(
                     device::sync_threads();
                 }
             }
-            for pass in 0..passes {
-                if passes > 1 && (pass > 0 || head > 0 || group0 > 0) {
-                    held = load_pass(pass);
-                }
-                unrolled!(G in [0, 1, 2, 3] {
-                    let g = pass * HELD_GROUPS + G;
-                    if g < groups {
-                        let x = (part + g * parts) * step;
-                        // The list spells out 0..MAX_ROWS, so that `acc` stays in registers.
-                        unrolled!(R in [0, 1, 2, 3] {
-                            if R < group_rows {
-                                unrolled!(U in [0, 1, 2, 3] {
-                                    if U == 0 || vector {
-                                        // SAFETY: (group0 + R)·ds + x + U < rows·ds, staged
-                                        // before the barrier.
-                                        let q = unsafe { staging.get((group0 + R) * ds + x + U) };
-                                        acc[R] += if L2 { (q - held[G][U]) * (q - held[G][U]) } else { q * held[G][U] };
-                                    }
-                                });
+            let mut x = 0;
+            while x < ds {
+                // SAFETY: the centroid's ds elements lie inside the codebooks; vector loads only
+                // when ds % 4 == 0, so offsets are multiples of 4.
+                let cv = unsafe {
+                    if vector {
+                        C::load4(p.codebooks, centroid + x)
+                    } else {
+                        [C::load(p.codebooks, centroid + x), 0.0, 0.0, 0.0]
+                    }
+                };
+                // The list spells out 0..MAX_ROWS, so that `acc` stays in registers.
+                unrolled!(R in [0, 1, 2, 3] {
+                    if R < group_rows {
+                        // The list spells out 0..4, so that `cv` stays in registers.
+                        unrolled!(U in [0, 1, 2, 3] {
+                            if U == 0 || vector {
+                                // SAFETY: (group0 + R)·ds + x + U < rows·ds, staged before the
+                                // barrier.
+                                let q = unsafe { staging.get((group0 + R) * ds + x + U) };
+                                acc[R] += if L2 { (q - cv[U]) * (q - cv[U]) } else { q * cv[U] };
                             }
                         });
                     }
                 });
+                x += if vector { 4 } else { 1 };
             }
         }
-        // SAFETY: lanes of one centroid are adjacent and `parts` divides the warp, so every
-        // shuffle stays within the lanes of one centroid; the whole warp runs them.
-        unrolled!(R in [0, 1, 2, 3] {
-            let mut mask = 1;
-            while mask < parts {
-                acc[R] += unsafe { f32::from_bits(device::shfl_xor(acc[R].to_bits(), mask as u32)) };
-                mask *= 2;
-            }
-        });
-        if owner && p.luts != 0 {
+        if t < c && p.luts != 0 {
             // With tables, the tile is one group of at most lut_width rows.
             let luts = (p.luts as *mut f32).wrapping_add(tile.index as usize * width * lut_len(s));
             let entry = (j as usize * c + code) * width;
@@ -474,7 +429,7 @@ unsafe fn build_tables_typed<Q: Element, C: Element, const L2: bool>(
         // warps' results.
         unrolled!(R in [0, 1, 2, 3] {
             if R < group_rows {
-                let (mut lo, mut hi) = if owner { (acc[R], acc[R]) } else { (f32::INFINITY, f32::NEG_INFINITY) };
+                let (mut lo, mut hi) = if t < c { (acc[R], acc[R]) } else { (f32::INFINITY, f32::NEG_INFINITY) };
                 // SAFETY: the whole warp runs the reduction; lane 0 writes its warp's slot.
                 unsafe {
                     let (lo_w, hi_w) = warp_min_max(lo, hi);

@@ -254,7 +254,7 @@ pub unsafe fn select_tile(
         }
         let remaining = filter_of(filters, mine).remaining;
         let (above, tied) = (part.counters.get(0), part.counters.get(1));
-        let ties = (tied, remaining, false);
+        let ties = (tied, remaining);
         finish_in_shared(out, row0 + rank, by_score, taken, above, ties, part.total, part.best, part.ties);
     }
 }

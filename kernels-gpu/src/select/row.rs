@@ -41,14 +41,10 @@ pub unsafe fn select_row(p: &SelectParams) {
             return;
         }
         let gathered = if shared_gather { keys.part(part, p.split) } else { keys };
-        // How the gather keeps the tied keys. One block per row can rank them by index, which its
-        // sweep visits in order: where they all share their score (every bit above the index),
-        // the first `remaining` it meets are the best, and only those are kept; where they are
-        // too many to rank pairwise, all are kept in index order, and `best_ties` skips the sort
-        // if they turn out to share their score. Otherwise they are kept as they come.
-        let whole_row = p.split == 1 && !filter.takes_all();
-        let ranked = whole_row && filter.ties_differ_below(score::INDEX_BITS);
-        let in_order = whole_row && !ranked && !ranks_pairwise(filter.tied);
+        // Tied keys that share their score (every bit above the index) rank by index, which the
+        // sweep of one block per row visits in order: the first `remaining` it meets are the
+        // best, and only those are kept (no refinement or sort).
+        let ranked = p.split == 1 && !filter.takes_all() && filter.ties_differ_below(score::INDEX_BITS);
         let classify = |key| filter.classify(key);
         let by_score = s.order == Order::ByScore as u32;
         if in_shared && ranked {
@@ -56,22 +52,19 @@ pub unsafe fn select_row(p: &SelectParams) {
             gather_in_order(&keys, counters, classify, filter.remaining, |taken, slot, key| {
                 best.set(if taken { slot } else { above + slot } as usize, key)
             });
-            finish_in_shared(OutputRows::of(p), row, by_score, taken, above, (0, 0, false), hist, best, ties);
+            finish_in_shared(OutputRows::of(p), row, by_score, taken, above, (0, 0), hist, best, ties);
         } else if in_shared {
             // One sweep gathers the taken keys and the tied ones; the best ties join the rest
             // (a row whose keys are all taken has no ties).
-            let store = |taken: bool, slot: u32, key| if taken { best } else { ties }.set(slot as usize, key);
-            if in_order {
-                gather_in_order(&keys, counters, classify, u32::MAX, store);
-            } else {
-                gather(&gathered, counters, classify, store);
-                if shared_gather && !merge_parts(p, row, counters, Some(best), ties) {
-                    return;
-                }
+            gather(&gathered, counters, classify, |taken, slot, key| {
+                if taken { best } else { ties }.set(slot as usize, key)
+            });
+            if shared_gather && !merge_parts(p, row, counters, Some(best), ties) {
+                return;
             }
             let (above, tied) = (counters.get(0), counters.get(1));
             let out = OutputRows::of(p);
-            finish_in_shared(out, row, by_score, taken, above, (tied, filter.remaining, in_order), hist, best, ties);
+            finish_in_shared(out, row, by_score, taken, above, (tied, filter.remaining), hist, best, ties);
         } else {
             let threshold_key = if filter.takes_all() {
                 0
@@ -83,20 +76,15 @@ pub unsafe fn select_row(p: &SelectParams) {
                 });
                 last.get(0)
             } else {
-                let store = |taken: bool, slot: u32, key| {
+                gather(&gathered, counters, classify, |taken, slot, key| {
                     if !taken {
                         ties.set(slot as usize, key)
                     }
-                };
-                if in_order {
-                    gather_in_order(&keys, counters, classify, u32::MAX, store);
-                } else {
-                    gather(&gathered, counters, classify, store);
-                    if shared_gather && !merge_parts(p, row, counters, None, ties) {
-                        return;
-                    }
+                });
+                if shared_gather && !merge_parts(p, row, counters, None, ties) {
+                    return;
                 }
-                best_ties(ties, counters.get(1), filter.remaining, in_order, |i, key| {
+                best_ties(ties, counters.get(1), filter.remaining, |i, key| {
                     if i + 1 == filter.remaining {
                         last.set(0, key)
                     }
@@ -124,8 +112,8 @@ pub unsafe fn select_row(p: &SelectParams) {
 
 /// Orders and writes `row`'s top k from shared memory, then pads the row: `above` taken keys in
 /// `best` (unordered), then from slot `above` any best ties already in place and in order, and
-/// `ties = (tied, remaining, in_index_order)`: `tied` tied keys in `ties` (in index order where
-/// `in_index_order`), of which the best `remaining` are taken too. `hist` is scratch.
+/// `ties = (tied, remaining)`: `tied` tied keys in `ties`, of which the best `remaining` are
+/// taken too. `hist` is scratch.
 ///
 /// # Safety
 /// All threads of the block call it after a barrier that follows the gather; `best` holds
@@ -140,14 +128,14 @@ pub unsafe fn finish_in_shared(
     by_score: bool,
     taken: u32,
     above: u32,
-    (tied, remaining, in_index_order): (u32, u32, bool),
+    (tied, remaining): (u32, u32),
     hist: Shared<u32>,
     best: Shared<u64>,
     ties: Shared<u64>,
 ) {
     // SAFETY (all): the whole block runs every step; the barriers order the buffers.
     unsafe {
-        best_ties(ties, tied, remaining, in_index_order, |i, key| best.set((above + i) as usize, key));
+        best_ties(ties, tied, remaining, |i, key| best.set((above + i) as usize, key));
         // Score order: the best ties follow every key of a higher bin, already in order, and
         // only the keys above them go by buckets. Index order: every key goes by buckets,
         // with its halves swapped, so that the top bits are the complemented index (unique,
@@ -332,10 +320,10 @@ unsafe fn gather(
     }
 }
 
-/// As [`gather`], with the tied keys ranked in index order, which is the sweep's: the taken
-/// keys go through `store(true, slot, key)` as there, and the first `wanted` tied keys through
-/// `store(false, rank, key)`, `rank` counting from the smallest index (the best, where the tied
-/// keys share their score). A block-wide count per sweep step ranks them; once `wanted` are
+/// As [`gather`] for a filter whose tied keys share their score ([`Filter::ties_differ_below`]),
+/// so that they rank by index, which is the sweep's order: the taken keys go through
+/// `store(true, slot, key)` as there, and of the tied keys only the best `wanted`, through
+/// `store(false, rank, key)`, `rank` counting from the best. A block-wide count per sweep step ranks them; once `wanted` are
 /// found, the rest of the sweep skips it. Ends with a barrier; the counts (of the tied keys, at
 /// most `wanted`) are in `counters`.
 ///
@@ -572,26 +560,20 @@ pub unsafe fn block_first_key(binning: Binning, bin: u32) -> u64 {
     }
 }
 
-/// Whether [`best_ties`] ranks `tied` ties by comparing every pair, all at once: a bitonic sort's
-/// chain of barriers costs more while `tied² ≤ 64 · block size`.
-fn ranks_pairwise(tied: u32) -> bool {
-    (tied as usize).pow(2) <= 64 * device::block_dim() as usize
-}
-
 /// Calls `place(i, key)` for the `wanted` best of the `tied` gathered ties, `i` counting from
-/// the best (each from one thread; may reorder `ties`). Few ties are ranked pairwise
-/// ([`ranks_pairwise`]); more are sorted, unless they were gathered `in_index_order` and share
-/// their score, when their order is already the ranking.
+/// the best (each from one thread; may reorder `ties`). Few ties are ranked by comparing every
+/// pair, all at once: a bitonic sort's chain of barriers costs more while
+/// `tied² ≤ 64 · block size`; more ties are sorted.
 ///
 /// # Safety
 /// All threads of the block call it after the gather; `wanted ≤ tied`; `ties` holds
 /// `tie_capacity ≥ tied.next_power_of_two()` keys. Ends with a barrier.
-unsafe fn best_ties(ties: Shared<u64>, tied: u32, wanted: u32, in_index_order: bool, mut place: impl FnMut(u32, u64)) {
+unsafe fn best_ties(ties: Shared<u64>, tied: u32, wanted: u32, mut place: impl FnMut(u32, u64)) {
     let (t, threads) = (device::thread_idx() as usize, device::block_dim() as usize);
     // SAFETY: the padding slots have one writer each; the barriers order them before the sort
-    // and the sort before the reads; every thread reaches the vote (a uniform condition).
+    // and the sort before the reads.
     unsafe {
-        if ranks_pairwise(tied) {
+        if (tied as usize).pow(2) <= 64 * threads {
             for i in (t..tied as usize).step_by(threads) {
                 let key = ties.get(i);
                 let rank = select::rank_among_shared(ties, tied, key);
@@ -600,17 +582,12 @@ unsafe fn best_ties(ties: Shared<u64>, tied: u32, wanted: u32, in_index_order: b
                 }
             }
         } else {
-            let score = |i: usize| ties.get(i) >> score::INDEX_BITS;
-            let in_order = in_index_order
-                && !device::sync_threads_or((t..tied as usize).step_by(threads).any(|i| score(i) != score(0)));
-            if !in_order {
-                let len = tied.next_power_of_two() as usize;
-                for i in (tied as usize + t..len).step_by(threads) {
-                    ties.set(i, 0);
-                }
-                device::sync_threads();
-                select::sort_descending(ties, len);
+            let len = tied.next_power_of_two() as usize;
+            for i in (tied as usize + t..len).step_by(threads) {
+                ties.set(i, 0);
             }
+            device::sync_threads();
+            select::sort_descending(ties, len);
             for i in (t..wanted as usize).step_by(threads) {
                 place(i as u32, ties.get(i));
             }
