@@ -191,6 +191,7 @@ fn gpu_bundle(bench_only: bool) -> Result<()> {
     for file in [
         "scripts/run-gpu-suite.sh",
         "scripts/run-bench.sh",
+        "scripts/run-ab.sh",
         "scripts/compare.py",
         "benches/shapes.json",
         "benches/peers/kmeans_torch.py",
