@@ -3,7 +3,8 @@
 # pipelines (peers.py: torch.topk; peers_sota.py: + FlashInfer's top-k, installed offline from
 # peers/wheels/), in one run, then the ratios (scripts/compare.py). Writes JSON to ${OUT:-.}.
 # Extra arguments go to the bench (e.g. --shape NAME, --dist uniform,llm).
-# SKIP_PEERS=1 runs pqtopk's table only; SKIP_TABLE=1 skips the top-k table (and its peers);
+# SKIP_PEERS=1 runs pqtopk's table only; SKIP_TABLE=1 skips the top-k table (and its peers),
+# SKIP_INDEXER=1 the indexer's benchmark;
 # the indexer's benchmark and its torch k-means peer (kmeans_torch.py) run last.
 set -uo pipefail
 cd "$(dirname "$0")"
@@ -31,5 +32,6 @@ if [ -z "${SKIP_TABLE:-}" ] && [ -z "${SKIP_PEERS:-}" ] && [ -f peers/peers.py ]
   fi
 fi
 [ -n "${SKIP_TABLE:-}" ] || python3 compare.py "$out/pqtopk.json" "${peer_jsons[@]}" || true
+[ -n "${SKIP_INDEXER:-}" ] && exit 0
 bin/bench-pqtopk --indexer --json "$out/indexer.json" || echo "indexer bench failed"
 [ -n "${SKIP_PEERS:-}" ] || PYTHONUNBUFFERED=1 python3 kmeans_torch.py --out "$out" || echo "kmeans_torch.py failed"
