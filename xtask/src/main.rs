@@ -192,6 +192,7 @@ fn gpu_bundle(bench_only: bool) -> Result<()> {
         "scripts/run-gpu-suite.sh",
         "scripts/run-bench.sh",
         "scripts/run-ab.sh",
+        "scripts/run-ncu.sh",
         "scripts/compare.py",
         "benches/shapes.json",
         "benches/peers/kmeans_torch.py",

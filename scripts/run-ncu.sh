@@ -1,0 +1,16 @@
+#!/usr/bin/env bash
+# Runs on the GPU machine from inside gpu-bundle/: each kernel's time (ncu, clocks unlocked, L2
+# flushed by ncu) for the first calls of every bench build in bin/ (bench-pqtopk, and bench-main
+# where run-ab.sh's base build was copied in) on the given shape:family pairs, e.g.
+#   ./run-ncu.sh hub_m2c64_k3020:llm decode_b1_k2048:uniform
+# NCU_KERNELS (a regex, default pq_) picks the kernels, NCU_COUNT (default 9) how many launches.
+set -uo pipefail
+cd "$(dirname "$0")"
+for bench in bin/bench-*; do
+  for pair in "$@"; do
+    echo "== $(basename "$bench") ${pair%%:*} ${pair##*:} (µs)"
+    timeout 120 ncu --clock-control none -k "regex:${NCU_KERNELS:-pq_}" -c "${NCU_COUNT:-9}" --csv --print-units base \
+      --metrics gpu__time_duration.sum "$bench" --table shapes.json --shape "${pair%%:*}" --dist "${pair##*:}" 2>&1 |
+      awk -F'","' '/"gpu__time_duration.sum"/ { v = $NF; gsub(/[",]/, "", v); printf "%-24s %8.1f\n", $5, v / 1000 }'
+  done
+done
