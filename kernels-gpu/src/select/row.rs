@@ -323,9 +323,9 @@ unsafe fn gather(
 /// As [`gather`] for a filter whose tied keys share their score ([`Filter::ties_differ_below`]),
 /// so that they rank by index, which is the sweep's order: the taken keys go through
 /// `store(true, slot, key)` as there, and of the tied keys only the best `wanted`, through
-/// `store(false, rank, key)`, `rank` counting from the best. A block-wide count per sweep step ranks them; once `wanted` are
-/// found, the rest of the sweep skips it. Ends with a barrier; the counts (of the tied keys, at
-/// most `wanted`) are in `counters`.
+/// `store(false, rank, key)`, `rank` counting from the best. A block-wide count per sweep step
+/// ranks them; once `wanted` are found, the rest of the sweep skips it. Ends with a barrier; the
+/// counts (of the tied keys, at most `wanted`) are in `counters`.
 ///
 /// # Safety
 /// As [`gather`]; `store` is valid for every taken slot and every rank below `wanted`.
