@@ -219,32 +219,37 @@ pub unsafe extern "ptx-kernel" fn pq_count_bad_codes(p: CodeCheckParams) {
     }
 }
 
-/// Encodes keys against the codebooks, or appends a decode step's keys at each batch entry's
-/// length: one block of `ENCODE_THREADS` per (chunk of `ENCODE_KEYS_PER_BLOCK` keys, batch entry
-/// and kv head, sub-space), chunk fastest, with `encode_shared_bytes(c, d/m)` bytes of dynamic
-/// shared memory. One kernel per register width (`kernel_names::ENCODE`, indexed by
-/// `register_width_index(d/m)`), each with the registers its width needs.
-///
-/// # Safety
-/// `p` describes valid device buffers of the shapes `EncodeParams` documents; `d` is a multiple
-/// of `m`, `1 ≤ c ≤ 256`, and `register_width(d/m)` is the kernel's width; the keys and
-/// codebooks stay unchanged during the launch, and nothing else reads or writes the codes it
-/// writes.
-macro_rules! encode_kernels {
-    ($($name:ident: $width:literal),*) => {$(
-        /// `pq_encode` for one register width (see `encode_kernels`).
+/// Kernels of one family, one per register width: `$name` runs `$module::$run::<$width>` on its
+/// parameters, with the registers that width needs. Each invocation states what the family does
+/// and what its caller guarantees.
+macro_rules! per_width_kernels {
+    ($params:ty, $module:ident::$run:ident; $($name:ident: $width:literal),*) => {$(
+        /// One register width of its family (see the invocation of `per_width_kernels`).
         ///
         /// # Safety
-        /// As `encode_kernels` states.
+        /// As the invocation states.
         #[cfg(not(pqtopk_smoke))]
         #[unsafe(no_mangle)]
-        pub unsafe extern "ptx-kernel" fn $name(p: EncodeParams) {
+        pub unsafe extern "ptx-kernel" fn $name(p: $params) {
             // SAFETY: forwarded to the caller.
-            unsafe { encode::encode_chunk::<$width>(&p) }
+            unsafe { $module::$run::<$width>(&p) }
         }
     )*};
 }
-encode_kernels!(pq_encode_w0: 0, pq_encode_w1: 1, pq_encode_w2: 2, pq_encode_w4: 4, pq_encode_w8: 8, pq_encode_w16: 16);
+
+// Encodes keys against the codebooks, or appends a decode step's keys at each batch entry's
+// length: one block of `ENCODE_THREADS` per (chunk of `ENCODE_KEYS_PER_BLOCK` keys, batch entry
+// and kv head, sub-space), chunk fastest, with `encode_shared_bytes(c, d/m)` bytes of dynamic
+// shared memory. One kernel per register width (`kernel_names::ENCODE`, indexed by
+// `register_width_index(d/m)`), each with the registers its width needs.
+//
+// # Safety
+// `p` describes valid device buffers of the shapes `EncodeParams` documents; `d` is a multiple
+// of `m`, `1 ≤ c ≤ 256`, and `register_width(d/m)` is the kernel's width; the keys and
+// codebooks stay unchanged during the launch, and nothing else reads or writes the codes it
+// writes.
+per_width_kernels!(EncodeParams, encode::encode_chunk;
+    pq_encode_w0: 0, pq_encode_w1: 1, pq_encode_w2: 2, pq_encode_w4: 4, pq_encode_w8: 8, pq_encode_w16: 16);
 
 /// After `pq_encode` appended `t` keys per batch entry: advances each entry's length by `t`
 /// where it stays within `n`. One thread per batch entry.
@@ -273,35 +278,16 @@ pub unsafe extern "ptx-kernel" fn pq_train_init(p: TrainParams) {
     unsafe { train::init(&p) }
 }
 
-/// Training's assignment step, after `pq_train_init` or `pq_train_update` on the same stream:
-/// one block of `TRAIN_THREADS` per (chunk of `keys_per_block` keys, batch entry and kv head,
-/// sub-space), chunk fastest, with `train_assign_layout(c, d/m).bytes` of dynamic shared memory.
-/// One kernel per register width, as `pq_encode_w*`.
-///
-/// # Safety
-/// As `pq_train_init`; `register_width(d/m)` is the kernel's width.
-macro_rules! train_assign_kernels {
-    ($($name:ident: $width:literal),*) => {$(
-        /// `pq_train_assign` for one register width (see `train_assign_kernels`).
-        ///
-        /// # Safety
-        /// As `train_assign_kernels` states.
-        #[cfg(not(pqtopk_smoke))]
-        #[unsafe(no_mangle)]
-        pub unsafe extern "ptx-kernel" fn $name(p: TrainParams) {
-            // SAFETY: forwarded to the caller.
-            unsafe { train::assign_chunks::<$width>(&p) }
-        }
-    )*};
-}
-train_assign_kernels!(
-    pq_train_assign_w0: 0,
-    pq_train_assign_w1: 1,
-    pq_train_assign_w2: 2,
-    pq_train_assign_w4: 4,
-    pq_train_assign_w8: 8,
-    pq_train_assign_w16: 16
-);
+// Training's assignment step, after `pq_train_init` or `pq_train_update` on the same stream:
+// one block of `TRAIN_THREADS` per (chunk of `keys_per_block` keys, batch entry and kv head,
+// sub-space), chunk fastest, with `train_assign_layout(c, d/m).bytes` of dynamic shared memory.
+// One kernel per register width, as `pq_encode_w*`.
+//
+// # Safety
+// As `pq_train_init`; `register_width(d/m)` is the kernel's width.
+per_width_kernels!(TrainParams, train::assign_chunks;
+    pq_train_assign_w0: 0, pq_train_assign_w1: 1, pq_train_assign_w2: 2, pq_train_assign_w4: 4,
+    pq_train_assign_w8: 8, pq_train_assign_w16: 16);
 
 /// Training's update step, after `pq_train_assign` on the same stream: one block of
 /// `TRAIN_THREADS` per (kv head, sub-space).
