@@ -66,7 +66,7 @@ pub mod kernel_names {
     /// Encodes keys, or appends a decode step's keys ([`EncodeParams`](crate::EncodeParams)):
     /// one kernel per register width, indexed by
     /// [`register_width_index`](crate::register_width_index).
-    pub const ENCODE: [&str; 6] =
+    pub const ENCODE: [&str; crate::REGISTER_WIDTH_KERNELS] =
         ["pq_encode_w0", "pq_encode_w1", "pq_encode_w2", "pq_encode_w4", "pq_encode_w8", "pq_encode_w16"];
     /// Advances the lengths after an append ([`AdvanceParams`](crate::AdvanceParams)).
     pub const ADVANCE_LENGTHS: &str = "pq_advance_lengths";
@@ -74,7 +74,7 @@ pub mod kernel_names {
     pub const TRAIN_INIT: &str = "pq_train_init";
     /// Training's assignment step: nearest centroids, sums, counts and inertia; one kernel per
     /// register width, as [`ENCODE`].
-    pub const TRAIN_ASSIGN: [&str; 6] = [
+    pub const TRAIN_ASSIGN: [&str; crate::REGISTER_WIDTH_KERNELS] = [
         "pq_train_assign_w0",
         "pq_train_assign_w1",
         "pq_train_assign_w2",
@@ -112,6 +112,9 @@ pub const fn encode_row_floats(subspace_dim: u32) -> u32 {
         width => 4 * (width + 1),
     }
 }
+
+/// Kernels per register-width family: one for each width 0, 1, 2, 4, 8, 16.
+pub const REGISTER_WIDTH_KERNELS: usize = 6;
 
 /// The index of `register_width(subspace_dim)` among the compiled widths 0, 1, 2, 4, 8, 16 (the
 /// kernels of [`kernel_names::ENCODE`] and [`kernel_names::TRAIN_ASSIGN`]).
@@ -837,6 +840,18 @@ mod tests {
             assert!(count as f64 * (scaled + 0.5) < 2f64.powi(63), "{count} {bound} {e}");
             // And the scale is within a factor 8 of the largest that fits 2^62.
             assert!(count as f64 * scaled >= 2f64.powi(59), "{count} {bound} {e}");
+        }
+    }
+
+    #[test]
+    fn every_subspace_dim_names_its_width_kernels() {
+        for ds in 1..=512 {
+            let index = register_width_index(ds);
+            assert!(index < REGISTER_WIDTH_KERNELS, "{ds}");
+            for name in [kernel_names::ENCODE[index], kernel_names::TRAIN_ASSIGN[index]] {
+                let width = name.rsplit_once("_w").and_then(|(_, w)| w.parse::<u32>().ok());
+                assert_eq!(width, Some(register_width(ds)), "{ds}: {name}");
+            }
         }
     }
 

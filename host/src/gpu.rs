@@ -16,8 +16,8 @@ use cust::stream::Stream;
 use cust::sys::{CUfunction, CUstream};
 use pqtopk_abi::{
     BLOCK_THREADS, CLUSTER_BLOCKS, CLUSTER_THREADS, ClusterParams, CodeCheckParams, DENSE_THREADS, DenseScoreParams,
-    MergeParams, RUN_KEYS, SELECT_THREADS, SMALL_THREADS, ScoreParams, SelectParams, Shape, SmallParams, TablesParams,
-    Tiling, kernel_names, merge_passes,
+    MergeParams, REGISTER_WIDTH_KERNELS, RUN_KEYS, SELECT_THREADS, SMALL_THREADS, ScoreParams, SelectParams, Shape,
+    SmallParams, TablesParams, Tiling, kernel_names, merge_passes,
 };
 
 /// PTX for each supported architecture, built by `cargo xtask build-ptx` and committed.
@@ -50,11 +50,11 @@ pub(crate) struct Kernels {
     topk_cluster: Option<CUfunction>,
     count_bad_codes: CUfunction,
     /// By register width (`pqtopk_abi::register_width_index`).
-    pub(crate) encode: [CUfunction; 6],
+    pub(crate) encode: [CUfunction; REGISTER_WIDTH_KERNELS],
     pub(crate) advance_lengths: CUfunction,
     pub(crate) train_init: CUfunction,
     /// By register width, as `encode`.
-    pub(crate) train_assign: [CUfunction; 6],
+    pub(crate) train_assign: [CUfunction; REGISTER_WIDTH_KERNELS],
     pub(crate) train_update: CUfunction,
 }
 
@@ -117,8 +117,8 @@ impl Gpu {
         let multiprocessors =
             unsafe { raw::device_attribute(device.as_raw(), Attribute::CU_DEVICE_ATTRIBUTE_MULTIPROCESSOR_COUNT)? };
         let function = |name: &str| module.get_function(name).map(|f| f.to_raw());
-        let by_width = |names: [&str; 6]| -> Result<[CUfunction; 6]> {
-            let mut functions = [std::ptr::null_mut(); 6];
+        let by_width = |names: [&str; REGISTER_WIDTH_KERNELS]| -> Result<[CUfunction; REGISTER_WIDTH_KERNELS]> {
+            let mut functions = [std::ptr::null_mut(); REGISTER_WIDTH_KERNELS];
             for (function_slot, name) in functions.iter_mut().zip(names) {
                 *function_slot = function(name)?;
             }
