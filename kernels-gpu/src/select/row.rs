@@ -268,6 +268,40 @@ impl RowKeys {
     }
 }
 
+/// Zeroes `counters[0]` and `counters[1]` between two barriers (the first ends earlier reads).
+///
+/// # Safety
+/// All threads of the block call it.
+#[inline(always)]
+unsafe fn reset_counters(counters: Shared<u32>) {
+    // SAFETY: every thread reaches both barriers; thread 0 alone writes between them.
+    unsafe {
+        device::sync_threads();
+        if device::thread_idx() == 0 {
+            counters.set(0, 0);
+            counters.set(1, 0);
+        }
+        device::sync_threads();
+    }
+}
+
+/// The classes of this thread's keys of a sweep step, as masks: bit 4g + i is key i of group g
+/// (valid keys only).
+#[inline(always)]
+fn class_masks(groups: [Group; LOADS_PER_STEP as usize], classify: impl Fn(u64) -> Class) -> (u32, u32) {
+    let (mut taken, mut tied) = (0u32, 0u32);
+    // The lists spell out 0..LOADS_PER_STEP and 0..KEYS_PER_LOAD.
+    unrolled!(G in [0, 1] {
+        unrolled!(I in [0, 1, 2, 3] {
+            let class = classify(groups[G].key(I));
+            let valid = groups[G].valid(I);
+            taken |= ((valid && class.taken) as u32) << (4 * G + I);
+            tied |= ((valid && class.tied) as u32) << (4 * G + I);
+        });
+    });
+    (taken, tied)
+}
+
 /// Appends every taken key (through `store(true, slot, key)`) and every tied key
 /// (`store(false, …)`), one shared-memory atomic per warp, sweep step and class on
 /// `counters[0]` and `counters[1]`. Ends with a barrier; the counts are in `counters`.
@@ -282,27 +316,12 @@ unsafe fn gather(
     classify: impl Fn(u64) -> Class,
     mut store: impl FnMut(bool, u32, u64),
 ) {
-    // SAFETY: every thread reaches the barriers; thread 0 alone resets the counters before them,
-    // and the first barrier also ends earlier reads of them.
+    // SAFETY: every thread reaches the barriers, the first and last of them in
+    // `reset_counters` and at the end.
     unsafe {
-        device::sync_threads();
-        if device::thread_idx() == 0 {
-            counters.set(0, 0);
-            counters.set(1, 0);
-        }
-        device::sync_threads();
+        reset_counters(counters);
         keys.sweep(|groups| {
-            // Bit 4g + i of a mask: key i of group g is of that class.
-            let (mut taken, mut tied) = (0u32, 0u32);
-            // The lists spell out 0..LOADS_PER_STEP and 0..KEYS_PER_LOAD.
-            unrolled!(G in [0, 1] {
-                unrolled!(I in [0, 1, 2, 3] {
-                    let class = classify(groups[G].key(I));
-                    let valid = groups[G].valid(I);
-                    taken |= ((valid && class.taken) as u32) << (4 * G + I);
-                    tied |= ((valid && class.tied) as u32) << (4 * G + I);
-                });
-            });
+            let (taken, tied) = class_masks(groups, &classify);
             let (taken_slot, tied_slot) = select::reserve_pair(taken.count_ones(), tied.count_ones(), counters);
             unrolled!(G in [0, 1] {
                 unrolled!(I in [0, 1, 2, 3] {
@@ -337,29 +356,14 @@ unsafe fn gather_in_order(
     wanted: u32,
     mut store: impl FnMut(bool, u32, u64),
 ) {
-    // SAFETY: every thread reaches the barriers; thread 0 alone resets the counters before them
-    // (the first also ending earlier reads of them) and writes the tied count before the last.
-    // The ranking's scan runs in every thread or none (`ranked` is the same in every thread).
+    // SAFETY: every thread reaches the barriers (those of `reset_counters` and the last);
+    // thread 0 alone writes the tied count before the last. The ranking's scan runs in every
+    // thread or none (`ranked` is the same in every thread).
     unsafe {
-        device::sync_threads();
-        if device::thread_idx() == 0 {
-            counters.set(0, 0);
-            counters.set(1, 0);
-        }
-        device::sync_threads();
+        reset_counters(counters);
         let mut ranked = 0;
         keys.sweep(|groups| {
-            // Bit 4g + i of a mask: key i of group g is of that class.
-            let (mut taken, mut tied) = (0u32, 0u32);
-            // The lists spell out 0..LOADS_PER_STEP and 0..KEYS_PER_LOAD.
-            unrolled!(G in [0, 1] {
-                unrolled!(I in [0, 1, 2, 3] {
-                    let class = classify(groups[G].key(I));
-                    let valid = groups[G].valid(I);
-                    taken |= ((valid && class.taken) as u32) << (4 * G + I);
-                    tied |= ((valid && class.tied) as u32) << (4 * G + I);
-                });
-            });
+            let (taken, tied) = class_masks(groups, &classify);
             let (taken_slot, _) = select::reserve_pair(taken.count_ones(), 0, counters);
             unrolled!(G in [0, 1] {
                 unrolled!(I in [0, 1, 2, 3] {
