@@ -478,6 +478,31 @@ fn every_data_family_in_every_order_and_metric() {
 }
 
 #[test]
+fn crowded_rows_of_the_hub_shapes() {
+    // The seed's configurations (m = 2, c = 64, k = 3020 and m = 4, c = 256, k = 6300, one row
+    // per SM) on the families that crowd a row: llm (Zipf codes: exact-score groups of hundreds
+    // of keys) and narrow (scores in a sliver of the tables' range). Their rows have more ties
+    // at the threshold than pairwise ranking takes, and output buckets too crowded to rank
+    // pairwise: the selection's fallbacks, which uniform data never reaches.
+    let n = if quick() { 8000 } else { 31872 };
+    let shapes = [Problem::new(1, 8, 2, 1, 128, 2, 64, n, 3020), Problem::new(1, 8, 2, 1, 128, 4, 256, n, 6300)];
+    let mut cases = Vec::new();
+    for data in [Data::Llm, Data::Narrow] {
+        for (s, shape) in shapes.iter().enumerate() {
+            for (o, order) in ORDERS.into_iter().enumerate() {
+                let metric = METRICS[(s + o) % 2];
+                cases.push((
+                    shape.with_order(order).with_metric(metric).with_dtypes(DType::F16, DType::F16),
+                    data,
+                    false,
+                ));
+            }
+        }
+    }
+    check_all("crowded_rows_of_the_hub_shapes", cases);
+}
+
+#[test]
 fn k_close_to_n_at_large_n() {
     // k = n - 4 and k = n over 100003 keys (2-4 rows), in score and index order, across data
     // families; and n = 1, k = 1. Quick runs keep two of the large cases.
