@@ -94,16 +94,15 @@ def simulate(sh, q, cb, codes, row, g, ds):
         remaining -= acc
         tied_keys = [x for x in tied_keys if digit(x) == dig]
         fixed += width
+        # Filter::narrow_to: the range of the keys tied before this digit
         if shared > fixed: fixed = shared
-        least, greatest = min(tied_keys), max(tied_keys)
-        sh2 = 64 - (least ^ greatest).bit_length()
-        if sh2 > fixed: fixed = sh2
     tied = len(tied_keys)
     is_ranked = ranked(fixed)
     threshold = sorted(tied_keys, reverse=True)[remaining - 1]
     taken = sorted([x for x in keys if x >= threshold], reverse=True)
     assert len(taken) == k
-    above_keys = [x for x in taken if x not in set(tied_keys)] if not is_ranked else taken[:k - remaining]
+    tied_set = set(tied_keys)
+    above_keys = [x for x in taken if x not in tied_set] if not is_ranked else taken[:k - remaining]
     tie_sort = (not is_ranked) and tied * tied > 64 * THREADS
     # emit_by_buckets over the keys above the ties
     cnt = len(above_keys)
