@@ -458,23 +458,28 @@ fn every_data_family_in_every_order_and_metric() {
         Problem::new(1, 8, 2, 4, 128, 16, 256, n, 300).with_dtypes(DType::F16, DType::F16),
         Problem::new(2, 4, 1, 1, 64, 4, 16, n, 1021).with_dtypes(DType::BF16, DType::F16).with_group(true),
     ];
+    let cases = family_cases(&Data::FAMILIES, &shapes, |s, metric| s == 0 && metric == Metric::L2);
+    check_all("every_data_family_in_every_order_and_metric", cases);
+}
+
+/// Every family on every shape (`shapes[s]`) in every order and metric, ragged where
+/// `ragged(s, metric)`. Quick runs (the sanitizers) alternate the metric: both still meet every
+/// family, shape and order.
+fn family_cases(families: &[Data], shapes: &[Problem], ragged: impl Fn(usize, Metric) -> bool) -> Vec<Case> {
     let mut cases = Vec::new();
-    for data in Data::FAMILIES {
+    for &data in families {
         for (s, shape) in shapes.iter().enumerate() {
             for (o, order) in ORDERS.into_iter().enumerate() {
                 for metric in METRICS {
-                    // Quick runs (the sanitizers) alternate the metric: both still meet every
-                    // family, shape and order.
                     if quick() && METRICS[(s + o) % 2] != metric {
                         continue;
                     }
-                    let ragged = s == 0 && metric == Metric::L2;
-                    cases.push((shape.with_order(order).with_metric(metric), data, ragged));
+                    cases.push((shape.with_order(order).with_metric(metric), data, ragged(s, metric)));
                 }
             }
         }
     }
-    check_all("every_data_family_in_every_order_and_metric", cases);
+    cases
 }
 
 #[test]
@@ -485,21 +490,9 @@ fn crowded_rows_of_the_hub_shapes() {
     // at the threshold than pairwise ranking takes, and output buckets too crowded to rank
     // pairwise: the selection's fallbacks, which uniform data never reaches.
     let n = if quick() { 8000 } else { 31872 };
-    let shapes = [Problem::new(1, 8, 2, 1, 128, 2, 64, n, 3020), Problem::new(1, 8, 2, 1, 128, 4, 256, n, 6300)];
-    let mut cases = Vec::new();
-    for data in [Data::Llm, Data::Narrow] {
-        for (s, shape) in shapes.iter().enumerate() {
-            for (o, order) in ORDERS.into_iter().enumerate() {
-                let metric = METRICS[(s + o) % 2];
-                cases.push((
-                    shape.with_order(order).with_metric(metric).with_dtypes(DType::F16, DType::F16),
-                    data,
-                    false,
-                ));
-            }
-        }
-    }
-    check_all("crowded_rows_of_the_hub_shapes", cases);
+    let shapes = [Problem::new(1, 8, 2, 1, 128, 2, 64, n, 3020), Problem::new(1, 8, 2, 1, 128, 4, 256, n, 6300)]
+        .map(|p| p.with_dtypes(DType::F16, DType::F16));
+    check_all("crowded_rows_of_the_hub_shapes", family_cases(&[Data::Llm, Data::Narrow], &shapes, |_, _| false));
 }
 
 #[test]
