@@ -195,6 +195,7 @@ fn gpu_bundle(bench_only: bool) -> Result<()> {
         "scripts/run-ncu.sh",
         "scripts/compare.py",
         "benches/shapes.json",
+        "benches/edge-shapes.json",
         "benches/peers/kmeans_torch.py",
     ] {
         let from = project_root().join(file);
