@@ -368,7 +368,7 @@ pub unsafe fn emit_by_buckets(
     grouped: Shared<u64>,
     mut emit: impl FnMut(u32, u64),
 ) -> bool {
-    let (comparisons, range) = (static_shared!(BUCKET_COMPARISONS: [u32; 1]), static_shared!(BUCKET_RANGE: [u64; 2]));
+    let comparisons = static_shared!(BUCKET_COMPARISONS: [u32; 1]);
     let (t, threads) = (device::thread_idx(), device::block_dim());
     let per_thread = HIST_BINS / threads;
     // Thread t owns bins top - per_thread..top, so that ascending threads walk descending bins.
@@ -380,24 +380,7 @@ pub unsafe fn emit_by_buckets(
         if t == 0 {
             comparisons.set(0, 0);
         }
-        for i in 0..per_thread {
-            hist.set((top - 1 - i) as usize, 0);
-        }
-        let (mut least, mut greatest) = (u64::MAX, 0);
-        for i in (t..count).step_by(threads as usize) {
-            let key = unordered.get(i as usize);
-            (least, greatest) = (least.min(key), greatest.max(key));
-        }
-        let (low, high) = block_min_max(least, greatest, range);
-        // Buckets of 2^shift key values from the lowest: a shift, where a division per key
-        // cost more than the ranking it saves.
-        let width = 64 - high.wrapping_sub(low).leading_zeros();
-        let shift = width.saturating_sub(DIGIT_BITS);
-        let bin_of = |key: u64| (key.wrapping_sub(low) >> shift) as u32;
-        for i in (t..count).step_by(threads as usize) {
-            hist.atomic_add_no_return(bin_of(unordered.get(i as usize)) as usize, 1);
-        }
-        device::sync_threads();
+        let bin_of = count_by_range(unordered, count, hist);
         let (mut mine, mut squares) = (0, 0);
         for i in 0..per_thread {
             let count = hist.get((top - 1 - i) as usize);
@@ -434,6 +417,122 @@ pub unsafe fn emit_by_buckets(
         device::sync_threads();
     }
     true
+}
+
+/// Bucketing levels that [`best_of`] tries before it sorts the keys that are left.
+const MAX_BUCKET_LEVELS: u32 = 3;
+
+/// Hands out the best `wanted` of the unique keys `keys[..count]` through `place(slot, key)`,
+/// each from one thread: slots `0..a` in no order, then `a..wanted` best first, where `a` is
+/// returned. Keys too many to rank pairwise at once (`count² > 64 · block size`) are counted
+/// into `HIST_BINS` buckets over their range, as in [`emit_by_buckets`]; every key above the
+/// bucket of the wanted-th goes out unordered, and that bucket's keys, moved to the front of
+/// `keys`, are bucketed again, until few are left; they are ranked pairwise (or, after
+/// `MAX_BUCKET_LEVELS` levels, sorted). Keys crowded into a small part of the range spread over
+/// the buckets of their own range, and keys that share their top bits (equal scores told apart by
+/// their indices) spread over their low bits, so a level usually leaves a few keys.
+///
+/// # Safety
+/// All threads of the block call it after a barrier that follows the last write of `keys`;
+/// `1 ≤ wanted ≤ count` (or `count = 0`); `keys` holds `count.next_power_of_two()` keys;
+/// `hist` holds `HIST_BINS` counts; `place` is valid for every slot below `wanted`. Ends with a
+/// barrier.
+pub unsafe fn best_of(
+    keys: Shared<u64>,
+    mut count: u32,
+    mut wanted: u32,
+    hist: Shared<u32>,
+    mut place: impl FnMut(u32, u64),
+) -> u32 {
+    let counters = static_shared!(BEST_OF_COUNTERS: [u32; 2]);
+    let (t, threads) = (device::thread_idx(), device::block_dim());
+    let mut handed_out = 0;
+    // SAFETY: every thread reaches every barrier (the loop's bounds are the block's); each
+    // round of the move reads its keys before a barrier and writes only slots below the keys
+    // read so far (the kept keys are at most those); bins and slots have one writer each.
+    unsafe {
+        let mut level = 0;
+        while (count as usize).pow(2) > 64 * threads as usize && level < MAX_BUCKET_LEVELS {
+            if t == 0 {
+                counters.set(0, 0);
+                counters.set(1, 0);
+            }
+            let bin_of = count_by_range(keys, count, hist);
+            let cut = threshold(hist, wanted);
+            for round in 0..count.div_ceil(threads) {
+                let i = round * threads + t;
+                let key = if i < count { keys.get(i as usize) } else { 0 };
+                let bin = if i < count { bin_of(key) } else { 0 };
+                let (above, kept) = (i < count && bin > cut.bin, i < count && bin == cut.bin);
+                let (out_slot, kept_slot) = reserve_pair(above as u32, kept as u32, counters);
+                device::sync_threads();
+                if above {
+                    place(handed_out + out_slot, key);
+                }
+                if kept {
+                    keys.set(kept_slot as usize, key);
+                }
+            }
+            device::sync_threads();
+            (handed_out, wanted, count) = (handed_out + cut.above, wanted - cut.above, cut.count);
+            level += 1;
+        }
+        if (count as usize).pow(2) <= 64 * threads as usize {
+            rank_each(keys, count, |key, rank| {
+                if rank < wanted {
+                    place(handed_out + rank, key);
+                }
+            });
+        } else {
+            let len = count.next_power_of_two();
+            for i in (count + t..len).step_by(threads as usize) {
+                keys.set(i as usize, 0);
+            }
+            device::sync_threads();
+            sort_descending(keys, len as usize);
+            for i in (t..wanted).step_by(threads as usize) {
+                place(handed_out + i, keys.get(i as usize));
+            }
+        }
+        device::sync_threads();
+    }
+    handed_out
+}
+
+/// Counts the unique keys `keys[..count]` into the `HIST_BINS` buckets of `hist`, each 2^shift
+/// key values wide from the least key, with the least shift whose buckets cover the keys' range
+/// (a shift, where a division per key cost more than it saves), and returns the map from a key
+/// to its bucket. Keys that share a bucket in a warp step (as keys of one score do) add to it
+/// with one atomic, since same-address atomics serialize.
+///
+/// # Safety
+/// All threads of the block call it with the same arguments, after a barrier that follows the
+/// last write of `keys` and the last read of `hist`. Ends with a barrier.
+#[inline(always)]
+unsafe fn count_by_range(keys: Shared<u64>, count: u32, hist: Shared<u32>) -> impl Fn(u64) -> u32 + Copy {
+    let range = static_shared!(BUCKET_RANGE: [u64; 2]);
+    let (t, threads) = (device::thread_idx(), device::block_dim());
+    // SAFETY: each bin has one writer before block_min_max's first barrier, which also ends
+    // the caller's reads; the counts are atomics, and the last barrier ends them.
+    unsafe {
+        for bin in (t..HIST_BINS).step_by(threads as usize) {
+            hist.set(bin as usize, 0);
+        }
+        let (mut least, mut greatest) = (u64::MAX, 0);
+        for i in (t..count).step_by(threads as usize) {
+            let key = keys.get(i as usize);
+            (least, greatest) = (least.min(key), greatest.max(key));
+        }
+        let (low, high) = block_min_max(least, greatest, range);
+        // Wrapping: without keys, `low` is above `high` (and no key is counted).
+        let shift = (64 - high.wrapping_sub(low).leading_zeros()).saturating_sub(DIGIT_BITS);
+        let bin_of = move |key: u64| (key.wrapping_sub(low) >> shift) as u32;
+        for i in (t..count).step_by(threads as usize) {
+            hist.atomic_add_no_return(bin_of(keys.get(i as usize)) as usize, 1);
+        }
+        device::sync_threads();
+        bin_of
+    }
 }
 
 /// Sorts `keys[..len]` descending in shared memory (bitonic); `len` is a power of two.
@@ -496,6 +595,45 @@ pub unsafe fn sort_descending(keys: Shared<u64>, len: usize) {
     }
     // SAFETY: every thread reaches it.
     unsafe { device::sync_threads() };
+}
+
+/// Calls `f(key, rank)` for each of `keys[..count]` (from one thread each), `rank` counting the
+/// keys greater than `key`. Each key's comparisons are spread over a group of lanes (a power of
+/// two, up to a warp), as many as the block has threads to spare: a thread comparing alone runs
+/// a chain of `count` dependent shared loads, and with few keys few warps hide it.
+///
+/// # Safety
+/// All threads of the block call it, whole warps, after a barrier that follows the last write of
+/// `keys[..count]`.
+#[inline(always)]
+pub unsafe fn rank_each(keys: Shared<u64>, count: u32, mut f: impl FnMut(u64, u32)) {
+    let (t, threads) = (device::thread_idx(), device::block_dim());
+    let spare = threads / count.max(1);
+    let lanes = if spare == 0 { 1 } else { (1 << spare.ilog2()).min(device::WARP) };
+    let (part, groups) = (t % lanes, threads / lanes);
+    let mut first = 0;
+    // Every thread runs every round, so the shuffles see whole warps.
+    while first < count {
+        let i = first + t / lanes;
+        // SAFETY: i < count and j < count index written keys.
+        let key = if i < count { unsafe { keys.get(i as usize) } } else { 0 };
+        let mut rank = 0;
+        if i < count {
+            for j in (part..count).step_by(lanes as usize) {
+                rank += (unsafe { keys.get(j as usize) } > key) as u32;
+            }
+        }
+        let mut width = lanes / 2;
+        while width > 0 {
+            // SAFETY: the whole warp runs every shuffle; groups are aligned within the warp.
+            rank += unsafe { device::shfl_xor(rank, width) };
+            width /= 2;
+        }
+        if i < count && part == 0 {
+            f(key, rank);
+        }
+        first += groups;
+    }
 }
 
 /// The number of `keys[..count]` greater than `key`.

@@ -84,7 +84,7 @@ pub unsafe fn select_row(p: &SelectParams) {
                 if shared_gather && !merge_parts(p, row, counters, None, ties) {
                     return;
                 }
-                best_ties(ties, counters.get(1), filter.remaining, |i, key| {
+                select::best_of(ties, counters.get(1), filter.remaining, hist, |i, key| {
                     if i + 1 == filter.remaining {
                         last.set(0, key)
                     }
@@ -135,7 +135,9 @@ pub unsafe fn finish_in_shared(
 ) {
     // SAFETY (all): the whole block runs every step; the barriers order the buffers.
     unsafe {
-        best_ties(ties, tied, remaining, |i, key| best.set((above + i) as usize, key));
+        // The best ties follow the keys above them: some unordered (they join those), the rest
+        // in order.
+        let above = above + select::best_of(ties, tied, remaining, hist, |i, key| best.set((above + i) as usize, key));
         // Score order: the best ties follow every key of a higher bin, already in order, and
         // only the keys above them go by buckets. Index order: every key goes by buckets,
         // with its halves swapped, so that the top bits are the complemented index (unique,
@@ -561,42 +563,6 @@ pub unsafe fn block_first_key(binning: Binning, bin: u32) -> u64 {
         let key = found.get(0);
         device::sync_threads();
         key
-    }
-}
-
-/// Calls `place(i, key)` for the `wanted` best of the `tied` gathered ties, `i` counting from
-/// the best (each from one thread; may reorder `ties`). Few ties are ranked by comparing every
-/// pair, all at once: a bitonic sort's chain of barriers costs more while
-/// `tied² ≤ 64 · block size`; more ties are sorted.
-///
-/// # Safety
-/// All threads of the block call it after the gather; `wanted ≤ tied`; `ties` holds
-/// `tie_capacity ≥ tied.next_power_of_two()` keys. Ends with a barrier.
-unsafe fn best_ties(ties: Shared<u64>, tied: u32, wanted: u32, mut place: impl FnMut(u32, u64)) {
-    let (t, threads) = (device::thread_idx() as usize, device::block_dim() as usize);
-    // SAFETY: the padding slots have one writer each; the barriers order them before the sort
-    // and the sort before the reads.
-    unsafe {
-        if (tied as usize).pow(2) <= 64 * threads {
-            for i in (t..tied as usize).step_by(threads) {
-                let key = ties.get(i);
-                let rank = select::rank_among_shared(ties, tied, key);
-                if rank < wanted {
-                    place(rank, key);
-                }
-            }
-        } else {
-            let len = tied.next_power_of_two() as usize;
-            for i in (tied as usize + t..len).step_by(threads) {
-                ties.set(i, 0);
-            }
-            device::sync_threads();
-            select::sort_descending(ties, len);
-            for i in (t..wanted as usize).step_by(threads) {
-                place(i as u32, ties.get(i));
-            }
-        }
-        device::sync_threads();
     }
 }
 
