@@ -3,8 +3,9 @@
 # one device call: `bash scripts/bundle-branches.sh main branch-a branch-b` checks out each
 # branch in turn (the work tree must be clean; the current branch is restored), runs
 # `cargo xtask gpu-bundle`, and keeps its bench and GPU tests, stripped and gzipped (about 2 MB
-# each), as gpu-bundle/bin/bench-BRANCH.gz and test-gpu-BRANCH.gz, with the current branch's
-# device scripts and shapes. The peers are left out (45 MB); add them for run-bench.sh.
+# each), as gpu-bundle/bin/bench-BRANCH.gz and test-gpu-BRANCH.gz. The current branch is built
+# last (and added where it is not listed), so the bundle's scripts and shapes are its, as
+# `cargo xtask gpu-bundle` copies them. The peers are left out (45 MB); add them for run-bench.sh.
 # On the GPU machine: `gpu-bundle/run-branches.sh main branch-a branch-b`.
 set -euo pipefail
 root=$(cd "$(dirname "$0")/.." && pwd)
@@ -13,18 +14,15 @@ cd "$root"
 back=$(git rev-parse --abbrev-ref HEAD)
 stage=$(mktemp -d)
 trap 'git checkout -q "$back"; rm -rf "$stage"' EXIT
-for branch in "$@"; do
+branches=()
+for branch in "$@"; do [ "$branch" = "$back" ] || branches+=("$branch"); done
+for branch in "${branches[@]}" "$back"; do
   git checkout -q "$branch"
   cargo xtask gpu-bundle > "$stage/build-$branch.log" 2>&1 || { tail -20 "$stage/build-$branch.log"; exit 1; }
   strip -o "$stage/bench-$branch" gpu-bundle/bin/bench-pqtopk
   strip -o "$stage/test-gpu-$branch" gpu-bundle/bin/test-gpu
   echo "built $branch ($(git rev-parse --short HEAD))"
 done
-git checkout -q "$back"
-rm -rf gpu-bundle && mkdir -p gpu-bundle/bin
-for script in run-gpu-suite.sh run-bench.sh run-ab.sh run-ncu.sh run-branches.sh compare.py; do
-  cp "scripts/$script" gpu-bundle/
-done
-cp benches/shapes.json benches/edge-shapes.json gpu-bundle/
+rm -rf gpu-bundle/peers gpu-bundle/bin/*
 for f in "$stage"/bench-* "$stage"/test-gpu-*; do gzip -6 -c "$f" > "gpu-bundle/bin/$(basename "$f").gz"; done
 du -sh gpu-bundle
