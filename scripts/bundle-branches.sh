@@ -3,7 +3,8 @@
 # one device call: `bash scripts/bundle-branches.sh main branch-a branch-b` checks out each
 # branch in turn (the work tree must be clean; the current branch is restored), runs
 # `cargo xtask gpu-bundle`, and keeps its bench and GPU tests, stripped and gzipped (about 2 MB
-# each), as gpu-bundle/bin/bench-BRANCH.gz and test-gpu-BRANCH.gz. The current branch is built
+# each), as gpu-bundle/bin/bench-NAME.gz and test-gpu-NAME.gz, NAME being the branch with `/` as
+# `-` (run-branches.sh takes these names). The current branch is built
 # last (and added where it is not listed), so the bundle's scripts and shapes are its, as
 # `cargo xtask gpu-bundle` copies them. The peers are left out (45 MB); add them for run-bench.sh.
 # On the GPU machine: `gpu-bundle/run-branches.sh main branch-a branch-b`.
@@ -18,9 +19,9 @@ branches=()
 for branch in "$@"; do [ "$branch" = "$back" ] || branches+=("$branch"); done
 for branch in "${branches[@]}" "$back"; do
   git checkout -q "$branch"
-  cargo xtask gpu-bundle > "$stage/build-$branch.log" 2>&1 || { tail -20 "$stage/build-$branch.log"; exit 1; }
-  strip -o "$stage/bench-$branch" gpu-bundle/bin/bench-pqtopk
-  strip -o "$stage/test-gpu-$branch" gpu-bundle/bin/test-gpu
+  cargo xtask gpu-bundle > "$stage/build.log" 2>&1 || { tail -20 "$stage/build.log"; exit 1; }
+  strip -o "$stage/bench-${branch//\//-}" gpu-bundle/bin/bench-pqtopk
+  strip -o "$stage/test-gpu-${branch//\//-}" gpu-bundle/bin/test-gpu
   echo "built $branch ($(git rev-parse --short HEAD))"
 done
 rm -rf gpu-bundle/peers gpu-bundle/bin/*
