@@ -232,6 +232,14 @@ fn many_rows_per_kv_head_on_tensor_cores() {
 }
 
 #[test]
+fn k_past_the_shared_sort_capacity_sorts_in_runs() {
+    // k = 20000 rounds to 32768 slots, more than the selection's shared memory sorts: runs of
+    // `RUN_KEYS` and merge passes.
+    let p = Problem::new(1, 2, 1, 1, 64, 8, 64, 24000, 20000);
+    check_all("k_past_the_shared_sort_capacity_sorts_in_runs", vec![(p, Data::Random, false), (p, Data::Ties, true)]);
+}
+
+#[test]
 fn few_long_rows_split_their_selection() {
     let mut cases = Vec::new();
     for (i, k) in [777, 4097].into_iter().enumerate() {
