@@ -10,6 +10,7 @@
 mod support;
 
 use pqtopk::{DType, Element, Kernel, Launch, Metric, Path, Plan, Problem, RawBuffers};
+use pqtopk_abi::CLUSTER_BLOCKS;
 use pqtopk_kernels_emulated as kernels;
 use rand::rngs::StdRng;
 use support::{Data, HostData, METRICS, ORDERS, POISON_INDEX, POISON_SCORE_BITS};
@@ -56,10 +57,11 @@ impl Aligned {
 /// Runs one launch through the emulator; a failed launch fails the test with the kernel's name.
 fn emulate(launch: Launch) -> pqtopk::Result<()> {
     let Launch { kernel, blocks, threads, shared_bytes } = launch;
+    let cluster = if matches!(kernel, Kernel::TopkCluster(_)) { CLUSTER_BLOCKS } else { 1 };
     let run = |body: &(dyn Fn() + Sync)| {
         // SAFETY: the plan made the launch for buffers that `run` allocated to its sizes and
         // alignments; nothing else touches them until it returns.
-        unsafe { kernels::emulate(blocks, threads, shared_bytes, body) }
+        unsafe { kernels::emulate(blocks, cluster, threads, shared_bytes, body) }
     };
     // SAFETY (every arm): the parameters are the plan's for this kernel.
     let result = match kernel {
@@ -70,8 +72,7 @@ fn emulate(launch: Launch) -> pqtopk::Result<()> {
         Kernel::Select(p) => run(&|| unsafe { kernels::pq_select(p) }),
         Kernel::SortRuns(p) => run(&|| unsafe { kernels::pq_sort_runs(p) }),
         Kernel::MergeRuns(p) => run(&|| unsafe { kernels::pq_merge_runs(p) }),
-        // The emulated plan has no cluster path (the host build has no clusters).
-        other => panic!("{other:?} in an emulated plan"),
+        Kernel::TopkCluster(p) => run(&|| unsafe { kernels::pq_topk_cluster(p) }),
     };
     if let Err(failure) = result {
         panic!("{kernel:?} ({blocks} blocks of {threads}): {failure}");
@@ -103,8 +104,8 @@ fn run_emulated<Q: Element, C: Element>(plan: &Plan, data: &HostData<Q, C>) -> (
     (indices.read(), scores.read())
 }
 
-/// The kernel paths of the host build; every case runs on each that applies to it.
-const PATHS: [Path; 2] = [Path::OneBlockPerRow, Path::Launches];
+/// The kernel paths; every case runs on each that applies to it.
+const PATHS: [Path; 3] = [Path::OneBlockPerRow, Path::Cluster, Path::Launches];
 
 /// The emulated kernels, on every path of the host build that applies.
 struct Emulated;

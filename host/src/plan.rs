@@ -379,11 +379,10 @@ pub(crate) struct WorkspaceLayout {
 
 impl Plan {
     /// The plan of `problem` on `path` for the kernels' host build, which the tests run on CPU
-    /// threads (`pqtopk-kernels-emulated`): an sm_90 device's shared memory and SMs, without
-    /// the cluster path, which the host build lacks.
+    /// threads (`pqtopk-kernels-emulated`): an sm_90 device's shared memory and SMs.
     #[doc(hidden)]
     pub fn emulated(problem: &Problem, path: Path) -> Result<Plan> {
-        plan(problem, path, &DeviceLimits::modelled(SM90_SHARED, false), modelled_occupancy(SM90_SHARED))
+        plan(problem, path, &DeviceLimits::modelled(SM90_SHARED, true), modelled_occupancy(SM90_SHARED))
     }
 
     /// The problem this plan launches.

@@ -1,8 +1,8 @@
 //! The device layer in the host build: the kernels run on the CPU, a coroutine per GPU thread.
 //!
-//! [`emulate`] runs a grid. A block's threads are stackful coroutines on one OS thread, and a
-//! few OS threads run blocks at once, so blocks that communicate through global atomics do so
-//! concurrently. A thread runs until it reaches a block barrier or a warp collective (shuffle,
+//! [`emulate`] runs a grid. A block's threads (a cluster's, for cluster launches) are stackful
+//! coroutines on one OS thread, and a few OS threads run blocks at once, so blocks that
+//! communicate through global atomics do so concurrently. A thread runs until it reaches a block barrier or a warp collective (shuffle,
 //! vote, `mma`, warp barrier), which it waits at until every live thread of its block (or warp)
 //! has arrived. Within each round the threads run in a random order, so two threads that touch
 //! the same memory without a barrier between them meet in either order (the seed is in every
@@ -80,37 +80,41 @@ impl core::fmt::Display for LaunchFailure {
 }
 
 /// Runs `kernel` on every thread of `grid` blocks of `threads` threads, each block with
-/// `shared_bytes` of dynamic shared memory; returns when every block has finished, or at the
-/// first failure.
+/// `shared_bytes` of dynamic shared memory, in clusters of `cluster` blocks (1: no clusters);
+/// returns when every block has finished, or at the first failure.
 ///
 /// # Safety
 /// As the kernel's own launch: every address in what `kernel` captures is valid for what the
-/// kernel does with it, and `grid`, `threads` and `shared_bytes` meet its requirements.
+/// kernel does with it, and `grid`, `threads`, `shared_bytes` and `cluster` meet its
+/// requirements.
 pub unsafe fn emulate(
     grid: u32,
+    cluster: u32,
     threads: u32,
     shared_bytes: u32,
     kernel: impl Fn() + Sync,
 ) -> Result<(), LaunchFailure> {
     assert!(threads > 0 && threads <= 1024, "{threads} threads per block");
+    assert!(cluster > 0 && grid.is_multiple_of(cluster), "{grid} blocks in clusters of {cluster}");
     let seed = std::env::var("PQTOPK_EMULATOR_SEED")
         .ok()
         .and_then(|s| s.parse().ok())
         .unwrap_or_else(|| std::hash::BuildHasher::hash_one(&std::hash::RandomState::new(), grid));
     let launch = Launch { grid, next_block: AtomicUsize::new(0), failure: Mutex::new(None), seed };
-    let workers = std::thread::available_parallelism().map_or(1, |n| n.get()).min(grid as usize);
+    let workers = std::thread::available_parallelism().map_or(1, |n| n.get()).min((grid / cluster) as usize);
     std::thread::scope(|scope| {
         for _ in 0..workers {
             let (launch, kernel) = (&launch, &kernel);
             scope.spawn(move || {
-                let mut block = Block::new(threads, shared_bytes as usize);
+                let mut members: Vec<Block> =
+                    (0..cluster).map(|_| Block::new(threads, shared_bytes as usize)).collect();
                 let mut stacks = Vec::new();
                 while launch.failure.lock().unwrap_or_else(|e| e.into_inner()).is_none() {
-                    let block_idx = launch.next_block.fetch_add(1, Ordering::Relaxed);
-                    if block_idx >= grid as usize {
+                    let first = launch.next_block.fetch_add(cluster as usize, Ordering::Relaxed);
+                    if first >= grid as usize {
                         break;
                     }
-                    if let Err(failure) = block.run(launch, block_idx as u32, kernel, &mut stacks) {
+                    if let Err(failure) = run_blocks(&mut members, launch, first as u32, kernel, &mut stacks) {
                         launch.failure.lock().unwrap_or_else(|e| e.into_inner()).get_or_insert(failure);
                     }
                 }
@@ -135,6 +139,7 @@ struct Launch {
 enum Wait {
     Block(&'static Location<'static>),
     Warp(&'static Location<'static>),
+    Cluster(&'static Location<'static>),
 }
 
 /// A thread between two of its runs.
@@ -149,7 +154,9 @@ enum State {
 #[derive(Clone, Copy)]
 struct Here {
     launch: *const Launch,
-    block: *const Block,
+    /// The blocks that run together (one, or a cluster's), and which of them this thread's is.
+    members: *const Block,
+    member: u32,
     block_idx: u32,
     thread: u32,
     yielder: *const Yielder<(), Wait>,
@@ -164,8 +171,13 @@ fn here() -> Here {
 }
 
 fn block() -> &'static Block {
-    // SAFETY: `Block::run` sets `HERE` only while the block lives.
-    unsafe { &*here().block }
+    member(here().member)
+}
+
+/// Block `rank` of the running thread's cluster.
+fn member(rank: u32) -> &'static Block {
+    // SAFETY: `run_blocks` sets `HERE` only while its blocks live, and ranks index them.
+    unsafe { &*here().members.add(rank as usize) }
 }
 
 /// Suspends the running thread until what it waits for is complete.
@@ -199,69 +211,88 @@ impl Block {
         }
     }
 
-    /// Runs block `block_idx` of the launch to its end.
-    fn run(
-        &mut self,
-        launch: &Launch,
-        block_idx: u32,
-        kernel: &(impl Fn() + Sync),
-        stacks: &mut Vec<DefaultStack>,
-    ) -> Result<(), LaunchFailure> {
+    /// Before a block runs in it: poisoned shared memory, warp collectives from the first slots.
+    fn reset(&mut self) {
         self.dynamic.poison();
         for bytes in self.statics.get_mut().unwrap_or_else(|e| e.into_inner()).values() {
             bytes.poison();
         }
-        let threads = self.threads as usize;
         self.phases.iter().for_each(|phase| phase.set(0));
-        let yielders: Vec<Cell<*const Yielder<(), Wait>>> = (0..threads).map(|_| Cell::new(std::ptr::null())).collect();
-        let mut coroutines: Vec<_> = (0..threads)
-            .map(|t| {
-                let stack = stacks.pop().unwrap_or_else(|| DefaultStack::new(THREAD_STACK).expect("a thread stack"));
-                let yielder = &yielders[t];
-                // SAFETY: the coroutine borrows `yielders` and `kernel`, which outlive it: every
-                // coroutine finishes or is dropped before this function returns.
-                unsafe {
-                    Coroutine::with_stack_unchecked(stack, move |y: &Yielder<(), Wait>, ()| {
-                        yielder.set(y);
-                        HERE.set(HERE.get().map(|h| Here { yielder: y, ..h }));
-                        kernel()
-                    })
-                }
-            })
-            .collect();
-        let mut states = vec![State::Runnable; threads];
-        let mut rng = launch.seed ^ (block_idx as u64).wrapping_mul(0x9E37_79B9_7F4A_7C15) | 1;
-        let mut order: Vec<usize> = (0..threads).collect();
-        let fail = |thread: Option<u32>, message: String| LaunchFailure {
-            block: block_idx,
-            thread,
-            message,
-            seed: launch.seed,
-        };
-        loop {
-            // Every runnable thread runs to its next wait, in a random order.
-            for i in (1..threads).rev() {
-                rng ^= rng << 13;
-                rng ^= rng >> 7;
-                rng ^= rng << 17;
-                order.swap(i, (rng % (i as u64 + 1)) as usize);
+    }
+}
+
+/// Runs the blocks `first..first + members.len()` of the launch (one block, or one cluster's) to
+/// their end, a coroutine per thread, block `first + i` in `members[i]`.
+fn run_blocks(
+    members: &mut [Block],
+    launch: &Launch,
+    first: u32,
+    kernel: &(impl Fn() + Sync),
+    stacks: &mut Vec<DefaultStack>,
+) -> Result<(), LaunchFailure> {
+    members.iter_mut().for_each(Block::reset);
+    let per_block = members[0].threads as usize;
+    let threads = per_block * members.len();
+    let yielders: Vec<Cell<*const Yielder<(), Wait>>> = (0..threads).map(|_| Cell::new(std::ptr::null())).collect();
+    let mut coroutines: Vec<_> = (0..threads)
+        .map(|g| {
+            let stack = stacks.pop().unwrap_or_else(|| DefaultStack::new(THREAD_STACK).expect("a thread stack"));
+            let yielder = &yielders[g];
+            // SAFETY: the coroutine borrows `yielders` and `kernel`, which outlive it: every
+            // coroutine finishes or is dropped before this function returns.
+            unsafe {
+                Coroutine::with_stack_unchecked(stack, move |y: &Yielder<(), Wait>, ()| {
+                    yielder.set(y);
+                    HERE.set(HERE.get().map(|h| Here { yielder: y, ..h }));
+                    kernel()
+                })
             }
-            for &t in &order {
-                if states[t] != State::Runnable {
-                    continue;
-                }
-                HERE.set(Some(Here { launch, block: self, block_idx, thread: t as u32, yielder: yielders[t].get() }));
-                let resumed = panic::catch_unwind(AssertUnwindSafe(|| coroutines[t].resume(())));
-                HERE.set(None);
-                states[t] = match resumed {
-                    Ok(CoroutineResult::Yield(wait)) => State::Waiting(wait),
-                    Ok(CoroutineResult::Return(())) => State::Exited,
-                    Err(payload) => return Err(fail(Some(t as u32), panic_message(&*payload))),
-                };
+        })
+        .collect();
+    let mut states = vec![State::Runnable; threads];
+    let mut rng = launch.seed ^ (first as u64).wrapping_mul(0x9E37_79B9_7F4A_7C15) | 1;
+    let mut order: Vec<usize> = (0..threads).collect();
+    let fail = |g: Option<usize>, message: String| LaunchFailure {
+        block: first + g.map_or(0, |g| (g / per_block) as u32),
+        thread: g.map(|g| (g % per_block) as u32),
+        message,
+        seed: launch.seed,
+    };
+    let members: &[Block] = members;
+    loop {
+        // Every runnable thread runs to its next wait, in a random order.
+        for i in (1..threads).rev() {
+            rng ^= rng << 13;
+            rng ^= rng >> 7;
+            rng ^= rng << 17;
+            order.swap(i, (rng % (i as u64 + 1)) as usize);
+        }
+        for &g in &order {
+            if states[g] != State::Runnable {
+                continue;
             }
-            // Warps whose live lanes all wait at one collective go on; then a block barrier.
-            let mut released = false;
-            for lanes in states.chunks_mut(WARP as usize) {
+            let (member, thread) = (g / per_block, g % per_block);
+            HERE.set(Some(Here {
+                launch,
+                members: members.as_ptr(),
+                member: member as u32,
+                block_idx: first + member as u32,
+                thread: thread as u32,
+                yielder: yielders[g].get(),
+            }));
+            let resumed = panic::catch_unwind(AssertUnwindSafe(|| coroutines[g].resume(())));
+            HERE.set(None);
+            states[g] = match resumed {
+                Ok(CoroutineResult::Yield(wait)) => State::Waiting(wait),
+                Ok(CoroutineResult::Return(())) => State::Exited,
+                Err(payload) => return Err(fail(Some(g), panic_message(&*payload))),
+            };
+        }
+        // Warps whose live lanes all wait at one collective go on; then blocks whose live
+        // threads all wait at one barrier; then the cluster's.
+        let mut released = false;
+        for block in states.chunks_mut(per_block) {
+            for lanes in block.chunks_mut(WARP as usize) {
                 let waits = |l: &State| matches!(l, State::Waiting(Wait::Warp(_)));
                 if !lanes.iter().any(waits) {
                     continue;
@@ -275,39 +306,57 @@ impl Block {
                     released = true;
                 }
             }
-            if released {
-                continue;
-            }
-            let live: Vec<usize> = (0..threads).filter(|&t| states[t] != State::Exited).collect();
-            if live.is_empty() {
-                break;
-            }
-            if live.iter().all(|&t| matches!(states[t], State::Waiting(Wait::Block(_)))) {
-                let mut waiting: Vec<State> = live.iter().map(|&t| states[t]).collect();
-                agree(&mut waiting).map_err(|m| fail(None, m))?;
-                live.iter().for_each(|&t| states[t] = State::Runnable);
-                continue;
-            }
-            let stuck: Vec<String> = live
-                .iter()
-                .filter_map(|&t| match states[t] {
-                    State::Waiting(Wait::Block(at)) => Some(format!("thread {t} at the barrier of {at}")),
-                    State::Waiting(Wait::Warp(at)) => Some(format!("thread {t} at the collective of {at}")),
-                    _ => None,
-                })
-                .take(4)
-                .collect();
-            return Err(fail(None, format!("deadlock: {}", stuck.join("; "))));
         }
-        stacks.extend(coroutines.into_iter().map(Coroutine::into_stack));
-        Ok(())
+        if released {
+            continue;
+        }
+        for block in states.chunks_mut(per_block) {
+            let mut live: Vec<&mut State> = block.iter_mut().filter(|s| **s != State::Exited).collect();
+            if !live.is_empty() && live.iter().all(|s| matches!(s, State::Waiting(Wait::Block(_)))) {
+                let mut waiting: Vec<State> = live.iter().map(|s| **s).collect();
+                agree(&mut waiting).map_err(|m| fail(None, m))?;
+                live.iter_mut().for_each(|s| **s = State::Runnable);
+                released = true;
+            }
+        }
+        if released {
+            continue;
+        }
+        let live: Vec<usize> = (0..threads).filter(|&g| states[g] != State::Exited).collect();
+        if live.is_empty() {
+            break;
+        }
+        if live.iter().all(|&g| matches!(states[g], State::Waiting(Wait::Cluster(_)))) {
+            let mut waiting: Vec<State> = live.iter().map(|&g| states[g]).collect();
+            agree(&mut waiting).map_err(|m| fail(None, m))?;
+            live.iter().for_each(|&g| states[g] = State::Runnable);
+            continue;
+        }
+        let stuck: Vec<String> = live
+            .iter()
+            .filter_map(|&g| {
+                let (b, t) = (first as usize + g / per_block, g % per_block);
+                match states[g] {
+                    State::Waiting(Wait::Block(at)) => Some(format!("block {b} thread {t} at the barrier of {at}")),
+                    State::Waiting(Wait::Warp(at)) => Some(format!("block {b} thread {t} at the collective of {at}")),
+                    State::Waiting(Wait::Cluster(at)) => {
+                        Some(format!("block {b} thread {t} at the cluster barrier of {at}"))
+                    }
+                    _ => None,
+                }
+            })
+            .take(4)
+            .collect();
+        return Err(fail(None, format!("deadlock: {}", stuck.join("; "))));
     }
+    stacks.extend(coroutines.into_iter().map(Coroutine::into_stack));
+    Ok(())
 }
 
 /// Whether every waiting thread waits at the same call site; the two first that differ if not.
 fn agree(waiting: &mut [State]) -> Result<(), String> {
     let site = |s: &State| match s {
-        State::Waiting(Wait::Block(at) | Wait::Warp(at)) => Some(*at),
+        State::Waiting(Wait::Block(at) | Wait::Warp(at) | Wait::Cluster(at)) => Some(*at),
         _ => None,
     };
     let first = site(&waiting[0]);
@@ -379,7 +428,7 @@ pub fn block_idx() -> (u32, u32, u32) {
 
 /// Blocks in the (one-dimensional) grid.
 pub fn grid_dim_x() -> u32 {
-    // SAFETY: `Block::run` sets `HERE` only while the launch lives.
+    // SAFETY: `run_blocks` sets `HERE` only while the launch lives.
     unsafe { &*here().launch }.grid
 }
 
@@ -718,4 +767,80 @@ pub unsafe fn static_shared_array<T>(name: &'static str, len: usize) -> Shared<T
     });
     assert_eq!(array.len, bytes, "static shared array {name} declared with two sizes");
     Shared { ptr: array.base() as *mut T, len }
+}
+
+// ---------------------------------------------------------------------------------------------
+// Thread-block clusters: the blocks of a cluster run together, and their dynamic shared memory
+// is reachable from each other.
+
+/// This block's rank within its cluster.
+#[cfg(pqtopk_sm90)]
+pub fn cluster_rank() -> u32 {
+    here().member
+}
+
+/// Cluster-wide barrier.
+///
+/// # Safety
+/// Every thread of every block of the cluster must reach this same barrier.
+#[cfg(pqtopk_sm90)]
+#[track_caller]
+pub unsafe fn cluster_sync() {
+    suspend(Wait::Cluster(Location::caller()));
+}
+
+/// The view `Shared<T>` of this block's dynamic shared memory, in block `rank` of the cluster.
+#[cfg(pqtopk_sm90)]
+#[derive(Clone, Copy)]
+pub struct Remote<T> {
+    ptr: *mut T,
+    len: usize,
+}
+
+#[cfg(pqtopk_sm90)]
+impl<T: Copy> Shared<T> {
+    /// This view in block `rank` of the cluster.
+    ///
+    /// # Safety
+    /// `rank` is below the cluster's size; the view lies in dynamic shared memory.
+    pub unsafe fn in_block(self, rank: u32) -> Remote<T> {
+        let (mine, theirs) = (&block().dynamic, &member(rank).dynamic);
+        let offset = (self.ptr as usize).wrapping_sub(mine.base() as usize);
+        assert!(offset + self.len * size_of::<T>() <= mine.len, "a remote view outside dynamic shared memory");
+        // SAFETY: the same offset in the other block's buffer, of the same length.
+        Remote { ptr: unsafe { theirs.base().add(offset) } as *mut T, len: self.len }
+    }
+}
+
+#[cfg(pqtopk_sm90)]
+impl<T: Copy> Remote<T> {
+    /// # Safety
+    /// `i < len`; no thread writes the element between the cluster barriers around this read.
+    pub unsafe fn get(self, i: usize) -> T {
+        debug_assert!(i < self.len);
+        // SAFETY: in bounds by the caller's promise.
+        unsafe { self.ptr.add(i).read() }
+    }
+
+    /// # Safety
+    /// `i < len`; no other thread reads or writes the element between the cluster barriers
+    /// around this write.
+    pub unsafe fn set(self, i: usize, v: T) {
+        debug_assert!(i < self.len);
+        // SAFETY: in bounds by the caller's promise.
+        unsafe { self.ptr.add(i).write(v) }
+    }
+}
+
+#[cfg(pqtopk_sm90)]
+impl Remote<u32> {
+    /// Adds `v` to element `i` and returns the old value.
+    ///
+    /// # Safety
+    /// `i < len`.
+    pub unsafe fn atomic_add(self, i: usize, v: u32) -> u32 {
+        debug_assert!(i < self.len);
+        // SAFETY: in bounds by the caller's promise.
+        unsafe { atomic_add(self.ptr.add(i), v) }
+    }
 }
