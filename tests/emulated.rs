@@ -9,9 +9,11 @@
 
 mod support;
 
-use pqtopk::{DType, Element, Kernel, Launch, Metric, Path, Plan, Problem, RawBuffers};
-use pqtopk_abi::CLUSTER_BLOCKS;
+use pqtopk::half::{bf16, f16};
+use pqtopk::{DType, Element, IndexShape, Kernel, Launch, Metric, Path, Plan, Problem, RawBuffers};
+use pqtopk_abi::{CLUSTER_BLOCKS, EncodeParams, REGISTER_WIDTH_KERNELS};
 use pqtopk_kernels_emulated as kernels;
+use rand::Rng;
 use rand::rngs::StdRng;
 use support::{Data, HostData, METRICS, ORDERS, POISON_INDEX, POISON_SCORE_BITS};
 
@@ -73,6 +75,18 @@ fn emulate(launch: Launch) -> pqtopk::Result<()> {
         Kernel::SortRuns(p) => run(&|| unsafe { kernels::pq_sort_runs(p) }),
         Kernel::MergeRuns(p) => run(&|| unsafe { kernels::pq_merge_runs(p) }),
         Kernel::TopkCluster(p) => run(&|| unsafe { kernels::pq_topk_cluster(p) }),
+        Kernel::AdvanceLengths(p) => run(&|| unsafe { kernels::pq_advance_lengths(p) }),
+        Kernel::Encode { width_index, params: p } => {
+            let widths: [unsafe fn(EncodeParams); REGISTER_WIDTH_KERNELS] = [
+                kernels::pq_encode_w0,
+                kernels::pq_encode_w1,
+                kernels::pq_encode_w2,
+                kernels::pq_encode_w4,
+                kernels::pq_encode_w8,
+                kernels::pq_encode_w16,
+            ];
+            run(&|| unsafe { widths[width_index](p) })
+        }
     };
     if let Err(failure) = result {
         panic!("{kernel:?} ({blocks} blocks of {threads}): {failure}");
@@ -259,4 +273,62 @@ fn crowded_rows_of_the_hub_shapes() {
         cases.push((p, data, false));
     }
     check_all("crowded_rows_of_the_hub_shapes", cases);
+}
+
+/// Encodes random keys, then appends `t` keys per entry at ragged lengths, through the emulated
+/// `pq_encode` and `pq_advance_lengths`, against the f64 reference (tie-aware).
+fn encode_case<K: Element, C: Element>(rng: &mut StdRng, shape: &IndexShape, t: usize) {
+    let (b, hkv, n, m) = (shape.b, shape.hkv, shape.n, shape.m);
+    let mut draw = |len: usize| -> Vec<f32> { (0..len).map(|_| rng.random_range(-1.0f32..1.0)).collect() };
+    let (keys, codebooks, new) = (draw(shape.keys_len()), draw(shape.codebooks_len()), draw(b * hkv * t * shape.d));
+    let keys: Vec<K> = keys.into_iter().map(K::from_f32).collect();
+    let codebooks: Vec<C> = codebooks.into_iter().map(C::from_f32).collect();
+    let new: Vec<K> = new.into_iter().map(K::from_f32).collect();
+    let want = pqtopk::reference::encode(shape, &keys, &codebooks).unwrap();
+    let (mut d_keys, mut d_codebooks, mut d_new) =
+        (Aligned::copy_of(&keys), Aligned::copy_of(&codebooks), Aligned::copy_of(&new));
+    let mut d_codes = Aligned::filled(shape.codes_len(), 0xEE);
+    let params = pqtopk::encode_params(shape, n, [d_keys.address(), d_codebooks.address(), d_codes.address(), 0]);
+    pqtopk::encode_launches(shape, params, None, emulate).unwrap();
+    let got: Vec<u8> = d_codes.read();
+    support::check_codes(shape, &keys, &codebooks, n, &got, &want, |bi, kv, key| (bi * hkv + kv) * n + key);
+
+    let before: Vec<u32> = (0..b).map(|bi| (n - t - bi * t.min(n / 4)) as u32).collect();
+    let (mut lengths, mut host_codes) = (before.clone(), want.clone());
+    pqtopk::reference::append(shape, &new, t, &codebooks, &mut host_codes, &mut lengths).unwrap();
+    let mut d_lengths = Aligned::copy_of(&before);
+    let params = pqtopk::encode_params(
+        shape,
+        t,
+        [d_new.address(), d_codebooks.address(), d_codes.address(), d_lengths.address()],
+    );
+    pqtopk::encode_launches(shape, params, Some(t), emulate).unwrap();
+    let (got, got_lengths): (Vec<u8>, Vec<u32>) = (d_codes.read(), d_lengths.read());
+    assert_eq!(got_lengths, lengths, "lengths after the append");
+    support::check_codes(shape, &new, &codebooks, t, &got, &host_codes, |bi, kv, key| {
+        (bi * hkv + kv) * n + before[bi] as usize + key
+    });
+    for bi in 0..b {
+        for kv in 0..hkv {
+            let row = (bi * hkv + kv) * n * m;
+            assert_eq!(got[row..row + before[bi] as usize * m], want[row..row + before[bi] as usize * m]);
+        }
+    }
+}
+
+#[test]
+fn encode_and_append_match_the_reference() {
+    let mut rng = support::rng("encode_and_append_match_the_reference");
+    for (shape, t) in support::encode_shapes() {
+        macro_rules! typed {
+            ($($k:ty, $c:ty, $kd:ident, $cd:ident);*) => {
+                match (shape.key_dtype, shape.codebook_dtype) {
+                    $((DType::$kd, DType::$cd) => encode_case::<$k, $c>(&mut rng, &shape, t),)*
+                }
+            };
+        }
+        typed!(f32, f32, F32, F32; f32, f16, F32, F16; f32, bf16, F32, BF16;
+               f16, f32, F16, F32; f16, f16, F16, F16; f16, bf16, F16, BF16;
+               bf16, f32, BF16, F32; bf16, f16, BF16, F16; bf16, bf16, BF16, BF16);
+    }
 }

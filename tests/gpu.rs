@@ -853,45 +853,6 @@ fn candle_tensors_on_the_candle_stream() {
     }
 }
 
-/// Checks GPU codes against the f64 reference's, tie-aware: a code may differ only where its
-/// centroid's distance to the key ties the reference's within f32 rounding.
-fn check_codes<K: Element, C: Element>(
-    s: &pqtopk::IndexShape,
-    keys: &[K],
-    codebooks: &[C],
-    per_entry: usize,
-    got: &[u8],
-    want: &[u8],
-    at: impl Fn(usize, usize, usize) -> usize,
-) {
-    let ds = s.d / s.m;
-    let distance = |bi: usize, kv: usize, key: usize, j: usize, code: u8| -> f64 {
-        let x = &keys[((bi * s.hkv + kv) * per_entry + key) * s.d + j * ds..][..ds];
-        let centroid = &codebooks[((kv * s.m + j) * s.c + code as usize) * ds..][..ds];
-        x.iter().zip(centroid).map(|(x, c)| (x.to_f64() - c.to_f64()).powi(2)).sum()
-    };
-    let mut differing = 0;
-    for bi in 0..s.b {
-        for kv in 0..s.hkv {
-            for key in 0..per_entry {
-                for j in 0..s.m {
-                    let (g, w) = (got[at(bi, kv, key) * s.m + j], want[at(bi, kv, key) * s.m + j]);
-                    if g != w {
-                        assert!((g as usize) < s.c, "code {g} out of range at ({bi}, {kv}, {key}, {j})");
-                        let (dg, dw) = (distance(bi, kv, key, j, g), distance(bi, kv, key, j, w));
-                        assert!(
-                            (dg - dw).abs() <= 1e-4 * (1.0 + dw),
-                            "({bi}, {kv}, {key}, {j}): code {g} at {dg}, reference {w} at {dw}"
-                        );
-                        differing += 1;
-                    }
-                }
-            }
-        }
-    }
-    eprintln!("codes: {differing} of {} differ from the reference, each on a distance tie", got.len());
-}
-
 /// `Gpu::encode_into` and `Gpu::append_into` against `reference::encode` and `append`: every
 /// dtype pair, c from 1 to 256, d/m from 1 to 64, a ragged key count, poisoned codes; appends
 /// step by step with lengths on the device, a full entry left alone (device lengths) or
@@ -902,20 +863,9 @@ fn encode_and_append_match_the_reference() {
     let Some(gpu) = gpu("encode") else { return };
     let mut rng = support::rng("encode");
     let stream = Stream::new(StreamFlags::NON_BLOCKING, None).unwrap();
-    // d/m from 4 to 96: every register width (groups of four, zero-padded) and the shared-memory
-    // path above 64.
-    let shapes = [
-        (1, 2, 300, 64, 16, 256),
-        (2, 3, 129, 48, 4, 7),
-        (1, 1, 64, 64, 1, 1),
-        (2, 2, 1000, 128, 2, 64),
-        (1, 2, 200, 96, 1, 32),
-        (1, 1, 150, 40, 8, 20),
-    ];
-    for (i, &(b, hkv, n, d, m, c)) in shapes.iter().enumerate() {
-        let (kt, ct) = (DTYPES[i % 3], DTYPES[(i + 1) % 3]);
-        let shape = IndexShape::new(b, hkv, n, d, m, c).with_dtypes(kt, ct);
-        let t = 1 + i % 3;
+    for (shape, t) in support::encode_shapes() {
+        let (b, hkv, n, d, m) = (shape.b, shape.hkv, shape.n, shape.d, shape.m);
+        let (kt, ct) = (shape.key_dtype, shape.codebook_dtype);
         let run = |keys: Vec<f32>, codebooks: Vec<f32>, new: Vec<f32>| {
             macro_rules! typed {
                 ($k:ty, $c:ty) => {{
@@ -929,7 +879,9 @@ fn encode_and_append_match_the_reference() {
                     stream.synchronize().unwrap();
                     let mut got = vec![0u8; shape.codes_len()];
                     d_codes.copy_to(&mut got[..]).unwrap();
-                    check_codes(&shape, &keys, &codebooks, n, &got, &want, |bi, kv, key| (bi * hkv + kv) * n + key);
+                    support::check_codes(&shape, &keys, &codebooks, n, &got, &want, |bi, kv, key| {
+                        (bi * hkv + kv) * n + key
+                    });
 
                     // Appends of t keys per step into a cache that starts at ragged lengths.
                     let mut lengths: Vec<u32> = (0..b).map(|bi| (n - t - bi * t.min(n / 4)) as u32).collect();
@@ -952,7 +904,7 @@ fn encode_and_append_match_the_reference() {
                     let (got, got_lengths) = append_on_device(&mut d_codes, &mut d_lengths);
                     assert_eq!(got_lengths, lengths, "device lengths after the append");
                     // The appended keys, tie-aware; everything else untouched.
-                    check_codes(&shape, &new, &codebooks, t, &got, &host_codes, |bi, kv, key| {
+                    support::check_codes(&shape, &new, &codebooks, t, &got, &host_codes, |bi, kv, key| {
                         (bi * hkv + kv) * n + before[bi] as usize + key
                     });
                     for bi in 0..b {

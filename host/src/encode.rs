@@ -6,7 +6,8 @@ use crate::dtype::Element;
 use crate::error::{Error, Result, check_dtype, check_len, ensure};
 use crate::gpu::Gpu;
 use crate::index::{IndexShape, check_room};
-use crate::raw::{self, address};
+use crate::plan::{Kernel, Launch};
+use crate::raw::address;
 use cust::memory::DeviceSlice;
 use cust::stream::Stream;
 use pqtopk_abi::{
@@ -51,11 +52,11 @@ impl Gpu {
             codebooks.len(),
             codes.len(),
         )?;
-        let params = encode_params(shape, shape.n, keys, codebooks, codes, 0);
+        let params = encode_params(shape, shape.n, [address(keys), address(codebooks), address(codes), 0]);
         self.make_current()?;
         // SAFETY: the buffers are live allocations of this context with the lengths checked
         // above; the kernel's grid and shared memory are computed from the same shape.
-        unsafe { self.launch_encode(shape, &params, stream) }
+        encode_launches(shape, params, None, |launch| unsafe { self.launch_one(stream.as_inner(), launch) })
     }
 
     /// Encodes `t ≥ 1` new keys per batch entry, `new_keys` `[b, hkv, t, d]` (`t` follows from
@@ -83,53 +84,30 @@ impl Gpu {
             check_len("host lengths", shape.b, host.len(), true)?;
             check_room(shape.n, t, host)?;
         }
-        let params = encode_params(shape, t, new_keys, codebooks, codes, address(device));
-        let advance = AdvanceParams { lengths: address(device), b: shape.b as u32, t: t as u32, n: shape.n as u32 };
+        let params = encode_params(shape, t, [address(new_keys), address(codebooks), address(codes), address(device)]);
         self.make_current()?;
         // SAFETY: as in encode_into; the lengths hold b u32, read by the first launch and
         // advanced by the second, after it on the same stream.
-        unsafe {
-            self.launch_encode(shape, &params, stream)?;
-            let blocks = shape.b.div_ceil(BLOCK_THREADS as usize) as u32;
-            raw::launch(self.kernels.advance_lengths, blocks, BLOCK_THREADS, 0, stream.as_inner(), &advance)?;
-        }
+        encode_launches(shape, params, Some(t), |launch| unsafe { self.launch_one(stream.as_inner(), launch) })?;
         if let Some(host) = host {
             host.iter_mut().for_each(|length| *length += t as u32);
         }
         Ok(())
     }
-
-    /// Launches `pq_encode` for `params`.
-    ///
-    /// # Safety
-    /// `params` passed [`check_encode`] for `shape`, its buffers are live allocations of this
-    /// context, and this context is current.
-    unsafe fn launch_encode(&self, shape: &IndexShape, params: &EncodeParams, stream: &Stream) -> Result<()> {
-        let chunks = (params.keys_per_entry as usize).div_ceil(ENCODE_KEYS_PER_BLOCK as usize);
-        let blocks = chunks * shape.b * shape.hkv * shape.m;
-        let shared = encode_shared_bytes(shape.c as u32, (shape.d / shape.m) as u32);
-        // SAFETY: forwarded to the caller; the grid fits (checked), the shared memory is the
-        // kernel's documented size, within the limit set at load (checked).
-        unsafe {
-            let kernel = self.kernels.encode[register_width_index((shape.d / shape.m) as u32)];
-            raw::launch(kernel, blocks as u32, ENCODE_THREADS, shared, stream.as_inner(), params)
-        }
-    }
 }
 
-/// The kernel parameters of an encode (`lengths` null) or append.
-fn encode_params<K: Element, C: Element>(
+/// The kernel parameters of an encode or append of `keys_per_entry` keys per (batch entry, kv
+/// head), from the addresses of the keys, codebooks, codes and lengths (0 for an encode).
+#[doc(hidden)]
+pub fn encode_params(
     shape: &IndexShape,
     keys_per_entry: usize,
-    keys: &DeviceSlice<K>,
-    codebooks: &DeviceSlice<C>,
-    codes: &DeviceSlice<u8>,
-    lengths: u64,
+    [keys, codebooks, codes, lengths]: [u64; 4],
 ) -> EncodeParams {
     EncodeParams {
-        keys: address(keys),
-        codebooks: address(codebooks),
-        codes: address(codes),
+        keys,
+        codebooks,
+        codes,
         lengths,
         b: shape.b as u32,
         hkv: shape.hkv as u32,
@@ -141,6 +119,36 @@ fn encode_params<K: Element, C: Element>(
         key_dtype: shape.key_dtype as u32,
         codebook_dtype: shape.codebook_dtype as u32,
     }
+}
+
+/// The launches of an encode (`appended` None) or of an append of `t` keys per entry, whose
+/// second launch advances the lengths at `params.lengths`; each handed to `launch`. The GPU
+/// launches them through the driver, the tests through the kernels' host build.
+#[doc(hidden)]
+pub fn encode_launches(
+    shape: &IndexShape,
+    params: EncodeParams,
+    appended: Option<usize>,
+    mut launch: impl FnMut(Launch) -> Result<()>,
+) -> Result<()> {
+    let ds = (shape.d / shape.m) as u32;
+    let chunks = (params.keys_per_entry as usize).div_ceil(ENCODE_KEYS_PER_BLOCK as usize);
+    launch(Launch {
+        kernel: Kernel::Encode { width_index: register_width_index(ds), params },
+        blocks: (chunks * shape.b * shape.hkv * shape.m) as u32,
+        threads: ENCODE_THREADS,
+        shared_bytes: encode_shared_bytes(shape.c as u32, ds),
+    })?;
+    if let Some(t) = appended {
+        let advance = AdvanceParams { lengths: params.lengths, b: shape.b as u32, t: t as u32, n: shape.n as u32 };
+        launch(Launch {
+            kernel: Kernel::AdvanceLengths(advance),
+            blocks: shape.b.div_ceil(BLOCK_THREADS as usize) as u32,
+            threads: BLOCK_THREADS,
+            shared_bytes: 0,
+        })?;
+    }
+    Ok(())
 }
 
 /// The keys per (batch entry, kv head) of an append's `new_keys` (`[b, hkv, t, d]`): `t`, with

@@ -385,27 +385,40 @@ impl Gpu {
     /// # Safety
     /// As [`Gpu::topk_raw`].
     unsafe fn launch(&self, plan: &Plan, stream: CUstream, buffers: &RawBuffers) -> Result<()> {
+        // SAFETY: the workspace regions are the caller's (see topk_raw); the launches are the
+        // plan's.
+        plan.launches(buffers, |launch| unsafe { self.launch_one(stream, launch) })
+    }
+
+    /// One launch of a plan or an encode, with the context already current.
+    ///
+    /// # Safety
+    /// Every address in the parameters is valid for what the kernel does with it, on this
+    /// context, until the launch finishes; the grid, block size and shared memory are the
+    /// plan's (or `encode_launches`'), which follow each kernel's documented requirements.
+    pub(crate) unsafe fn launch_one(&self, stream: CUstream, launch: Launch) -> Result<()> {
         let k = &self.kernels;
-        plan.launches(buffers, |Launch { kernel, blocks, threads, shared_bytes }| {
-            // SAFETY: the workspace regions are the caller's (see topk_raw); the parameters
-            // match the kernels' ABI, and grids, block sizes and shared memory are the plan's,
-            // which follow each kernel's documented requirements.
-            unsafe {
-                match kernel {
-                    Kernel::TopkSmall(p) => raw::launch(k.topk_small, blocks, threads, shared_bytes, stream, &p),
-                    Kernel::Tables(p) => raw::launch(k.tables, blocks, threads, shared_bytes, stream, &p),
-                    Kernel::TopkCluster(p) => {
-                        let cluster = k.topk_cluster.ok_or_else(|| Error::Unsupported("the cluster path".into()))?;
-                        raw::launch(cluster, blocks, threads, shared_bytes, stream, &p)
-                    }
-                    Kernel::ScoreDense(p) => raw::launch(k.score_dense, blocks, threads, shared_bytes, stream, &p),
-                    Kernel::Score(p) => raw::launch(k.score, blocks, threads, shared_bytes, stream, &p),
-                    Kernel::Select(p) => raw::launch(k.select, blocks, threads, shared_bytes, stream, &p),
-                    Kernel::SortRuns(p) => raw::launch(k.sort_runs, blocks, threads, shared_bytes, stream, &p),
-                    Kernel::MergeRuns(p) => raw::launch(k.merge_runs, blocks, threads, shared_bytes, stream, &p),
+        let Launch { kernel, blocks, threads, shared_bytes } = launch;
+        // SAFETY: forwarded to the caller.
+        unsafe {
+            match kernel {
+                Kernel::TopkSmall(p) => raw::launch(k.topk_small, blocks, threads, shared_bytes, stream, &p),
+                Kernel::Tables(p) => raw::launch(k.tables, blocks, threads, shared_bytes, stream, &p),
+                Kernel::TopkCluster(p) => {
+                    let cluster = k.topk_cluster.ok_or_else(|| Error::Unsupported("the cluster path".into()))?;
+                    raw::launch(cluster, blocks, threads, shared_bytes, stream, &p)
                 }
+                Kernel::ScoreDense(p) => raw::launch(k.score_dense, blocks, threads, shared_bytes, stream, &p),
+                Kernel::Score(p) => raw::launch(k.score, blocks, threads, shared_bytes, stream, &p),
+                Kernel::Select(p) => raw::launch(k.select, blocks, threads, shared_bytes, stream, &p),
+                Kernel::SortRuns(p) => raw::launch(k.sort_runs, blocks, threads, shared_bytes, stream, &p),
+                Kernel::MergeRuns(p) => raw::launch(k.merge_runs, blocks, threads, shared_bytes, stream, &p),
+                Kernel::Encode { width_index, params } => {
+                    raw::launch(k.encode[width_index], blocks, threads, shared_bytes, stream, &params)
+                }
+                Kernel::AdvanceLengths(p) => raw::launch(k.advance_lengths, blocks, threads, shared_bytes, stream, &p),
             }
-        })
+        }
     }
 
     /// The checking path for codes: counts codes ≥ `c` and returns [`Error::CodeOutOfRange`] if

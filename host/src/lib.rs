@@ -58,6 +58,9 @@ pub use cust;
 pub use dtype::{DType, Element};
 #[cfg(feature = "cuda")]
 pub use encode::AppendLengths;
+#[cfg(feature = "cuda")]
+#[doc(hidden)]
+pub use encode::{encode_launches, encode_params};
 pub use error::{CodePosition, Error, Result};
 #[cfg(feature = "cuda")]
 pub use gpu::{

@@ -5,11 +5,11 @@ use crate::error::{Error, Result};
 use crate::gpu::RawBuffers;
 use crate::problem::Problem;
 use pqtopk_abi::{
-    BLOCK_THREADS, CLUSTER_BLOCKS, CLUSTER_THREADS, ClusterParams, DENSE_KEYS, DENSE_MAX_D, DENSE_MAX_KEYS_PER_BLOCK,
-    DENSE_ROWS, DENSE_THREADS, DType, DenseScoreParams, HIST_BINS, MAX_ROWS_PER_BLOCK, MergeParams, Order, RUN_KEYS,
-    RowBinning, SELECT_KEYS_PER_STEP, SELECT_THREADS, SELECT_THREADS_MANY_ROWS, SMALL_MAX_KEYS, SMALL_THREADS,
-    SPLIT_STATE_WORDS, ScoreParams, SelectParams, Shape, SmallParams, TABLES_BLOCKS_PER_SM, TablesParams, Tiling,
-    cluster_layout, merge_passes, small_shared_bytes,
+    AdvanceParams, BLOCK_THREADS, CLUSTER_BLOCKS, CLUSTER_THREADS, ClusterParams, DENSE_KEYS, DENSE_MAX_D,
+    DENSE_MAX_KEYS_PER_BLOCK, DENSE_ROWS, DENSE_THREADS, DType, DenseScoreParams, EncodeParams, HIST_BINS,
+    MAX_ROWS_PER_BLOCK, MergeParams, Order, RUN_KEYS, RowBinning, SELECT_KEYS_PER_STEP, SELECT_THREADS,
+    SELECT_THREADS_MANY_ROWS, SMALL_MAX_KEYS, SMALL_THREADS, SPLIT_STATE_WORDS, ScoreParams, SelectParams, Shape,
+    SmallParams, TABLES_BLOCKS_PER_SM, TablesParams, Tiling, cluster_layout, merge_passes, small_shared_bytes,
 };
 
 /// Shared memory one scoring block may use for lookup tables; two such blocks fit on every SM
@@ -462,7 +462,7 @@ pub struct Launch {
     pub shared_bytes: u32,
 }
 
-/// A kernel of the top-k, with its parameters.
+/// A kernel of the top-k or the encode, with its parameters.
 #[doc(hidden)]
 #[derive(Clone, Copy, Debug)]
 pub enum Kernel {
@@ -474,6 +474,12 @@ pub enum Kernel {
     Select(SelectParams),
     SortRuns(SelectParams),
     MergeRuns(MergeParams),
+    /// `pq_encode_w*`, the register width's kernel (`register_width_index`).
+    Encode {
+        width_index: usize,
+        params: EncodeParams,
+    },
+    AdvanceLengths(AdvanceParams),
 }
 
 impl Plan {

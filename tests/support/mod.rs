@@ -257,3 +257,60 @@ pub fn clustered_keys(rng: &mut StdRng, s: &IndexShape, centers: usize) -> Vec<f
     }
     keys
 }
+
+/// Checks GPU codes against the f64 reference's, tie-aware: a code may differ only where its
+/// centroid's distance to the key ties the reference's within f32 rounding.
+pub fn check_codes<K: Element, C: Element>(
+    s: &IndexShape,
+    keys: &[K],
+    codebooks: &[C],
+    per_entry: usize,
+    got: &[u8],
+    want: &[u8],
+    at: impl Fn(usize, usize, usize) -> usize,
+) {
+    let ds = s.d / s.m;
+    let distance = |bi: usize, kv: usize, key: usize, j: usize, code: u8| -> f64 {
+        let x = &keys[((bi * s.hkv + kv) * per_entry + key) * s.d + j * ds..][..ds];
+        let centroid = &codebooks[((kv * s.m + j) * s.c + code as usize) * ds..][..ds];
+        x.iter().zip(centroid).map(|(x, c)| (x.to_f64() - c.to_f64()).powi(2)).sum()
+    };
+    let mut differing = 0;
+    for bi in 0..s.b {
+        for kv in 0..s.hkv {
+            for key in 0..per_entry {
+                for j in 0..s.m {
+                    let (g, w) = (got[at(bi, kv, key) * s.m + j], want[at(bi, kv, key) * s.m + j]);
+                    if g != w {
+                        assert!((g as usize) < s.c, "code {g} out of range at ({bi}, {kv}, {key}, {j})");
+                        let (dg, dw) = (distance(bi, kv, key, j, g), distance(bi, kv, key, j, w));
+                        assert!(
+                            (dg - dw).abs() <= 1e-4 * (1.0 + dw),
+                            "({bi}, {kv}, {key}, {j}): code {g} at {dg}, reference {w} at {dw}"
+                        );
+                        differing += 1;
+                    }
+                }
+            }
+        }
+    }
+    eprintln!("codes: {differing} of {} differ from the reference, each on a distance tie", got.len());
+}
+
+/// The encode tests' shapes, with the keys each append adds per entry: d/m from 4 to 96, every
+/// register width (groups of four, zero-padded) and the shared-memory path above 64, each key
+/// and codebook dtype.
+pub fn encode_shapes() -> Vec<(IndexShape, usize)> {
+    let shapes = [
+        (1, 2, 300, 64, 16, 256),
+        (2, 3, 129, 48, 4, 7),
+        (1, 1, 64, 64, 1, 1),
+        (2, 2, 1000, 128, 2, 64),
+        (1, 2, 200, 96, 1, 32),
+        (1, 1, 150, 40, 8, 20),
+    ];
+    let shape = |(i, (b, hkv, n, d, m, c))| {
+        (IndexShape::new(b, hkv, n, d, m, c).with_dtypes(DTYPES[i % 3], DTYPES[(i + 1) % 3]), 1 + i % 3)
+    };
+    shapes.into_iter().enumerate().map(shape).collect()
+}
