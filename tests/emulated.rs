@@ -10,8 +10,8 @@
 mod support;
 
 use pqtopk::half::{bf16, f16};
-use pqtopk::{DType, Element, IndexShape, Kernel, Launch, Metric, Path, Plan, Problem, RawBuffers};
-use pqtopk_abi::{CLUSTER_BLOCKS, EncodeParams, REGISTER_WIDTH_KERNELS};
+use pqtopk::{DType, Element, IndexShape, Kernel, Launch, Metric, Path, Plan, Problem, RawBuffers, RawSlice};
+use pqtopk_abi::{CLUSTER_BLOCKS, EncodeParams, REGISTER_WIDTH_KERNELS, TrainParams};
 use pqtopk_kernels_emulated as kernels;
 use rand::Rng;
 use rand::rngs::StdRng;
@@ -84,6 +84,19 @@ fn emulate(launch: Launch) -> pqtopk::Result<()> {
                 kernels::pq_encode_w4,
                 kernels::pq_encode_w8,
                 kernels::pq_encode_w16,
+            ];
+            run(&|| unsafe { widths[width_index](p) })
+        }
+        Kernel::TrainInit(p) => run(&|| unsafe { kernels::pq_train_init(p) }),
+        Kernel::TrainUpdate(p) => run(&|| unsafe { kernels::pq_train_update(p) }),
+        Kernel::TrainAssign { width_index, params: p } => {
+            let widths: [unsafe fn(TrainParams); REGISTER_WIDTH_KERNELS] = [
+                kernels::pq_train_assign_w0,
+                kernels::pq_train_assign_w1,
+                kernels::pq_train_assign_w2,
+                kernels::pq_train_assign_w4,
+                kernels::pq_train_assign_w8,
+                kernels::pq_train_assign_w16,
             ];
             run(&|| unsafe { widths[width_index](p) })
         }
@@ -331,4 +344,35 @@ fn encode_and_append_match_the_reference() {
                f16, f32, F16, F32; f16, f16, F16, F16; f16, bf16, F16, BF16;
                bf16, f32, BF16, F32; bf16, f16, BF16, F16; bf16, bf16, BF16, BF16);
     }
+}
+
+/// The emulated training kernels.
+struct EmulatedTraining;
+
+impl support::Trains for EmulatedTraining {
+    fn train<K: Element, C: Element>(&mut self, case: &support::TrainCase, keys: &[K]) -> Vec<C> {
+        let shape = &case.shape;
+        let mut d_keys = Aligned::copy_of(keys);
+        let mut d_valid = case.n_valid.as_deref().map(Aligned::copy_of);
+        let mut d_codebooks = Aligned::copy_of(&vec![C::from_f32(f32::NAN); shape.codebooks_len()]);
+        let mut workspace = Aligned::filled(pqtopk::train_workspace_len(shape).unwrap(), 0xAB);
+        let buffers = pqtopk::TrainAddresses {
+            keys: RawSlice { address: d_keys.address(), len: keys.len() },
+            n_valid: d_valid.as_mut().map(|v| RawSlice { address: v.address(), len: shape.b }),
+            codebooks: RawSlice { address: d_codebooks.address(), len: shape.codebooks_len() },
+            workspace: RawSlice { address: workspace.address(), len: workspace.len },
+        };
+        pqtopk::emulated_train_launches::<K, C>(shape, &case.options, buffers, emulate).unwrap();
+        d_codebooks.read()
+    }
+}
+
+#[test]
+fn training_matches_the_reference_objective() {
+    let mut rng = support::rng("training_matches_the_reference_objective");
+    let cases = support::train_cases(&mut rng);
+    for case in &cases {
+        support::check_train_case(&mut EmulatedTraining, case);
+    }
+    println!("training: {} cases against the f64 reference (emulated kernels)", cases.len());
 }

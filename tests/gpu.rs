@@ -977,90 +977,28 @@ fn training_matches_the_reference_objective() {
     let Some(gpu) = gpu("train") else { return };
     let mut rng = support::rng("train");
     let stream = stream();
-    // d/m of 1 to 80: every register width (zero-padded groups of four) and the shared-memory
-    // path above 64.
-    let shapes = [
-        (1, 2, 2000, 64, 2, 64),
-        (2, 3, 700, 48, 4, 16),
-        (1, 1, 300, 16, 16, 256),
-        (2, 2, 1500, 128, 16, 256),
-        (3, 1, 100, 8, 1, 1),
-        (1, 1, 500, 80, 1, 16),
-        (1, 2, 400, 48, 16, 16),
-    ];
-    let mut cases = 0;
-    for (i, &(b, hkv, n, d, m, c)) in shapes.iter().enumerate() {
-        for family in ["clusters", "few values", "equal"] {
-            let (kt, ct) = (DTYPES[(i + cases) % 3], DTYPES[(i + cases + 1) % 3]);
-            cases += 1;
-            let shape = IndexShape::new(b, hkv, n, d, m, c).with_dtypes(kt, ct);
-            // Ragged: entry bi keeps n - bi·n/3 keys, never fewer than c pooled.
-            let n_valid: Option<Vec<u32>> =
-                (cases % 2 == 0).then(|| (0..b).map(|bi| (n - bi * n / 3) as u32).collect());
-            let options = TrainOptions {
-                iterations: 1 + (cases * 3) % 12,
-                seed: rng.random(),
-                tolerance: [0.0, 1e-3, 0.05][cases % 3],
-            };
-            let keys: Vec<f32> = match family {
-                "clusters" => support::clustered_keys(&mut rng, &shape, c.div_ceil(2)),
-                "few values" => (0..shape.keys_len()).map(|_| rng.random_range(-2..=2) as f32 / 2.0).collect(),
-                _ => {
-                    let key: Vec<f32> = (0..d).map(|_| rng.random_range(-1.0..1.0)).collect();
-                    key.iter().copied().cycle().take(shape.keys_len()).collect()
-                }
-            };
-            let energy: f64 = keys.iter().map(|&x| (x as f64).powi(2)).sum();
-            macro_rules! typed {
-                ($k:ty, $c:ty) => {{
-                    let keys: Vec<$k> = keys.iter().map(|&x| <$k as Element>::from_f32(x)).collect();
-                    let want = pqtopk::reference::train::<$k, $c>(&shape, &keys, n_valid.as_deref(), &options).unwrap();
-                    let d_keys = DeviceBuffer::from_slice(&keys).unwrap();
-                    let d_valid = n_valid.as_ref().map(|v| DeviceBuffer::from_slice(v).unwrap());
-                    let train = || {
-                        let poison = <$c as Element>::from_f32(f32::NAN);
-                        let mut d_codebooks = DeviceBuffer::from_slice(&vec![poison; shape.codebooks_len()]).unwrap();
-                        let mut workspace =
-                            DeviceBuffer::from_slice(&vec![0xABu8; train_workspace_len(&shape).unwrap()]).unwrap();
-                        gpu.train_into(
-                            &shape,
-                            &options,
-                            &stream,
-                            &d_keys,
-                            d_valid.as_deref(),
-                            &mut d_codebooks,
-                            &mut workspace,
-                        )
-                        .unwrap();
-                        stream.synchronize().unwrap();
-                        let mut got = vec![poison; shape.codebooks_len()];
-                        d_codebooks.copy_to(&mut got[..]).unwrap();
-                        got
-                    };
-                    let got = train();
-                    let what = format!("{shape:?} {family} {options:?} n_valid {n_valid:?}");
-                    assert!(got.iter().all(|x| x.to_f64().is_finite()), "{what}: non-finite codebook elements");
-                    let objective = pqtopk::reference::objective(&shape, &keys, n_valid.as_deref(), &got).unwrap();
-                    assert!(
-                        objective <= want.inertia * 1.01 + energy * 1e-9,
-                        "{what}: GPU objective {objective}, reference {}",
-                        want.inertia
-                    );
-                    let bits = |v: &[$c]| v.iter().map(|x| x.to_f64().to_bits()).collect::<Vec<_>>();
-                    assert_eq!(bits(&train()), bits(&got), "{what}: a rerun changed the codebooks");
-                }};
-            }
-            match (kt, ct) {
-                (DType::F32, DType::F16) => typed!(f32, f16),
-                (DType::F16, DType::BF16) => typed!(f16, bf16),
-                (DType::BF16, DType::F32) => typed!(bf16, f32),
-                (DType::F32, DType::F32) => typed!(f32, f32),
-                (DType::F16, DType::F32) => typed!(f16, f32),
-                (DType::BF16, DType::F16) => typed!(bf16, f16),
-                other => unreachable!("{other:?}"),
-            }
+    struct OnGpu<'a>(&'a Gpu, &'a Stream);
+    impl support::Trains for OnGpu<'_> {
+        fn train<K: Element, C: Element>(&mut self, case: &support::TrainCase, keys: &[K]) -> Vec<C> {
+            let (gpu, stream, shape) = (self.0, self.1, &case.shape);
+            let d_keys = DeviceBuffer::from_slice(keys).unwrap();
+            let d_valid = case.n_valid.as_ref().map(|v| DeviceBuffer::from_slice(v).unwrap());
+            let poison = C::from_f32(f32::NAN);
+            let mut d_codebooks = DeviceBuffer::from_slice(&vec![poison; shape.codebooks_len()]).unwrap();
+            let mut workspace = DeviceBuffer::from_slice(&vec![0xABu8; train_workspace_len(shape).unwrap()]).unwrap();
+            gpu.train_into(shape, &case.options, stream, &d_keys, d_valid.as_deref(), &mut d_codebooks, &mut workspace)
+                .unwrap();
+            stream.synchronize().unwrap();
+            let mut got = vec![poison; shape.codebooks_len()];
+            d_codebooks.copy_to(&mut got[..]).unwrap();
+            got
         }
     }
+    let cases = support::train_cases(&mut rng);
+    for case in &cases {
+        support::check_train_case(&mut OnGpu(&gpu, &stream), case);
+    }
+    let cases = cases.len();
     println!("train: {cases} cases against the f64 reference");
     // Bad arguments: typed, before any launch.
     let shape = IndexShape::new(1, 2, 300, 16, 4, 16);

@@ -390,7 +390,7 @@ impl Gpu {
         plan.launches(buffers, |launch| unsafe { self.launch_one(stream, launch) })
     }
 
-    /// One launch of a plan or an encode, with the context already current.
+    /// One launch of a plan, an encode or a training, with the context already current.
     ///
     /// # Safety
     /// Every address in the parameters is valid for what the kernel does with it, on this
@@ -417,6 +417,11 @@ impl Gpu {
                     raw::launch(k.encode[width_index], blocks, threads, shared_bytes, stream, &params)
                 }
                 Kernel::AdvanceLengths(p) => raw::launch(k.advance_lengths, blocks, threads, shared_bytes, stream, &p),
+                Kernel::TrainInit(p) => raw::launch(k.train_init, blocks, threads, shared_bytes, stream, &p),
+                Kernel::TrainAssign { width_index, params } => {
+                    raw::launch(k.train_assign[width_index], blocks, threads, shared_bytes, stream, &params)
+                }
+                Kernel::TrainUpdate(p) => raw::launch(k.train_update, blocks, threads, shared_bytes, stream, &p),
             }
         }
     }

@@ -71,6 +71,9 @@ pub use index::{IndexShape, TrainOptions};
 pub use problem::{MAX_KEYS, Metric, Order, Problem, ProblemBuilder};
 #[cfg(feature = "cuda")]
 pub use train::train_workspace_len;
+#[cfg(feature = "cuda")]
+#[doc(hidden)]
+pub use train::{TrainAddresses, emulated_train_launches};
 
 /// The README's example compiles as a doctest.
 #[cfg(all(doctest, feature = "cuda"))]

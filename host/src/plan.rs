@@ -9,7 +9,8 @@ use pqtopk_abi::{
     DENSE_MAX_KEYS_PER_BLOCK, DENSE_ROWS, DENSE_THREADS, DType, DenseScoreParams, EncodeParams, HIST_BINS,
     MAX_ROWS_PER_BLOCK, MergeParams, Order, RUN_KEYS, RowBinning, SELECT_KEYS_PER_STEP, SELECT_THREADS,
     SELECT_THREADS_MANY_ROWS, SMALL_MAX_KEYS, SMALL_THREADS, SPLIT_STATE_WORDS, ScoreParams, SelectParams, Shape,
-    SmallParams, TABLES_BLOCKS_PER_SM, TablesParams, Tiling, cluster_layout, merge_passes, small_shared_bytes,
+    SmallParams, TABLES_BLOCKS_PER_SM, TablesParams, Tiling, TrainParams, cluster_layout, merge_passes,
+    small_shared_bytes,
 };
 
 /// Shared memory one scoring block may use for lookup tables; two such blocks fit on every SM
@@ -462,7 +463,7 @@ pub struct Launch {
     pub shared_bytes: u32,
 }
 
-/// A kernel of the top-k or the encode, with its parameters.
+/// A kernel of the top-k or the indexer, with its parameters.
 #[doc(hidden)]
 #[derive(Clone, Copy, Debug)]
 pub enum Kernel {
@@ -480,6 +481,13 @@ pub enum Kernel {
         params: EncodeParams,
     },
     AdvanceLengths(AdvanceParams),
+    TrainInit(TrainParams),
+    /// `pq_train_assign_w*`, the register width's kernel (`register_width_index`).
+    TrainAssign {
+        width_index: usize,
+        params: TrainParams,
+    },
+    TrainUpdate(TrainParams),
 }
 
 impl Plan {

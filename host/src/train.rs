@@ -4,9 +4,10 @@
 
 use crate::dtype::Element;
 use crate::error::{Error, Result, check_dtype, check_len, ensure};
-use crate::gpu::Gpu;
+use crate::gpu::{Gpu, RawSlice};
 use crate::index::{IndexShape, TrainOptions};
-use crate::raw::{self, address};
+use crate::plan::{DeviceLimits, Kernel, Launch, SM90_SHARED};
+use crate::raw::address;
 use cust::memory::DeviceSlice;
 use cust::stream::Stream;
 use pqtopk_abi::{
@@ -52,58 +53,96 @@ impl Gpu {
         codebooks: &mut DeviceSlice<C>,
         workspace: &mut DeviceSlice<u8>,
     ) -> Result<()> {
-        let workspace_address = address(workspace);
-        let launch = check_train::<K, C>(
-            self.limits.train_assign_dynamic_limit,
-            self.limits.multiprocessors,
-            shape,
-            options,
-            TrainBuffers {
-                keys: keys.len(),
-                n_valid: n_valid.map(|v| v.len()),
-                codebooks: codebooks.len(),
-                workspace: workspace.len(),
-                workspace_address,
-            },
-        )?;
-        let params = TrainParams {
-            keys: address(keys),
-            n_valid: n_valid.map_or(0, address),
-            codebooks: address(codebooks),
-            workspace: workspace_address,
-            seed: options.seed,
-            tolerance: options.tolerance,
-            b: shape.b as u32,
-            hkv: shape.hkv as u32,
-            n: shape.n as u32,
-            d: shape.d as u32,
-            m: shape.m as u32,
-            c: shape.c as u32,
-            key_dtype: shape.key_dtype as u32,
-            codebook_dtype: shape.codebook_dtype as u32,
-            keys_per_block: launch.keys_per_block,
+        let buffers = TrainAddresses {
+            keys: RawSlice { address: address(keys), len: keys.len() },
+            n_valid: n_valid.map(|v| RawSlice { address: address(v), len: v.len() }),
+            codebooks: RawSlice { address: address(codebooks), len: codebooks.len() },
+            workspace: RawSlice { address: address(workspace), len: workspace.len() },
         };
         self.make_current()?;
         let stream = stream.as_inner();
-        // SAFETY: the buffers are live allocations of this context with the lengths, alignment
-        // and limits checked above; the launches run in order on one stream, each reading what
-        // the one before wrote.
-        unsafe {
-            raw::launch(self.kernels.train_init, launch.subspaces, TRAIN_THREADS, 0, stream, &params)?;
-            for _ in 0..options.iterations {
-                raw::launch(
-                    self.kernels.train_assign[register_width_index((shape.d / shape.m) as u32)],
-                    launch.assign_blocks,
-                    TRAIN_THREADS,
-                    launch.assign_shared,
-                    stream,
-                    &params,
-                )?;
-                raw::launch(self.kernels.train_update, launch.subspaces, TRAIN_THREADS, 0, stream, &params)?;
-            }
-        }
-        Ok(())
+        // SAFETY: the buffers are live allocations of this context, checked before the first
+        // launch; the launches run in order on one stream, each reading what the one before
+        // wrote.
+        train_launches::<K, C>(&self.limits, shape, options, buffers, |launch| unsafe {
+            self.launch_one(stream, launch)
+        })
     }
+}
+
+/// The addresses and lengths of a training's buffers (elements of `K`, `u32`, `C` and bytes).
+#[doc(hidden)]
+#[derive(Clone, Copy, Debug)]
+pub struct TrainAddresses {
+    pub keys: RawSlice,
+    pub n_valid: Option<RawSlice>,
+    pub codebooks: RawSlice,
+    pub workspace: RawSlice,
+}
+
+/// Checks a training for a device with `limits`, then hands its launches to `launch` in stream
+/// order: `pq_train_init`, then `pq_train_assign` and `pq_train_update` per iteration.
+pub(crate) fn train_launches<K: Element, C: Element>(
+    limits: &DeviceLimits,
+    shape: &IndexShape,
+    options: &TrainOptions,
+    buffers: TrainAddresses,
+    mut launch: impl FnMut(Launch) -> Result<()>,
+) -> Result<()> {
+    let plan = check_train::<K, C>(
+        limits.train_assign_dynamic_limit,
+        limits.multiprocessors,
+        shape,
+        options,
+        TrainBuffers {
+            keys: buffers.keys.len,
+            n_valid: buffers.n_valid.map(|v| v.len),
+            codebooks: buffers.codebooks.len,
+            workspace: buffers.workspace.len,
+            workspace_address: buffers.workspace.address,
+        },
+    )?;
+    let params = TrainParams {
+        keys: buffers.keys.address,
+        n_valid: buffers.n_valid.map_or(0, |v| v.address),
+        codebooks: buffers.codebooks.address,
+        workspace: buffers.workspace.address,
+        seed: options.seed,
+        tolerance: options.tolerance,
+        b: shape.b as u32,
+        hkv: shape.hkv as u32,
+        n: shape.n as u32,
+        d: shape.d as u32,
+        m: shape.m as u32,
+        c: shape.c as u32,
+        key_dtype: shape.key_dtype as u32,
+        codebook_dtype: shape.codebook_dtype as u32,
+        keys_per_block: plan.keys_per_block,
+    };
+    let per_subspace = |kernel| Launch { kernel, blocks: plan.subspaces, threads: TRAIN_THREADS, shared_bytes: 0 };
+    launch(per_subspace(Kernel::TrainInit(params)))?;
+    for _ in 0..options.iterations {
+        launch(Launch {
+            kernel: Kernel::TrainAssign { width_index: register_width_index((shape.d / shape.m) as u32), params },
+            blocks: plan.assign_blocks,
+            threads: TRAIN_THREADS,
+            shared_bytes: plan.assign_shared,
+        })?;
+        launch(per_subspace(Kernel::TrainUpdate(params)))?;
+    }
+    Ok(())
+}
+
+/// [`train_launches`] for the kernels' host build, which the tests run on CPU threads: an sm_90
+/// device's limits.
+#[doc(hidden)]
+pub fn emulated_train_launches<K: Element, C: Element>(
+    shape: &IndexShape,
+    options: &TrainOptions,
+    buffers: TrainAddresses,
+    launch: impl FnMut(Launch) -> Result<()>,
+) -> Result<()> {
+    train_launches::<K, C>(&DeviceLimits::modelled(SM90_SHARED, true), shape, options, buffers, launch)
 }
 
 /// The lengths (and the workspace's address) of a training's buffers.

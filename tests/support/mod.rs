@@ -6,7 +6,7 @@ pub mod dist;
 use dist::Family;
 use pqtopk::half::{bf16, f16};
 use pqtopk::reference::{self, HostInputs, TopkResult};
-use pqtopk::{DType, Element, IndexShape, Metric, Order, Problem};
+use pqtopk::{DType, Element, IndexShape, Metric, Order, Problem, TrainOptions};
 use rand::rngs::StdRng;
 use rand::{Rng, SeedableRng};
 
@@ -313,4 +313,94 @@ pub fn encode_shapes() -> Vec<(IndexShape, usize)> {
         (IndexShape::new(b, hkv, n, d, m, c).with_dtypes(DTYPES[i % 3], DTYPES[(i + 1) % 3]), 1 + i % 3)
     };
     shapes.into_iter().enumerate().map(shape).collect()
+}
+
+/// One case of the training tests: the shape and dtypes, the keys (as f32, converted to the key
+/// dtype), ragged valid lengths, and the options.
+pub struct TrainCase {
+    pub shape: IndexShape,
+    pub family: &'static str,
+    pub keys: Vec<f32>,
+    pub n_valid: Option<Vec<u32>>,
+    pub options: TrainOptions,
+}
+
+/// The training tests' cases: d/m of 1 to 80 (every register width, zero-padded groups of four,
+/// and the shared-memory path above 64), clustered keys, keys from few values (distance ties and
+/// empty clusters), all keys equal; dtype pairs, ragged lengths, iterations, seeds and
+/// tolerances varied across them.
+pub fn train_cases(rng: &mut StdRng) -> Vec<TrainCase> {
+    let shapes = [
+        (1, 2, 2000, 64, 2, 64),
+        (2, 3, 700, 48, 4, 16),
+        (1, 1, 300, 16, 16, 256),
+        (2, 2, 1500, 128, 16, 256),
+        (3, 1, 100, 8, 1, 1),
+        (1, 1, 500, 80, 1, 16),
+        (1, 2, 400, 48, 16, 16),
+    ];
+    let mut cases = Vec::new();
+    for (i, &(b, hkv, n, d, m, c)) in shapes.iter().enumerate() {
+        for family in ["clusters", "few values", "equal"] {
+            let at = cases.len() + 1;
+            let shape = IndexShape::new(b, hkv, n, d, m, c).with_dtypes(DTYPES[(i + at - 1) % 3], DTYPES[(i + at) % 3]);
+            // Ragged: entry bi keeps n - bi·n/3 keys, never fewer than c pooled.
+            let n_valid = (at % 2 == 0).then(|| (0..b).map(|bi| (n - bi * n / 3) as u32).collect());
+            let options = TrainOptions {
+                iterations: 1 + (at * 3) % 12,
+                seed: rng.random(),
+                tolerance: [0.0, 1e-3, 0.05][at % 3],
+            };
+            let keys: Vec<f32> = match family {
+                "clusters" => clustered_keys(rng, &shape, c.div_ceil(2)),
+                "few values" => (0..shape.keys_len()).map(|_| rng.random_range(-2..=2) as f32 / 2.0).collect(),
+                _ => {
+                    let key: Vec<f32> = (0..d).map(|_| rng.random_range(-1.0..1.0)).collect();
+                    key.iter().copied().cycle().take(shape.keys_len()).collect()
+                }
+            };
+            cases.push(TrainCase { shape, family, keys, n_valid, options });
+        }
+    }
+    cases
+}
+
+/// An implementation of training that the training tests check: the GPU, or the emulated
+/// kernels.
+pub trait Trains {
+    /// Trains fresh codebooks (poisoned before) on `keys` as `case` says, and returns them.
+    fn train<K: Element, C: Element>(&mut self, case: &TrainCase, keys: &[K]) -> Vec<C>;
+}
+
+/// Trains `case` twice through `trains` and checks the codebooks against `reference::train`:
+/// all finite, their objective within 1% of the reference's, the rerun bit-identical.
+pub fn check_train_case(trains: &mut impl Trains, case: &TrainCase) {
+    fn typed<K: Element, C: Element>(trains: &mut impl Trains, case: &TrainCase) {
+        let (shape, n_valid) = (&case.shape, case.n_valid.as_deref());
+        let keys: Vec<K> = case.keys.iter().map(|&x| K::from_f32(x)).collect();
+        let energy: f64 = case.keys.iter().map(|&x| (x as f64).powi(2)).sum();
+        let want = reference::train::<K, C>(shape, &keys, n_valid, &case.options).unwrap();
+        let got: Vec<C> = trains.train(case, &keys);
+        let what = format!("{shape:?} {} {:?} n_valid {n_valid:?}", case.family, case.options);
+        assert!(got.iter().all(|x| x.to_f64().is_finite()), "{what}: non-finite codebook elements");
+        let objective = reference::objective(shape, &keys, n_valid, &got).unwrap();
+        assert!(
+            objective <= want.inertia * 1.01 + energy * 1e-9,
+            "{what}: objective {objective}, reference {}",
+            want.inertia
+        );
+        let bits = |v: &[C]| v.iter().map(|x| x.to_f64().to_bits()).collect::<Vec<_>>();
+        assert_eq!(bits(&trains.train::<K, C>(case, &keys)), bits(&got), "{what}: a rerun changed the codebooks");
+    }
+    match (case.shape.key_dtype, case.shape.codebook_dtype) {
+        (DType::F32, DType::F32) => typed::<f32, f32>(trains, case),
+        (DType::F32, DType::F16) => typed::<f32, f16>(trains, case),
+        (DType::F32, DType::BF16) => typed::<f32, bf16>(trains, case),
+        (DType::F16, DType::F32) => typed::<f16, f32>(trains, case),
+        (DType::F16, DType::F16) => typed::<f16, f16>(trains, case),
+        (DType::F16, DType::BF16) => typed::<f16, bf16>(trains, case),
+        (DType::BF16, DType::F32) => typed::<bf16, f32>(trains, case),
+        (DType::BF16, DType::F16) => typed::<bf16, f16>(trains, case),
+        (DType::BF16, DType::BF16) => typed::<bf16, bf16>(trains, case),
+    }
 }
