@@ -11,7 +11,7 @@ mod support;
 
 use pqtopk::half::{bf16, f16};
 use pqtopk::{DType, Element, IndexShape, Kernel, Launch, Metric, Path, Plan, Problem, RawBuffers, RawSlice};
-use pqtopk_abi::{CLUSTER_BLOCKS, EncodeParams, REGISTER_WIDTH_KERNELS, TrainParams};
+
 use pqtopk_kernels_emulated as kernels;
 use rand::Rng;
 use rand::rngs::StdRng;
@@ -59,7 +59,7 @@ impl Aligned {
 /// Runs one launch through the emulator; a failed launch fails the test with the kernel's name.
 fn emulate(launch: Launch) -> pqtopk::Result<()> {
     let Launch { kernel, blocks, threads, shared_bytes } = launch;
-    let cluster = if matches!(kernel, Kernel::TopkCluster(_)) { CLUSTER_BLOCKS } else { 1 };
+    let cluster = kernel.cluster_blocks();
     let run = |body: &(dyn Fn() + Sync)| {
         // SAFETY: the plan made the launch for buffers that `run` allocated to its sizes and
         // alignments; nothing else touches them until it returns.
@@ -76,29 +76,11 @@ fn emulate(launch: Launch) -> pqtopk::Result<()> {
         Kernel::MergeRuns(p) => run(&|| unsafe { kernels::pq_merge_runs(p) }),
         Kernel::TopkCluster(p) => run(&|| unsafe { kernels::pq_topk_cluster(p) }),
         Kernel::AdvanceLengths(p) => run(&|| unsafe { kernels::pq_advance_lengths(p) }),
-        Kernel::Encode { width_index, params: p } => {
-            let widths: [unsafe fn(EncodeParams); REGISTER_WIDTH_KERNELS] = [
-                kernels::pq_encode_w0,
-                kernels::pq_encode_w1,
-                kernels::pq_encode_w2,
-                kernels::pq_encode_w4,
-                kernels::pq_encode_w8,
-                kernels::pq_encode_w16,
-            ];
-            run(&|| unsafe { widths[width_index](p) })
-        }
+        Kernel::Encode { width_index, params: p } => run(&|| unsafe { kernels::ENCODE_BY_WIDTH[width_index](p) }),
         Kernel::TrainInit(p) => run(&|| unsafe { kernels::pq_train_init(p) }),
         Kernel::TrainUpdate(p) => run(&|| unsafe { kernels::pq_train_update(p) }),
         Kernel::TrainAssign { width_index, params: p } => {
-            let widths: [unsafe fn(TrainParams); REGISTER_WIDTH_KERNELS] = [
-                kernels::pq_train_assign_w0,
-                kernels::pq_train_assign_w1,
-                kernels::pq_train_assign_w2,
-                kernels::pq_train_assign_w4,
-                kernels::pq_train_assign_w8,
-                kernels::pq_train_assign_w16,
-            ];
-            run(&|| unsafe { widths[width_index](p) })
+            run(&|| unsafe { kernels::TRAIN_ASSIGN_BY_WIDTH[width_index](p) })
         }
     };
     if let Err(failure) = result {

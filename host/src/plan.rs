@@ -490,6 +490,14 @@ pub enum Kernel {
     TrainUpdate(TrainParams),
 }
 
+impl Kernel {
+    /// Blocks per thread-block cluster: `CLUSTER_BLOCKS` for `pq_topk_cluster`, whose cluster
+    /// shape its PTX fixes; 1 for every other kernel.
+    pub fn cluster_blocks(&self) -> u32 {
+        if matches!(self, Kernel::TopkCluster(_)) { CLUSTER_BLOCKS } else { 1 }
+    }
+}
+
 impl Plan {
     /// The launches of one call on `buffers`, in stream order, each handed to `launch`; stops
     /// at the first error. The GPU launches them through the driver; the tests also run them

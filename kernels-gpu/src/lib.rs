@@ -242,8 +242,8 @@ kernel! {
 /// parameters, with the registers that width needs. Each invocation states what the family does
 /// and what its caller guarantees.
 macro_rules! per_width_kernels {
-    ($params:ty, $module:ident::$run:ident; $($name:ident: $width:literal),*) => {$(
-        kernel! {
+    ($params:ty, $module:ident::$run:ident, $family:ident; $($name:ident: $width:literal),*) => {
+        $(kernel! {
             /// One register width of its family (see the invocation of `per_width_kernels`).
             ///
             /// # Safety
@@ -253,8 +253,13 @@ macro_rules! per_width_kernels {
                 // SAFETY: forwarded to the caller.
                 unsafe { $module::$run::<$width>(&p) }
             }
-        }
-    )*};
+        })*
+
+        /// The family's kernels in width order (`register_width_index`), for the host build's
+        /// callers, which call them by index as the GPU's look them up by name.
+        #[cfg(not(target_arch = "nvptx64"))]
+        pub const $family: [unsafe fn($params); pqtopk_abi::REGISTER_WIDTH_KERNELS] = [$($name),*];
+    };
 }
 
 // Encodes keys against the codebooks, or appends a decode step's keys at each batch entry's
@@ -268,7 +273,7 @@ macro_rules! per_width_kernels {
 // of `m`, `1 ≤ c ≤ 256`, and `register_width(d/m)` is the kernel's width; the keys and
 // codebooks stay unchanged during the launch, and nothing else reads or writes the codes it
 // writes.
-per_width_kernels!(EncodeParams, encode::encode_chunk;
+per_width_kernels!(EncodeParams, encode::encode_chunk, ENCODE_BY_WIDTH;
     pq_encode_w0: 0, pq_encode_w1: 1, pq_encode_w2: 2, pq_encode_w4: 4, pq_encode_w8: 8, pq_encode_w16: 16);
 
 kernel! {
@@ -307,7 +312,7 @@ kernel! {
 //
 // # Safety
 // As `pq_train_init`; `register_width(d/m)` is the kernel's width.
-per_width_kernels!(TrainParams, train::assign_chunks;
+per_width_kernels!(TrainParams, train::assign_chunks, TRAIN_ASSIGN_BY_WIDTH;
     pq_train_assign_w0: 0, pq_train_assign_w1: 1, pq_train_assign_w2: 2, pq_train_assign_w4: 4,
     pq_train_assign_w8: 8, pq_train_assign_w16: 16);
 

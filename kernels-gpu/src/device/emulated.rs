@@ -22,7 +22,7 @@
 //! It models neither the GPU's memory model beyond barriers and atomics nor its timing: it tests
 //! the kernels' logic, not their speed.
 
-use std::cell::Cell;
+use std::cell::{Cell, RefCell};
 use std::collections::HashMap;
 use std::panic::{self, AssertUnwindSafe, Location};
 use std::sync::Mutex;
@@ -191,7 +191,7 @@ struct Block {
     threads: u32,
     /// Dynamic shared memory, 16-byte aligned.
     dynamic: SharedBytes,
-    statics: Mutex<HashMap<&'static str, SharedBytes>>,
+    statics: RefCell<HashMap<&'static str, SharedBytes>>,
     /// Each lane's value in a warp collective, by thread, in two arrays that a thread's
     /// collectives use in turn (`phases`): a lane that has read the values of one collective
     /// and runs on to the next writes the other array, which no lane reads any more (every lane
@@ -205,7 +205,7 @@ impl Block {
         Block {
             threads,
             dynamic: SharedBytes::new(shared_bytes),
-            statics: Mutex::new(HashMap::new()),
+            statics: RefCell::new(HashMap::new()),
             slots: std::array::from_fn(|_| (0..threads).map(|_| AtomicU64::new(0)).collect()),
             phases: (0..threads).map(|_| Cell::new(0)).collect(),
         }
@@ -214,7 +214,7 @@ impl Block {
     /// Before a block runs in it: poisoned shared memory, warp collectives from the first slots.
     fn reset(&mut self) {
         self.dynamic.poison();
-        for bytes in self.statics.get_mut().unwrap_or_else(|e| e.into_inner()).values() {
+        for bytes in self.statics.get_mut().values() {
             bytes.poison();
         }
         self.phases.iter().for_each(|phase| phase.set(0));
@@ -759,7 +759,7 @@ pub unsafe fn dynamic_shared_at<T>(offset: u32, len: usize) -> Shared<T> {
 #[doc(hidden)]
 pub unsafe fn static_shared_array<T>(name: &'static str, len: usize) -> Shared<T> {
     let bytes = len * size_of::<T>();
-    let mut statics = block().statics.lock().unwrap_or_else(|e| e.into_inner());
+    let mut statics = block().statics.borrow_mut();
     let array = statics.entry(name).or_insert_with(|| {
         let array = SharedBytes::new(bytes);
         array.poison();
