@@ -33,18 +33,22 @@ pub unsafe fn select_row(p: &SelectParams) {
         let filter = if valid <= s.k { Filter::take_all() } else { narrow(p, row, &keys, binning, hist, taken) };
         // The row's top k fits in shared memory: one sweep gathers it, in either order.
         let in_shared = taken.next_power_of_two() <= p.sort_capacity;
+        // Tied keys that share their score (every bit above the index) rank by index, which the
+        // sweep of one block visits in order: the first `remaining` it meets are the best, and
+        // only those are kept (no refinement or sort). A split row does so where its ties
+        // overflow the tie buffer (`narrow` stopped refining them), in its first block alone.
+        let ranked = !filter.takes_all()
+            && filter.ties_differ_below(score::INDEX_BITS)
+            && (p.split == 1 || filter.tied > p.tie_capacity);
         // Every block of a split row computed the same filter; they share the gather where one
-        // follows (a row whose keys are all taken, or whose candidates go to pq_sort_runs, is block
-        // 0's alone).
-        let shared_gather = p.split > 1 && !filter.takes_all() && (in_shared || s.order != Order::ByScore as u32);
+        // follows (a row whose keys are all taken, whose ties rank by index, or whose candidates
+        // go to pq_sort_runs, is block 0's alone).
+        let shared_gather =
+            p.split > 1 && !filter.takes_all() && !ranked && (in_shared || s.order != Order::ByScore as u32);
         if p.split > 1 && !shared_gather && part != 0 {
             return;
         }
         let gathered = if shared_gather { keys.part(part, p.split) } else { keys };
-        // Tied keys that share their score (every bit above the index) rank by index, which the
-        // sweep of one block per row visits in order: the first `remaining` it meets are the
-        // best, and only those are kept (no refinement or sort).
-        let ranked = p.split == 1 && !filter.takes_all() && filter.ties_differ_below(score::INDEX_BITS);
         let classify = |key| filter.classify(key);
         let by_score = s.order == Order::ByScore as u32;
         if in_shared && ranked {
@@ -509,13 +513,10 @@ unsafe fn narrow(
         }
         device::sync_threads();
         let mut filter = select::first_filter(hist, taken, first_key_of);
-        // A row swept by one block takes exactly tied keys in index order (`gather_ranked_ties`),
-        // however many they are.
-        let ranked_ties = p.split == 1;
-        while filter.tied > p.tie_capacity
-            && filter.refinable()
-            && !(ranked_ties && filter.ties_differ_below(score::INDEX_BITS))
-        {
+        // Tied keys that share their score rank by index: one block's sweep in index order takes
+        // exactly them (`gather_in_order`), however many they are, where refining would sweep
+        // the row once per digit of their indices (in every block of a split row).
+        while filter.tied > p.tie_capacity && filter.refinable() && !filter.ties_differ_below(score::INDEX_BITS) {
             for bin in (device::thread_idx()..HIST_BINS).step_by(device::block_dim() as usize) {
                 hist.set(bin as usize, 0);
             }
