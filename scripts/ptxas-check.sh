@@ -6,15 +6,9 @@
 set -euo pipefail
 root=$(cd "$(dirname "$0")/.." && pwd)
 tools="$root/target/ptxas"
-ptxas="$tools/nvidia/cuda_nvcc/bin/ptxas"
-if [ ! -x "$ptxas" ]; then
-  mkdir -p "$tools"
-  if ! python3 -m pip download -q --no-deps --only-binary=:all: --dest "$tools" "nvidia-cuda-nvcc-cu12==12.9.86"; then
-    echo "WARNING: could not download ptxas (nvidia-cuda-nvcc-cu12 from PyPI): PTX NOT CHECKED"
-    exit 0
-  fi
-  (cd "$tools" && python3 -m zipfile -e nvidia_cuda_nvcc_cu12-*.whl .)
-  chmod +x "$ptxas"
+if ! ptxas=$(bash "$root/scripts/fetch-ptxas.sh"); then
+  echo "WARNING: could not download ptxas (nvidia-cuda-nvcc-cu12 from PyPI): PTX NOT CHECKED"
+  exit 0
 fi
 "$ptxas" --version | tail -1
 status=0

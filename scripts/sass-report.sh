@@ -3,11 +3,10 @@
 # compare-and-swap spin loops (64-bit shared-memory min, max and add compile to
 # ATOMS.CAST.SPIN.64, which serialize when a block's warps meet one word) and local-memory
 # accesses (LDL/STL: spills and arrays moved off registers). No GPU needed: ptxas and nvdisasm
-# come from NVIDIA's PyPI wheels (ptxas as in scripts/ptxas-check.sh).
+# come from NVIDIA's PyPI wheels (ptxas through scripts/fetch-ptxas.sh).
 set -euo pipefail
 root=$(cd "$(dirname "$0")/.." && pwd)
-bash "$root/scripts/ptxas-check.sh" > /dev/null
-ptxas="$root/target/ptxas/nvidia/cuda_nvcc/bin/ptxas"
+ptxas=$(bash "$root/scripts/fetch-ptxas.sh")
 tools="$root/target/nvdisasm"
 nvdisasm="$tools/nvidia/cu13/bin/nvdisasm"
 if [ ! -x "$nvdisasm" ]; then

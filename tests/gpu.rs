@@ -236,40 +236,21 @@ fn plans(gpu: &Gpu, p: &Problem) -> Vec<(Path, Plan)> {
     PATHS.into_iter().filter_map(|path| Some((path, gpu.plan_with_path(p, path).ok()?))).collect()
 }
 
-fn case<Q: Element, C: Element>(gpu: &Gpu, rng: &mut StdRng, p: &Problem, data: Data, ragged: bool) -> usize {
-    let host: HostData<Q, C> = support::draw(rng, p, data, ragged);
-    let device_n_valid = rng.random();
-    let mut rows = 0;
-    for (path, plan) in plans(gpu, p) {
-        let run = run_on_gpu(gpu, &plan, &host, device_n_valid, true);
-        let checked = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
-            support::check(p, &host, &run.indices, Some(&run.scores))
-        }));
-        match checked {
-            Ok(checked) => rows += checked,
-            Err(panic) => {
-                eprintln!("failed on path {path:?} ({data:?}, ragged {ragged})");
-                std::panic::resume_unwind(panic);
-            }
-        }
-    }
-    rows
-}
-
-fn case_codebooks<Q: Element>(gpu: &Gpu, rng: &mut StdRng, p: &Problem, data: Data, ragged: bool) -> usize {
-    match p.codebook_dtype {
-        DType::F32 => case::<Q, f32>(gpu, rng, p, data, ragged),
-        DType::F16 => case::<Q, f16>(gpu, rng, p, data, ragged),
-        DType::BF16 => case::<Q, bf16>(gpu, rng, p, data, ragged),
-    }
-}
-
-/// One checked case with fresh inputs; returns the rows checked.
-fn check_case(gpu: &Gpu, rng: &mut StdRng, p: &Problem, data: Data, ragged: bool) -> usize {
-    match p.query_dtype {
-        DType::F32 => case_codebooks::<f32>(gpu, rng, p, data, ragged),
-        DType::F16 => case_codebooks::<f16>(gpu, rng, p, data, ragged),
-        DType::BF16 => case_codebooks::<bf16>(gpu, rng, p, data, ragged),
+impl support::Runs for &Gpu {
+    fn run<Q: Element, C: Element>(
+        &mut self,
+        rng: &mut StdRng,
+        p: &Problem,
+        data: &HostData<Q, C>,
+    ) -> Vec<(String, Vec<u32>, Vec<f32>)> {
+        let device_n_valid = rng.random();
+        plans(self, p)
+            .into_iter()
+            .map(|(path, plan)| {
+                let run = run_on_gpu(self, &plan, data, device_n_valid, true);
+                (format!("{path:?}"), run.indices, run.scores)
+            })
+            .collect()
     }
 }
 
@@ -283,7 +264,8 @@ fn check_all(test: &str, cases: Vec<Case>) {
     let mut rng = support::rng(test);
     let (shard, shards) = shard();
     let mine: Vec<&Case> = cases.iter().skip(shard).step_by(shards).collect();
-    let rows: usize = mine.iter().map(|(p, data, ragged)| check_case(&gpu, &mut rng, p, *data, *ragged)).sum();
+    let rows: usize =
+        mine.iter().map(|(p, data, ragged)| support::check_case(&mut &*gpu, &mut rng, p, *data, *ragged)).sum();
     println!("{test}: {} of {} cases, {rows} rows checked against the f64 reference", mine.len(), cases.len());
 }
 
@@ -629,7 +611,7 @@ fn every_device_in_the_process() {
     for gpu in &gpus {
         gpu.make_current().unwrap();
         let p = Problem::new(1, 4, 2, 1, 64, 8, 64, 777, 20);
-        check_case(gpu, &mut rng, &p, Data::Random, false);
+        support::check_case(&mut { gpu }, &mut rng, &p, Data::Random, false);
     }
     println!("every_device_in_the_process: {count} device(s)");
 }

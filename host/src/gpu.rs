@@ -4,7 +4,7 @@
 use crate::dtype::Element;
 use crate::error::{Error, Result, check_dtype, check_len, ensure};
 use crate::plan::{self, DeviceLimits, SCORE_SMEM_BUDGET};
-pub use crate::plan::{Path, Plan};
+pub use crate::plan::{Kernel, Launch, Path, Plan};
 use crate::problem::Problem;
 use crate::raw;
 use cust::context::{Context, CurrentContext};
@@ -14,11 +14,7 @@ use cust::memory::{AsyncCopyDestination, CopyDestination, DeviceBuffer, DeviceSl
 use cust::module::Module;
 use cust::stream::Stream;
 use cust::sys::{CUfunction, CUstream};
-use pqtopk_abi::{
-    BLOCK_THREADS, CLUSTER_BLOCKS, CLUSTER_THREADS, ClusterParams, CodeCheckParams, DENSE_THREADS, DenseScoreParams,
-    MergeParams, REGISTER_WIDTH_KERNELS, RUN_KEYS, SELECT_THREADS, SMALL_THREADS, ScoreParams, SelectParams, Shape,
-    SmallParams, TablesParams, Tiling, kernel_names, merge_passes,
-};
+use pqtopk_abi::{BLOCK_THREADS, CodeCheckParams, REGISTER_WIDTH_KERNELS, RUN_KEYS, kernel_names};
 
 /// PTX for each supported architecture, built by `cargo xtask build-ptx` and committed.
 const PTX_SM80: &str = include_str!("../ptx/pqtopk_sm80.ptx");
@@ -389,181 +385,27 @@ impl Gpu {
     /// # Safety
     /// As [`Gpu::topk_raw`].
     unsafe fn launch(&self, plan: &Plan, stream: CUstream, buffers: &RawBuffers) -> Result<()> {
-        let p = &plan.problem;
-        let layout = plan.workspace_layout();
-        let at = |offset: usize| buffers.workspace + offset as u64;
-        let shape = Shape {
-            b: p.b as u32,
-            h: p.h as u32,
-            hkv: p.hkv as u32,
-            sq: p.sq as u32,
-            d: p.d as u32,
-            m: p.m as u32,
-            c: p.c as u32,
-            n: p.n as u32,
-            k: p.k as u32,
-            rows_per_kv: plan.rows_per_kv as u32,
-            score_stride: plan.score_stride() as u32,
-            query_dtype: p.query_dtype as u32,
-            codebook_dtype: p.codebook_dtype as u32,
-            metric: p.metric as u32,
-            order: p.order as u32,
-            group: p.group as u32,
-        };
-        if let Some(shared_bytes) = plan.small {
-            let small = SmallParams {
-                shape,
-                queries: buffers.queries,
-                codebooks: buffers.codebooks,
-                codes: buffers.codes,
-                n_valid: buffers.n_valid,
-                out_indices: buffers.indices,
-                out_scores: buffers.scores,
-            };
-            // SAFETY: as below; one block per row with the plan's shared memory.
-            return unsafe {
-                raw::launch(
-                    self.kernels.topk_small,
-                    p.rows() as u32,
-                    SMALL_THREADS,
-                    shared_bytes as u32,
-                    stream,
-                    &small,
-                )
-            };
-        }
-        let tiling = Tiling {
-            rows_per_block: plan.rows_per_block as u32,
-            lut_width: plan.lut_width as u32,
-            row_tiles: plan.row_tiles as u32,
-        };
-        let tables = TablesParams {
-            shape,
-            tiling,
-            queries: buffers.queries,
-            codebooks: buffers.codebooks,
-            luts: if plan.dense.is_some() { 0 } else { at(layout.luts) },
-            ranges: at(layout.ranges),
-            histograms: at(layout.histograms),
-        };
-        let score = ScoreParams {
-            shape,
-            tiling,
-            codes: buffers.codes,
-            n_valid: buffers.n_valid,
-            luts: tables.luts,
-            ranges: tables.ranges,
-            scores: at(layout.scores),
-            binning: at(layout.binning),
-            histograms: tables.histograms,
-            keys_per_block: plan.keys_per_block as u32,
-            key_chunks: plan.key_chunks as u32,
-        };
-        let select = SelectParams {
-            shape,
-            n_valid: buffers.n_valid,
-            scores: score.scores,
-            binning: score.binning,
-            histograms: score.histograms,
-            out_indices: buffers.indices,
-            out_scores: buffers.scores,
-            candidates: at(layout.candidates),
-            sort_capacity: plan.sort_capacity as u32,
-            tie_capacity: plan.tie_capacity as u32,
-            split: plan.select_split as u32,
-            split_state: at(layout.split_state),
-            split_keys: at(layout.split_keys),
-        };
-        // SAFETY: the workspace regions are the caller's (see topk_raw); the parameters match
-        // the kernels' ABI, and grids, block sizes and shared memory are the plan's, which
-        // follow each kernel's documented requirements.
-        unsafe {
-            raw::launch(
-                self.kernels.tables,
-                plan.tables_blocks as u32,
-                BLOCK_THREADS,
-                plan.tables_shared_bytes as u32,
-                stream,
-                &tables,
-            )?;
-            if let (Some(cluster), Some(kernel)) = (plan.cluster, self.kernels.topk_cluster) {
-                let params = ClusterParams {
-                    shape,
-                    tiling,
-                    codes: buffers.codes,
-                    n_valid: buffers.n_valid,
-                    luts: tables.luts,
-                    ranges: tables.ranges,
-                    out_indices: buffers.indices,
-                    out_scores: buffers.scores,
-                    slice: cluster.slice as u32,
-                    sort_capacity: cluster.sort_capacity as u32,
-                    tie_capacity: cluster.tie_capacity as u32,
-                };
-                let blocks = (cluster.clusters * CLUSTER_BLOCKS as usize) as u32;
-                return raw::launch(kernel, blocks, CLUSTER_THREADS, cluster.shared_bytes as u32, stream, &params);
-            }
-            if let Some(dense) = plan.dense {
-                let params = DenseScoreParams {
-                    shape,
-                    queries: buffers.queries,
-                    codebooks: buffers.codebooks,
-                    codes: buffers.codes,
-                    n_valid: buffers.n_valid,
-                    ranges: score.ranges,
-                    scores: score.scores,
-                    binning: score.binning,
-                    histograms: score.histograms,
-                    row_tiles: dense.row_tiles as u32,
-                    keys_per_block: dense.keys_per_block as u32,
-                    key_chunks: dense.key_chunks as u32,
-                };
-                raw::launch(
-                    self.kernels.score_dense,
-                    dense.blocks as u32,
-                    DENSE_THREADS,
-                    dense.shared_bytes as u32,
-                    stream,
-                    &params,
-                )?;
-            } else {
-                raw::launch(
-                    self.kernels.score,
-                    plan.score_blocks as u32,
-                    BLOCK_THREADS,
-                    plan.score_shared_bytes as u32,
-                    stream,
-                    &score,
-                )?;
-            }
-            raw::launch(
-                self.kernels.select,
-                (p.rows() * plan.select_split) as u32,
-                plan.select_threads,
-                plan.select_shared_bytes as u32,
-                stream,
-                &select,
-            )?;
-            if plan.run_blocks > 0 {
-                raw::launch(
-                    self.kernels.sort_runs,
-                    plan.run_blocks as u32,
-                    SELECT_THREADS,
-                    RUN_KEYS * 8,
-                    stream,
-                    &select,
-                )?;
-                let passes = merge_passes(shape.k);
-                let (mut src, mut dst) = (select.candidates, at(layout.merged));
-                for pass in 0..passes {
-                    let merge =
-                        MergeParams { select, width: RUN_KEYS << pass, last: (pass + 1 == passes) as u32, src, dst };
-                    raw::launch(self.kernels.merge_runs, plan.merge_blocks as u32, BLOCK_THREADS, 0, stream, &merge)?;
-                    (src, dst) = (dst, src);
+        let k = &self.kernels;
+        plan.launches(buffers, |Launch { kernel, blocks, threads, shared_bytes }| {
+            // SAFETY: the workspace regions are the caller's (see topk_raw); the parameters
+            // match the kernels' ABI, and grids, block sizes and shared memory are the plan's,
+            // which follow each kernel's documented requirements.
+            unsafe {
+                match kernel {
+                    Kernel::TopkSmall(p) => raw::launch(k.topk_small, blocks, threads, shared_bytes, stream, &p),
+                    Kernel::Tables(p) => raw::launch(k.tables, blocks, threads, shared_bytes, stream, &p),
+                    Kernel::TopkCluster(p) => {
+                        let cluster = k.topk_cluster.ok_or_else(|| Error::Unsupported("the cluster path".into()))?;
+                        raw::launch(cluster, blocks, threads, shared_bytes, stream, &p)
+                    }
+                    Kernel::ScoreDense(p) => raw::launch(k.score_dense, blocks, threads, shared_bytes, stream, &p),
+                    Kernel::Score(p) => raw::launch(k.score, blocks, threads, shared_bytes, stream, &p),
+                    Kernel::Select(p) => raw::launch(k.select, blocks, threads, shared_bytes, stream, &p),
+                    Kernel::SortRuns(p) => raw::launch(k.sort_runs, blocks, threads, shared_bytes, stream, &p),
+                    Kernel::MergeRuns(p) => raw::launch(k.merge_runs, blocks, threads, shared_bytes, stream, &p),
                 }
             }
-        }
-        Ok(())
+        })
     }
 
     /// The checking path for codes: counts codes ≥ `c` and returns [`Error::CodeOutOfRange`] if

@@ -60,7 +60,9 @@ pub use dtype::{DType, Element};
 pub use encode::AppendLengths;
 pub use error::{CodePosition, Error, Result};
 #[cfg(feature = "cuda")]
-pub use gpu::{CheckedBuffers, Gpu, Inputs, Outputs, Path, Plan, RawBuffers, RawSlice, TopkBuffers, ValidLengths};
+pub use gpu::{
+    CheckedBuffers, Gpu, Inputs, Kernel, Launch, Outputs, Path, Plan, RawBuffers, RawSlice, TopkBuffers, ValidLengths,
+};
 pub use half;
 pub use index::{IndexShape, TrainOptions};
 pub use problem::{MAX_KEYS, Metric, Order, Problem, ProblemBuilder};

@@ -2,11 +2,14 @@
 //! device's limits alone, so that it is unit-tested on the CPU.
 
 use crate::error::{Error, Result};
+use crate::gpu::RawBuffers;
 use crate::problem::Problem;
 use pqtopk_abi::{
-    BLOCK_THREADS, CLUSTER_BLOCKS, DENSE_KEYS, DENSE_MAX_D, DENSE_MAX_KEYS_PER_BLOCK, DENSE_ROWS, DType, HIST_BINS,
-    MAX_ROWS_PER_BLOCK, Order, RUN_KEYS, RowBinning, SELECT_KEYS_PER_STEP, SELECT_THREADS, SELECT_THREADS_MANY_ROWS,
-    SMALL_MAX_KEYS, SPLIT_STATE_WORDS, TABLES_BLOCKS_PER_SM, cluster_layout, merge_passes, small_shared_bytes,
+    BLOCK_THREADS, CLUSTER_BLOCKS, CLUSTER_THREADS, ClusterParams, DENSE_KEYS, DENSE_MAX_D, DENSE_MAX_KEYS_PER_BLOCK,
+    DENSE_ROWS, DENSE_THREADS, DType, DenseScoreParams, HIST_BINS, MAX_ROWS_PER_BLOCK, MergeParams, Order, RUN_KEYS,
+    RowBinning, SELECT_KEYS_PER_STEP, SELECT_THREADS, SELECT_THREADS_MANY_ROWS, SMALL_MAX_KEYS, SMALL_THREADS,
+    SPLIT_STATE_WORDS, ScoreParams, SelectParams, Shape, SmallParams, TABLES_BLOCKS_PER_SM, TablesParams, Tiling,
+    cluster_layout, merge_passes, small_shared_bytes,
 };
 
 /// Shared memory one scoring block may use for lookup tables; two such blocks fit on every SM
@@ -52,6 +55,37 @@ pub(crate) struct DeviceLimits {
     pub cluster_dynamic_limit: usize,
     pub encode_dynamic_limit: usize,
     pub train_assign_dynamic_limit: usize,
+}
+
+/// Shared memory per SM of sm_90 and of sm_80.
+pub(crate) const SM90_SHARED: usize = 228 * 1024;
+#[cfg(test)]
+pub(crate) const SM80_SHARED: usize = 164 * 1024;
+
+impl DeviceLimits {
+    /// A device with `shared_per_sm` and an H100/H200's 132 SMs, as `Gpu::new` derives its
+    /// limits (the kernels' statics: a few hundred bytes): for the plan's tests, and the
+    /// emulator, which has no device to ask.
+    pub(crate) fn modelled(shared_per_sm: usize, clusters: bool) -> DeviceLimits {
+        let max_shared_bytes = shared_per_sm - SHARED_RESERVED_PER_BLOCK;
+        DeviceLimits {
+            multiprocessors: 132,
+            max_shared_bytes,
+            tables_dynamic_limit: max_shared_bytes - 256,
+            select_dynamic_limit: max_shared_bytes - 384,
+            dense_dynamic_limit: max_shared_bytes,
+            small_dynamic_limit: max_shared_bytes,
+            cluster_dynamic_limit: if clusters { max_shared_bytes - 560 } else { 0 },
+            encode_dynamic_limit: max_shared_bytes,
+            train_assign_dynamic_limit: max_shared_bytes,
+        }
+    }
+}
+
+/// The occupancy of `pq_score` blocks on a modelled device: three by its launch bounds, fewer
+/// where shared memory runs out.
+pub(crate) fn modelled_occupancy(shared_per_sm: usize) -> impl Fn(usize) -> Result<usize> {
+    move |bytes| Ok((shared_per_sm / (bytes + SHARED_RESERVED_PER_BLOCK)).min(3))
 }
 
 /// The plan of `problem` on `path` for a device with `limits`; `score_blocks_per_sm(bytes)` is
@@ -344,6 +378,14 @@ pub(crate) struct WorkspaceLayout {
 }
 
 impl Plan {
+    /// The plan of `problem` on `path` for the kernels' host build, which the tests run on CPU
+    /// threads (`pqtopk-kernels-emulated`): an sm_90 device's shared memory and SMs, without
+    /// the cluster path, which the host build lacks.
+    #[doc(hidden)]
+    pub fn emulated(problem: &Problem, path: Path) -> Result<Plan> {
+        plan(problem, path, &DeviceLimits::modelled(SM90_SHARED, false), modelled_occupancy(SM90_SHARED))
+    }
+
     /// The problem this plan launches.
     pub fn problem(&self) -> &Problem {
         &self.problem
@@ -411,38 +453,208 @@ impl Plan {
     }
 }
 
+/// One kernel launch of a call: the kernel with its parameters, and its grid.
+#[doc(hidden)]
+#[derive(Clone, Copy, Debug)]
+pub struct Launch {
+    pub kernel: Kernel,
+    pub blocks: u32,
+    pub threads: u32,
+    pub shared_bytes: u32,
+}
+
+/// A kernel of the top-k, with its parameters.
+#[doc(hidden)]
+#[derive(Clone, Copy, Debug)]
+pub enum Kernel {
+    TopkSmall(SmallParams),
+    Tables(TablesParams),
+    TopkCluster(ClusterParams),
+    ScoreDense(DenseScoreParams),
+    Score(ScoreParams),
+    Select(SelectParams),
+    SortRuns(SelectParams),
+    MergeRuns(MergeParams),
+}
+
+impl Plan {
+    /// The launches of one call on `buffers`, in stream order, each handed to `launch`; stops
+    /// at the first error. The GPU launches them through the driver; the tests also run them
+    /// through the kernels' host build (`pqtopk-kernels-emulated`).
+    #[doc(hidden)]
+    pub fn launches(&self, buffers: &RawBuffers, mut launch: impl FnMut(Launch) -> Result<()>) -> Result<()> {
+        let p = &self.problem;
+        let layout = self.workspace_layout();
+        let at = |offset: usize| buffers.workspace + offset as u64;
+        let shape = Shape {
+            b: p.b as u32,
+            h: p.h as u32,
+            hkv: p.hkv as u32,
+            sq: p.sq as u32,
+            d: p.d as u32,
+            m: p.m as u32,
+            c: p.c as u32,
+            n: p.n as u32,
+            k: p.k as u32,
+            rows_per_kv: self.rows_per_kv as u32,
+            score_stride: self.score_stride() as u32,
+            query_dtype: p.query_dtype as u32,
+            codebook_dtype: p.codebook_dtype as u32,
+            metric: p.metric as u32,
+            order: p.order as u32,
+            group: p.group as u32,
+        };
+        if let Some(shared_bytes) = self.small {
+            let small = SmallParams {
+                shape,
+                queries: buffers.queries,
+                codebooks: buffers.codebooks,
+                codes: buffers.codes,
+                n_valid: buffers.n_valid,
+                out_indices: buffers.indices,
+                out_scores: buffers.scores,
+            };
+            // One block per row with the plan's shared memory.
+            return launch(Launch {
+                kernel: Kernel::TopkSmall(small),
+                blocks: p.rows() as u32,
+                threads: SMALL_THREADS,
+                shared_bytes: shared_bytes as u32,
+            });
+        }
+        let tiling = Tiling {
+            rows_per_block: self.rows_per_block as u32,
+            lut_width: self.lut_width as u32,
+            row_tiles: self.row_tiles as u32,
+        };
+        let tables = TablesParams {
+            shape,
+            tiling,
+            queries: buffers.queries,
+            codebooks: buffers.codebooks,
+            luts: if self.dense.is_some() { 0 } else { at(layout.luts) },
+            ranges: at(layout.ranges),
+            histograms: at(layout.histograms),
+        };
+        let score = ScoreParams {
+            shape,
+            tiling,
+            codes: buffers.codes,
+            n_valid: buffers.n_valid,
+            luts: tables.luts,
+            ranges: tables.ranges,
+            scores: at(layout.scores),
+            binning: at(layout.binning),
+            histograms: tables.histograms,
+            keys_per_block: self.keys_per_block as u32,
+            key_chunks: self.key_chunks as u32,
+        };
+        let select = SelectParams {
+            shape,
+            n_valid: buffers.n_valid,
+            scores: score.scores,
+            binning: score.binning,
+            histograms: score.histograms,
+            out_indices: buffers.indices,
+            out_scores: buffers.scores,
+            candidates: at(layout.candidates),
+            sort_capacity: self.sort_capacity as u32,
+            tie_capacity: self.tie_capacity as u32,
+            split: self.select_split as u32,
+            split_state: at(layout.split_state),
+            split_keys: at(layout.split_keys),
+        };
+        launch(Launch {
+            kernel: Kernel::Tables(tables),
+            blocks: self.tables_blocks as u32,
+            threads: BLOCK_THREADS,
+            shared_bytes: self.tables_shared_bytes as u32,
+        })?;
+        if let Some(cluster) = self.cluster {
+            let params = ClusterParams {
+                shape,
+                tiling,
+                codes: buffers.codes,
+                n_valid: buffers.n_valid,
+                luts: tables.luts,
+                ranges: tables.ranges,
+                out_indices: buffers.indices,
+                out_scores: buffers.scores,
+                slice: cluster.slice as u32,
+                sort_capacity: cluster.sort_capacity as u32,
+                tie_capacity: cluster.tie_capacity as u32,
+            };
+            return launch(Launch {
+                kernel: Kernel::TopkCluster(params),
+                blocks: (cluster.clusters * CLUSTER_BLOCKS as usize) as u32,
+                threads: CLUSTER_THREADS,
+                shared_bytes: cluster.shared_bytes as u32,
+            });
+        }
+        match self.dense {
+            Some(dense) => launch(Launch {
+                kernel: Kernel::ScoreDense(DenseScoreParams {
+                    shape,
+                    queries: buffers.queries,
+                    codebooks: buffers.codebooks,
+                    codes: buffers.codes,
+                    n_valid: buffers.n_valid,
+                    ranges: score.ranges,
+                    scores: score.scores,
+                    binning: score.binning,
+                    histograms: score.histograms,
+                    row_tiles: dense.row_tiles as u32,
+                    keys_per_block: dense.keys_per_block as u32,
+                    key_chunks: dense.key_chunks as u32,
+                }),
+                blocks: dense.blocks as u32,
+                threads: DENSE_THREADS,
+                shared_bytes: dense.shared_bytes as u32,
+            })?,
+            None => launch(Launch {
+                kernel: Kernel::Score(score),
+                blocks: self.score_blocks as u32,
+                threads: BLOCK_THREADS,
+                shared_bytes: self.score_shared_bytes as u32,
+            })?,
+        }
+        launch(Launch {
+            kernel: Kernel::Select(select),
+            blocks: (p.rows() * self.select_split) as u32,
+            threads: self.select_threads,
+            shared_bytes: self.select_shared_bytes as u32,
+        })?;
+        if self.run_blocks > 0 {
+            launch(Launch {
+                kernel: Kernel::SortRuns(select),
+                blocks: self.run_blocks as u32,
+                threads: SELECT_THREADS,
+                shared_bytes: RUN_KEYS * 8,
+            })?;
+            let passes = merge_passes(shape.k);
+            let (mut src, mut dst) = (select.candidates, at(layout.merged));
+            for pass in 0..passes {
+                let merge =
+                    MergeParams { select, width: RUN_KEYS << pass, last: (pass + 1 == passes) as u32, src, dst };
+                launch(Launch {
+                    kernel: Kernel::MergeRuns(merge),
+                    blocks: self.merge_blocks as u32,
+                    threads: BLOCK_THREADS,
+                    shared_bytes: 0,
+                })?;
+                (src, dst) = (dst, src);
+            }
+        }
+        Ok(())
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
     use crate::problem::{DType, Metric};
     use rand::rngs::StdRng;
     use rand::{Rng, SeedableRng};
-
-    /// Shared memory per SM of sm_90 and of sm_80.
-    const SM90_SHARED: usize = 228 * 1024;
-    const SM80_SHARED: usize = 164 * 1024;
-
-    /// A device's limits as `Gpu::new` derives them (statics of a few hundred bytes).
-    fn limits(shared_per_sm: usize, clusters: bool) -> DeviceLimits {
-        let max_shared_bytes = shared_per_sm - SHARED_RESERVED_PER_BLOCK;
-        DeviceLimits {
-            multiprocessors: 132,
-            max_shared_bytes,
-            tables_dynamic_limit: max_shared_bytes - 256,
-            select_dynamic_limit: max_shared_bytes - 384,
-            dense_dynamic_limit: max_shared_bytes,
-            small_dynamic_limit: max_shared_bytes,
-            cluster_dynamic_limit: if clusters { max_shared_bytes - 560 } else { 0 },
-            encode_dynamic_limit: max_shared_bytes,
-            train_assign_dynamic_limit: max_shared_bytes,
-        }
-    }
-
-    /// The occupancy of `pq_score` blocks: three by its launch bounds, fewer where shared memory
-    /// runs out.
-    fn occupancy(shared_per_sm: usize) -> impl Fn(usize) -> Result<usize> {
-        move |bytes| Ok((shared_per_sm / (bytes + SHARED_RESERVED_PER_BLOCK)).min(3))
-    }
 
     /// Everything a plan launches fits the device, and its workspace regions are ordered and
     /// aligned.
@@ -483,27 +695,30 @@ mod tests {
 
     #[test]
     fn auto_takes_one_launch_for_short_rows_and_never_the_cluster_path() {
-        let l = limits(SM90_SHARED, true);
+        let l = DeviceLimits::modelled(SM90_SHARED, true);
         let decode = Problem::new(1, 32, 8, 1, 128, 16, 256, 31872, 2048);
         let short = Problem { n: 4096, k: 100, ..decode };
-        let auto = |p: &Problem| plan(p, Path::Auto, &l, occupancy(SM90_SHARED)).unwrap();
+        let auto = |p: &Problem| plan(p, Path::Auto, &l, modelled_occupancy(SM90_SHARED)).unwrap();
         assert!(auto(&short).small.is_some() && auto(&short).workspace_bytes() == 256);
         assert!(auto(&Problem { n: 4097, ..short }).small.is_none());
         assert!(auto(&decode).small.is_none() && auto(&decode).cluster.is_none());
-        let cluster = plan(&decode, Path::Cluster, &l, occupancy(SM90_SHARED)).unwrap();
+        let cluster = plan(&decode, Path::Cluster, &l, modelled_occupancy(SM90_SHARED)).unwrap();
         assert_eq!((cluster.lut_width, cluster.cluster.unwrap().clusters), (2, 16));
-        assert!(plan(&decode, Path::OneBlockPerRow, &l, occupancy(SM90_SHARED)).is_err());
+        assert!(plan(&decode, Path::OneBlockPerRow, &l, modelled_occupancy(SM90_SHARED)).is_err());
         // No cluster kernel before sm_90.
-        let sm80 = limits(SM80_SHARED, false);
-        assert!(matches!(plan(&decode, Path::Cluster, &sm80, occupancy(SM80_SHARED)), Err(Error::Unsupported(_))));
+        let sm80 = DeviceLimits::modelled(SM80_SHARED, false);
+        assert!(matches!(
+            plan(&decode, Path::Cluster, &sm80, modelled_occupancy(SM80_SHARED)),
+            Err(Error::Unsupported(_))
+        ));
     }
 
     #[test]
     fn raw_buffers_are_checked_before_any_launch() {
         use crate::gpu::{CheckedBuffers, RawSlice};
-        let l = limits(SM90_SHARED, true);
+        let l = DeviceLimits::modelled(SM90_SHARED, true);
         let p = Problem::new(1, 4, 2, 1, 64, 8, 16, 5000, 10);
-        let plan = plan(&p, Path::Auto, &l, occupancy(SM90_SHARED)).unwrap();
+        let plan = plan(&p, Path::Auto, &l, modelled_occupancy(SM90_SHARED)).unwrap();
         let at = |address: u64, len: usize| RawSlice { address, len };
         let ok = CheckedBuffers {
             queries: at(0x1000, p.queries_len()),
@@ -539,12 +754,12 @@ mod tests {
 
     #[test]
     fn large_k_in_score_order_sorts_runs() {
-        let l = limits(SM90_SHARED, true);
+        let l = DeviceLimits::modelled(SM90_SHARED, true);
         let p = Problem::new(1, 4, 1, 1, 128, 16, 256, 100_003, 99_999);
-        let by_score = plan(&p, Path::Auto, &l, occupancy(SM90_SHARED)).unwrap();
+        let by_score = plan(&p, Path::Auto, &l, modelled_occupancy(SM90_SHARED)).unwrap();
         assert_eq!(by_score.run_blocks, 4 * 99_999usize.div_ceil(RUN_KEYS as usize));
         assert!(by_score.workspace_layout().merged > by_score.workspace_layout().candidates);
-        let by_index = plan(&p.with_order(Order::ByIndex), Path::Auto, &l, occupancy(SM90_SHARED));
+        let by_index = plan(&p.with_order(Order::ByIndex), Path::Auto, &l, modelled_occupancy(SM90_SHARED));
         assert_eq!(by_index.unwrap().run_blocks, 0);
     }
 
@@ -552,7 +767,7 @@ mod tests {
     fn every_plan_of_random_problems_fits_the_device() {
         let mut rng = StdRng::seed_from_u64(0x5EED);
         for (shared, clusters) in [(SM90_SHARED, true), (SM80_SHARED, false)] {
-            let l = limits(shared, clusters);
+            let l = DeviceLimits::modelled(shared, clusters);
             for _ in 0..3000 {
                 let hkv = rng.random_range(1..9);
                 let m = [1, 2, 4, 8, 16, 32][rng.random_range(0..6)];
@@ -575,7 +790,7 @@ mod tests {
                 .with_group(rng.random_bool(0.2))
                 .with_dtypes(dtype, dtype);
                 for path in [Path::Auto, Path::OneBlockPerRow, Path::Cluster, Path::Launches] {
-                    match plan(&p, path, &l, occupancy(shared)) {
+                    match plan(&p, path, &l, modelled_occupancy(shared)) {
                         Ok(planned) => check(&planned, &l),
                         Err(Error::Unsupported(_)) => {}
                         Err(e) => panic!("{p:?} {path:?}: {e}"),

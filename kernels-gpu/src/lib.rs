@@ -8,16 +8,22 @@
 //! many rows share a kv head), `pq_select` selects and orders each row's top k (plus
 //! `pq_sort_runs` and `pq_merge_runs` passes for score order with k too large to sort in shared
 //! memory).
-#![no_std]
-#![feature(
-    abi_ptx,
-    stdarch_nvptx,
-    asm_experimental_arch,
-    core_intrinsics,
-    gpu_intrinsics,
-    gpu_launch_sized_workgroup_mem
+//!
+//! The host build of this crate (any other target, stable Rust) runs the same kernels on CPU
+//! threads through the device layer's emulation; see `device`.
+#![cfg_attr(target_arch = "nvptx64", no_std)]
+#![cfg_attr(
+    target_arch = "nvptx64",
+    feature(
+        abi_ptx,
+        stdarch_nvptx,
+        asm_experimental_arch,
+        core_intrinsics,
+        gpu_intrinsics,
+        gpu_launch_sized_workgroup_mem
+    )
 )]
-#![allow(internal_features)]
+#![cfg_attr(target_arch = "nvptx64", allow(internal_features))]
 // The smoke build (`--cfg pqtopk_smoke`, for the GPU tests) has only the smoke kernels.
 #![cfg_attr(pqtopk_smoke, allow(dead_code, unused_imports, unused_macros))]
 
@@ -35,6 +41,10 @@ macro_rules! unrolled {
 // `device` first: its macros serve the modules after it.
 #[macro_use]
 mod device;
+
+/// The kernels of the host build run on CPU threads through this (see the device layer).
+#[cfg(not(target_arch = "nvptx64"))]
+pub use device::{LaunchFailure, emulate};
 
 mod dense;
 mod encode;
@@ -56,166 +66,175 @@ use pqtopk_abi::{
 };
 use score::{Lut2, Lut4, Tile};
 
-/// Builds the lookup tables of every row tile, and zeroes the histograms and the selection's
-/// split state: one block of
-/// `BLOCK_THREADS` (≥ c) per (tile, sub-space), `row_tiles · b·hkv · m` blocks, with dynamic
-/// shared memory of `rows_per_block · (d/m) · 4` bytes for the staged queries.
-///
-/// # Safety
-/// `p` describes valid device buffers of the shapes `TablesParams` documents.
-#[cfg(not(pqtopk_smoke))]
-#[unsafe(no_mangle)]
-pub unsafe extern "ptx-kernel" fn pq_tables(p: TablesParams) {
-    let block = device::block_idx().0;
-    let s = &p.shape;
-    // The histograms and the split-selection state start from zero, 16 bytes per store, spread
-    // over the whole grid.
-    let vectors = (s.b * s.hkv * s.rows_per_kv * (HIST_BINS + SPLIT_STATE_WORDS) / 4) as usize;
-    let first = (block * device::block_dim() + device::thread_idx()) as usize;
-    for v in (first..vectors).step_by((device::grid_dim_x() * device::block_dim()) as usize) {
-        // SAFETY: v < rows·(HIST_BINS + SPLIT_STATE_WORDS)/4, the region's length, which is
-        // 16-byte aligned.
-        unsafe { *(p.histograms as *mut [u32; 4]).add(v) = [0; 4] };
-    }
-    let tile = Tile::of(&p.shape, &p.tiling, block / p.shape.m, 0, 0);
-    // SAFETY: launched with the documented shared memory; the shapes were validated.
-    unsafe {
-        let staging = device::dynamic_shared((tile.rows * (p.shape.d / p.shape.m)) as usize);
-        score::build_tables(&p, tile, block % p.shape.m, staging);
-    }
-}
-
-/// Scores every valid key of every output row and histograms the rows: one block of
-/// `BLOCK_THREADS` per item (`key_chunks · row_tiles · b·hkv` of them, see `ScoreParams`), with
-/// dynamic shared memory of `lut_width · (m·c + HIST_BINS) · 4` bytes for the row tile's lookup
-/// tables and histograms.
-///
-/// # Safety
-/// `p` describes valid device buffers of the shapes `ScoreParams` documents; `pq_tables` has
-/// finished; the histograms are zero.
-#[cfg(not(pqtopk_smoke))]
-#[unsafe(no_mangle)]
-pub unsafe extern "ptx-kernel" fn pq_score(p: ScoreParams) {
-    let tile = Tile::of_item(&p, device::block_idx().0);
-    // SAFETY (all arms): forwarded to the caller; lut_width picks the table layout.
-    unsafe {
-        match p.tiling.lut_width {
-            4 => score::score_item::<Lut4>(&p, tile),
-            2 => score::score_item::<Lut2>(&p, tile),
-            _ => score::score_item::<f32>(&p, tile),
+kernel! {
+    /// Builds the lookup tables of every row tile, and zeroes the histograms and the selection's
+    /// split state: one block of
+    /// `BLOCK_THREADS` (≥ c) per (tile, sub-space), `row_tiles · b·hkv · m` blocks, with dynamic
+    /// shared memory of `rows_per_block · (d/m) · 4` bytes for the staged queries.
+    ///
+    /// # Safety
+    /// `p` describes valid device buffers of the shapes `TablesParams` documents.
+    #[cfg(not(pqtopk_smoke))]
+    pub unsafe fn pq_tables(p: TablesParams) {
+        let block = device::block_idx().0;
+        let s = &p.shape;
+        // The histograms and the split-selection state start from zero, 16 bytes per store, spread
+        // over the whole grid.
+        let vectors = (s.b * s.hkv * s.rows_per_kv * (HIST_BINS + SPLIT_STATE_WORDS) / 4) as usize;
+        let first = (block * device::block_dim() + device::thread_idx()) as usize;
+        for v in (first..vectors).step_by((device::grid_dim_x() * device::block_dim()) as usize) {
+            // SAFETY: v < rows·(HIST_BINS + SPLIT_STATE_WORDS)/4, the region's length, which is
+            // 16-byte aligned.
+            unsafe { *(p.histograms as *mut [u32; 4]).add(v) = [0; 4] };
+        }
+        let tile = Tile::of(&p.shape, &p.tiling, block / p.shape.m, 0, 0);
+        // SAFETY: launched with the documented shared memory; the shapes were validated.
+        unsafe {
+            let staging = device::dynamic_shared((tile.rows * (p.shape.d / p.shape.m)) as usize);
+            score::build_tables(&p, tile, block % p.shape.m, staging);
         }
     }
 }
 
-/// Scores every valid key of every output row and histograms the rows by tensor cores, where
-/// many rows share a kv head: one block of `DENSE_THREADS` per item (see `DenseScoreParams`),
-/// with dynamic shared memory of `dense_shared_bytes(c, d)` bytes.
-///
-/// # Safety
-/// `p` describes valid device buffers of the shapes `DenseScoreParams` documents, with queries
-/// and codebooks 16-byte aligned; `pq_tables` has finished; the histograms are zero.
-#[cfg(not(pqtopk_smoke))]
-#[unsafe(no_mangle)]
-pub unsafe extern "ptx-kernel" fn pq_score_dense(p: DenseScoreParams) {
-    // SAFETY: forwarded to the caller.
-    unsafe { dense::score_item(&p) }
-}
-
-/// Selects each row's exact top k from the order keys and histogram that `pq_score` wrote, and
-/// writes the outputs (for score order with k above `sort_capacity`: the candidates, which
-/// `pq_sort_runs` and `pq_merge_runs` order). `split` blocks per row (any multiple of 32 threads that divides `HIST_BINS`,
-/// up to `SELECT_THREADS`), with dynamic shared memory of
-/// `HIST_BINS · 4 + (tie_capacity + sort_capacity) · 8` bytes.
-///
-/// # Safety
-/// `p` describes valid device buffers of the shapes `SelectParams` documents, and `pq_score`
-/// has finished; `sort_capacity` and `tie_capacity` are powers of two.
-#[cfg(not(pqtopk_smoke))]
-#[unsafe(no_mangle)]
-pub unsafe extern "ptx-kernel" fn pq_select(p: SelectParams) {
-    // SAFETY: forwarded to the caller.
-    unsafe { select::row::select_row(&p) }
-}
-
-/// Sorts the candidates of rows whose top k is too large for `pq_select`'s shared memory (score
-/// order only) in runs of `RUN_KEYS`: one block of `SELECT_THREADS` per (row, run), grid
-/// `rows · ceil(k / RUN_KEYS)`, with dynamic shared memory of `RUN_KEYS · 8` bytes. A row of one
-/// run gets its outputs here.
-///
-/// # Safety
-/// `p` as for `pq_select`, which has finished.
-#[cfg(not(pqtopk_smoke))]
-#[unsafe(no_mangle)]
-pub unsafe extern "ptx-kernel" fn pq_sort_runs(p: SelectParams) {
-    // SAFETY: launched with the documented shared memory; the rest is forwarded to the caller.
-    unsafe { select::runs::sort_run(&p, device::dynamic_shared(RUN_KEYS as usize)) }
-}
-
-/// One pass that merges pairs of sorted runs (see `MergeParams`): one thread per slot, grid
-/// `rows · ceil(k / BLOCK_THREADS)` of `BLOCK_THREADS`; `merge_passes(k)` passes after
-/// `pq_sort_runs`, widths `RUN_KEYS · 2^i`, alternating between two buffers.
-///
-/// # Safety
-/// `p.select` as for `pq_select`; the previous pass (or `pq_sort_runs`) has finished.
-#[cfg(not(pqtopk_smoke))]
-#[unsafe(no_mangle)]
-pub unsafe extern "ptx-kernel" fn pq_merge_runs(p: MergeParams) {
-    // SAFETY: forwarded to the caller.
-    unsafe { select::runs::merge_pass(&p) }
-}
-
-/// The whole top-k of rows of at most `SMALL_MAX_KEYS` keys in one launch: one block of
-/// `SMALL_THREADS` per output row, with dynamic shared memory of `small_shared_bytes(n, heads, d)`.
-///
-/// # Safety
-/// `p` describes valid device buffers of the shapes `SmallParams` documents, with codebooks
-/// 16-byte aligned; `n ≤ SMALL_MAX_KEYS`.
-#[cfg(not(pqtopk_smoke))]
-#[unsafe(no_mangle)]
-pub unsafe extern "ptx-kernel" fn pq_topk_small(p: SmallParams) {
-    // SAFETY: forwarded to the caller.
-    unsafe { small::topk_row(&p) }
-}
-
-/// Scores and selects few rows on chip, in one launch after `pq_tables`: one cluster of
-/// `CLUSTER_BLOCKS` blocks of `CLUSTER_THREADS` per row tile (see `ClusterParams`), with dynamic
-/// shared memory of `cluster_layout(..).bytes`. sm_90 only.
-///
-/// # Safety
-/// `p` describes valid device buffers of the shapes `ClusterParams` documents; `pq_tables` has
-/// finished; the grid is a whole number of clusters; `lut_width == rows_per_block`.
-#[cfg(pqtopk_sm90)]
-#[cfg(not(pqtopk_smoke))]
-#[unsafe(no_mangle)]
-pub unsafe extern "ptx-kernel" fn pq_topk_cluster(p: ClusterParams) {
-    // SAFETY (all arms): forwarded to the caller; lut_width picks the table layout.
-    unsafe {
-        match p.tiling.lut_width {
-            4 => fused::topk_tile::<Lut4>(&p),
-            2 => fused::topk_tile::<Lut2>(&p),
-            _ => fused::topk_tile::<f32>(&p),
+kernel! {
+    /// Scores every valid key of every output row and histograms the rows: one block of
+    /// `BLOCK_THREADS` per item (`key_chunks · row_tiles · b·hkv` of them, see `ScoreParams`), with
+    /// dynamic shared memory of `lut_width · (m·c + HIST_BINS) · 4` bytes for the row tile's lookup
+    /// tables and histograms.
+    ///
+    /// # Safety
+    /// `p` describes valid device buffers of the shapes `ScoreParams` documents; `pq_tables` has
+    /// finished; the histograms are zero.
+    #[cfg(not(pqtopk_smoke))]
+    pub unsafe fn pq_score(p: ScoreParams) {
+        let tile = Tile::of_item(&p, device::block_idx().0);
+        // SAFETY (all arms): forwarded to the caller; lut_width picks the table layout.
+        unsafe {
+            match p.tiling.lut_width {
+                4 => score::score_item::<Lut4>(&p, tile),
+                2 => score::score_item::<Lut2>(&p, tile),
+                _ => score::score_item::<f32>(&p, tile),
+            }
         }
     }
 }
 
-/// Counts codes ≥ c. Grid-stride over `len` codes; any grid.
-///
-/// # Safety
-/// `p.codes` holds `p.len` bytes and `p.bad_count` one u32.
-#[cfg(not(pqtopk_smoke))]
-#[unsafe(no_mangle)]
-pub unsafe extern "ptx-kernel" fn pq_count_bad_codes(p: CodeCheckParams) {
-    let stride = device::grid_dim_x() as u64 * device::block_dim() as u64;
-    let mut i = device::block_idx().0 as u64 * device::block_dim() as u64 + device::thread_idx() as u64;
-    let mut bad = 0;
-    while i < p.len {
-        // SAFETY: i < len.
-        bad += (unsafe { device::load_nc_u8((p.codes as *const u8).add(i as usize)) } as u32 >= p.c) as u32;
-        i += stride;
+kernel! {
+    /// Scores every valid key of every output row and histograms the rows by tensor cores, where
+    /// many rows share a kv head: one block of `DENSE_THREADS` per item (see `DenseScoreParams`),
+    /// with dynamic shared memory of `dense_shared_bytes(c, d)` bytes.
+    ///
+    /// # Safety
+    /// `p` describes valid device buffers of the shapes `DenseScoreParams` documents, with queries
+    /// and codebooks 16-byte aligned; `pq_tables` has finished; the histograms are zero.
+    #[cfg(not(pqtopk_smoke))]
+    pub unsafe fn pq_score_dense(p: DenseScoreParams) {
+        // SAFETY: forwarded to the caller.
+        unsafe { dense::score_item(&p) }
     }
-    if bad != 0 {
-        // SAFETY: the counter is valid by the caller's promise.
-        unsafe { device::atomic_add(p.bad_count as *mut u32, bad) };
+}
+
+kernel! {
+    /// Selects each row's exact top k from the order keys and histogram that `pq_score` wrote, and
+    /// writes the outputs (for score order with k above `sort_capacity`: the candidates, which
+    /// `pq_sort_runs` and `pq_merge_runs` order). `split` blocks per row (any multiple of 32 threads that divides `HIST_BINS`,
+    /// up to `SELECT_THREADS`), with dynamic shared memory of
+    /// `HIST_BINS · 4 + (tie_capacity + sort_capacity) · 8` bytes.
+    ///
+    /// # Safety
+    /// `p` describes valid device buffers of the shapes `SelectParams` documents, and `pq_score`
+    /// has finished; `sort_capacity` and `tie_capacity` are powers of two.
+    #[cfg(not(pqtopk_smoke))]
+    pub unsafe fn pq_select(p: SelectParams) {
+        // SAFETY: forwarded to the caller.
+        unsafe { select::row::select_row(&p) }
+    }
+}
+
+kernel! {
+    /// Sorts the candidates of rows whose top k is too large for `pq_select`'s shared memory (score
+    /// order only) in runs of `RUN_KEYS`: one block of `SELECT_THREADS` per (row, run), grid
+    /// `rows · ceil(k / RUN_KEYS)`, with dynamic shared memory of `RUN_KEYS · 8` bytes. A row of one
+    /// run gets its outputs here.
+    ///
+    /// # Safety
+    /// `p` as for `pq_select`, which has finished.
+    #[cfg(not(pqtopk_smoke))]
+    pub unsafe fn pq_sort_runs(p: SelectParams) {
+        // SAFETY: launched with the documented shared memory; the rest is forwarded to the caller.
+        unsafe { select::runs::sort_run(&p, device::dynamic_shared(RUN_KEYS as usize)) }
+    }
+}
+
+kernel! {
+    /// One pass that merges pairs of sorted runs (see `MergeParams`): one thread per slot, grid
+    /// `rows · ceil(k / BLOCK_THREADS)` of `BLOCK_THREADS`; `merge_passes(k)` passes after
+    /// `pq_sort_runs`, widths `RUN_KEYS · 2^i`, alternating between two buffers.
+    ///
+    /// # Safety
+    /// `p.select` as for `pq_select`; the previous pass (or `pq_sort_runs`) has finished.
+    #[cfg(not(pqtopk_smoke))]
+    pub unsafe fn pq_merge_runs(p: MergeParams) {
+        // SAFETY: forwarded to the caller.
+        unsafe { select::runs::merge_pass(&p) }
+    }
+}
+
+kernel! {
+    /// The whole top-k of rows of at most `SMALL_MAX_KEYS` keys in one launch: one block of
+    /// `SMALL_THREADS` per output row, with dynamic shared memory of `small_shared_bytes(n, heads, d)`.
+    ///
+    /// # Safety
+    /// `p` describes valid device buffers of the shapes `SmallParams` documents, with codebooks
+    /// 16-byte aligned; `n ≤ SMALL_MAX_KEYS`.
+    #[cfg(not(pqtopk_smoke))]
+    pub unsafe fn pq_topk_small(p: SmallParams) {
+        // SAFETY: forwarded to the caller.
+        unsafe { small::topk_row(&p) }
+    }
+}
+
+kernel! {
+    /// Scores and selects few rows on chip, in one launch after `pq_tables`: one cluster of
+    /// `CLUSTER_BLOCKS` blocks of `CLUSTER_THREADS` per row tile (see `ClusterParams`), with dynamic
+    /// shared memory of `cluster_layout(..).bytes`. sm_90 only.
+    ///
+    /// # Safety
+    /// `p` describes valid device buffers of the shapes `ClusterParams` documents; `pq_tables` has
+    /// finished; the grid is a whole number of clusters; `lut_width == rows_per_block`.
+    #[cfg(pqtopk_sm90)]
+    #[cfg(not(pqtopk_smoke))]
+    pub unsafe fn pq_topk_cluster(p: ClusterParams) {
+        // SAFETY (all arms): forwarded to the caller; lut_width picks the table layout.
+        unsafe {
+            match p.tiling.lut_width {
+                4 => fused::topk_tile::<Lut4>(&p),
+                2 => fused::topk_tile::<Lut2>(&p),
+                _ => fused::topk_tile::<f32>(&p),
+            }
+        }
+    }
+}
+
+kernel! {
+    /// Counts codes ≥ c. Grid-stride over `len` codes; any grid.
+    ///
+    /// # Safety
+    /// `p.codes` holds `p.len` bytes and `p.bad_count` one u32.
+    #[cfg(not(pqtopk_smoke))]
+    pub unsafe fn pq_count_bad_codes(p: CodeCheckParams) {
+        let stride = device::grid_dim_x() as u64 * device::block_dim() as u64;
+        let mut i = device::block_idx().0 as u64 * device::block_dim() as u64 + device::thread_idx() as u64;
+        let mut bad = 0;
+        while i < p.len {
+            // SAFETY: i < len.
+            bad += (unsafe { device::load_nc_u8((p.codes as *const u8).add(i as usize)) } as u32 >= p.c) as u32;
+            i += stride;
+        }
+        if bad != 0 {
+            // SAFETY: the counter is valid by the caller's promise.
+            unsafe { device::atomic_add(p.bad_count as *mut u32, bad) };
+        }
     }
 }
 
@@ -224,15 +243,16 @@ pub unsafe extern "ptx-kernel" fn pq_count_bad_codes(p: CodeCheckParams) {
 /// and what its caller guarantees.
 macro_rules! per_width_kernels {
     ($params:ty, $module:ident::$run:ident; $($name:ident: $width:literal),*) => {$(
-        /// One register width of its family (see the invocation of `per_width_kernels`).
-        ///
-        /// # Safety
-        /// As the invocation states.
-        #[cfg(not(pqtopk_smoke))]
-        #[unsafe(no_mangle)]
-        pub unsafe extern "ptx-kernel" fn $name(p: $params) {
-            // SAFETY: forwarded to the caller.
-            unsafe { $module::$run::<$width>(&p) }
+        kernel! {
+            /// One register width of its family (see the invocation of `per_width_kernels`).
+            ///
+            /// # Safety
+            /// As the invocation states.
+            #[cfg(not(pqtopk_smoke))]
+            pub unsafe fn $name(p: $params) {
+                // SAFETY: forwarded to the caller.
+                unsafe { $module::$run::<$width>(&p) }
+            }
         }
     )*};
 }
@@ -251,31 +271,33 @@ macro_rules! per_width_kernels {
 per_width_kernels!(EncodeParams, encode::encode_chunk;
     pq_encode_w0: 0, pq_encode_w1: 1, pq_encode_w2: 2, pq_encode_w4: 4, pq_encode_w8: 8, pq_encode_w16: 16);
 
-/// After `pq_encode` appended `t` keys per batch entry: advances each entry's length by `t`
-/// where it stays within `n`. One thread per batch entry.
-///
-/// # Safety
-/// `p.lengths` holds `p.b` u32 that nothing else touches during the launch.
-#[cfg(not(pqtopk_smoke))]
-#[unsafe(no_mangle)]
-pub unsafe extern "ptx-kernel" fn pq_advance_lengths(p: AdvanceParams) {
-    // SAFETY: forwarded to the caller.
-    unsafe { encode::advance_lengths(&p) }
+kernel! {
+    /// After `pq_encode` appended `t` keys per batch entry: advances each entry's length by `t`
+    /// where it stays within `n`. One thread per batch entry.
+    ///
+    /// # Safety
+    /// `p.lengths` holds `p.b` u32 that nothing else touches during the launch.
+    #[cfg(not(pqtopk_smoke))]
+    pub unsafe fn pq_advance_lengths(p: AdvanceParams) {
+        // SAFETY: forwarded to the caller.
+        unsafe { encode::advance_lengths(&p) }
+    }
 }
 
-/// Training's first step: ranks each (kv head, sub-space)'s valid keys by the seed, keeps the
-/// first `train_order_len(c)` in the workspace, seeds the centroids (and the codebooks) from
-/// them, and resets the sums and state. One block of `TRAIN_THREADS` per (kv head, sub-space).
-///
-/// # Safety
-/// `p` describes valid device buffers of the shapes `TrainParams` documents, with
-/// `b · n ≤ u32::MAX`, `d` a multiple of `m`, `1 ≤ c ≤ 256`; the keys and lengths stay unchanged
-/// until the last update, and nothing else touches the codebooks or the workspace.
-#[cfg(not(pqtopk_smoke))]
-#[unsafe(no_mangle)]
-pub unsafe extern "ptx-kernel" fn pq_train_init(p: TrainParams) {
-    // SAFETY: forwarded to the caller.
-    unsafe { train::init(&p) }
+kernel! {
+    /// Training's first step: ranks each (kv head, sub-space)'s valid keys by the seed, keeps the
+    /// first `train_order_len(c)` in the workspace, seeds the centroids (and the codebooks) from
+    /// them, and resets the sums and state. One block of `TRAIN_THREADS` per (kv head, sub-space).
+    ///
+    /// # Safety
+    /// `p` describes valid device buffers of the shapes `TrainParams` documents, with
+    /// `b · n ≤ u32::MAX`, `d` a multiple of `m`, `1 ≤ c ≤ 256`; the keys and lengths stay unchanged
+    /// until the last update, and nothing else touches the codebooks or the workspace.
+    #[cfg(not(pqtopk_smoke))]
+    pub unsafe fn pq_train_init(p: TrainParams) {
+        // SAFETY: forwarded to the caller.
+        unsafe { train::init(&p) }
+    }
 }
 
 // Training's assignment step, after `pq_train_init` or `pq_train_update` on the same stream:
@@ -289,14 +311,15 @@ per_width_kernels!(TrainParams, train::assign_chunks;
     pq_train_assign_w0: 0, pq_train_assign_w1: 1, pq_train_assign_w2: 2, pq_train_assign_w4: 4,
     pq_train_assign_w8: 8, pq_train_assign_w16: 16);
 
-/// Training's update step, after `pq_train_assign` on the same stream: one block of
-/// `TRAIN_THREADS` per (kv head, sub-space).
-///
-/// # Safety
-/// As `pq_train_init`.
-#[cfg(not(pqtopk_smoke))]
-#[unsafe(no_mangle)]
-pub unsafe extern "ptx-kernel" fn pq_train_update(p: TrainParams) {
-    // SAFETY: forwarded to the caller.
-    unsafe { train::update(&p) }
+kernel! {
+    /// Training's update step, after `pq_train_assign` on the same stream: one block of
+    /// `TRAIN_THREADS` per (kv head, sub-space).
+    ///
+    /// # Safety
+    /// As `pq_train_init`.
+    #[cfg(not(pqtopk_smoke))]
+    pub unsafe fn pq_train_update(p: TrainParams) {
+        // SAFETY: forwarded to the caller.
+        unsafe { train::update(&p) }
+    }
 }

@@ -4,6 +4,7 @@
 pub mod dist;
 
 use dist::Family;
+use pqtopk::half::{bf16, f16};
 use pqtopk::reference::{self, HostInputs, TopkResult};
 use pqtopk::{DType, Element, IndexShape, Metric, Order, Problem};
 use rand::rngs::StdRng;
@@ -182,6 +183,56 @@ pub fn check<Q: Element, C: Element>(
         }
     }
     p.rows()
+}
+
+/// An implementation of the kernels that the sweeps check: the GPU, or the emulated kernels.
+pub trait Runs {
+    /// Runs `p` on `data` on every kernel path that applies to it; returns each path's name
+    /// and its outputs (indices, scores).
+    fn run<Q: Element, C: Element>(
+        &mut self,
+        rng: &mut StdRng,
+        p: &Problem,
+        data: &HostData<Q, C>,
+    ) -> Vec<(String, Vec<u32>, Vec<f32>)>;
+}
+
+/// One checked case with fresh inputs, on every path `runs` takes; returns the rows checked.
+pub fn check_case(runs: &mut impl Runs, rng: &mut StdRng, p: &Problem, data: Data, ragged: bool) -> usize {
+    fn typed<Q: Element, C: Element>(
+        runs: &mut impl Runs,
+        rng: &mut StdRng,
+        p: &Problem,
+        data: Data,
+        ragged: bool,
+    ) -> usize {
+        let host: HostData<Q, C> = draw(rng, p, data, ragged);
+        let mut rows = 0;
+        for (path, indices, scores) in runs.run(rng, p, &host) {
+            let checked =
+                std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| check(p, &host, &indices, Some(&scores))));
+            match checked {
+                Ok(checked) => rows += checked,
+                Err(panic) => {
+                    eprintln!("failed on path {path} ({data:?}, ragged {ragged})");
+                    std::panic::resume_unwind(panic);
+                }
+            }
+        }
+        rows
+    }
+    fn queries<Q: Element>(runs: &mut impl Runs, rng: &mut StdRng, p: &Problem, data: Data, ragged: bool) -> usize {
+        match p.codebook_dtype {
+            DType::F32 => typed::<Q, f32>(runs, rng, p, data, ragged),
+            DType::F16 => typed::<Q, f16>(runs, rng, p, data, ragged),
+            DType::BF16 => typed::<Q, bf16>(runs, rng, p, data, ragged),
+        }
+    }
+    match p.query_dtype {
+        DType::F32 => queries::<f32>(runs, rng, p, data, ragged),
+        DType::F16 => queries::<f16>(runs, rng, p, data, ragged),
+        DType::BF16 => queries::<bf16>(runs, rng, p, data, ragged),
+    }
 }
 
 pub const DTYPES: [DType; 3] = [DType::F32, DType::F16, DType::BF16];

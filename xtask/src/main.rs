@@ -193,6 +193,7 @@ fn gpu_bundle(bench_only: bool) -> Result<()> {
         "scripts/run-bench.sh",
         "scripts/run-ab.sh",
         "scripts/run-ncu.sh",
+        "scripts/run-branches.sh",
         "scripts/compare.py",
         "benches/shapes.json",
         "benches/edge-shapes.json",

@@ -502,8 +502,7 @@ pub unsafe fn best_of(
 /// Counts the unique keys `keys[..count]` into the `HIST_BINS` buckets of `hist`, each 2^shift
 /// key values wide from the least key, with the least shift whose buckets cover the keys' range
 /// (a shift, where a division per key cost more than it saves), and returns the map from a key
-/// to its bucket. Keys that share a bucket in a warp step (as keys of one score do) add to it
-/// with one atomic, since same-address atomics serialize.
+/// to its bucket.
 ///
 /// # Safety
 /// All threads of the block call it with the same arguments, after a barrier that follows the

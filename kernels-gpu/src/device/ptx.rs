@@ -1,11 +1,18 @@
-//! The device layer: the one module that uses intrinsics, `asm!` and raw shared memory.
-//!
-//! Everything else in this crate is plain Rust over these functions. We write our own layer
-//! because `cuda_std` needs the LLVM-7 `rustc_codegen_nvvm`; rustc's NVPTX backend gives us
-//! `core::arch::nvptx` and inline PTX, which is all a kernel needs.
-
+//! The device layer on the GPU: intrinsics and inline PTX.
 use core::arch::asm;
 use core::arch::nvptx;
+
+use super::Shared;
+
+/// A kernel entry point, `kernel! { /// docs  pub unsafe fn name(p: Params) { .. } }`: an
+/// unmangled `extern "ptx-kernel"` function, which the host launches by name.
+macro_rules! kernel {
+    ($(#[$attr:meta])* pub unsafe fn $name:ident($p:ident: $params:ty) $body:block) => {
+        $(#[$attr])*
+        #[unsafe(no_mangle)]
+        pub unsafe extern "ptx-kernel" fn $name($p: $params) $body
+    };
+}
 
 // ---------------------------------------------------------------------------------------------
 // Indices
@@ -33,13 +40,6 @@ pub fn block_idx() -> (u32, u32, u32) {
 pub fn grid_dim_x() -> u32 {
     // SAFETY: as above.
     unsafe { nvptx::_grid_dim_x() }
-}
-
-pub const WARP: u32 = 32;
-
-#[inline(always)]
-pub fn lane() -> u32 {
-    thread_idx() % WARP
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -150,23 +150,6 @@ pub unsafe fn ballot(pred: bool) -> u32 {
              r = out(reg32) r, x = in(reg32) pred as u32)
     };
     r
-}
-
-/// The smallest and the largest of `lo` and `hi` over the warp (every lane gets both).
-///
-/// # Safety
-/// All 32 lanes of the warp must execute this call convergently.
-#[inline(always)]
-pub unsafe fn warp_min_max_u64(mut lo: u64, mut hi: u64) -> (u64, u64) {
-    let mut mask = WARP / 2;
-    while mask > 0 {
-        // SAFETY: forwarded to the caller.
-        let other =
-            |v: u64| unsafe { (shfl_xor(v as u32, mask) as u64) | (shfl_xor((v >> 32) as u32, mask) as u64) << 32 };
-        (lo, hi) = (lo.min(other(lo)), hi.max(other(hi)));
-        mask /= 2;
-    }
-    (lo, hi)
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -395,72 +378,8 @@ pub fn f32_to_bf16_bits(x: f32) -> u16 {
     v
 }
 
-#[inline(always)]
-pub fn bf16_to_f32(bits: u16) -> f32 {
-    f32::from_bits((bits as u32) << 16)
-}
-
 // ---------------------------------------------------------------------------------------------
-// Shared memory as typed arrays
-
-/// A typed view of a block's shared memory: `len` elements of `T`.
-///
-/// Every thread of the block holds the same view; which thread touches which element, and the
-/// barriers between them, are the kernel's business. Accesses are unchecked in release builds.
-#[derive(Clone, Copy)]
-pub struct Shared<T> {
-    ptr: *mut T,
-    len: usize,
-}
-
-impl<T: Copy> Shared<T> {
-    /// # Safety
-    /// `i < len`, and no other thread writes element `i` between the barriers around this read.
-    #[inline(always)]
-    pub unsafe fn get(self, i: usize) -> T {
-        debug_assert!(i < self.len);
-        // SAFETY: in bounds and race-free by the caller's promise.
-        unsafe { *self.ptr.add(i) }
-    }
-
-    /// # Safety
-    /// `i < len`, and no other thread reads or writes element `i` between the barriers around
-    /// this write.
-    #[inline(always)]
-    pub unsafe fn set(self, i: usize, v: T) {
-        debug_assert!(i < self.len);
-        // SAFETY: in bounds and race-free by the caller's promise.
-        unsafe { *self.ptr.add(i) = v }
-    }
-
-    // Views are never empty, and nothing asks.
-    #[allow(clippy::len_without_is_empty)]
-    pub fn len(self) -> usize {
-        self.len
-    }
-
-    /// The elements from `start`, `len` of them.
-    ///
-    /// # Safety
-    /// `start + len <= self.len()`.
-    #[inline(always)]
-    pub unsafe fn sub(self, start: usize, len: usize) -> Shared<T> {
-        debug_assert!(start + len <= self.len);
-        // SAFETY: in bounds by the caller's promise.
-        Shared { ptr: unsafe { self.ptr.add(start) }, len }
-    }
-
-    /// Reinterprets the memory after the first `elements` as an array of `U`, aligned to `U`.
-    ///
-    /// # Safety
-    /// The launch must have provided the bytes the returned view covers (`len` of `U`).
-    #[inline(always)]
-    pub unsafe fn tail<U: Copy>(self, elements: usize, len: usize) -> Shared<U> {
-        let bytes = (elements * core::mem::size_of::<T>()).next_multiple_of(core::mem::align_of::<U>());
-        // SAFETY: the caller promises the launch sized shared memory to cover it.
-        Shared { ptr: unsafe { (self.ptr as *mut u8).add(bytes) as *mut U }, len }
-    }
-}
+// Shared memory
 
 impl Shared<u32> {
     /// Adds `v` to element `i` and returns the old value (a shared-memory atomic, not a generic

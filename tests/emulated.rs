@@ -1,0 +1,253 @@
+//! The kernels without a GPU: the launches of each call, as the plan makes them, run through the
+//! kernels' host build (`pqtopk-kernels-emulated`: a CPU thread per GPU thread, barriers and warp
+//! collectives as rendezvous) and are checked against the f64 reference as the GPU tests check
+//! the device. These run everywhere, CI included; they test the kernels' logic (selection paths,
+//! data families, edge cases), while `tests/gpu.rs` tests the compiled PTX on a device.
+//!
+//! The emulator also fails a launch on what the GPU leaves undefined: divergent barriers, shared
+//! memory views beyond the launch's, indices outside a view, deadlocks, integer overflow.
+
+mod support;
+
+use pqtopk::{DType, Element, Kernel, Launch, Metric, Path, Plan, Problem, RawBuffers};
+use pqtopk_kernels_emulated as kernels;
+use rand::rngs::StdRng;
+use support::{Data, HostData, METRICS, ORDERS, POISON_INDEX, POISON_SCORE_BITS};
+
+/// Bytes at the strictest alignment the kernels assume of a buffer (the workspace's 256).
+struct Aligned {
+    words: Vec<u128>,
+    offset: usize,
+    len: usize,
+}
+
+impl Aligned {
+    fn filled(len: usize, byte: u8) -> Aligned {
+        let mut words = vec![0u128; len.div_ceil(16) + 16];
+        let offset = (words.as_ptr() as *const u8).align_offset(256);
+        // SAFETY: offset + len bytes lie within the words (16 spare words cover the alignment).
+        unsafe { (words.as_mut_ptr() as *mut u8).add(offset).write_bytes(byte, len) };
+        Aligned { words, offset, len }
+    }
+
+    fn copy_of<T: Copy>(data: &[T]) -> Aligned {
+        let mut buffer = Aligned::filled(size_of_val(data), 0);
+        // SAFETY: the buffer holds exactly the slice's bytes from its aligned start.
+        unsafe { std::ptr::copy_nonoverlapping(data.as_ptr() as *const u8, buffer.start(), buffer.len) };
+        buffer
+    }
+
+    fn start(&mut self) -> *mut u8 {
+        // SAFETY: within the words, as in `filled`.
+        unsafe { (self.words.as_mut_ptr() as *mut u8).add(self.offset) }
+    }
+
+    fn address(&mut self) -> u64 {
+        self.start() as u64
+    }
+
+    fn read<T: Copy>(&mut self) -> Vec<T> {
+        let len = self.len / size_of::<T>();
+        // SAFETY: the buffer holds `len` elements of T from its aligned start.
+        unsafe { std::slice::from_raw_parts(self.start() as *const T, len) }.to_vec()
+    }
+}
+
+/// Runs one launch through the emulator; a failed launch fails the test with the kernel's name.
+fn emulate(launch: Launch) -> pqtopk::Result<()> {
+    let Launch { kernel, blocks, threads, shared_bytes } = launch;
+    let run = |body: &(dyn Fn() + Sync)| {
+        // SAFETY: the plan made the launch for buffers that `run` allocated to its sizes and
+        // alignments; nothing else touches them until it returns.
+        unsafe { kernels::emulate(blocks, threads, shared_bytes, body) }
+    };
+    // SAFETY (every arm): the parameters are the plan's for this kernel.
+    let result = match kernel {
+        Kernel::TopkSmall(p) => run(&|| unsafe { kernels::pq_topk_small(p) }),
+        Kernel::Tables(p) => run(&|| unsafe { kernels::pq_tables(p) }),
+        Kernel::Score(p) => run(&|| unsafe { kernels::pq_score(p) }),
+        Kernel::ScoreDense(p) => run(&|| unsafe { kernels::pq_score_dense(p) }),
+        Kernel::Select(p) => run(&|| unsafe { kernels::pq_select(p) }),
+        Kernel::SortRuns(p) => run(&|| unsafe { kernels::pq_sort_runs(p) }),
+        Kernel::MergeRuns(p) => run(&|| unsafe { kernels::pq_merge_runs(p) }),
+        // The emulated plan has no cluster path (the host build has no clusters).
+        other => panic!("{other:?} in an emulated plan"),
+    };
+    if let Err(failure) = result {
+        panic!("{kernel:?} ({blocks} blocks of {threads}): {failure}");
+    }
+    Ok(())
+}
+
+/// Runs the call's launches on `data` into poisoned outputs and a garbage workspace; returns
+/// the indices and scores.
+fn run_emulated<Q: Element, C: Element>(plan: &Plan, data: &HostData<Q, C>) -> (Vec<u32>, Vec<f32>) {
+    let p = plan.problem();
+    let mut queries = Aligned::copy_of(&data.queries);
+    let mut codebooks = Aligned::copy_of(&data.codebooks);
+    let mut codes = Aligned::copy_of(&data.codes);
+    let mut n_valid = data.n_valid.as_deref().map(Aligned::copy_of);
+    let mut indices = Aligned::copy_of(&vec![POISON_INDEX; p.out_len()]);
+    let mut scores = Aligned::copy_of(&vec![POISON_SCORE_BITS; p.out_len()]);
+    let mut workspace = Aligned::filled(plan.workspace_bytes(), 0xAB);
+    let buffers = RawBuffers {
+        queries: queries.address(),
+        codebooks: codebooks.address(),
+        codes: codes.address(),
+        n_valid: n_valid.as_mut().map_or(0, Aligned::address),
+        indices: indices.address(),
+        scores: scores.address(),
+        workspace: workspace.address(),
+    };
+    plan.launches(&buffers, emulate).unwrap();
+    (indices.read(), scores.read())
+}
+
+/// The kernel paths of the host build; every case runs on each that applies to it.
+const PATHS: [Path; 2] = [Path::OneBlockPerRow, Path::Launches];
+
+/// The emulated kernels, on every path of the host build that applies.
+struct Emulated;
+
+impl support::Runs for Emulated {
+    fn run<Q: Element, C: Element>(
+        &mut self,
+        _: &mut StdRng,
+        p: &Problem,
+        data: &HostData<Q, C>,
+    ) -> Vec<(String, Vec<u32>, Vec<f32>)> {
+        PATHS
+            .into_iter()
+            .filter_map(|path| {
+                let (indices, scores) = run_emulated(&Plan::emulated(p, path).ok()?, data);
+                Some((format!("{path:?}"), indices, scores))
+            })
+            .collect()
+    }
+}
+
+/// Checks every case with fresh inputs against the f64 reference.
+fn check_all(test: &str, cases: Vec<(Problem, Data, bool)>) {
+    let mut rng = support::rng(test);
+    let rows: usize =
+        cases.iter().map(|(p, data, ragged)| support::check_case(&mut Emulated, &mut rng, p, *data, *ragged)).sum();
+    println!("{test}: {} cases, {rows} rows checked against the f64 reference (emulated kernels)", cases.len());
+}
+
+#[test]
+fn dtypes_metrics_group_and_orders() {
+    let mut cases = Vec::new();
+    for (i, (q, cb)) in [
+        (DType::F32, DType::F32),
+        (DType::F16, DType::F16),
+        (DType::BF16, DType::BF16),
+        (DType::F16, DType::F32),
+        (DType::F32, DType::BF16),
+    ]
+    .into_iter()
+    .enumerate()
+    {
+        for metric in METRICS {
+            for (j, order) in ORDERS.into_iter().enumerate() {
+                let p = Problem::new(2, 8, 2, 3, 64, 8, 64, 1000, 32)
+                    .with_dtypes(q, cb)
+                    .with_metric(metric)
+                    .with_group((i + j) % 2 == 1)
+                    .with_order(order);
+                cases.push((p, Data::Random, cases.len() % 2 == 1));
+            }
+        }
+    }
+    check_all("dtypes_metrics_group_and_orders", cases);
+}
+
+#[test]
+fn k_and_n_from_one_to_past_the_sort_capacity() {
+    let mut cases = Vec::new();
+    for n in [1, 31, 1000, 9001] {
+        let mut ks: Vec<usize> = [1, 7, 32, 255, 256, 1000, 2048, 2049, 5000].into_iter().filter(|&k| k < n).collect();
+        ks.push(n);
+        for (i, k) in ks.into_iter().enumerate() {
+            let p = Problem::new(1, 2, 1, 1, 64, 16, 256, n, k)
+                .with_metric(METRICS[i % 2])
+                .with_order(ORDERS[i % 3])
+                .with_group(i % 4 == 3);
+            cases.push((p, Data::Random, false));
+        }
+    }
+    check_all("k_and_n_from_one_to_past_the_sort_capacity", cases);
+}
+
+#[test]
+fn every_data_family() {
+    let shapes = [
+        Problem::new(2, 4, 2, 2, 64, 8, 64, 5000, 100).with_dtypes(DType::F32, DType::F32),
+        Problem::new(1, 8, 2, 1, 128, 16, 256, 5000, 300).with_dtypes(DType::F16, DType::F16),
+        Problem::new(2, 4, 1, 1, 64, 4, 16, 1500, 1021).with_dtypes(DType::BF16, DType::F16).with_group(true),
+    ];
+    let mut cases = Vec::new();
+    for (s, shape) in shapes.iter().enumerate() {
+        for (f, data) in Data::FAMILIES.into_iter().enumerate() {
+            let p = shape.with_metric(METRICS[(s + f) % 2]).with_order(ORDERS[(s + f) % 3]);
+            cases.push((p, data, (s + f) % 4 == 0));
+        }
+    }
+    check_all("every_data_family", cases);
+}
+
+#[test]
+fn ties_nan_and_infinities() {
+    let mut cases = Vec::new();
+    for (i, data) in [Data::Ties, Data::Special].into_iter().enumerate() {
+        for (j, (n, k)) in [(700, 50), (6000, 2049)].into_iter().enumerate() {
+            let p = Problem::new(2, 4, 2, 1, 64, 8, 64, n, k).with_metric(METRICS[(i + j) % 2]).with_order(ORDERS[j]);
+            cases.push((p, data, j == 1));
+        }
+    }
+    check_all("ties_nan_and_infinities", cases);
+}
+
+#[test]
+fn ragged_valid_lengths() {
+    let mut cases = Vec::new();
+    for (i, (n, k)) in [(3000, 100), (500, 499), (5000, 2049), (64, 64)].into_iter().enumerate() {
+        let p = Problem::new(8, 4, 2, 1, 64, 8, 256, n, k).with_metric(METRICS[i % 2]).with_order(ORDERS[i % 3]);
+        cases.push((p, Data::Random, true));
+    }
+    check_all("ragged_valid_lengths", cases);
+}
+
+#[test]
+fn many_rows_per_kv_head_on_tensor_cores() {
+    let mut cases = Vec::new();
+    for (i, (dtype, metric)) in [(DType::F16, Metric::InnerProduct), (DType::BF16, Metric::L2)].into_iter().enumerate()
+    {
+        let p = Problem::new(1, 8, 1, 4, 64, 8, 64, 3001, [100, 2048][i])
+            .with_dtypes(dtype, dtype)
+            .with_metric(metric)
+            .with_order(ORDERS[i]);
+        cases.push((p, [Data::Random, Data::Special][i], i == 1));
+    }
+    check_all("many_rows_per_kv_head_on_tensor_cores", cases);
+}
+
+#[test]
+fn few_long_rows_split_their_selection() {
+    let mut cases = Vec::new();
+    for (i, k) in [777, 4097].into_iter().enumerate() {
+        let p = Problem::new(1, 2, 1, 1, 64, 8, 64, 70000, k).with_metric(METRICS[i]).with_order(ORDERS[i]);
+        cases.push((p, [Data::Random, Data::Ties][i], i == 1));
+    }
+    check_all("few_long_rows_split_their_selection", cases);
+}
+
+#[test]
+fn crowded_rows_of_the_hub_shapes() {
+    let mut cases = Vec::new();
+    for (i, data) in [Data::Llm, Data::Narrow].into_iter().enumerate() {
+        let p =
+            Problem::new(1, 2, 1, 1, 128, 2, 64, 31872, 3020).with_dtypes(DType::F16, DType::F16).with_order(ORDERS[i]);
+        cases.push((p, data, false));
+    }
+    check_all("crowded_rows_of_the_hub_shapes", cases);
+}
