@@ -82,7 +82,8 @@ pub fn heads_per_row(s: &Shape) -> u32 {
 /// Writes the selection keys of output row `row`'s keys `0..keys.len()` into `keys`, each scored
 /// straight from the codebooks without lookup tables (for short rows, where building tables
 /// costs more than scoring): per sub-space summed over the heads and dimensions, then over the
-/// sub-spaces, as the tables sum. Keys past the `valid` ones get 0, below every real key. The
+/// sub-spaces, as the tables sum (in rows shorter than the block, the lanes that share a key
+/// sum their sub-spaces by a butterfly). Keys past the `valid` ones get 0, below every real key. The
 /// row's queries are staged in `staging` as f32 first.
 ///
 /// # Safety
@@ -145,10 +146,18 @@ unsafe fn direct_keys_typed<C: Element, const L2: bool>(
     let (m, c, d, ds) = (s.m as usize, s.c as usize, s.d as usize, (s.d / s.m) as usize);
     let heads = staging.len() / d;
     let vector = ds % 4 == 0;
-    for i in (device::thread_idx() as usize..keys.len()).step_by(device::block_dim() as usize) {
+    // Rows shorter than the block: `group` lanes of a warp share a key, each summing every
+    // group-th sub-space, so that a key's dependent code-then-centroid loads (one DRAM round
+    // trip each, after an L2 flush) run side by side instead of 2·m in a row.
+    let threads = device::block_dim() as usize;
+    let group = (threads / keys.len()).clamp(1, device::WARP as usize);
+    let member = device::thread_idx() as usize % group;
+    // Every lane of a warp makes the same number of iterations: all keys at once where the
+    // row is shorter than the block, whole multiples of the block otherwise.
+    for i in (device::thread_idx() as usize / group..keys.len()).step_by(threads / group) {
         let mut score = 0.0f32;
         if i < valid as usize {
-            for j in 0..m {
+            for j in (member..m).step_by(group) {
                 // SAFETY: key i < valid ≤ n has m codes; codes ≥ c read centroid c − 1 (never
                 // out of bounds), as the tables do.
                 let code = (unsafe { device::load_nc_u8(codes.add(i * m + j)) } as usize).min(c - 1);
@@ -179,9 +188,18 @@ unsafe fn direct_keys_typed<C: Element, const L2: bool>(
                 score += part;
             }
         }
+        let mut lanes = 1;
+        while lanes < group {
+            // SAFETY: the whole warp runs every shuffle (see the loop's bounds); a group's
+            // lanes are consecutive, so the butterfly stays inside it.
+            score += f32::from_bits(unsafe { device::shfl_xor(score.to_bits(), lanes as u32) });
+            lanes *= 2;
+        }
         let key = if i < valid as usize { selection_key(order_key(score, s.metric), i as u32) } else { 0 };
-        // SAFETY: i < keys.len(); one writer per key.
-        unsafe { keys.set(i, key) };
+        if member == 0 {
+            // SAFETY: i < keys.len(); one writer per key.
+            unsafe { keys.set(i, key) };
+        }
     }
 }
 
