@@ -1,12 +1,14 @@
 //! Benchmarks of the fused score + top-k, timed on the GPU with CUDA events.
 //!
 //! `cargo bench --bench pqtopk`                      criterion, on the default shapes
-//! `cargo bench --bench pqtopk -- --table [FILE] [--json OUT] [--path auto|small|cluster|launches] [--dist NAME|all] [--dtype f16|bf16|f32] [--metric ip|l2] [--order score|index] [--shape NAME]`
+//! `cargo bench --bench pqtopk -- --table [FILE] [--json OUT] [--path auto|small|cluster|launches] [--dist NAME|all] [--dtype f16|bf16|f32] [--metric ip|l2] [--order score|index] [--shape NAME] [--kernels]`
 //!     one line per (shape of FILE, data family): FILE defaults to benches/shapes.json (the peers'
 //!     list); `--dist` takes a family of `tests/support/dist.rs` (uniform, llm, narrow, equal,
 //!     sorted; a comma-separated list; or `all`), default uniform. Columns: the median µs of a
 //!     call on the stream, the median µs of a CUDA graph replay of the same call, the byte floor
-//!     at the measured copy bandwidth, and the stream time's ratio to it.
+//!     at the measured copy bandwidth, and the stream time's ratio to it. `--kernels` adds a
+//!     line per row with each launch's median µs (events recorded between the launches of a
+//!     call on the stream, so the gaps between kernels count toward the kernel after them).
 //! `cargo bench --bench pqtopk -- --indexer [--json OUT]`
 //!     the indexer: training, encoding, and an append + top-k decode step (`benches/indexer.rs`).
 //!
@@ -173,10 +175,57 @@ impl<Q: Element, C: Element> Bench<Q, C> {
     }
 
     fn launch(&mut self, gpu: &Gpu, stream: &Stream, set: usize) -> Result<(), Error> {
+        self.launch_observed(gpu, stream, set, |_| Ok(()))
+    }
+
+    /// One call on input set `set`, `after(kernel)` once each launch is queued.
+    fn launch_observed(
+        &mut self,
+        gpu: &Gpu,
+        stream: &Stream,
+        set: usize,
+        after: impl FnMut(&'static str) -> Result<(), Error>,
+    ) -> Result<(), Error> {
         let (q, cb, codes) = &self.sets[set % self.sets.len()];
         let inputs = Inputs { queries: q, codebooks: cb, codes, n_valid: None };
         let mut outputs = Outputs { indices: &mut self.indices, scores: Some(&mut self.scores) };
-        gpu.topk_into(&self.plan, stream, &inputs, &mut outputs, &mut self.workspace)
+        gpu.topk_into_observed(&self.plan, stream, &inputs, &mut outputs, &mut self.workspace, after)
+    }
+
+    /// The median time of each launch of a call over `iters` calls on the stream, each after an
+    /// L2 flush: an event after each launch, each launch's time from the event before it.
+    fn kernel_times(
+        &mut self,
+        gpu: &Gpu,
+        stream: &Stream,
+        flush: &mut L2Flush,
+        iters: usize,
+    ) -> Result<Vec<(&'static str, Duration)>, Error> {
+        let start = Event::new(EventFlags::DEFAULT)?;
+        let mut marks: Vec<Event> = vec![];
+        let mut launches: Vec<(&'static str, Vec<Duration>)> = vec![];
+        for i in 0..iters {
+            flush.flush(stream);
+            start.record(stream)?;
+            let mut kernels = vec![];
+            self.launch_observed(gpu, stream, i, |kernel| {
+                if marks.len() == kernels.len() {
+                    marks.push(Event::new(EventFlags::DEFAULT)?);
+                }
+                marks[kernels.len()].record(stream)?;
+                kernels.push(kernel);
+                Ok(())
+            })?;
+            marks[kernels.len() - 1].synchronize()?;
+            for (j, kernel) in kernels.into_iter().enumerate() {
+                let time = marks[j].elapsed(if j == 0 { &start } else { &marks[j - 1] })?;
+                match launches.get_mut(j) {
+                    Some((_, times)) => times.push(time),
+                    None => launches.push((kernel, vec![time])),
+                }
+            }
+        }
+        Ok(launches.into_iter().map(|(kernel, times)| (kernel, median(times))).collect())
     }
 
     /// Captures one call per input set into a graph (once).
@@ -265,12 +314,15 @@ struct Options {
     dists: Vec<Family>,
     /// The kernels' path (`Auto`: what `Gpu::plan` picks); shapes it does not apply to are skipped.
     path: Path,
+    /// Each launch's time too (`--kernels`).
+    kernels: bool,
 }
 
-/// Median times of a call: (on the stream, as a graph replay).
+/// Median times of a call: (on the stream, as a graph replay), and each launch's where asked.
 struct Times {
     stream: Duration,
     graph: Duration,
+    kernels: Vec<(&'static str, Duration)>,
 }
 
 fn measure<Q: Element, C: Element>(
@@ -279,14 +331,15 @@ fn measure<Q: Element, C: Element>(
     flush: &mut L2Flush,
     p: &Problem,
     family: Family,
-    path: Path,
+    options: &Options,
 ) -> Result<Times, Error> {
-    let mut bench = Bench::<Q, C>::new(gpu, p, family, path)?;
+    let mut bench = Bench::<Q, C>::new(gpu, p, family, options.path)?;
     bench.time(gpu, stream, flush, WARMUP, false)?;
     let on_stream = median(bench.time(gpu, stream, flush, TIMED, false)?);
+    let kernels = if options.kernels { bench.kernel_times(gpu, stream, flush, TIMED)? } else { vec![] };
     bench.time(gpu, stream, flush, WARMUP, true)?;
     let graph = median(bench.time(gpu, stream, flush, TIMED, true)?);
-    Ok(Times { stream: on_stream, graph })
+    Ok(Times { stream: on_stream, graph, kernels })
 }
 
 fn measure_dtype(
@@ -295,12 +348,12 @@ fn measure_dtype(
     flush: &mut L2Flush,
     p: &Problem,
     family: Family,
-    path: Path,
+    options: &Options,
 ) -> Result<Times, Error> {
     match p.query_dtype {
-        DType::F32 => measure::<f32, f32>(gpu, stream, flush, p, family, path),
-        DType::F16 => measure::<f16, f16>(gpu, stream, flush, p, family, path),
-        DType::BF16 => measure::<bf16, bf16>(gpu, stream, flush, p, family, path),
+        DType::F32 => measure::<f32, f32>(gpu, stream, flush, p, family, options),
+        DType::F16 => measure::<f16, f16>(gpu, stream, flush, p, family, options),
+        DType::BF16 => measure::<bf16, bf16>(gpu, stream, flush, p, family, options),
     }
 }
 
@@ -335,7 +388,7 @@ fn table(gpu: &Gpu, shapes: &[Shape], json_out: Option<&str>, options: &Options)
         let bytes = p.codes_len() + (p.queries_len() + p.codebooks_len()) * elem + p.out_len() * 4;
         let floor_us = bytes as f64 / bandwidth * 1e6;
         for &family in &options.dists {
-            let t = match measure_dtype(gpu, &stream, &mut flush, &p, family, options.path) {
+            let t = match measure_dtype(gpu, &stream, &mut flush, &p, family, options) {
                 Err(Error::Unsupported(why)) => {
                     println!("{:24} {:8} skipped: {why}", shape.name, family.name());
                     continue;
@@ -352,10 +405,17 @@ fn table(gpu: &Gpu, shapes: &[Shape], json_out: Option<&str>, options: &Options)
                 floor_us,
                 us / floor_us,
             );
+            let kernels: Vec<(&str, f64)> =
+                t.kernels.iter().map(|&(kernel, time)| (kernel, time.as_secs_f64() * 1e6)).collect();
+            if !kernels.is_empty() {
+                let each: Vec<String> = kernels.iter().map(|(kernel, us)| format!("{kernel} {us:.1}")).collect();
+                println!("{:24} {:8} kernels: {}", "", "", each.join(" | "));
+            }
             rows.push(serde_json::json!({
                 "shape": shape.name, "dist": family.name(), "median_us": us, "stream_us": us,
                 "graph_us": graph_us, "floor_us": floor_us, "ratio_to_floor": us / floor_us,
                 "bytes": bytes, "achieved_gbps": bytes as f64 / t.stream.as_secs_f64() / 1e9,
+                "kernels_us": kernels,
             }));
         }
     }
@@ -452,6 +512,7 @@ fn main() {
                 Some("launches") => Path::Launches,
                 _ => Path::Auto,
             },
+            kernels: args.iter().any(|a| a == "--kernels"),
         };
         let mut shapes = load_shapes(&path);
         if let Some(only) = arg_after(&args, "--shape") {

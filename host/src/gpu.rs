@@ -270,6 +270,22 @@ impl Gpu {
         outputs: &mut Outputs<'_>,
         workspace: &mut DeviceSlice<u8>,
     ) -> Result<()> {
+        self.topk_into_observed(plan, stream, inputs, outputs, workspace, |_| Ok(()))
+    }
+
+    /// [`Gpu::topk_into`], calling `after(kernel)` once each launch of the call is queued on
+    /// `stream` (with the kernel's name): a benchmark records an event there to time each
+    /// kernel of a call.
+    #[doc(hidden)]
+    pub fn topk_into_observed<Q: Element, C: Element>(
+        &self,
+        plan: &Plan,
+        stream: &Stream,
+        inputs: &Inputs<'_, Q, C>,
+        outputs: &mut Outputs<'_>,
+        workspace: &mut DeviceSlice<u8>,
+        after: impl FnMut(&'static str) -> Result<()>,
+    ) -> Result<()> {
         let p = &plan.problem;
         let raw = |address: u64, len: usize| RawSlice { address, len };
         let slice = |s: &DeviceSlice<u8>| raw(s.as_device_ptr().as_raw(), s.len());
@@ -312,7 +328,7 @@ impl Gpu {
         }
         // SAFETY: every buffer was checked against the plan's shape above, and `stream` is a live
         // stream of the current context, which is current.
-        unsafe { self.launch(plan, stream.as_inner(), &buffers) }
+        unsafe { self.launch(plan, stream.as_inner(), &buffers, after) }
     }
 
     /// The fused score + top-k with freshly allocated outputs and workspace (stream-ordered
@@ -358,7 +374,7 @@ impl Gpu {
     pub unsafe fn topk_raw(&self, plan: &Plan, stream: CUstream, buffers: &RawBuffers) -> Result<()> {
         self.make_current()?;
         // SAFETY: forwarded to the caller.
-        unsafe { self.launch(plan, stream, buffers) }
+        unsafe { self.launch(plan, stream, buffers, |_| Ok(())) }
     }
 
     /// [`Gpu::topk_raw`] with every buffer given as an address and a length, checked as
@@ -377,17 +393,28 @@ impl Gpu {
         let raw = buffers.check(plan)?;
         self.make_current()?;
         // SAFETY: the buffers were checked against the plan; the rest is the caller's promise.
-        unsafe { self.launch(plan, stream, &raw) }
+        unsafe { self.launch(plan, stream, &raw, |_| Ok(())) }
     }
 
-    /// The launches of one call, with the context already current.
+    /// The launches of one call, with the context already current; `after(kernel)` once each
+    /// is queued.
     ///
     /// # Safety
     /// As [`Gpu::topk_raw`].
-    unsafe fn launch(&self, plan: &Plan, stream: CUstream, buffers: &RawBuffers) -> Result<()> {
-        // SAFETY: the workspace regions are the caller's (see topk_raw); the launches are the
-        // plan's.
-        plan.launches(buffers, |launch| unsafe { self.launch_one(stream, launch) })
+    unsafe fn launch(
+        &self,
+        plan: &Plan,
+        stream: CUstream,
+        buffers: &RawBuffers,
+        mut after: impl FnMut(&'static str) -> Result<()>,
+    ) -> Result<()> {
+        plan.launches(buffers, |launch| {
+            let kernel = launch.kernel.name();
+            // SAFETY: the workspace regions are the caller's (see topk_raw); the launches are
+            // the plan's.
+            unsafe { self.launch_one(stream, launch)? };
+            after(kernel)
+        })
     }
 
     /// One launch of a plan, an encode or a training, with the context already current.

@@ -9,7 +9,7 @@ use pqtopk_abi::{
     DENSE_MAX_KEYS_PER_BLOCK, DENSE_ROWS, DENSE_THREADS, DType, DenseScoreParams, EncodeParams, HIST_BINS,
     MAX_ROWS_PER_BLOCK, MergeParams, Order, RUN_KEYS, RowBinning, SELECT_KEYS_PER_STEP, SELECT_THREADS,
     SELECT_THREADS_MANY_ROWS, SMALL_MAX_KEYS, SMALL_THREADS, SPLIT_STATE_WORDS, ScoreParams, SelectParams, Shape,
-    SmallParams, TABLES_BLOCKS_PER_SM, TablesParams, Tiling, TrainParams, cluster_layout, merge_passes,
+    SmallParams, TABLES_BLOCKS_PER_SM, TablesParams, Tiling, TrainParams, cluster_layout, kernel_names, merge_passes,
     small_shared_bytes,
 };
 
@@ -491,6 +491,25 @@ pub enum Kernel {
 }
 
 impl Kernel {
+    /// The kernel's name in the module.
+    pub fn name(&self) -> &'static str {
+        match self {
+            Kernel::TopkSmall(_) => kernel_names::TOPK_SMALL,
+            Kernel::Tables(_) => kernel_names::TABLES,
+            Kernel::TopkCluster(_) => kernel_names::TOPK_CLUSTER,
+            Kernel::ScoreDense(_) => kernel_names::SCORE_DENSE,
+            Kernel::Score(_) => kernel_names::SCORE,
+            Kernel::Select(_) => kernel_names::SELECT,
+            Kernel::SortRuns(_) => kernel_names::SORT_RUNS,
+            Kernel::MergeRuns(_) => kernel_names::MERGE_RUNS,
+            Kernel::Encode { width_index, .. } => kernel_names::ENCODE[*width_index],
+            Kernel::AdvanceLengths(_) => kernel_names::ADVANCE_LENGTHS,
+            Kernel::TrainInit(_) => kernel_names::TRAIN_INIT,
+            Kernel::TrainAssign { width_index, .. } => kernel_names::TRAIN_ASSIGN[*width_index],
+            Kernel::TrainUpdate(_) => kernel_names::TRAIN_UPDATE,
+        }
+    }
+
     /// Blocks per thread-block cluster: `CLUSTER_BLOCKS` for `pq_topk_cluster`, whose cluster
     /// shape its PTX fixes; 1 for every other kernel.
     pub fn cluster_blocks(&self) -> u32 {
