@@ -3,7 +3,9 @@
 # by default bin/bench-main (a base revision's, copied in by hand) and bin/bench-pqtopk (this
 # build's), alternating shape by shape over every data family, so that all meet the same device
 # state. AB_BUILDS="main branch …" compares bin/bench-main, bin/bench-branch, …; AB_SHAPES="name …"
-# picks shapes (default: all of AB_TABLE, default shapes.json). JSON per build and shape in $OUT.
+# picks shapes (default: all of AB_TABLE, default shapes.json); AB_ARGS adds bench arguments (e.g.
+# --kernels, for each launch's time, where every build's bench knows it). JSON per build and
+# shape in $OUT.
 set -uo pipefail
 cd "$(dirname "$0")"
 out=${OUT:-.}
@@ -12,6 +14,6 @@ shapes=$(python3 -c "import json; print(' '.join(s['name'] for s in json.load(op
 for s in ${AB_SHAPES:-$shapes}; do
   for b in ${AB_BUILDS:-main pqtopk}; do
     echo "== $b $s"
-    bin/bench-$b --table "${AB_TABLE:-shapes.json}" --shape "$s" --dist all --json "$out/$b-$s.json" 2>&1 | grep -v '^#' | grep -v '^wrote' | tail -6
+    bin/bench-$b --table "${AB_TABLE:-shapes.json}" --shape "$s" --dist all ${AB_ARGS:-} --json "$out/$b-$s.json" 2>&1 | grep -v '^#' | grep -v '^wrote' | tail -12
   done
 done
