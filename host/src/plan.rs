@@ -809,21 +809,21 @@ mod tests {
                     }
                 }
                 assert!(launch.blocks > 0 && launch.threads > 0);
-                kernels.push(format!("{:?}", launch.kernel).split('(').next().unwrap().to_string());
+                kernels.push(launch.kernel.name());
                 Ok(())
             })
             .unwrap();
             kernels.join(" ")
         };
-        assert_eq!(launched(&Problem { n: 4096, ..decode }, Path::Auto), "TopkSmall");
+        assert_eq!(launched(&Problem { n: 4096, ..decode }, Path::Auto), "pq_topk_small");
         // Few rows still take three launches (issue #10 asks for two at most).
-        assert_eq!(launched(&decode, Path::Auto), "Tables Score Select");
-        assert_eq!(launched(&decode, Path::Cluster), "Tables TopkCluster");
+        assert_eq!(launched(&decode, Path::Auto), "pq_tables pq_score pq_select");
+        assert_eq!(launched(&decode, Path::Cluster), "pq_tables pq_topk_cluster");
         let prefill = Problem::new(1, 32, 8, 64, 128, 16, 256, 31872, 2048);
-        assert_eq!(launched(&prefill, Path::Auto), "Tables ScoreDense Select");
+        assert_eq!(launched(&prefill, Path::Auto), "pq_tables pq_score_dense pq_select");
         let large_k = Problem::new(1, 4, 1, 1, 128, 16, 256, 100_003, 99_999);
         let merges = merge_passes(99_999) as usize;
-        let expected = ["Tables Score Select SortRuns", &" MergeRuns".repeat(merges)].concat();
+        let expected = ["pq_tables pq_score pq_select pq_sort_runs", &" pq_merge_runs".repeat(merges)].concat();
         assert_eq!(launched(&large_k, Path::Auto), expected);
         // A failed launch stops the sequence.
         let plan = plan(&decode, Path::Auto, &l, modelled_occupancy(SM90_SHARED)).unwrap();
