@@ -10,7 +10,7 @@
 mod support;
 
 use pqtopk::half::{bf16, f16};
-use pqtopk::{DType, Element, IndexShape, Kernel, Launch, Metric, Path, Plan, Problem, RawBuffers, RawSlice};
+use pqtopk::{DType, Element, IndexShape, Kernel, Launch, Metric, Order, Path, Plan, Problem, RawBuffers, RawSlice};
 
 use pqtopk_kernels_emulated as kernels;
 use rand::Rng;
@@ -186,6 +186,25 @@ fn k_and_n_from_one_to_past_the_sort_capacity() {
         }
     }
     check_all("k_and_n_from_one_to_past_the_sort_capacity", cases);
+}
+
+#[test]
+fn k_close_to_n_over_scores_of_both_signs() {
+    // Issue #10's edge shape: nearly every key taken, so the output spans scores of both signs
+    // and many powers of two, whose order bits crowd a few buckets: the output buckets are
+    // spread over the scores' values instead.
+    let cases = [(4097, Order::ByScore), (4000, Order::ByScore), (4097, Order::ByIndex)]
+        .into_iter()
+        .enumerate()
+        .map(|(i, (k, order))| {
+            let p = Problem::new(1, 4, 2, 1, 128, 16, 256, 4097, k)
+                .with_dtypes(DType::F16, DType::F16)
+                .with_metric(METRICS[i % 2])
+                .with_order(order);
+            (p, Data::Random, false)
+        })
+        .collect();
+    check_all("k_close_to_n_over_scores_of_both_signs", cases);
 }
 
 #[test]

@@ -614,6 +614,14 @@ fn goodness_of(order: u32) -> f32 {
     }
 }
 
+/// The goodness a selection key ranks by, NaN (order key 0) as −∞: non-decreasing in the keys
+/// that scoring makes.
+#[inline(always)]
+pub fn goodness_value(key: u64) -> f32 {
+    let order = (key >> INDEX_BITS) as u32;
+    if order == 0 { f32::NEG_INFINITY } else { goodness_of(order) }
+}
+
 /// Low bits of a selection key that hold its complemented key index.
 pub const INDEX_BITS: u32 = 32;
 

@@ -352,10 +352,13 @@ const MAX_COMPARISONS_PER_KEY: u32 = 64;
 /// `HIST_BINS` buckets of equal width over the range of the keys (a monotone map, fine enough
 /// that buckets hold a few keys: keys with equal scores differ in their index bits), so a key's
 /// place is the count of keys in higher buckets (a suffix sum) plus its rank among the keys of
-/// its own bucket, which are grouped into `grouped` first. Calls `emit(place, key)` for each and
-/// returns true; or, where the buckets would cost more than `MAX_COMPARISONS_PER_KEY`
-/// comparisons per key (the sum of their squared sizes: keys crowded into a small part of their
-/// range), emits nothing and returns false. Overwrites `hist`.
+/// its own bucket, which are grouped into `grouped` first. Where the buckets would cost more than
+/// `MAX_COMPARISONS_PER_KEY` comparisons per key (the sum of their squared sizes: keys crowded
+/// into a small part of their range), the keys are counted again into buckets of equal width
+/// over `value(key)`'s range: `value` is non-decreasing in the key and spreads keys whose bits
+/// are far from linear in what they rank by (the bits of floats that span many powers of two).
+/// Calls `emit(place, key)` for each and returns true; or, where those buckets crowd too, emits
+/// nothing and returns false. Overwrites `hist`.
 ///
 /// # Safety
 /// All threads of the block call it after a barrier that follows the last write of `unordered`;
@@ -366,6 +369,7 @@ pub unsafe fn emit_by_buckets(
     count: u32,
     unordered: Shared<u64>,
     grouped: Shared<u64>,
+    value: impl Fn(u64) -> f32 + Copy,
     mut emit: impl FnMut(u32, u64),
 ) -> bool {
     let comparisons = static_shared!(BUCKET_COMPARISONS: [u32; 1]);
@@ -377,30 +381,39 @@ pub unsafe fn emit_by_buckets(
     // block_exclusive_sum's) order the resets, the counts, the offsets and the scatter; each
     // offset has one writer.
     unsafe {
-        if t == 0 {
-            comparisons.set(0, 0);
-        }
-        let bin_of = count_by_range(unordered, count, hist);
-        let (mut mine, mut squares) = (0, 0);
-        for i in 0..per_thread {
-            let count = hist.get((top - 1 - i) as usize);
-            mine += count;
-            squares += count * count;
-        }
-        if squares != 0 {
-            comparisons.atomic_add_no_return(0, squares);
-        }
-        let (mut offset, _) = block_exclusive_sum(mine);
-        for i in 0..per_thread {
-            let bin = top - 1 - i;
-            let count = hist.get(bin as usize);
-            hist.set(bin as usize, offset);
-            offset += count;
-        }
-        device::sync_threads();
-        if comparisons.get(0) > MAX_COMPARISONS_PER_KEY * count {
-            return false;
-        }
+        let mut spread = Spread::Keys;
+        let bin_of = loop {
+            if t == 0 {
+                comparisons.set(0, 0);
+            }
+            let (bin_of, low, high) = count_by_range(unordered, count, hist, spread);
+            let (mut mine, mut squares) = (0, 0);
+            for i in 0..per_thread {
+                let count = hist.get((top - 1 - i) as usize);
+                mine += count;
+                squares += count * count;
+            }
+            if squares != 0 {
+                comparisons.atomic_add_no_return(0, squares);
+            }
+            let (mut offset, _) = block_exclusive_sum(mine);
+            for i in 0..per_thread {
+                let bin = top - 1 - i;
+                let count = hist.get(bin as usize);
+                hist.set(bin as usize, offset);
+                offset += count;
+            }
+            device::sync_threads();
+            if comparisons.get(0) <= MAX_COMPARISONS_PER_KEY * count {
+                break bin_of;
+            }
+            if matches!(spread, Spread::Values(_)) || nearly_linear(value, low, high) {
+                return false;
+            }
+            spread = Spread::Values(value);
+            // Every thread has read the sum before thread 0 resets it.
+            device::sync_threads();
+        };
         for i in (t..count).step_by(threads as usize) {
             let key = unordered.get(i as usize);
             grouped.set(hist.atomic_add(bin_of(key) as usize, 1) as usize, key);
@@ -417,6 +430,19 @@ pub unsafe fn emit_by_buckets(
         device::sync_threads();
     }
     true
+}
+
+/// Whether `value` is close enough to linear in the keys from `low` to `high` that buckets over
+/// it would crowd as the keys' own do: at a quarter and at three quarters of the keys' range,
+/// the value lies within an eighth of the values' range of the straight line (floats within a
+/// power of two or so; not scores of both signs, or many powers of two apart).
+fn nearly_linear(value: impl Fn(u64) -> f32, low: u64, high: u64) -> bool {
+    let (least, greatest) = (value(low), value(high));
+    let quarter = high.wrapping_sub(low) / 4;
+    let off_line = |keys: u64, parts: f32| {
+        (value(low.wrapping_add(keys)) - (least + (greatest - least) * parts)).abs() > (greatest - least) / 8.0
+    };
+    !(off_line(quarter, 0.25) || off_line(3 * quarter, 0.75))
 }
 
 /// Bucketing levels that [`best_of`] tries before it sorts the keys that are left.
@@ -457,7 +483,7 @@ pub unsafe fn best_of(
                 counters.set(0, 0);
                 counters.set(1, 0);
             }
-            let bin_of = count_by_range(keys, count, hist);
+            let (bin_of, _, _) = count_by_range(keys, count, hist, Spread::<fn(u64) -> f32>::Keys);
             let cut = threshold(hist, wanted);
             for round in 0..count.div_ceil(threads) {
                 let i = round * threads + t;
@@ -499,16 +525,34 @@ pub unsafe fn best_of(
     handed_out
 }
 
-/// Counts the unique keys `keys[..count]` into the `HIST_BINS` buckets of `hist`, each 2^shift
-/// key values wide from the least key, with the least shift whose buckets cover the keys' range
-/// (a shift, where a division per key cost more than it saves), and returns the map from a key
-/// to its bucket.
+/// How [`count_by_range`] buckets keys: by the keys themselves, or by a value that the caller
+/// maps them to.
+#[derive(Clone, Copy)]
+enum Spread<V> {
+    /// Buckets 2^shift key values wide from the least key.
+    Keys,
+    /// Buckets of equal width over `value(key)`'s range, `value` non-decreasing in the key.
+    Values(V),
+}
+
+/// Counts the unique keys `keys[..count]` into the `HIST_BINS` buckets of `hist`, spread over
+/// the keys' range as `spread` says, and returns the map from a key to its bucket
+/// (non-decreasing) and the least and the greatest key. By keys: each bucket 2^shift key values wide from the least key, with the
+/// least shift whose buckets cover the range (a shift, where a division per key cost more than
+/// it saves). By values: `HIST_BINS` equal parts of `value`'s range, whose ends are the values of
+/// the least and the greatest key (where that range is empty or not finite, every key lands in
+/// bucket 0).
 ///
 /// # Safety
 /// All threads of the block call it with the same arguments, after a barrier that follows the
 /// last write of `keys` and the last read of `hist`. Ends with a barrier.
 #[inline(always)]
-unsafe fn count_by_range(keys: Shared<u64>, count: u32, hist: Shared<u32>) -> impl Fn(u64) -> u32 + Copy {
+unsafe fn count_by_range<V: Fn(u64) -> f32 + Copy>(
+    keys: Shared<u64>,
+    count: u32,
+    hist: Shared<u32>,
+    spread: Spread<V>,
+) -> (impl Fn(u64) -> u32 + Copy, u64, u64) {
     let range = static_shared!(BUCKET_RANGE: [u64; 2]);
     let (t, threads) = (device::thread_idx(), device::block_dim());
     // SAFETY: each bin has one writer before block_min_max's first barrier, which also ends
@@ -525,12 +569,27 @@ unsafe fn count_by_range(keys: Shared<u64>, count: u32, hist: Shared<u32>) -> im
         let (low, high) = block_min_max(least, greatest, range);
         // Wrapping: without keys, `low` is above `high` (and no key is counted).
         let shift = (64 - high.wrapping_sub(low).leading_zeros()).saturating_sub(DIGIT_BITS);
-        let bin_of = move |key: u64| (key.wrapping_sub(low) >> shift) as u32;
+        let (least_value, scale) = match spread {
+            Spread::Keys => (0.0, 0.0),
+            Spread::Values(value) => {
+                let (least, greatest) = (value(low), value(high));
+                let scale = HIST_BINS as f32 / (greatest - least);
+                (least, if greatest > least && scale.is_finite() { scale } else { 0.0 })
+            }
+        };
+        // Subtracting a constant and scaling by a non-negative one round monotonically, and the
+        // conversion saturates (NaN to 0), so the map stays non-decreasing.
+        let bin_of = move |key: u64| match spread {
+            Spread::Keys => (key.wrapping_sub(low) >> shift) as u32,
+            Spread::Values(value) => {
+                device::f32_to_u32_saturating((value(key) - least_value) * scale).min(HIST_BINS - 1)
+            }
+        };
         for i in (t..count).step_by(threads as usize) {
             hist.atomic_add_no_return(bin_of(keys.get(i as usize)) as usize, 1);
         }
         device::sync_threads();
-        bin_of
+        (bin_of, low, high)
     }
 }
 

@@ -147,6 +147,10 @@ pub unsafe fn finish_in_shared(
         // with its halves swapped, so that the top bits are the complemented index (unique,
         // larger for smaller indices). Crowded buckets call for the sort.
         let output = move |key: u64| if by_score { key } else { key.rotate_left(32) };
+        // What the bucketed keys rank by, as a number: the goodness (their order bits are a
+        // float's, far from linear where the scores span many powers of two), or the
+        // complemented index on top.
+        let value = move |key: u64| if by_score { score::goodness_value(key) } else { (key >> 32) as f32 };
         let bucketed_keys = if by_score { above } else { taken };
         if !by_score {
             for i in (device::thread_idx()..taken).step_by(device::block_dim() as usize) {
@@ -155,7 +159,7 @@ pub unsafe fn finish_in_shared(
             device::sync_threads();
         }
         let bucketed = bucketed_keys as usize <= ties.len()
-            && select::emit_by_buckets(hist, bucketed_keys, best, ties, |slot, key| {
+            && select::emit_by_buckets(hist, bucketed_keys, best, ties, value, |slot, key| {
                 out.write(row, slot, Some(output(key)))
             });
         if bucketed {
