@@ -9,6 +9,9 @@
 //!     at the measured copy bandwidth, and the stream time's ratio to it. `--kernels` adds a
 //!     line per row with each launch's median µs (events recorded between the launches of a
 //!     call on the stream, so the gaps between kernels count toward the kernel after them).
+//! `cargo bench --bench pqtopk -- --launch-floor`
+//!     the floor a launch sets, timed as a call is: 1, 2 and 3 dependent launches of the smallest
+//!     smoke kernel (one block reading 1 KB and writing 4 bytes), with and without the L2 flush.
 //! `cargo bench --bench pqtopk -- --indexer [--json OUT]`
 //!     the indexer: training, encoding, and an append + top-k decode step (`benches/indexer.rs`).
 //!
@@ -307,6 +310,56 @@ fn copy_bandwidth(stream: &Stream) -> Result<f64, Error> {
     Ok(2.0 * len as f64 / median(times).as_secs_f64())
 }
 
+/// The smoke kernels (test-only, not in the shipped PTX), for `--launch-floor`.
+const SMOKE_PTX: &str = include_str!("../host/ptx/smoke_sm80.ptx");
+
+/// Prints the median time of 1, 2 and 3 dependent launches of `smoke_block_sum` on one block,
+/// timed as a call is (events around the launches; the L2 flushed before them, and not), so
+/// that a call's fixed cost per launch can be told from its work.
+fn launch_floor(gpu: &Gpu) -> Result<(), Error> {
+    use pqtopk_abi::{BLOCK_THREADS, SmokeParams};
+    gpu.make_current()?;
+    let stream = Stream::new(StreamFlags::NON_BLOCKING, None)?;
+    let module = cust::module::Module::from_ptx(SMOKE_PTX, &[])?;
+    let kernel = module.get_function("smoke_block_sum")?;
+    let input = DeviceBuffer::<u32>::zeroed(BLOCK_THREADS as usize)?;
+    let output = DeviceBuffer::<u32>::zeroed(1)?;
+    let params = SmokeParams {
+        input: input.as_device_ptr().as_raw(),
+        output: output.as_device_ptr().as_raw(),
+        n: BLOCK_THREADS,
+        bins: 0,
+    };
+    let mut flush = L2Flush::new()?;
+    let (start, end) = (Event::new(EventFlags::DEFAULT)?, Event::new(EventFlags::DEFAULT)?);
+    println!("launches  flushed_us  warm_us   (smoke_block_sum, 1 block of {BLOCK_THREADS})");
+    for launches in 1..=3 {
+        let mut time = |flushed: bool| -> Result<Duration, Error> {
+            let mut times = vec![];
+            for i in 0..WARMUP + TIMED {
+                if flushed {
+                    flush.flush(&stream);
+                }
+                start.record(&stream)?;
+                for _ in 0..launches {
+                    // SAFETY: smoke_block_sum takes one SmokeParams; `input` holds n u32 and
+                    // `output` one per block, both alive until the synchronize below.
+                    unsafe { stream.launch(&kernel, 1, BLOCK_THREADS, 0, &[&params as *const SmokeParams as *mut _])? };
+                }
+                end.record(&stream)?;
+                end.synchronize()?;
+                if i >= WARMUP {
+                    times.push(end.elapsed(&start)?);
+                }
+            }
+            Ok(median(times))
+        };
+        let (flushed, warm) = (time(true)?, time(false)?);
+        println!("{launches:8}  {:10.1}  {:7.1}", flushed.as_secs_f64() * 1e6, warm.as_secs_f64() * 1e6);
+    }
+    Ok(())
+}
+
 struct Options {
     dtype: DType,
     metric: Metric,
@@ -483,7 +536,9 @@ fn main() {
         Err(e) => panic!("CUDA failed: {e}"),
     };
     let default_shapes = concat!(env!("CARGO_MANIFEST_DIR"), "/../benches/shapes.json");
-    if args.iter().any(|a| a == "--indexer") {
+    if args.iter().any(|a| a == "--launch-floor") {
+        launch_floor(&gpu).unwrap();
+    } else if args.iter().any(|a| a == "--indexer") {
         let stream = Stream::new(StreamFlags::NON_BLOCKING, None).unwrap();
         let bandwidth = copy_bandwidth(&stream).unwrap();
         indexer::indexer(&gpu, bandwidth, arg_after(&args, "--json").as_deref()).unwrap();
