@@ -48,7 +48,7 @@ fn keys(rng: &mut StdRng, shape: &IndexShape) -> Vec<f16> {
 
 pub fn indexer(gpu: &Gpu, bandwidth: f64, json_out: Option<&str>) -> Result<(), Error> {
     let stream = Stream::new(cust::stream::StreamFlags::NON_BLOCKING, None)?;
-    let mut flush = L2Flush::new()?;
+    let mut flush = L2Flush::new(true)?;
     let mut rng = StdRng::seed_from_u64(0x5EED);
     let mut rows = vec![];
     let (b, hkv, n, d) = KEYS;

@@ -1,7 +1,7 @@
 //! Benchmarks of the fused score + top-k, timed on the GPU with CUDA events.
 //!
 //! `cargo bench --bench pqtopk`                      criterion, on the default shapes
-//! `cargo bench --bench pqtopk -- --table [FILE] [--json OUT] [--path auto|small|cluster|launches] [--dist NAME|all] [--dtype f16|bf16|f32] [--metric ip|l2] [--order score|index] [--shape NAME] [--kernels]`
+//! `cargo bench --bench pqtopk -- --table [FILE] [--json OUT] [--path auto|small|cluster|launches] [--dist NAME|all] [--dtype f16|bf16|f32] [--metric ip|l2] [--order score|index] [--shape NAME] [--kernels] [--warm]`
 //!     one line per (shape of FILE, data family): FILE defaults to benches/shapes.json (the peers'
 //!     list); `--dist` takes a family of `tests/support/dist.rs` (uniform, llm, narrow, equal,
 //!     sorted; a comma-separated list; or `all`), default uniform. Columns: the median µs of a
@@ -9,6 +9,7 @@
 //!     at the measured copy bandwidth, and the stream time's ratio to it. `--kernels` adds a
 //!     line per row with each launch's median µs (events recorded between the launches of a
 //!     call on the stream, so the gaps between kernels count toward the kernel after them).
+//!     `--warm` skips the L2 flush, to show how much of a time is cold code and data.
 //! `cargo bench --bench pqtopk -- --launch-floor`
 //!     the floor a launch sets, timed as a call is: 1, 2 and 3 dependent launches of the smallest
 //!     smoke kernel (one block reading 1 KB and writing 4 bytes), with and without the L2 flush.
@@ -71,18 +72,32 @@ fn driver(r: sys::CUresult, what: &str) {
     assert_eq!(r, sys::CUresult::CUDA_SUCCESS, "{what}");
 }
 
-/// A 256 MiB buffer whose asynchronous memset evicts the L2 between timed calls.
+/// A 256 MiB buffer whose asynchronous memset evicts the L2 between timed calls, unless the
+/// table runs `--warm` (then `flush` does nothing, and code and data may stay in the L2).
 struct L2Flush {
     buffer: DeviceBuffer<u8>,
     calls: u8,
+    enabled: bool,
 }
 
 impl L2Flush {
-    fn new() -> Result<Self, Error> {
-        Ok(L2Flush { buffer: DeviceBuffer::zeroed(FLUSH_BYTES)?, calls: 0 })
+    fn new(enabled: bool) -> Result<Self, Error> {
+        Ok(L2Flush { buffer: DeviceBuffer::zeroed(FLUSH_BYTES)?, calls: 0, enabled })
+    }
+
+    /// What the table's timing says of the L2.
+    fn describe(&self) -> String {
+        if self.enabled {
+            format!("L2 flushed ({} MiB memset) before each call", FLUSH_BYTES >> 20)
+        } else {
+            "L2 not flushed (--warm)".to_string()
+        }
     }
 
     fn flush(&mut self, stream: &Stream) {
+        if !self.enabled {
+            return;
+        }
         self.calls = self.calls.wrapping_add(1);
         // SAFETY: the buffer lives as long as `self`, which outlives every stream it is used on
         // (each timed call synchronizes before the next).
@@ -330,7 +345,7 @@ fn launch_floor(gpu: &Gpu) -> Result<(), Error> {
         n: BLOCK_THREADS,
         bins: 0,
     };
-    let mut flush = L2Flush::new()?;
+    let mut flush = L2Flush::new(true)?;
     let (start, end) = (Event::new(EventFlags::DEFAULT)?, Event::new(EventFlags::DEFAULT)?);
     println!("launches  flushed_us  warm_us   (smoke_block_sum, 1 block of {BLOCK_THREADS})");
     for launches in 1..=3 {
@@ -369,6 +384,8 @@ struct Options {
     path: Path,
     /// Each launch's time too (`--kernels`).
     kernels: bool,
+    /// No L2 flush before the calls (`--warm`): how much of a time is cold code and data.
+    warm: bool,
 }
 
 /// Median times of a call: (on the stream, as a graph replay), and each launch's where asked.
@@ -413,7 +430,7 @@ fn measure_dtype(
 fn table(gpu: &Gpu, shapes: &[Shape], json_out: Option<&str>, options: &Options) -> Result<(), Error> {
     let stream = Stream::new(StreamFlags::NON_BLOCKING, None)?;
     let bandwidth = copy_bandwidth(&stream)?;
-    let mut flush = L2Flush::new()?;
+    let mut flush = L2Flush::new(!options.warm)?;
     println!(
         "device {} (ordinal {}), copy bandwidth {:.2} TB/s (read + write)",
         gpu.name()?,
@@ -422,12 +439,12 @@ fn table(gpu: &Gpu, shapes: &[Shape], json_out: Option<&str>, options: &Options)
     );
     println!(
         "options: {:?} {:?} {:?}, path {:?}; {TIMED} timed calls after {WARMUP} warm-up, rotating {INPUT_SETS} input \
-         sets, L2 flushed ({} MiB memset) before each",
+         sets, {}",
         options.dtype,
         options.metric,
         options.order,
         options.path,
-        FLUSH_BYTES >> 20
+        flush.describe()
     );
     println!("{:24} {:8} {:>10} {:>10} {:>10} {:>8}", "shape", "dist", "stream_us", "graph_us", "floor_us", "x_floor");
     let mut rows = vec![];
@@ -475,7 +492,7 @@ fn table(gpu: &Gpu, shapes: &[Shape], json_out: Option<&str>, options: &Options)
     if let Some(path) = json_out {
         let doc = serde_json::json!({
             "device": gpu.name()?, "copy_bandwidth_tbps": bandwidth / 1e12,
-            "timing": "CUDA events, median of 50 after 10 warm-up, L2 flushed (256 MiB memset) before each call",
+            "timing": format!("CUDA events, median of {TIMED} after {WARMUP} warm-up, {}", flush.describe()),
             "dtype": format!("{:?}", options.dtype), "metric": format!("{:?}", options.metric),
             "order": format!("{:?}", options.order), "path": format!("{:?}", options.path), "rows": rows,
         });
@@ -487,7 +504,7 @@ fn table(gpu: &Gpu, shapes: &[Shape], json_out: Option<&str>, options: &Options)
 
 fn criterion_benches(gpu: &Gpu, shapes: &[Shape]) -> Result<(), Error> {
     let stream = Stream::new(StreamFlags::NON_BLOCKING, None)?;
-    let mut flush = L2Flush::new()?;
+    let mut flush = L2Flush::new(true)?;
     let mut c = Criterion::default()
         .configure_from_args()
         .warm_up_time(Duration::from_millis(500))
@@ -568,6 +585,7 @@ fn main() {
                 _ => Path::Auto,
             },
             kernels: args.iter().any(|a| a == "--kernels"),
+            warm: args.iter().any(|a| a == "--warm"),
         };
         let mut shapes = load_shapes(&path);
         if let Some(only) = arg_after(&args, "--shape") {
