@@ -210,8 +210,8 @@ impl<Q: Element, C: Element> Bench<Q, C> {
         gpu.topk_into_observed(&self.plan, stream, &inputs, &mut outputs, &mut self.workspace, after)
     }
 
-    /// The median time of each launch of a call over `iters` calls on the stream, each after an
-    /// L2 flush: an event after each launch, each launch's time from the event before it.
+    /// The median time of each launch of a call over `iters` calls on the stream, each after
+    /// `flush`: an event after each launch, each launch's time from the event before it.
     fn kernel_times(
         &mut self,
         gpu: &Gpu,
@@ -330,7 +330,9 @@ const SMOKE_PTX: &str = include_str!("../host/ptx/smoke_sm80.ptx");
 
 /// Prints the median time of 1, 2 and 3 dependent launches of `smoke_block_sum` on one block,
 /// timed as a call is (events around the launches; the L2 flushed before them, and not), so
-/// that a call's fixed cost per launch can be told from its work.
+/// that a call's fixed cost per launch can be told from its work. Without the flush nothing is
+/// queued ahead of the start event, so the warm times also hold the host's submission of the
+/// launches: they are not the floor, only the flushed ones are.
 fn launch_floor(gpu: &Gpu) -> Result<(), Error> {
     use pqtopk_abi::{BLOCK_THREADS, SmokeParams};
     gpu.make_current()?;
@@ -347,7 +349,9 @@ fn launch_floor(gpu: &Gpu) -> Result<(), Error> {
     };
     let mut flush = L2Flush::new(true)?;
     let (start, end) = (Event::new(EventFlags::DEFAULT)?, Event::new(EventFlags::DEFAULT)?);
-    println!("launches  flushed_us  warm_us   (smoke_block_sum, 1 block of {BLOCK_THREADS})");
+    println!(
+        "launches  flushed_us  warm_us   (smoke_block_sum, 1 block of {BLOCK_THREADS}; warm_us holds the host's submission)"
+    );
     for launches in 1..=3 {
         let mut time = |flushed: bool| -> Result<Duration, Error> {
             let mut times = vec![];

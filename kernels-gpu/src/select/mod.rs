@@ -537,11 +537,11 @@ enum Spread<V> {
 
 /// Counts the unique keys `keys[..count]` into the `HIST_BINS` buckets of `hist`, spread over
 /// the keys' range as `spread` says, and returns the map from a key to its bucket
-/// (non-decreasing) and the least and the greatest key. By keys: each bucket 2^shift key values wide from the least key, with the
-/// least shift whose buckets cover the range (a shift, where a division per key cost more than
-/// it saves). By values: `HIST_BINS` equal parts of `value`'s range, whose ends are the values of
-/// the least and the greatest key (where that range is empty or not finite, every key lands in
-/// bucket 0).
+/// (non-decreasing) and the least and the greatest key. By keys: each bucket 2^shift key values
+/// wide from the least key, with the least shift whose buckets cover the range (a shift, where a
+/// division per key cost more than it saves). By values: `HIST_BINS` equal parts of `value`'s
+/// range, whose ends are the values of the least and the greatest key (where that range is empty
+/// or not finite, every key lands in bucket 0).
 ///
 /// # Safety
 /// All threads of the block call it with the same arguments, after a barrier that follows the
