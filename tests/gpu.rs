@@ -878,9 +878,9 @@ fn encode_and_append_match_the_reference() {
                     let mut d_codes = DeviceBuffer::from_slice(&vec![0xEEu8; shape.codes_len()]).unwrap();
                     gpu.encode_into(&shape, &stream, &d_keys, &d_codebooks, &mut d_codes).unwrap();
                     stream.synchronize().unwrap();
-                    let mut got = vec![0u8; shape.codes_len()];
-                    d_codes.copy_to(&mut got[..]).unwrap();
-                    support::check_codes(&shape, &keys, &codebooks, n, &got, &want, |bi, kv, key| {
+                    let mut encoded = vec![0u8; shape.codes_len()];
+                    d_codes.copy_to(&mut encoded[..]).unwrap();
+                    support::check_codes(&shape, &keys, &codebooks, n, &encoded, &want, |bi, kv, key| {
                         (bi * hkv + kv) * n + key
                     });
 
@@ -904,7 +904,8 @@ fn encode_and_append_match_the_reference() {
                     };
                     let (got, got_lengths) = append_on_device(&mut d_codes, &mut d_lengths);
                     assert_eq!(got_lengths, lengths, "device lengths after the append");
-                    // The appended keys, tie-aware; everything else untouched.
+                    // The appended keys, tie-aware; everything else untouched (the device's own codes,
+                    // which may differ from the reference's where centroids tie).
                     support::check_codes(&shape, &new, &codebooks, t, &got, &host_codes, |bi, kv, key| {
                         (bi * hkv + kv) * n + before[bi] as usize + key
                     });
@@ -913,7 +914,7 @@ fn encode_and_append_match_the_reference() {
                             let row = (bi * hkv + kv) * n * m;
                             assert_eq!(
                                 got[row..row + before[bi] as usize * m],
-                                want[row..row + before[bi] as usize * m]
+                                encoded[row..row + before[bi] as usize * m]
                             );
                         }
                     }
