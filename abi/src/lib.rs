@@ -380,6 +380,12 @@ pub const fn small_shared_bytes(n: u32, heads: u32, d: u32) -> u32 {
 /// scores that the row's lookup tables allow linearly over them; refinements take DIGIT_BITS-bit digits
 /// of the 64-bit selection keys.
 pub const HIST_BINS: u32 = 1 << 10;
+/// u64 slots of a selection's tie buffer that index-order output needs for a row of `keys`
+/// keys: its index bitmap and the bitmap's prefix counts, a u32 word of each per 32 keys
+/// (`pq_select` places keys by them once the ties are decided, where the buffer is free).
+pub const fn index_bitmap_slots(keys: u32) -> u32 {
+    keys.div_ceil(32)
+}
 /// Bits of a refinement digit; `HIST_BINS == 1 << DIGIT_BITS`.
 pub const DIGIT_BITS: u32 = 10;
 /// Most output rows one scoring block covers: one entry of its interleaved lookup tables holds

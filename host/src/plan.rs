@@ -9,8 +9,8 @@ use pqtopk_abi::{
     DENSE_MAX_KEYS_PER_BLOCK, DENSE_ROWS, DENSE_THREADS, DType, DenseScoreParams, EncodeParams, HIST_BINS,
     MAX_ROWS_PER_BLOCK, MergeParams, Order, RUN_KEYS, RowBinning, SELECT_KEYS_PER_STEP, SELECT_THREADS,
     SELECT_THREADS_MANY_ROWS, SMALL_MAX_KEYS, SMALL_THREADS, SPLIT_STATE_WORDS, ScoreParams, SelectParams, Shape,
-    SmallParams, TABLES_BLOCKS_PER_SM, TablesParams, Tiling, TrainParams, cluster_layout, kernel_names, merge_passes,
-    small_shared_bytes,
+    SmallParams, TABLES_BLOCKS_PER_SM, TablesParams, Tiling, TrainParams, cluster_layout, index_bitmap_slots,
+    kernel_names, merge_passes, small_shared_bytes,
 };
 
 /// Shared memory one scoring block may use for lookup tables; two such blocks fit on every SM
@@ -256,7 +256,12 @@ fn cluster_plan(limits: &DeviceLimits, p: &Problem, rows_per_kv: usize) -> Optio
     let two_per_sm = two_per_sm.saturating_sub(limits.max_shared_bytes - limits.cluster_dynamic_limit);
     let tie_capacities = [TIE_CAPACITY.max(sort_capacity), sort_capacity, TIE_CAPACITY, MIN_CLUSTER_TIE_CAPACITY];
     let candidates = || [width, 1].into_iter().flat_map(|w| tie_capacities.into_iter().map(move |t| (w, t)));
-    let fitting = |limit: usize| candidates().find(|&(w, t)| t >= MIN_CLUSTER_TIE_CAPACITY && bytes(w, t) <= limit);
+    // Index order places the output by the row's index bitmap, in the tie buffer.
+    let least_ties = match p.order {
+        Order::ByScore => MIN_CLUSTER_TIE_CAPACITY,
+        _ => MIN_CLUSTER_TIE_CAPACITY.max(index_bitmap_slots(p.n as u32) as usize),
+    };
+    let fitting = |limit: usize| candidates().find(|&(w, t)| t >= least_ties && bytes(w, t) <= limit);
     fitting(two_per_sm).or_else(|| fitting(limits.cluster_dynamic_limit)).map(|(width, tie_capacity)| {
         let shared_bytes = bytes(width, tie_capacity);
         ClusterPlan { width, slice, sort_capacity, tie_capacity, shared_bytes, clusters: clusters(width) }

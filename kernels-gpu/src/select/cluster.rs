@@ -255,6 +255,6 @@ pub unsafe fn select_tile(
         let remaining = filter_of(filters, mine).remaining;
         let (above, tied) = (part.counters.get(0), part.counters.get(1));
         let ties = (tied, remaining);
-        finish_in_shared(out, row0 + rank, by_score, taken, above, ties, part.total, part.best, part.ties);
+        finish_in_shared(out, row0 + rank, by_score, taken, above, ties, part.valid, part.total, part.best, part.ties);
     }
 }

@@ -6,7 +6,9 @@ use crate::device::{self, Shared};
 use crate::output::OutputRows;
 use crate::score::{self, Binning};
 use crate::select::{self, Class, Filter};
-use pqtopk_abi::{HIST_BINS, Order, RowBinning, SELECT_KEYS_PER_STEP, SPLIT_STATE_WORDS, SelectParams};
+use pqtopk_abi::{
+    HIST_BINS, Order, RowBinning, SELECT_KEYS_PER_STEP, SPLIT_STATE_WORDS, SelectParams, index_bitmap_slots,
+};
 
 /// Selects row `block / split`'s exact top k (see the `pq_select` entry point).
 ///
@@ -31,8 +33,11 @@ pub unsafe fn select_row(p: &SelectParams) {
     unsafe {
         let binning = Binning::from_raw(*(p.binning as *const RowBinning).add(row as usize));
         let filter = if valid <= s.k { Filter::take_all() } else { narrow(p, row, &keys, binning, hist, taken) };
-        // The row's top k fits in shared memory: one sweep gathers it, in either order.
-        let in_shared = taken.next_power_of_two() <= p.sort_capacity;
+        let by_score = s.order == Order::ByScore as u32;
+        // The row's top k fits in shared memory, and in index order so does its index bitmap:
+        // one sweep gathers it.
+        let in_shared =
+            taken.next_power_of_two() <= p.sort_capacity && (by_score || index_bitmap_slots(valid) <= p.tie_capacity);
         // Tied keys that share their score (every bit above the index) rank by index, which the
         // sweep of one block visits in order: the first `remaining` it meets are the best, and
         // only those are kept (no refinement or sort). A split row does so where its ties
@@ -43,20 +48,18 @@ pub unsafe fn select_row(p: &SelectParams) {
         // Every block of a split row computed the same filter; they share the gather where one
         // follows (a row whose keys are all taken, whose ties rank by index, or whose candidates
         // go to pq_sort_runs, is block 0's alone).
-        let shared_gather =
-            p.split > 1 && !filter.takes_all() && !ranked && (in_shared || s.order != Order::ByScore as u32);
+        let shared_gather = p.split > 1 && !filter.takes_all() && !ranked && (in_shared || !by_score);
         if p.split > 1 && !shared_gather && part != 0 {
             return;
         }
         let gathered = if shared_gather { keys.part(part, p.split) } else { keys };
         let classify = |key| filter.classify(key);
-        let by_score = s.order == Order::ByScore as u32;
         if in_shared && ranked {
             let above = taken - filter.remaining;
             gather_in_order(&keys, counters, classify, filter.remaining, |taken, slot, key| {
                 best.set(if taken { slot } else { above + slot } as usize, key)
             });
-            finish_in_shared(OutputRows::of(p), row, by_score, taken, above, (0, 0), hist, best, ties);
+            finish_in_shared(OutputRows::of(p), row, by_score, taken, above, (0, 0), valid, hist, best, ties);
         } else if in_shared {
             // One sweep gathers the taken keys and the tied ones; the best ties join the rest
             // (a row whose keys are all taken has no ties).
@@ -68,7 +71,7 @@ pub unsafe fn select_row(p: &SelectParams) {
             }
             let (above, tied) = (counters.get(0), counters.get(1));
             let out = OutputRows::of(p);
-            finish_in_shared(out, row, by_score, taken, above, (tied, filter.remaining), hist, best, ties);
+            finish_in_shared(out, row, by_score, taken, above, (tied, filter.remaining), valid, hist, best, ties);
         } else {
             let threshold_key = if filter.takes_all() {
                 0
@@ -117,13 +120,13 @@ pub unsafe fn select_row(p: &SelectParams) {
 /// Orders and writes `row`'s top k from shared memory, then pads the row: `above` taken keys in
 /// `best` (unordered), then from slot `above` any best ties already in place and in order, and
 /// `ties = (tied, remaining)`: `tied` tied keys in `ties`, of which the best `remaining` are
-/// taken too. `hist` is scratch.
+/// taken too. Key indices are below `keys_bound` (the row's valid keys). `hist` is scratch.
 ///
 /// # Safety
 /// All threads of the block call it after a barrier that follows the gather; `best` holds
-/// `taken.next_power_of_two()` keys, `ties` at least `tied.next_power_of_two()`;
-/// `above + remaining ≤ taken`, with slots `above + remaining..taken` of `best` holding the
-/// placed ties.
+/// `taken.next_power_of_two()` keys, `ties` at least `tied.next_power_of_two()`, and in index
+/// order at least [`index_bitmap_slots`]`(keys_bound)`; `above + remaining ≤ taken`, with slots
+/// `above + remaining..taken` of `best` holding the placed ties.
 #[allow(clippy::too_many_arguments)]
 #[inline(always)]
 pub unsafe fn finish_in_shared(
@@ -133,6 +136,7 @@ pub unsafe fn finish_in_shared(
     taken: u32,
     above: u32,
     (tied, remaining): (u32, u32),
+    keys_bound: u32,
     hist: Shared<u32>,
     best: Shared<u64>,
     ties: Shared<u64>,
@@ -142,33 +146,30 @@ pub unsafe fn finish_in_shared(
         // The best ties follow the keys above them: some unordered (they join those), the rest
         // in order.
         let above = above + select::best_of(ties, tied, remaining, hist, |i, key| best.set((above + i) as usize, key));
-        // Score order: the best ties follow every key of a higher bin, already in order, and
-        // only the keys above them go by buckets. Index order: every key goes by buckets,
-        // with its halves swapped, so that the top bits are the complemented index (unique,
-        // larger for smaller indices). Crowded buckets call for the sort.
-        let output = move |key: u64| if by_score { key } else { key.rotate_left(32) };
-        // What the bucketed keys rank by, as a number: the goodness (their order bits are a
-        // float's, far from linear where the scores span many powers of two), or the
-        // complemented index on top.
-        let value = move |key: u64| if by_score { score::goodness_value(key) } else { (key >> 32) as f32 };
-        let bucketed_keys = if by_score { above } else { taken };
         if !by_score {
-            for i in (device::thread_idx()..taken).step_by(device::block_dim() as usize) {
-                best.set(i as usize, output(best.get(i as usize)));
-            }
-            device::sync_threads();
+            // Every taken key is placed by the index bitmap, in the tie buffer (free by now).
+            let scratch = ties.tail::<u32>(0, 2 * ties.len());
+            select::emit_by_index(best, taken, keys_bound, scratch, score::index_of, move |slot, key| {
+                out.write(row, slot, Some(key))
+            });
+            out.pad(row, taken);
+            return;
         }
-        let bucketed = bucketed_keys as usize <= ties.len()
-            && select::emit_by_buckets(hist, bucketed_keys, best, ties, value, |slot, key| {
-                out.write(row, slot, Some(output(key)))
+        // The best ties follow every key of a higher bin, already in order, and only the keys
+        // above them go by buckets, which rank by the goodness (the order bits are a float's,
+        // far from linear where the scores span many powers of two). Crowded buckets call for
+        // the sort.
+        let bucketed = above as usize <= ties.len()
+            && select::emit_by_buckets(hist, above, best, ties, score::goodness_value, move |slot, key| {
+                out.write(row, slot, Some(key))
             });
         if bucketed {
-            for slot in (bucketed_keys + device::thread_idx()..taken).step_by(device::block_dim() as usize) {
+            for slot in (above + device::thread_idx()..taken).step_by(device::block_dim() as usize) {
                 out.write(row, slot, Some(best.get(slot as usize)));
             }
             out.pad(row, taken);
         } else {
-            write_sorted(out, row, taken, best, output);
+            write_sorted(out, row, taken, best);
         }
     }
 }
@@ -610,13 +611,13 @@ unsafe fn write_in_index_order(p: &SelectParams, row: u32, keys: &RowKeys, is_ta
     }
 }
 
-/// Sorts the `taken` keys in `best` descending and writes them in that order (each as
-/// `output(key)`), then pads the row.
+/// Sorts the `taken` keys in `best` descending and writes them in that order, then pads the
+/// row.
 ///
 /// # Safety
 /// All threads of the block call it after the keys are in `best` (unordered, nonzero);
 /// `taken.next_power_of_two() ≤ sort_capacity ≤ best.len()`.
-unsafe fn write_sorted(out: OutputRows, row: u32, taken: u32, best: Shared<u64>, output: impl Fn(u64) -> u64) {
+unsafe fn write_sorted(out: OutputRows, row: u32, taken: u32, best: Shared<u64>) {
     let len = taken.next_power_of_two() as usize;
     let t = device::thread_idx() as usize;
     let threads = device::block_dim() as usize;
@@ -630,7 +631,7 @@ unsafe fn write_sorted(out: OutputRows, row: u32, taken: u32, best: Shared<u64>,
         select::sort_descending(best, len);
         device::sync_threads();
         for slot in (t..taken as usize).step_by(threads) {
-            out.write(row, slot as u32, Some(output(best.get(slot))));
+            out.write(row, slot as u32, Some(best.get(slot)));
         }
         out.pad(row, taken);
     }
