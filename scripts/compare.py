@@ -4,19 +4,28 @@ python3 compare.py pqtopk.json [peers.json] [peers_sota.json]
 
 pqtopk.json: the bench's --table --json output (rows with shape, dist, stream_us, graph_us).
 peers.json (peers.py): a list of rows {shape, <method>: {total_us, ...}, ...}.
-peers_sota.json (peers_sota.py): {"meta", "rows": [{shape, best_total_us, best_pipeline, ...}]}.
+peers_sota.json (peers_sota.py): {"meta", "rows": [{shape, select: {score: {selection: {total_us, mismatch_rows}}}, ...}]}.
 
-Prints per shape: pqtopk's uniform stream time (and graph replay time), the best peer pipeline
-over both peer files, and best_peer / pqtopk (above 1: pqtopk is faster); then per shape the
-worst data family's stream time over uniform (the cliff; target <= 1.25).
+Prints per shape: pqtopk's uniform stream time (and graph replay time), the best correct peer
+pipeline over both peer files, and best_peer / pqtopk (above 1: pqtopk is faster); for a run in
+score order also the best peer whose output is sorted too (like for like: the unsorted
+selections skip the ordering pqtopk pays for); then per shape the worst data family's stream
+time over uniform (the cliff; target <= 1.25).
 """
 import json, sys
 
 CLIFF_TARGET = 1.25
 
 
-def peer_best(paths):
-    """shape -> (total_us, label) of the fastest peer pipeline over all peer files."""
+# Selections whose output is sorted best first, as pqtopk's score order is: torch.topk (peers.py
+# and peers_sota.py's torch_topk) and FlashInfer's top_k(sorted=True). The others (fi_auto,
+# fi_radix, fi_cub, fi_ragged) return their k in no particular order.
+SORTED_SELECTIONS = ("torch_topk", "fi_sorted")
+
+
+def peer_best(paths, sorted_only=False):
+    """shape -> (total_us, label) of the fastest correct peer pipeline over all peer files; with
+    sorted_only, of those whose output is sorted by score."""
     best = {}
 
     def offer(shape, us, label):
@@ -32,9 +41,11 @@ def peer_best(paths):
         rows = doc["rows"] if isinstance(doc, dict) else doc
         for r in rows:
             shape = r.get("shape")
-            if "best_total_us" in r:  # peers_sota.py: its best correct pipeline
-                offer(shape, r["best_total_us"], r.get("best_pipeline", "sota"))
-            for k, v in r.items():  # peers.py: one dict per score method
+            for score, selections in (r.get("select") or {}).items():  # peers_sota.py
+                for sel, v in selections.items():
+                    if v.get("mismatch_rows", 0) == 0 and (not sorted_only or sel in SORTED_SELECTIONS):
+                        offer(shape, v.get("total_us"), f"{score}+{sel}")
+            for k, v in r.items():  # peers.py: one dict per score method, each with torch.topk
                 if isinstance(v, dict) and "total_us" in v:
                     offer(shape, v["total_us"], k + "+torch_topk")
     return best
@@ -43,12 +54,19 @@ def peer_best(paths):
 def main():
     if len(sys.argv) < 2:
         sys.exit(__doc__)
-    ours = json.load(open(sys.argv[1]))["rows"]
+    doc = json.load(open(sys.argv[1]))
+    ours = doc["rows"]
+    # Score order is compared with the sorted selections as well; index order (or Unordered)
+    # with every selection, none of which returns index order.
+    by_score = all(r.get("order", "ByScore") == "ByScore" for r in ours)
     best = peer_best(sys.argv[2:])
+    best_sorted = peer_best(sys.argv[2:], sorted_only=True) if by_score else {}
     by_shape = {}
     for r in ours:
         by_shape.setdefault(r["shape"], {})[r.get("dist", "uniform")] = r
-    print(f"{'shape':24s} {'pqtopk_us':>10s} {'graph_us':>9s} {'best_peer':>26s} {'peer_us':>9s} {'peer/pqtopk':>11s}")
+    print(f"pqtopk order: {'score (best first)' if by_score else 'index'}")
+    sorted_header = f" {'best_sorted_peer':>26s} {'peer_us':>9s} {'peer/pqtopk':>11s}" if by_score else ""
+    print(f"{'shape':24s} {'pqtopk_us':>10s} {'graph_us':>9s} {'best_peer':>26s} {'peer_us':>9s} {'peer/pqtopk':>11s}{sorted_header}")
     for name, dists in by_shape.items():
         u = dists.get("uniform")
         if u is None:
@@ -60,7 +78,11 @@ def main():
             print(f"{name:24s} {us:10.1f} {graph:9.1f} {'-':>26s}")
             continue
         peer_us, label = best[name]
-        print(f"{name:24s} {us:10.1f} {graph:9.1f} {label:>26s} {peer_us:9.1f} {peer_us / us:10.2f}x")
+        line = f"{name:24s} {us:10.1f} {graph:9.1f} {label:>26s} {peer_us:9.1f} {peer_us / us:10.2f}x"
+        if name in best_sorted:
+            sorted_us, sorted_label = best_sorted[name]
+            line += f" {sorted_label:>26s} {sorted_us:9.1f} {sorted_us / us:10.2f}x"
+        print(line)
 
     print()
     print(f"{'shape':24s} {'uniform_us':>10s} {'worst_dist':>10s} {'worst_us':>9s} {'cliff':>6s}  (target <= {CLIFF_TARGET})")
