@@ -47,7 +47,25 @@ pub struct Class {
     pub tied: bool,
 }
 
+impl Class {
+    /// `key` against a filter's [`Filter::top_bounds`]: the same class as [`Filter::classify`]
+    /// gives, from the key's top 32 bits.
+    #[inline(always)]
+    pub fn by_top([lo, hi]: [u32; 2], key: u64) -> Class {
+        let top = (key >> 32) as u32;
+        Class { taken: top >= hi, tied: top >= lo && top < hi }
+    }
+}
+
 impl Filter {
+    /// The filter's `lo` and `hi` as their top 32 bits, where their low 32 bits are zero (the
+    /// filter of a whole histogram bin, and of a row whose keys are all taken): a key's class
+    /// then depends on its top 32 bits alone, which saves the sweeps two 64-bit comparisons per
+    /// key.
+    pub fn top_bounds(&self) -> Option<[u32; 2]> {
+        ((self.lo | self.hi) as u32 == 0).then_some([(self.lo >> 32) as u32, (self.hi >> 32) as u32])
+    }
+
     /// The filter of a row whose valid keys are all taken.
     pub fn take_all() -> Filter {
         Filter { all: true, lo: 0, hi: 0, prefix: 0, fixed: 0, remaining: 0, tied: 0 }
@@ -765,4 +783,44 @@ pub unsafe fn rank_among_shared(keys: Shared<u64>, count: u32, key: u64) -> u32 
         rank += (unsafe { keys.get(j) } > key) as u32;
     }
     rank
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// `Class::by_top` gives `Filter::classify`'s class wherever `Filter::top_bounds` applies,
+    /// for keys at, just below and just above both bounds, and for every low half.
+    #[test]
+    fn top_bounds_classify_as_whole_keys() {
+        let tops = [0, 1, 7, 8, 9, 1 << 31, u32::MAX - 1, u32::MAX];
+        let filter = |lo: u64, hi: u64| Filter { all: false, lo, hi, prefix: 0, fixed: 0, remaining: 1, tied: 1 };
+        let mut checked = 0;
+        for lo in tops {
+            for hi in tops.into_iter().filter(|&hi| hi >= lo) {
+                let f = filter((lo as u64) << 32, (hi as u64) << 32);
+                let bounds = f.top_bounds().expect("bounds without low bits");
+                for top in tops {
+                    for low in [0, 1, u32::MAX] {
+                        let key = (top as u64) << 32 | low as u64;
+                        let (whole, by_top) = (f.classify(key), Class::by_top(bounds, key));
+                        assert_eq!(
+                            (whole.taken, whole.tied),
+                            (by_top.taken, by_top.tied),
+                            "lo {lo:#x} hi {hi:#x} key {key:#x}"
+                        );
+                        checked += 1;
+                    }
+                }
+            }
+        }
+        assert_eq!(checked, 36 * 8 * 3);
+        let all = Filter::take_all();
+        assert_eq!(all.top_bounds(), Some([0, 0]));
+        assert!(Class::by_top([0, 0], 0).taken && !Class::by_top([0, 0], u64::MAX).tied);
+        // Bounds with low bits (refined, or past the last bin) keep the whole-key comparisons.
+        assert_eq!(filter(1 << 32, (2 << 32) | 5).top_bounds(), None);
+        assert_eq!(filter(7, 1 << 32).top_bounds(), None);
+        assert_eq!(filter(0, u64::MAX).top_bounds(), None);
+    }
 }
