@@ -58,7 +58,7 @@ def main():
     ours = doc["rows"]
     # Score order is compared with the sorted selections as well; index order (or Unordered)
     # with every selection, none of which returns index order.
-    by_score = all(r.get("order", "ByScore") == "ByScore" for r in ours)
+    by_score = doc.get("order", "ByScore") == "ByScore"
     best = peer_best(sys.argv[2:])
     best_sorted = peer_best(sys.argv[2:], sorted_only=True) if by_score else {}
     by_shape = {}
