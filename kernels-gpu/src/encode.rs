@@ -182,7 +182,7 @@ impl<const W: usize> Centroids<W> {
         let mut best = (f32::INFINITY, 0u32);
         if slot < in_chunk && W == 0 {
             let keys = self.keys();
-            for centroid in (part..self.c).step_by(per_key as usize) {
+            for centroid in device::strided(part, self.c, per_key as usize) {
                 let row = centroid as usize * stride;
                 let mut distance = 0.0;
                 for e in 0..self.ds as usize {
@@ -239,7 +239,7 @@ unsafe fn stage_rows(
     element: impl Fn(u32, u32) -> f32,
 ) {
     let (t, threads) = (device::thread_idx(), device::block_dim() as usize);
-    for i in (t..rows * width).step_by(threads) {
+    for i in device::strided(t, rows * width, threads) {
         let (row, e) = (i / width, i % width);
         let value = if e < ds { element(row, e) } else { 0.0 };
         // SAFETY: inside the rows; one writer per element.

@@ -82,7 +82,7 @@ kernel! {
         // over the whole grid.
         let vectors = (s.b * s.hkv * s.rows_per_kv * (HIST_BINS + SPLIT_STATE_WORDS) / 4) as usize;
         let first = (block * device::block_dim() + device::thread_idx()) as usize;
-        for v in (first..vectors).step_by((device::grid_dim_x() * device::block_dim()) as usize) {
+        for v in device::strided(first, vectors, (device::grid_dim_x() * device::block_dim()) as usize) {
             // SAFETY: v < rows·(HIST_BINS + SPLIT_STATE_WORDS)/4, the region's length, which is
             // 16-byte aligned.
             unsafe { *(p.histograms as *mut [u32; 4]).add(v) = [0; 4] };

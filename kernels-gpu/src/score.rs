@@ -96,9 +96,11 @@ pub unsafe fn direct_keys(p: &SmallParams, row: u32, valid: u32, keys: Shared<u6
     let first = query_offset(s, batch, kv_head, local);
     let (d, head_stride) = (s.d as usize, (s.sq * s.d) as usize);
     let stage = |load: unsafe fn(u64, usize) -> f32| {
-        for i in (device::thread_idx() as usize..staging.len()).step_by(device::block_dim() as usize) {
+        for i in device::strided(device::thread_idx() as usize, staging.len(), device::block_dim() as usize) {
+            // 32-bit quotient and remainder: a 64-bit division is a long software routine.
+            let (head, x) = ((i as u32 / d as u32) as usize, (i as u32 % d as u32) as usize);
             // SAFETY: the row's heads lie inside the queries; one writer per element.
-            unsafe { staging.set(i, load(p.queries, first + (i / d) * head_stride + i % d)) };
+            unsafe { staging.set(i, load(p.queries, first + head * head_stride + x)) };
         }
     };
     match s.query_dtype {
@@ -154,10 +156,10 @@ unsafe fn direct_keys_typed<C: Element, const L2: bool>(
     let member = device::thread_idx() as usize % group;
     // Every lane of a warp makes the same number of iterations: all keys at once where the
     // row is shorter than the block, whole multiples of the block otherwise.
-    for i in (device::thread_idx() as usize / group..keys.len()).step_by(threads / group) {
+    for i in device::strided(device::thread_idx() as usize / group, keys.len(), threads / group) {
         let mut score = 0.0f32;
         if i < valid as usize {
-            for j in (member..m).step_by(group) {
+            for j in device::strided(member, m, group) {
                 // SAFETY: key i < valid ≤ n has m codes; codes ≥ c read centroid c − 1 (never
                 // out of bounds), as the tables do.
                 let code = (unsafe { device::load_nc_u8(codes.add(i * m + j)) } as usize).min(c - 1);
@@ -391,8 +393,11 @@ unsafe fn build_tables_typed<Q: Element, C: Element, const L2: bool>(
                 // writer.
                 unsafe {
                     device::sync_threads();
-                    for i in (t..rows * ds).step_by(threads) {
-                        staging.set(i, Q::load(p.queries, query_row(i / ds) + head * head_stride + i % ds));
+                    for i in device::strided(t, rows * ds, threads) {
+                        // 32-bit quotient and remainder: a 64-bit division is a long software
+                        // routine.
+                        let (r, x) = ((i as u32 / ds as u32) as usize, (i as u32 % ds as u32) as usize);
+                        staging.set(i, Q::load(p.queries, query_row(r) + head * head_stride + x));
                     }
                     device::sync_threads();
                 }
@@ -551,7 +556,7 @@ impl Scorer {
         // a key starts at a multiple of m, so with WIDE every 16-byte group is aligned.
         unsafe {
             if WIDE {
-                for j0 in (0..self.m).step_by(16) {
+                for j0 in device::strided(0, self.m, 16) {
                     let mut words = [[0u32; 4]; KEYS_IN_FLIGHT];
                     unrolled!(K in [0, 1] {
                         words[K] = device::load_nc_v4(code_ptr(keys[K], j0) as *const [u32; 4]);
@@ -784,18 +789,18 @@ pub unsafe fn load_tables<E: LutEntry>(luts_global: u64, tile: Tile, luts: Share
     // multiple of its size, 256-byte aligned region); each word has one writer.
     unsafe {
         if words.is_multiple_of(4) {
-            for v in (t..words / 4).step_by(threads) {
+            for v in device::strided(t, words / 4, threads) {
                 let w = device::load_nc_v4(global.add(4 * v) as *const [u32; 4]);
                 for (i, &word) in w.iter().enumerate() {
                     table_words.set(4 * v + i, word);
                 }
             }
         } else {
-            for i in (t..words).step_by(threads) {
+            for i in device::strided(t, words, threads) {
                 table_words.set(i, device::load_nc_u32(global.add(i)));
             }
         }
-        for i in (t..hists.len()).step_by(threads) {
+        for i in device::strided(t, hists.len(), threads) {
             hists.set(i, 0);
         }
     }

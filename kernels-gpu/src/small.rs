@@ -34,16 +34,16 @@ pub unsafe fn topk_row(p: &SmallParams) {
             // The taken keys with their halves swapped: the complemented index on top, so that
             // a descending sort orders them by index.
             let taken_len = taken.next_power_of_two() as usize;
-            for i in (t..taken_len).step_by(threads) {
+            for i in device::strided(t, taken_len, threads) {
                 keys.set(i, if i < taken as usize { keys.get(i).rotate_left(32) } else { 0 });
             }
             device::sync_threads();
             select::sort_descending(keys, taken_len);
-            for i in (t..taken as usize).step_by(threads) {
+            for i in device::strided(t, taken as usize, threads) {
                 out.write(row, i as u32, Some(keys.get(i).rotate_left(32)));
             }
         } else {
-            for i in (t..taken as usize).step_by(threads) {
+            for i in device::strided(t, taken as usize, threads) {
                 out.write(row, i as u32, Some(keys.get(i)));
             }
         }

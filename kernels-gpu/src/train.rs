@@ -98,7 +98,7 @@ unsafe fn key_element(p: &TrainParams, pooled: u32, kv: u32, j: u32, e: u32) -> 
 /// `kv < hkv`, `j < m`.
 #[inline(always)]
 unsafe fn for_each_ranked(p: &TrainParams, kv: u32, j: u32, mut f: impl FnMut(u32, u64)) {
-    for pooled in (device::thread_idx()..p.b * p.n).step_by(device::block_dim() as usize) {
+    for pooled in device::strided(device::thread_idx(), p.b * p.n, device::block_dim() as usize) {
         // SAFETY: pooled / n < b.
         if pooled % p.n < unsafe { valid_keys(p, pooled / p.n) } {
             f(pooled, sample_rank(p.seed, kv as u64, j as u64, pooled as u64));
@@ -120,7 +120,7 @@ unsafe fn rank_bound(p: &TrainParams, kv: u32, j: u32, wanted: u32, hist: Shared
         // SAFETY: every thread reaches the barriers (uniform loop); one writer per bin before the
         // first, shared atomics between them; threshold ends with a barrier.
         unsafe {
-            for bin in (t..HIST_BINS).step_by(threads) {
+            for bin in device::strided(t, HIST_BINS, threads) {
                 hist.set(bin as usize, 0);
             }
             device::sync_threads();
@@ -185,7 +185,7 @@ pub unsafe fn init(p: &TrainParams) {
             largest.set(0, 0);
             slots.set(0, 0);
         }
-        for i in (t as usize..len).step_by(threads) {
+        for i in device::strided(t as usize, len, threads) {
             ranked.set(i, 0);
         }
         device::sync_threads();
@@ -219,7 +219,7 @@ pub unsafe fn init(p: &TrainParams) {
             });
         }
         device::sync_threads();
-        for i in (t..elements).step_by(threads) {
+        for i in device::strided(t, elements, threads) {
             let value = if pooled == 0 {
                 0.0
             } else {
@@ -228,7 +228,7 @@ pub unsafe fn init(p: &TrainParams) {
             part.set_centroid(p, subspace, i as usize, value);
             *part.sums.add(i as usize) = 0;
         }
-        for i in (t..p.c).step_by(threads) {
+        for i in device::strided(t, p.c, threads) {
             *part.counts.add(i as usize) = 0;
         }
         if t == 0 {
@@ -292,10 +292,10 @@ pub unsafe fn assign_chunks<const W: usize>(p: &TrainParams) {
     // W alone); shared elements have one writer between barriers, or take shared atomics; the
     // centroids are not written during this launch.
     unsafe {
-        for i in (t as usize..=elements).step_by(threads) {
+        for i in device::strided(t as usize, elements + 1, threads) {
             sums.set(i, 0);
         }
-        for i in (t..p.c).step_by(threads) {
+        for i in device::strided(t, p.c, threads) {
             counts.set(i as usize, 0);
         }
         let staged = device::dynamic_shared_at(layout.staged, encode_shared_bytes(p.c, ds) as usize / 4);
@@ -324,7 +324,7 @@ pub unsafe fn assign_chunks<const W: usize>(p: &TrainParams) {
             }
             // The keys' elements, from their staged rows, to the sums of their centroids.
             device::sync_threads();
-            for i in (t..in_chunk * ds).step_by(threads) {
+            for i in device::strided(t, in_chunk * ds, threads) {
                 let (key, e) = (i / ds, i % ds);
                 let fixed = device::f32_to_i64_nearest(centroids.key_element(key, e) * scale);
                 sums.atomic_add_no_return((codes.get(key as usize) * ds + e) as usize, fixed as u64);
@@ -332,13 +332,13 @@ pub unsafe fn assign_chunks<const W: usize>(p: &TrainParams) {
             first += ENCODE_KEYS_PER_BLOCK;
         }
         device::sync_threads();
-        for i in (t as usize..elements).step_by(threads) {
+        for i in device::strided(t as usize, elements, threads) {
             let sum = sums.get(i);
             if sum != 0 {
                 device::atomic_add_u64_no_return(part.sums.add(i), sum);
             }
         }
-        for i in (t..p.c).step_by(threads) {
+        for i in device::strided(t, p.c, threads) {
             let count = counts.get(i as usize);
             if count != 0 {
                 device::atomic_add_no_return(part.counts.add(i as usize), count);
@@ -391,7 +391,7 @@ pub unsafe fn update(p: &TrainParams) {
             }
             device::sync_threads();
             let scale = pow2_f64(-state.sum_exp);
-            for i in (t..elements).step_by(threads) {
+            for i in device::strided(t, elements, threads) {
                 let centroid = i / ds;
                 let count = *part.counts.add(centroid as usize);
                 let value = if count == 0 {
@@ -405,10 +405,10 @@ pub unsafe fn update(p: &TrainParams) {
         }
         // Every read of the state, sums and counts precedes their reset.
         device::sync_threads();
-        for i in (t..elements).step_by(threads) {
+        for i in device::strided(t, elements, threads) {
             *part.sums.add(i as usize) = 0;
         }
-        for i in (t..p.c).step_by(threads) {
+        for i in device::strided(t, p.c, threads) {
             *part.counts.add(i as usize) = 0;
         }
         if t == 0 {

@@ -61,7 +61,7 @@ impl TilePart {
     /// All threads of the block call it, between cluster barriers that order every block's
     /// counts before it and its reads before any block's next counts.
     unsafe fn sum_histograms(&self, r: usize) {
-        for bin in (device::thread_idx() as usize..HIST_BINS as usize).step_by(device::block_dim() as usize) {
+        for bin in device::strided(device::thread_idx() as usize, HIST_BINS as usize, device::block_dim() as usize) {
             let mut count = 0;
             for block in 0..CLUSTER_BLOCKS {
                 // SAFETY: every block of the cluster runs; the bin is in row r's histogram.
@@ -168,7 +168,7 @@ pub unsafe fn select_tile(
             // keys' range, then summed by the row's owner, which narrows the filter.
             for r in 0..part.rows as usize {
                 if refining(&filter_of(filters, r)) {
-                    for bin in (t..HIST_BINS).step_by(threads as usize) {
+                    for bin in device::strided(t, HIST_BINS, threads as usize) {
                         part.hists.set(r * HIST_BINS as usize + bin as usize, 0);
                     }
                 }
@@ -178,7 +178,7 @@ pub unsafe fn select_tile(
                 let f = filter_of(filters, r);
                 if refining(&f) {
                     let (mut least, mut greatest) = (u64::MAX, 0);
-                    for i in (t..part.keys).step_by(threads as usize) {
+                    for i in device::strided(t, part.keys, threads as usize) {
                         let key = part.key(r, i);
                         if f.classify(key).tied {
                             part.hists.atomic_add_no_return(r * HIST_BINS as usize + f.digit(key) as usize, 1);
@@ -220,7 +220,7 @@ pub unsafe fn select_tile(
                 part.counters.in_block(owner_of_row),
             );
             let (mut taken_here, mut tied_here) = (0, 0);
-            for i in (t..part.keys).step_by(threads as usize) {
+            for i in device::strided(t, part.keys, threads as usize) {
                 let class = f.classify(part.key(r, i));
                 (taken_here, tied_here) = (taken_here + class.taken as u32, tied_here + class.tied as u32);
             }
@@ -232,7 +232,7 @@ pub unsafe fn select_tile(
             }
             device::sync_threads();
             let (mut taken_slot, mut tied_slot) = (bases.get(0) + taken_before, bases.get(1) + tied_before);
-            for i in (t..part.keys).step_by(threads as usize) {
+            for i in device::strided(t, part.keys, threads as usize) {
                 let key = part.key(r, i);
                 let class = f.classify(key);
                 if class.taken {

@@ -433,13 +433,13 @@ pub unsafe fn emit_by_buckets(
             // Every thread has read the sum before thread 0 resets it.
             device::sync_threads();
         };
-        for i in (t..count).step_by(threads as usize) {
+        for i in device::strided(t, count, threads as usize) {
             let key = unordered.get(i as usize);
             grouped.set(hist.atomic_add(bin_of(key) as usize, 1) as usize, key);
         }
         device::sync_threads();
         // Bin b now ends where its offset was advanced to, and starts where bin b + 1 ends.
-        for i in (t..count).step_by(threads as usize) {
+        for i in device::strided(t, count, threads as usize) {
             let key = grouped.get(i as usize);
             let bin = bin_of(key);
             let start = if bin + 1 < HIST_BINS { hist.get(bin as usize + 1) } else { 0 };
@@ -476,11 +476,11 @@ pub unsafe fn emit_by_index(
     // reset, the bits, the prefixes and the reads; unique positions make the adds an `or`.
     unsafe {
         let (bits, prefixes) = (scratch, scratch.sub(words as usize, words as usize));
-        for w in (t..words).step_by(threads as usize) {
+        for w in device::strided(t, words, threads as usize) {
             bits.set(w as usize, 0);
         }
         device::sync_threads();
-        for i in (t..count).step_by(threads as usize) {
+        for i in device::strided(t, count, threads as usize) {
             let at = position(keys.get(i as usize));
             bits.atomic_add_no_return((at / 32) as usize, 1 << (at % 32));
         }
@@ -499,7 +499,7 @@ pub unsafe fn emit_by_index(
             before += bits.get(w as usize).count_ones();
         }
         device::sync_threads();
-        for i in (t..count).step_by(threads as usize) {
+        for i in device::strided(t, count, threads as usize) {
             let key = keys.get(i as usize);
             let at = position(key);
             let below = bits.get((at / 32) as usize) & ((1u32 << (at % 32)) - 1);
@@ -588,12 +588,12 @@ pub unsafe fn best_of(
             });
         } else {
             let len = count.next_power_of_two();
-            for i in (count + t..len).step_by(threads as usize) {
+            for i in device::strided(count + t, len, threads as usize) {
                 keys.set(i as usize, 0);
             }
             device::sync_threads();
             sort_descending(keys, len as usize);
-            for i in (t..wanted).step_by(threads as usize) {
+            for i in device::strided(t, wanted, threads as usize) {
                 place(handed_out + i, keys.get(i as usize));
             }
         }
@@ -635,11 +635,11 @@ unsafe fn count_by_range<V: Fn(u64) -> f32 + Copy>(
     // SAFETY: each bin has one writer before block_min_max's first barrier, which also ends
     // the caller's reads; the counts are atomics, and the last barrier ends them.
     unsafe {
-        for bin in (t..HIST_BINS).step_by(threads as usize) {
+        for bin in device::strided(t, HIST_BINS, threads as usize) {
             hist.set(bin as usize, 0);
         }
         let (mut least, mut greatest) = (u64::MAX, 0);
-        for i in (t..count).step_by(threads as usize) {
+        for i in device::strided(t, count, threads as usize) {
             let key = keys.get(i as usize);
             (least, greatest) = (least.min(key), greatest.max(key));
         }
@@ -662,7 +662,7 @@ unsafe fn count_by_range<V: Fn(u64) -> f32 + Copy>(
                 device::f32_to_u32_saturating((value(key) - least_value) * scale).min(HIST_BINS - 1)
             }
         };
-        for i in (t..count).step_by(threads as usize) {
+        for i in device::strided(t, count, threads as usize) {
             hist.atomic_add_no_return(bin_of(keys.get(i as usize)) as usize, 1);
         }
         device::sync_threads();
@@ -754,7 +754,7 @@ pub unsafe fn rank_each(keys: Shared<u64>, count: u32, mut f: impl FnMut(u64, u3
         let key = if i < count { unsafe { keys.get(i as usize) } } else { 0 };
         let mut rank = 0;
         if i < count {
-            for j in (part..count).step_by(lanes as usize) {
+            for j in device::strided(part, count, lanes as usize) {
                 rank += (unsafe { keys.get(j as usize) } > key) as u32;
             }
         }

@@ -168,7 +168,7 @@ pub unsafe fn finish_in_shared(
                 out.write(row, slot, Some(key))
             });
         if bucketed {
-            for slot in (above + device::thread_idx()..taken).step_by(device::block_dim() as usize) {
+            for slot in device::strided(above + device::thread_idx(), taken, device::block_dim() as usize) {
                 out.write(row, slot, Some(best.get(slot as usize)));
             }
             out.pad(row, taken);
@@ -450,11 +450,11 @@ unsafe fn merge_parts(
         device::sync_threads();
         let (taken_base, tied_base) = (shared.get(0) as usize, shared.get(1) as usize);
         if let Some(taken) = taken {
-            for i in (t as usize..taken_here as usize).step_by(threads) {
+            for i in device::strided(t as usize, taken_here as usize, threads) {
                 *published.add(taken_base + i) = taken.get(i);
             }
         }
-        for i in (t as usize..tied_here as usize).step_by(threads) {
+        for i in device::strided(t as usize, tied_here as usize, threads) {
             *tied_published.add(tied_base + i) = ties.get(i);
         }
         device::fence_acq_rel_gpu();
@@ -480,11 +480,11 @@ unsafe fn merge_parts(
         device::sync_threads();
         let (taken_total, tied_total) = (shared.get(0), shared.get(1));
         if let Some(taken) = taken {
-            for i in (t as usize..taken_total as usize).step_by(threads) {
+            for i in device::strided(t as usize, taken_total as usize, threads) {
                 taken.set(i, device::load_relaxed_u64(published.add(i)));
             }
         }
-        for i in (t as usize..tied_total as usize).step_by(threads) {
+        for i in device::strided(t as usize, tied_total as usize, threads) {
             ties.set(i, device::load_relaxed_u64(tied_published.add(i)));
         }
         if t == 0 {
@@ -517,7 +517,7 @@ unsafe fn narrow(
     // SAFETY: every thread reaches the barriers; each bin has one writer per round, and each
     // threshold's last barrier ends every read of the histogram.
     unsafe {
-        for bin in (device::thread_idx()..HIST_BINS).step_by(device::block_dim() as usize) {
+        for bin in device::strided(device::thread_idx(), HIST_BINS, device::block_dim() as usize) {
             hist.set(bin as usize, device::load_nc_u32(global.add(bin as usize)));
         }
         device::sync_threads();
@@ -526,7 +526,7 @@ unsafe fn narrow(
         // exactly them (`gather_in_order`), however many they are, where refining would sweep
         // the row once per digit of their indices (in every block of a split row).
         while filter.tied > p.tie_capacity && filter.refinable() && !filter.ties_differ_below(score::INDEX_BITS) {
-            for bin in (device::thread_idx()..HIST_BINS).step_by(device::block_dim() as usize) {
+            for bin in device::strided(device::thread_idx(), HIST_BINS, device::block_dim() as usize) {
                 hist.set(bin as usize, 0);
             }
             device::sync_threads();
@@ -628,13 +628,13 @@ unsafe fn write_sorted(out: OutputRows, row: u32, taken: u32, best: Shared<u64>)
     // SAFETY: the barriers order the keys, the padding and the sort; slots stay below taken.
     unsafe {
         device::sync_threads();
-        for i in (taken as usize + t..len).step_by(threads) {
+        for i in device::strided(taken as usize + t, len, threads) {
             best.set(i, 0);
         }
         device::sync_threads();
         select::sort_descending(best, len);
         device::sync_threads();
-        for slot in (t..taken as usize).step_by(threads) {
+        for slot in device::strided(t, taken as usize, threads) {
             out.write(row, slot as u32, Some(best.get(slot)));
         }
         out.pad(row, taken);

@@ -41,13 +41,13 @@ pub unsafe fn sort_run(p: &SelectParams, keys: Shared<u64>) {
     // SAFETY: the candidates `first..first + len` of the row were written by pq_select; the
     // barriers order the loads, the sort and the stores; each slot has one writer.
     unsafe {
-        for i in (t..padded).step_by(threads) {
+        for i in device::strided(t, padded, threads) {
             keys.set(i, if i < len as usize { *candidates.add(i) } else { 0 });
         }
         device::sync_threads();
         select::sort_descending(keys, padded);
         let out = OutputRows::of(p);
-        for i in (t..len as usize).step_by(threads) {
+        for i in device::strided(t, len as usize, threads) {
             if single {
                 out.write(row, i as u32, Some(keys.get(i)));
             } else {
