@@ -190,19 +190,19 @@ unsafe fn fill_shared(p: &DenseScoreParams, item: &Item, smem: Smem) {
     // region of the kv head is c·d elements from a 16-byte aligned start (d % 8 == 0).
     unsafe {
         let hists: Shared<Words4> = smem.hists.tail(0, ROWS * HIST_WORDS / 4);
-        for v in device::strided(t, hists.len(), THREADS) {
+        for v in (t..hists.len()).step_by(THREADS) {
             hists.set(v, Words4([0; 4]));
         }
         // Pad words of every key (head dimension past d, and the bank padding) stay zero.
         let (real, width) = ((s.d / 2) as usize, item.stride);
-        for i in device::strided(t, 2 * KEYS * (width - real), THREADS) {
+        for i in (t..2 * KEYS * (width - real)).step_by(THREADS) {
             let (key, word) = (i / (width - real), real + i % (width - real));
             smem.tiles.set(key * width + word, 0);
         }
         let vectors = (s.c * s.d / 8) as usize;
         let global = (p.codebooks as *const [u32; 4]).add(item.kv_head as usize * vectors);
         let codebook: Shared<Words4> = smem.codebook.tail(0, vectors);
-        for v in device::strided(t, vectors, THREADS) {
+        for v in (t..vectors).step_by(THREADS) {
             codebook.set(v, Words4(device::load_nc_v4(global.add(v))));
         }
         device::sync_threads();
@@ -535,7 +535,7 @@ impl Epilogue<'_> {
 #[inline(always)]
 unsafe fn flush_histograms(p: &DenseScoreParams, item: &Item, hists: Shared<u32>) {
     let global = p.histograms as *mut u32;
-    for w in device::strided(device::thread_idx() as usize, item.rows as usize * HIST_WORDS, THREADS) {
+    for w in (device::thread_idx() as usize..item.rows as usize * HIST_WORDS).step_by(THREADS) {
         let (r, bin) = (w / HIST_WORDS, 2 * (w % HIST_WORDS));
         // SAFETY: w indexes the tile's rows' words; the global bins exist.
         unsafe {

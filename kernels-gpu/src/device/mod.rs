@@ -67,7 +67,10 @@ impl StrideIndex for usize {
 /// `start, start + step, …` below `end`: what `(start..end).step_by(step)` yields, without the
 /// division `StepBy` does when it is built (it counts the steps up front). On the GPU that is a
 /// software division on the path of every strided loop: about 20 instructions for u32, about 70
-/// or a call for usize. `step > 0`, below `T`'s range.
+/// or a call for usize. Keep `step_by` where its count pays: a step known at compile time (a
+/// division by a constant is a shift or a multiply), and loops of loads that the compiler
+/// unrolls to keep several in flight once it knows the count (`pq_score`'s table copy).
+/// `step > 0`, below `T`'s range.
 #[inline(always)]
 pub fn strided<T: StrideIndex>(start: T, end: T, step: usize) -> impl Iterator<Item = T> {
     let mut next = start;
