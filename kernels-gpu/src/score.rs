@@ -788,9 +788,9 @@ pub unsafe fn load_tables<E: LutEntry>(luts_global: u64, tile: Tile, luts: Share
     // SAFETY: 16-byte vectors where the table's size allows (each tile's table starts at a
     // multiple of its size, 256-byte aligned region); each word has one writer.
     unsafe {
-        // `step_by`, whose up-front count lets the compiler keep several of these loads in
-        // flight: with this copy and the scoring loop through `device::strided`, `pq_score`
-        // took 2.5 µs longer at decode b = 1 (perf-notes v16).
+        // `step_by` in the scoring kernel, whose up-front counts let the compiler keep several
+        // loads in flight: with its loops through `device::strided`, `pq_score` took 0.6–4 µs
+        // longer (perf-notes v16).
         if words.is_multiple_of(4) {
             for v in (t..words / 4).step_by(threads) {
                 let w = device::load_nc_v4(global.add(4 * v) as *const [u32; 4]);
@@ -803,7 +803,7 @@ pub unsafe fn load_tables<E: LutEntry>(luts_global: u64, tile: Tile, luts: Share
                 table_words.set(i, device::load_nc_u32(global.add(i)));
             }
         }
-        for i in device::strided(t, hists.len(), threads) {
+        for i in (t..hists.len()).step_by(threads) {
             hists.set(i, 0);
         }
     }

@@ -69,7 +69,7 @@ impl StrideIndex for usize {
 /// software division on the path of every strided loop: about 20 instructions for u32, about 70
 /// or a call for usize. Keep `step_by` where its count pays: a step known at compile time (a
 /// division by a constant is a shift or a multiply), and loops of loads that the compiler
-/// unrolls to keep several in flight once it knows the count (`pq_score`'s table copy).
+/// unrolls to keep several in flight once it knows the count (the scoring kernel's).
 /// `step > 0`, below `T`'s range.
 #[inline(always)]
 pub fn strided<T: StrideIndex>(start: T, end: T, step: usize) -> impl Iterator<Item = T> {
