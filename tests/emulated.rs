@@ -168,6 +168,11 @@ fn dtypes_metrics_group_and_orders() {
             }
         }
     }
+    // Sub-spaces of three elements (no vector loads) whose centroids several lanes share.
+    for (i, metric) in METRICS.into_iter().enumerate() {
+        let p = Problem::new(1, 4, 2, 2, 24, 8, 32, 700, 50).with_metric(metric).with_group(i == 1);
+        cases.push((p, Data::Random, false));
+    }
     check_all("dtypes_metrics_group_and_orders", cases);
 }
 

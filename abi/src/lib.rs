@@ -392,6 +392,13 @@ pub const DIGIT_BITS: u32 = 10;
 /// them all, and their partial sums live in registers.
 pub const MAX_ROWS_PER_BLOCK: u32 = 4;
 
+/// f32 elements of `pq_tables`' staging area for a tile of `rows` rows: their query slices
+/// (`subspace_dim` each), in whole groups of `MAX_ROWS_PER_BLOCK` rows (the rows past the tile
+/// are zeros, so that the build runs every group's rows without a branch per row).
+pub const fn tables_staging_floats(rows: u32, subspace_dim: u32) -> u32 {
+    rows.next_multiple_of(MAX_ROWS_PER_BLOCK) * subspace_dim
+}
+
 /// Element type of queries or codebooks.
 #[repr(u32)]
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]

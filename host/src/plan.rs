@@ -10,7 +10,7 @@ use pqtopk_abi::{
     MAX_ROWS_PER_BLOCK, MergeParams, Order, RUN_KEYS, RowBinning, SELECT_KEYS_PER_STEP, SELECT_THREADS,
     SELECT_THREADS_MANY_ROWS, SMALL_MAX_KEYS, SMALL_THREADS, SPLIT_STATE_WORDS, ScoreParams, SelectParams, Shape,
     SmallParams, TABLES_BLOCKS_PER_SM, TablesParams, Tiling, TrainParams, cluster_layout, index_bitmap_slots,
-    kernel_names, merge_passes, small_shared_bytes,
+    kernel_names, merge_passes, small_shared_bytes, tables_staging_floats,
 };
 
 /// Shared memory one scoring block may use for lookup tables; two such blocks fit on every SM
@@ -126,13 +126,13 @@ pub(crate) fn plan(
         }
         None => lut_width.min(rows_per_kv).min(MAX_ROWS_PER_BLOCK as usize),
     };
-    let tables_shared_bytes = rows_per_block * (p.d / p.m) * 4;
+    let tables_shared_bytes = tables_staging_floats(rows_per_block as u32, (p.d / p.m) as u32) as usize * 4;
     // pq_tables stages the rows' query slices (one thread per centroid: c ≤ 256 holds).
     if tables_shared_bytes > limits.tables_dynamic_limit {
         return Err(Error::Unsupported(format!(
             "d/m = {} exceeds {} on this device",
             p.d / p.m,
-            limits.tables_dynamic_limit / 4 / rows_per_block
+            limits.tables_dynamic_limit / 4 / rows_per_block.next_multiple_of(MAX_ROWS_PER_BLOCK as usize)
         )));
     }
     let row_tiles = rows_per_kv.div_ceil(rows_per_block);
@@ -193,7 +193,13 @@ pub(crate) fn plan(
     let (lut_width, rows_per_block, row_tiles, tables_blocks, tables_shared_bytes) = match cluster {
         Some(c) => {
             let row_tiles = rows_per_kv.div_ceil(c.width);
-            (c.width, c.width, row_tiles, row_tiles * p.b * p.hkv * p.m, c.width * (p.d / p.m) * 4)
+            (
+                c.width,
+                c.width,
+                row_tiles,
+                row_tiles * p.b * p.hkv * p.m,
+                tables_staging_floats(c.width as u32, (p.d / p.m) as u32) as usize * 4,
+            )
         }
         None => (lut_width, rows_per_block, row_tiles, tables_blocks, tables_shared_bytes),
     };

@@ -62,7 +62,7 @@ mod train;
 use pqtopk_abi::ClusterParams;
 use pqtopk_abi::{
     AdvanceParams, CodeCheckParams, DenseScoreParams, EncodeParams, HIST_BINS, MergeParams, RUN_KEYS,
-    SPLIT_STATE_WORDS, ScoreParams, SelectParams, SmallParams, TablesParams, TrainParams,
+    SPLIT_STATE_WORDS, ScoreParams, SelectParams, SmallParams, TablesParams, TrainParams, tables_staging_floats,
 };
 use score::{Lut2, Lut4, Tile};
 
@@ -90,7 +90,7 @@ kernel! {
         let tile = Tile::of(&p.shape, &p.tiling, block / p.shape.m, 0, 0);
         // SAFETY: launched with the documented shared memory; the shapes were validated.
         unsafe {
-            let staging = device::dynamic_shared((tile.rows * (p.shape.d / p.shape.m)) as usize);
+            let staging = device::dynamic_shared(tables_staging_floats(tile.rows, p.shape.d / p.shape.m) as usize);
             score::build_tables(&p, tile, block % p.shape.m, staging);
         }
     }

@@ -313,14 +313,15 @@ impl LutEntry for Lut4 {
     }
 }
 
-/// Builds sub-space `j` of the tile's lookup tables in global memory, one thread per centroid:
+/// Builds sub-space `j` of the tile's lookup tables in global memory, one thread per centroid (or a
+/// few neighbouring lanes, where the block has more threads than centroids):
 /// `luts[tile][j][code][r]` is row `r`'s partial score of centroid `code` (`q_j · C_j[code]`
 /// or `‖q_j − C_j[code]‖²`, summed over the G query heads in group mode; 0 for rows past the
 /// tile), and `ranges[row][j]` the smallest and largest of them. The rows' query slices are
 /// staged in shared memory as f32, one head at a time.
 ///
 /// # Safety
-/// All threads of the block call it; `staging` holds `rows_per_block · d/m` f32; the tensors in
+/// All threads of the block call it; `staging` holds `tables_staging_floats(rows, d/m)` f32; the tensors in
 /// `p` have the shapes it states; `c ≤ block size`.
 #[inline(always)]
 pub unsafe fn build_tables(p: &TablesParams, tile: Tile, j: u32, staging: Shared<f32>) {
@@ -353,6 +354,11 @@ unsafe fn build_tables_for<Q: Element>(p: &TablesParams, tile: Tile, j: u32, sta
     }
 }
 
+/// Chunks of a centroid (four elements where vector loads apply, else one) whose loads a lane
+/// issues before it uses the first: the codebooks come from DRAM, and with one round trip per
+/// chunk a centroid of 64 elements was a chain of sixteen (perf-notes v16, call 7).
+const CHUNKS_IN_FLIGHT: usize = 4;
+
 /// # Safety
 /// As [`build_tables`].
 #[inline(always)]
@@ -372,9 +378,21 @@ unsafe fn build_tables_typed<Q: Element, C: Element, const L2: bool>(
         |r: usize| query_offset(s, tile.batch, tile.kv_head, tile.row0 - tile.kv_row0 + r as u32) + j as usize * ds;
     let head_stride = s.sq as usize * d;
     let (t, threads) = (device::thread_idx() as usize, device::block_dim() as usize);
-    let code = t.min(c - 1);
-    let centroid = ((tile.kv_head * s.m + j) as usize * c + code) * ds;
     let vector = ds % 4 == 0;
+    let chunks = if vector { ds / 4 } else { ds };
+    // Lanes per centroid: where the block has more threads than centroids, neighbouring lanes
+    // share one, each summing every `split`-th chunk, and a butterfly adds their sums.
+    let split = {
+        let most = (threads / c).min(chunks).min(device::WARP as usize).max(1);
+        1 << most.ilog2()
+    };
+    let (code, part) = ((t / split).min(c - 1), t % split);
+    // The lane that writes its centroid's entry and counts it in the ranges.
+    let owner = part == 0 && t / split < c;
+    let centroid = ((tile.kv_head * s.m + j) as usize * c + code) * ds;
+    let share = CentroidShare { codebooks: p.codebooks, centroid, chunks, part, split };
+    // Staged rows come in whole groups of MAX_ROWS (zeros past the tile).
+    let staged_rows = rows.next_multiple_of(MAX_ROWS);
     const WARPS: usize = (pqtopk_abi::BLOCK_THREADS / device::WARP) as usize;
     let partial = static_shared!(TABLE_RANGE_PARTIALS: [f32; 2 * MAX_ROWS * WARPS]);
     let warp = t / device::WARP as usize;
@@ -390,47 +408,38 @@ unsafe fn build_tables_typed<Q: Element, C: Element, const L2: bool>(
             if heads > 1 || group0 == 0 {
                 // SAFETY: every thread reaches the barriers (uniform condition); the first ends
                 // the previous head's reads of the staging area; each staged element has one
-                // writer.
+                // writer, below tables_staging_floats(rows, ds).
                 unsafe {
                     device::sync_threads();
-                    for i in device::strided(t, rows * ds, threads) {
+                    for i in device::strided(t, staged_rows * ds, threads) {
                         // 32-bit quotient and remainder: a 64-bit division is a long software
                         // routine.
                         let (r, x) = ((i as u32 / ds as u32) as usize, (i as u32 % ds as u32) as usize);
-                        staging.set(i, Q::load(p.queries, query_row(r) + head * head_stride + x));
+                        let q = if r < rows { Q::load(p.queries, query_row(r) + head * head_stride + x) } else { 0.0 };
+                        staging.set(i, q);
                     }
                     device::sync_threads();
                 }
             }
-            let mut x = 0;
-            while x < ds {
-                // SAFETY: the centroid's ds elements lie inside the codebooks; vector loads only
-                // when ds % 4 == 0, so offsets are multiples of 4.
-                let cv = unsafe {
-                    if vector {
-                        C::load4(p.codebooks, centroid + x)
-                    } else {
-                        [C::load(p.codebooks, centroid + x), 0.0, 0.0, 0.0]
-                    }
-                };
-                // The list spells out 0..MAX_ROWS, so that `acc` stays in registers.
-                unrolled!(R in [0, 1, 2, 3] {
-                    if R < group_rows {
-                        // The list spells out 0..4, so that `cv` stays in registers.
-                        unrolled!(U in [0, 1, 2, 3] {
-                            if U == 0 || vector {
-                                // SAFETY: (group0 + R)·ds + x + U < rows·ds, staged before the
-                                // barrier.
-                                let q = unsafe { staging.get((group0 + R) * ds + x + U) };
-                                acc[R] += if L2 { (q - cv[U]) * (q - cv[U]) } else { q * cv[U] };
-                            }
-                        });
-                    }
-                });
-                x += if vector { 4 } else { 1 };
+            // SAFETY: the centroid lies inside the codebooks; the group's staged rows were
+            // written before the barrier above.
+            unsafe {
+                if vector {
+                    share.accumulate::<C, L2, 4>(staging, group0 * ds, ds, &mut acc)
+                } else {
+                    share.accumulate::<C, L2, 1>(staging, group0 * ds, ds, &mut acc)
+                }
             }
         }
-        if t < c && p.luts != 0 {
+        let mut mask = split / 2;
+        while mask > 0 {
+            unrolled!(R in [0, 1, 2, 3] {
+                // SAFETY: `split` is the same in every lane, so the whole warp shuffles.
+                acc[R] += f32::from_bits(unsafe { device::shfl_xor(acc[R].to_bits(), mask as u32) });
+            });
+            mask /= 2;
+        }
+        if owner && p.luts != 0 {
             // With tables, the tile is one group of at most lut_width rows.
             let luts = (p.luts as *mut f32).wrapping_add(tile.index as usize * width * lut_len(s));
             let entry = (j as usize * c + code) * width;
@@ -452,7 +461,7 @@ unsafe fn build_tables_typed<Q: Element, C: Element, const L2: bool>(
         // warps' results.
         unrolled!(R in [0, 1, 2, 3] {
             if R < group_rows {
-                let (mut lo, mut hi) = if t < c { (acc[R], acc[R]) } else { (f32::INFINITY, f32::NEG_INFINITY) };
+                let (mut lo, mut hi) = if owner { (acc[R], acc[R]) } else { (f32::INFINITY, f32::NEG_INFINITY) };
                 // SAFETY: the whole warp runs the reduction; lane 0 writes its warp's slot.
                 unsafe {
                     let (lo_w, hi_w) = warp_min_max(lo, hi);
@@ -483,6 +492,73 @@ unsafe fn build_tables_typed<Q: Element, C: Element, const L2: bool>(
             }
         }
         group0 += MAX_ROWS;
+    }
+}
+
+/// A lane's share of one centroid (`ds` elements from `centroid` in the codebooks): chunks of
+/// `LANES` elements `part`, `part + split`, … of `chunks`.
+#[derive(Clone, Copy)]
+struct CentroidShare {
+    codebooks: u64,
+    centroid: usize,
+    chunks: usize,
+    part: usize,
+    split: usize,
+}
+
+impl CentroidShare {
+    /// Adds to `acc[r]` row `r`'s partial score of this lane's chunks against the four staged
+    /// rows from `staging[row0..]`. The lane issues the loads of up to `CHUNKS_IN_FLIGHT` chunks
+    /// before it uses the first, and every row is computed (staged rows past the tile are
+    /// zeros), so the loop has no branch per row or element.
+    ///
+    /// # Safety
+    /// The centroid's elements lie inside the codebooks (16-byte aligned for `LANES == 4`);
+    /// `staging` holds four rows of `ds` f32 from `row0`.
+    #[inline(always)]
+    unsafe fn accumulate<C: Element, const L2: bool, const LANES: usize>(
+        self,
+        staging: Shared<f32>,
+        row0: usize,
+        ds: usize,
+        acc: &mut [f32; MAX_ROWS],
+    ) {
+        let CentroidShare { codebooks, centroid, chunks, part, split } = self;
+        let mut first = part;
+        while first < chunks {
+            let mut cv = [[0.0f32; 4]; CHUNKS_IN_FLIGHT];
+            // The lists spell out 0..CHUNKS_IN_FLIGHT, 0..MAX_ROWS and 0..4, so that `cv` and
+            // `acc` stay in registers.
+            unrolled!(V in [0, 1, 2, 3] {
+                let chunk = first + V * split;
+                if chunk < chunks {
+                    // SAFETY: the caller's promise; vector loads only with LANES == 4.
+                    cv[V] = unsafe {
+                        if LANES == 4 {
+                            C::load4(codebooks, centroid + 4 * chunk)
+                        } else {
+                            [C::load(codebooks, centroid + chunk), 0.0, 0.0, 0.0]
+                        }
+                    };
+                }
+            });
+            unrolled!(V in [0, 1, 2, 3] {
+                let chunk = first + V * split;
+                if chunk < chunks {
+                    unrolled!(R in [0, 1, 2, 3] {
+                        unrolled!(U in [0, 1, 2, 3] {
+                            if U < LANES {
+                                // SAFETY: row0 + R·ds + LANES·chunk + U < row0 + 4·ds, staged.
+                                let q = unsafe { staging.get(row0 + R * ds + LANES * chunk + U) };
+                                let e = cv[V][U];
+                                acc[R] = if L2 { device::fma(q - e, q - e, acc[R]) } else { device::fma(q, e, acc[R]) };
+                            }
+                        });
+                    });
+                }
+            });
+            first += CHUNKS_IN_FLIGHT * split;
+        }
     }
 }
 

@@ -637,6 +637,11 @@ pub fn f16_to_f32(bits: u16) -> f32 {
     half::f16::from_bits(bits).to_f32()
 }
 
+/// `a · b + c` with one rounding, as `fma.rn.f32`.
+pub fn fma(a: f32, b: f32, c: f32) -> f32 {
+    a.mul_add(b, c)
+}
+
 /// `x` truncated toward zero to u32, saturating at both ends; NaN gives 0.
 pub fn f32_to_u32_saturating(x: f32) -> u32 {
     x as u32

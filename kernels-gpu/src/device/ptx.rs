@@ -322,6 +322,19 @@ pub unsafe fn mma_16x8x16<const BF16: bool>(a: [u32; 4], b: [u32; 2], c: [f32; 4
 }
 
 // ---------------------------------------------------------------------------------------------
+/// `a · b + c` with one rounding (`fma.rn.f32`): Rust does not contract a product and a sum, so
+/// `a * b + c` costs an `FMUL` and an `FADD`.
+#[inline(always)]
+pub fn fma(a: f32, b: f32, c: f32) -> f32 {
+    let d: f32;
+    // SAFETY: register arithmetic with no memory access.
+    unsafe {
+        asm!("fma.rn.f32 {d}, {a}, {b}, {c};", d = out(reg32) d, a = in(reg32) a, b = in(reg32) b, c = in(reg32) c,
+            options(pure, nomem, nostack))
+    };
+    d
+}
+
 // Conversions
 
 #[inline(always)]
