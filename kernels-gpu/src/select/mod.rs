@@ -14,7 +14,7 @@ pub mod row;
 pub mod runs;
 
 use crate::device::{self, Shared};
-use pqtopk_abi::{DIGIT_BITS, HIST_BINS};
+use pqtopk_abi::{DIGIT_BITS, HIST_BINS, index_bitmap_slots};
 
 /// Which keys of a row are taken, as far as the histograms have decided.
 #[derive(Clone, Copy)]
@@ -460,22 +460,24 @@ pub unsafe fn emit_by_buckets(
 ///
 /// # Safety
 /// All threads of the block call it after a barrier that follows the last write of `keys`;
-/// positions are unique and below `bound`; `scratch` holds `2 · ⌈bound / 32⌉` words and is not
-/// `keys`. Ends with a barrier.
+/// positions are unique and below `bound`; `scratch` holds [`index_bitmap_slots`]`(bound)` slots
+/// (a bitmap word and a prefix word each) and is not `keys`. Ends with a barrier.
 pub unsafe fn emit_by_index(
     keys: Shared<u64>,
     count: u32,
     bound: u32,
-    scratch: Shared<u32>,
+    scratch: Shared<u64>,
     position: impl Fn(u64) -> u32,
     mut emit: impl FnMut(u32, u64),
 ) {
     let (t, threads) = (device::thread_idx(), device::block_dim());
-    let words = bound.div_ceil(32);
-    // SAFETY: words and keys are in bounds (the caller's promise); the barriers order the
-    // reset, the bits, the prefixes and the reads; unique positions make the adds an `or`.
+    let words = index_bitmap_slots(bound);
+    // SAFETY: words and keys are in bounds (the caller's promise: 2 · words u32 fit in the
+    // scratch slots); the barriers order the reset, the bits, the prefixes and the reads; unique
+    // positions make the adds an `or`.
     unsafe {
-        let (bits, prefixes) = (scratch, scratch.sub(words as usize, words as usize));
+        let bits: Shared<u32> = scratch.tail(0, 2 * words as usize);
+        let prefixes = bits.sub(words as usize, words as usize);
         for w in device::strided(t, words, threads as usize) {
             bits.set(w as usize, 0);
         }

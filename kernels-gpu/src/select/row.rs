@@ -152,8 +152,7 @@ pub unsafe fn finish_in_shared(
         let above = above + select::best_of(ties, tied, remaining, hist, |i, key| best.set((above + i) as usize, key));
         if !by_score {
             // Every taken key is placed by the index bitmap, in the tie buffer (free by now).
-            let scratch = ties.tail::<u32>(0, 2 * ties.len());
-            select::emit_by_index(best, taken, keys_bound, scratch, score::index_of, move |slot, key| {
+            select::emit_by_index(best, taken, keys_bound, ties, score::index_of, move |slot, key| {
                 out.write(row, slot, Some(key))
             });
             out.pad(row, taken);
