@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # Runs on the GPU machine from inside gpu-bundle/: pqtopk's table on every data family, the peer
 # pipelines (peers.py: torch.topk; peers_sota.py: + FlashInfer's top-k, installed offline from
-# peers/wheels/), in one run, then the ratios (scripts/compare.py). Writes JSON to ${OUT:-.}.
+# peers/wheels/), in one run, then the ratios (scripts/compare.py), in score order and then in
+# index order. Writes JSON to ${OUT:-.}.
 # Extra arguments go to the bench (e.g. --shape NAME, --dist uniform,llm).
 # SKIP_PEERS=1 runs pqtopk's table only; SKIP_TABLE=1 skips the top-k table (and its peers),
 # SKIP_INDEXER=1 the indexer's benchmark;
@@ -31,7 +32,15 @@ if [ -z "${SKIP_TABLE:-}" ] && [ -z "${SKIP_PEERS:-}" ] && [ -f peers/peers.py ]
       || echo "peers_sota.py failed"
   fi
 fi
-[ -n "${SKIP_TABLE:-}" ] || python3 compare.py "$out/pqtopk.json" "${peer_jsons[@]}" || true
+if [ -z "${SKIP_TABLE:-}" ]; then
+  python3 compare.py "$out/pqtopk.json" "${peer_jsons[@]}" || true
+  # Index order too (what sparse attention gathers by; no peer returns it, so it is compared
+  # with every peer), unless the caller picked an order.
+  if [[ " $* " != *" --order "* ]]; then
+    bin/bench-pqtopk --table shapes.json --dist all --order index --json "$out/pqtopk-index.json" "$@" \
+      && python3 compare.py "$out/pqtopk-index.json" "${peer_jsons[@]}" || echo "index-order bench failed"
+  fi
+fi
 [ -n "${SKIP_INDEXER:-}" ] && exit 0
 bin/bench-pqtopk --indexer --json "$out/indexer.json" || echo "indexer bench failed"
 [ -n "${SKIP_PEERS:-}" ] || PYTHONUNBUFFERED=1 python3 kmeans_torch.py --out "$out" || echo "kmeans_torch.py failed"

@@ -4,10 +4,21 @@
 # where run-ab.sh's base build was copied in) on the given shape:family pairs, e.g.
 #   ./run-ncu.sh hub_m2c64_k3020:llm decode_b1_k2048:uniform
 # NCU_KERNELS (a regex, default pq_) picks the kernels, NCU_COUNT (default 9) how many launches.
+# NCU_SAMPLES=1 instead writes the warp-state samples per SASS instruction of the first launch
+# that NCU_KERNELS matches (e.g. NCU_KERNELS='^pq_tables$'), gzipped, to
+# ${OUT:-.}/samples-BUILD-SHAPE-FAMILY.csv.gz, for scripts/ncu-samples.py.
 set -uo pipefail
 cd "$(dirname "$0")"
 for bench in bin/bench-*; do
   for pair in "$@"; do
+    if [ -n "${NCU_SAMPLES:-}" ]; then
+      out="${OUT:-.}/samples-$(basename "$bench" | sed 's/^bench-//')-${pair%%:*}-${pair##*:}.csv"
+      timeout 120 ncu --clock-control none -k "regex:${NCU_KERNELS:-pq_}" -c 1 --warp-sampling-interval 0 \
+        --section SourceCounters --section WarpStateStats --page source --print-source sass --csv \
+        "$bench" --table shapes.json --shape "${pair%%:*}" --dist "${pair##*:}" > "$out" 2>&1
+      gzip -f "$out" && echo "wrote $out.gz"
+      continue
+    fi
     echo "== $(basename "$bench") ${pair%%:*} ${pair##*:} (µs)"
     timeout 120 ncu --clock-control none -k "regex:${NCU_KERNELS:-pq_}" -c "${NCU_COUNT:-9}" --csv --print-units base \
       --metrics gpu__time_duration.sum "$bench" --table shapes.json --shape "${pair%%:*}" --dist "${pair##*:}" 2>&1 |

@@ -14,7 +14,7 @@ pub mod row;
 pub mod runs;
 
 use crate::device::{self, Shared};
-use pqtopk_abi::{DIGIT_BITS, HIST_BINS};
+use pqtopk_abi::{DIGIT_BITS, HIST_BINS, index_bitmap_slots};
 
 /// Which keys of a row are taken, as far as the histograms have decided.
 #[derive(Clone, Copy)]
@@ -455,27 +455,29 @@ pub unsafe fn emit_by_buckets(
 /// its position's bit in a bitmap, a block scan turns the bitmap's words into prefix counts, and
 /// a key's place is its word's prefix plus the set bits below it in the word. The cost is one
 /// pass over `count` keys and one over `bound / 32` words, whatever the keys' order or how
-/// they crowd (the buckets of [`emit_by_buckets`] need about 20 K cycles of barriers and scans
-/// for 2048 keys). Calls `emit(place, key)` for each.
+/// they crowd (ordering 2048 keys by index through the buckets of [`emit_by_buckets`] cost
+/// about 9 K cycles more at decode b = 1, perf-notes v16). Calls `emit(place, key)` for each.
 ///
 /// # Safety
 /// All threads of the block call it after a barrier that follows the last write of `keys`;
-/// positions are unique and below `bound`; `scratch` holds `2 · ⌈bound / 32⌉` words and is not
-/// `keys`. Ends with a barrier.
+/// positions are unique and below `bound`; `scratch` holds [`index_bitmap_slots`]`(bound)` slots
+/// (a bitmap word and a prefix word each) and is not `keys`. Ends with a barrier.
 pub unsafe fn emit_by_index(
     keys: Shared<u64>,
     count: u32,
     bound: u32,
-    scratch: Shared<u32>,
+    scratch: Shared<u64>,
     position: impl Fn(u64) -> u32,
     mut emit: impl FnMut(u32, u64),
 ) {
     let (t, threads) = (device::thread_idx(), device::block_dim());
-    let words = bound.div_ceil(32);
-    // SAFETY: words and keys are in bounds (the caller's promise); the barriers order the
-    // reset, the bits, the prefixes and the reads; unique positions make the adds an `or`.
+    let words = index_bitmap_slots(bound);
+    // SAFETY: words and keys are in bounds (the caller's promise: 2 · words u32 fit in the
+    // scratch slots); the barriers order the reset, the bits, the prefixes and the reads; unique
+    // positions make the adds an `or`.
     unsafe {
-        let (bits, prefixes) = (scratch, scratch.sub(words as usize, words as usize));
+        let bits: Shared<u32> = scratch.tail(0, 2 * words as usize);
+        let prefixes = bits.sub(words as usize, words as usize);
         for w in device::strided(t, words, threads as usize) {
             bits.set(w as usize, 0);
         }
