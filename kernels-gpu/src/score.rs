@@ -354,11 +354,6 @@ unsafe fn build_tables_for<Q: Element>(p: &TablesParams, tile: Tile, j: u32, sta
     }
 }
 
-/// Chunks of a centroid (four elements where vector loads apply, else one) whose loads a lane
-/// issues before it uses the first: the codebooks come from DRAM, and with one round trip per
-/// chunk a centroid of 64 elements was a chain of sixteen (perf-notes v16, call 7).
-const CHUNKS_IN_FLIGHT: usize = 4;
-
 /// # Safety
 /// As [`build_tables`].
 #[inline(always)]
@@ -508,9 +503,10 @@ struct CentroidShare {
 
 impl CentroidShare {
     /// Adds to `acc[r]` row `r`'s partial score of this lane's chunks against the four staged
-    /// rows from `staging[row0..]`. The lane issues the loads of up to `CHUNKS_IN_FLIGHT` chunks
-    /// before it uses the first, and every row is computed (staged rows past the tile are
-    /// zeros), so the loop has no branch per row or element.
+    /// rows from `staging[row0..]`. Every row is computed (staged rows past the tile are zeros),
+    /// so the loop has no branch per row or element. One chunk per iteration: these kernels run
+    /// one cold wave, where the executed code's size is the cost (perf-notes v17: two or four
+    /// chunks' loads in flight ran slower).
     ///
     /// # Safety
     /// The centroid's elements lie inside the codebooks (16-byte aligned for `LANES == 4`);
@@ -524,40 +520,28 @@ impl CentroidShare {
         acc: &mut [f32; MAX_ROWS],
     ) {
         let CentroidShare { codebooks, centroid, chunks, part, split } = self;
-        let mut first = part;
-        while first < chunks {
-            let mut cv = [[0.0f32; 4]; CHUNKS_IN_FLIGHT];
-            // The lists spell out 0..CHUNKS_IN_FLIGHT, 0..MAX_ROWS and 0..4, so that `cv` and
-            // `acc` stay in registers.
-            unrolled!(V in [0, 1, 2, 3] {
-                let chunk = first + V * split;
-                if chunk < chunks {
-                    // SAFETY: the caller's promise; vector loads only with LANES == 4.
-                    cv[V] = unsafe {
-                        if LANES == 4 {
-                            C::load4(codebooks, centroid + 4 * chunk)
-                        } else {
-                            [C::load(codebooks, centroid + chunk), 0.0, 0.0, 0.0]
-                        }
-                    };
+        let mut chunk = part;
+        while chunk < chunks {
+            // SAFETY: the caller's promise; vector loads only with LANES == 4.
+            let cv = unsafe {
+                if LANES == 4 {
+                    C::load4(codebooks, centroid + 4 * chunk)
+                } else {
+                    [C::load(codebooks, centroid + chunk), 0.0, 0.0, 0.0]
                 }
+            };
+            // The lists spell out 0..MAX_ROWS and 0..4, so that `cv` and `acc` stay in registers.
+            unrolled!(R in [0, 1, 2, 3] {
+                unrolled!(U in [0, 1, 2, 3] {
+                    if U < LANES {
+                        // SAFETY: row0 + R·ds + LANES·chunk + U < row0 + 4·ds, staged.
+                        let q = unsafe { staging.get(row0 + R * ds + LANES * chunk + U) };
+                        let e = cv[U];
+                        acc[R] = if L2 { device::fma(q - e, q - e, acc[R]) } else { device::fma(q, e, acc[R]) };
+                    }
+                });
             });
-            unrolled!(V in [0, 1, 2, 3] {
-                let chunk = first + V * split;
-                if chunk < chunks {
-                    unrolled!(R in [0, 1, 2, 3] {
-                        unrolled!(U in [0, 1, 2, 3] {
-                            if U < LANES {
-                                // SAFETY: row0 + R·ds + LANES·chunk + U < row0 + 4·ds, staged.
-                                let q = unsafe { staging.get(row0 + R * ds + LANES * chunk + U) };
-                                let e = cv[V][U];
-                                acc[R] = if L2 { device::fma(q - e, q - e, acc[R]) } else { device::fma(q, e, acc[R]) };
-                            }
-                        });
-                    });
-                }
-            });
-            first += CHUNKS_IN_FLIGHT * split;
+            chunk += split;
         }
     }
 }
