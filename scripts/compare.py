@@ -23,14 +23,17 @@ CLIFF_TARGET = 1.25
 SORTED_SELECTIONS = ("torch_topk", "fi_sorted")
 
 
-def peer_best(paths, sorted_only=False):
-    """shape -> (total_us, label) of the fastest correct peer pipeline over all peer files; with
-    sorted_only, of those whose output is sorted by score."""
-    best = {}
+def peer_best(paths):
+    """(best, best_sorted): shape -> (total_us, label) of the fastest correct peer pipeline over
+    all peer files, and of those whose output is sorted by score."""
+    best, best_sorted = {}, {}
 
-    def offer(shape, us, label):
-        if isinstance(us, (int, float)) and us > 0 and (shape not in best or us < best[shape][0]):
-            best[shape] = (us, label)
+    def offer(shape, us, label, is_sorted):
+        if not (isinstance(us, (int, float)) and us > 0):
+            return
+        for table in (best, best_sorted) if is_sorted else (best,):
+            if shape not in table or us < table[shape][0]:
+                table[shape] = (us, label)
 
     for path in paths:
         try:
@@ -43,12 +46,12 @@ def peer_best(paths, sorted_only=False):
             shape = r.get("shape")
             for score, selections in (r.get("select") or {}).items():  # peers_sota.py
                 for sel, v in selections.items():
-                    if v.get("mismatch_rows", 0) == 0 and (not sorted_only or sel in SORTED_SELECTIONS):
-                        offer(shape, v.get("total_us"), f"{score}+{sel}")
+                    if v.get("mismatch_rows", 0) == 0:
+                        offer(shape, v.get("total_us"), f"{score}+{sel}", sel in SORTED_SELECTIONS)
             for k, v in r.items():  # peers.py: one dict per score method, each with torch.topk
                 if isinstance(v, dict) and "total_us" in v:
-                    offer(shape, v["total_us"], k + "+torch_topk")
-    return best
+                    offer(shape, v["total_us"], k + "+torch_topk", True)
+    return best, best_sorted
 
 
 def main():
@@ -59,8 +62,9 @@ def main():
     # Score order is compared with the sorted selections as well; index order (or Unordered)
     # with every selection, none of which returns index order.
     by_score = doc.get("order", "ByScore") == "ByScore"
-    best = peer_best(sys.argv[2:])
-    best_sorted = peer_best(sys.argv[2:], sorted_only=True) if by_score else {}
+    best, best_sorted = peer_best(sys.argv[2:])
+    if not by_score:
+        best_sorted = {}
     by_shape = {}
     for r in ours:
         by_shape.setdefault(r["shape"], {})[r.get("dist", "uniform")] = r

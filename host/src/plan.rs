@@ -127,12 +127,12 @@ pub(crate) fn plan(
         None => lut_width.min(rows_per_kv).min(MAX_ROWS_PER_BLOCK as usize),
     };
     let tables_shared_bytes = tables_staging_floats(rows_per_block as u32, (p.d / p.m) as u32) as usize * 4;
-    // pq_tables stages the rows' query slices (one thread per centroid: c ≤ 256 holds).
+    // pq_tables stages the rows' query slices (at least one thread per centroid: c ≤ 256 holds).
     if tables_shared_bytes > limits.tables_dynamic_limit {
         return Err(Error::Unsupported(format!(
             "d/m = {} exceeds {} on this device",
             p.d / p.m,
-            limits.tables_dynamic_limit / 4 / rows_per_block.next_multiple_of(MAX_ROWS_PER_BLOCK as usize)
+            limits.tables_dynamic_limit / 4 / tables_staging_floats(rows_per_block as u32, 1) as usize
         )));
     }
     let row_tiles = rows_per_kv.div_ceil(rows_per_block);

@@ -520,6 +520,8 @@ impl CentroidShare {
         acc: &mut [f32; MAX_ROWS],
     ) {
         let CentroidShare { codebooks, centroid, chunks, part, split } = self;
+        // A plain `while`: the loop as measured (call 4); `device::strided` compiles it to
+        // different PTX, not yet run on a GPU.
         let mut chunk = part;
         while chunk < chunks {
             // SAFETY: the caller's promise; vector loads only with LANES == 4.
