@@ -276,9 +276,9 @@ fn k_past_the_shared_sort_capacity_sorts_in_runs() {
 #[test]
 fn few_long_rows_split_their_selection() {
     let mut cases = Vec::new();
-    for (i, k) in [777, 4097, 2048, 300].into_iter().enumerate() {
+    for (i, k) in [777, 4097, 2048, 300, 1000].into_iter().enumerate() {
         let p = Problem::new(1, 2, 1, 1, 64, 8, 64, 70000, k).with_metric(METRICS[i % 2]).with_order(ORDERS[i % 3]);
-        cases.push((p, [Data::Random, Data::Ties, Data::Equal, Data::Equal][i], i == 1));
+        cases.push((p, [Data::Random, Data::Ties, Data::Equal, Data::Equal, Data::LateOutliers][i], i == 1));
     }
     check_all("few_long_rows_split_their_selection", cases);
 }

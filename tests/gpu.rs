@@ -512,7 +512,7 @@ fn exact_ties_break_toward_smaller_index() {
     // repeated; Equal: every key the same. The tied keys at the threshold number from a few
     // (ranked pairwise) through hundreds (sorted) to more than the selection holds (n = 60000:
     // only the best of them kept as the sweep meets them, in index order), with the top k in
-    // shared memory or (k = 20000) not.
+    // shared memory or (k = 20000) not; LateOutliers: equal keys, and better ones past them.
     let cases = [
         (2000, 1, Data::Ties),
         (2000, 150, Data::Ties),
@@ -520,6 +520,7 @@ fn exact_ties_break_toward_smaller_index() {
         (300, 299, Data::Ties),
         (60000, 1000, Data::Ties),
         (60000, 20000, Data::Equal),
+        (60000, 1000, Data::LateOutliers),
     ];
     for (i, (n, k, data)) in cases.into_iter().enumerate() {
         for metric in METRICS {

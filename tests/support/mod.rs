@@ -31,6 +31,10 @@ pub enum Data {
     Narrow,
     Equal,
     Sorted,
+    /// Equal, but for a few keys in the last quarter of each row with random codes: some of them
+    /// score above the equal keys, and a sweep in index order meets them only after it has seen
+    /// more than enough tied keys.
+    LateOutliers,
 }
 
 impl Data {
@@ -43,7 +47,7 @@ impl Data {
             Data::Random | Data::Ties | Data::Special => Family::Uniform,
             Data::Llm => Family::Llm,
             Data::Narrow => Family::Narrow,
-            Data::Equal => Family::Equal,
+            Data::Equal | Data::LateOutliers => Family::Equal,
             Data::Sorted => Family::Sorted,
         }
     }
@@ -72,6 +76,16 @@ pub fn draw<Q: Element, C: Element>(rng: &mut StdRng, p: &Problem, data: Data, r
     if data == Data::Ties {
         let distinct = p.c.min(3);
         codes.iter_mut().for_each(|code| *code = rng.random_range(0..distinct) as u8);
+    }
+    if data == Data::LateOutliers {
+        // 32 per (batch, kv head): with each one above the equal keys about half the time, some
+        // are, whatever the draw.
+        for head in codes.chunks_mut(p.n * p.m) {
+            for _ in 0..32 {
+                let key = rng.random_range(p.n - p.n / 4..p.n);
+                head[key * p.m..][..p.m].iter_mut().for_each(|code| *code = rng.random_range(0..p.c) as u8);
+            }
+        }
     }
     if data == Data::Special {
         let specials = [f32::NAN, f32::INFINITY, f32::NEG_INFINITY];
