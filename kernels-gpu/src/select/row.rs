@@ -54,9 +54,10 @@ pub unsafe fn select_row(p: &SelectParams) {
         }
         let gathered = if shared_gather { keys.part(part, p.split) } else { keys };
         let classify = |key| filter.classify(key);
+        // Keys the filter takes outright (above its tied range).
+        let above = taken - filter.remaining;
         if in_shared && ranked {
-            let above = taken - filter.remaining;
-            gather_in_order(&keys, counters, classify, filter.remaining, |taken, slot, key| {
+            gather_in_order(&keys, counters, classify, (above, filter.remaining), |taken, slot, key| {
                 best.set(if taken { slot } else { above + slot } as usize, key)
             });
             finish_in_shared(OutputRows::of(p), row, by_score, taken, above, (0, 0), valid, hist, best, ties);
@@ -80,7 +81,7 @@ pub unsafe fn select_row(p: &SelectParams) {
             let threshold_key = if filter.takes_all() {
                 0
             } else if ranked {
-                gather_in_order(&keys, counters, classify, filter.remaining, |taken, slot, key| {
+                gather_in_order(&keys, counters, classify, (above, filter.remaining), |taken, slot, key| {
                     if !taken && slot + 1 == filter.remaining {
                         last.set(0, key)
                     }
@@ -240,6 +241,21 @@ impl RowKeys {
     /// The keys were written by an earlier launch and stay unchanged.
     #[inline(always)]
     unsafe fn sweep(&self, mut f: impl FnMut([Group; LOADS_PER_STEP as usize])) {
+        // SAFETY: forwarded to the caller.
+        unsafe {
+            self.sweep_until(|groups| {
+                f(groups);
+                false
+            })
+        }
+    }
+
+    /// As [`RowKeys::sweep`], ending after the first step for which `f` returns true.
+    ///
+    /// # Safety
+    /// As [`RowKeys::sweep`]; `f` returns the same in every thread of the block.
+    #[inline(always)]
+    unsafe fn sweep_until(&self, mut f: impl FnMut([Group; LOADS_PER_STEP as usize]) -> bool) {
         let per_call = KEYS_PER_LOAD * device::block_dim();
         let per_step = LOADS_PER_STEP * per_call;
         // SAFETY: forwarded to the caller.
@@ -252,7 +268,9 @@ impl RowKeys {
             if base + per_step < self.end {
                 next = load_step(base + per_step);
             }
-            f(groups);
+            if f(groups) {
+                return;
+            }
             base += per_step;
         }
     }
@@ -357,17 +375,19 @@ unsafe fn gather(
 /// so that they rank by index, which is the sweep's order: the taken keys go through
 /// `store(true, slot, key)` as there, and of the tied keys only the best `wanted`, through
 /// `store(false, rank, key)`, `rank` counting from the best. A block-wide count per sweep step
-/// ranks them; once `wanted` are found, the rest of the sweep skips it. Ends with a barrier; the
-/// counts (of the tied keys, at most `wanted`) are in `counters`.
+/// ranks them; once `wanted` are found, the rest of the sweep skips it, and where no key is
+/// taken (`above == 0`: every key of the row's top k ties, as with equal keys) the sweep ends
+/// there. Ends with a barrier; the counts (of the tied keys, at most `wanted`) are in `counters`.
 ///
 /// # Safety
-/// As [`gather`]; `store` is valid for every taken slot and every rank below `wanted`.
+/// As [`gather`]; `store` is valid for every taken slot and every rank below `wanted`; `above`
+/// keys classify as taken.
 #[inline(always)]
 unsafe fn gather_in_order(
     keys: &RowKeys,
     counters: Shared<u32>,
     classify: impl Fn(u64) -> Class,
-    wanted: u32,
+    (above, wanted): (u32, u32),
     mut store: impl FnMut(bool, u32, u64),
 ) {
     // SAFETY: every thread reaches the barriers (those of `reset_counters` and the last);
@@ -376,7 +396,7 @@ unsafe fn gather_in_order(
     unsafe {
         reset_counters(counters);
         let mut ranked = 0;
-        keys.sweep(|groups| {
+        keys.sweep_until(|groups| {
             let (taken, tied) = class_masks(groups, &classify);
             let (taken_slot, _) = select::reserve_pair(taken.count_ones(), 0, counters);
             unrolled!(G in [0, 1] {
@@ -405,6 +425,8 @@ unsafe fn gather_in_order(
                 });
                 ranked += (total & 0xffff) + (total >> 16);
             }
+            // `ranked` and `above` are the same in every thread.
+            above == 0 && ranked >= wanted
         });
         if device::thread_idx() == 0 {
             counters.set(1, ranked.min(wanted));
