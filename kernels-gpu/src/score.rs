@@ -5,6 +5,7 @@
 use crate::device::{self, Shared};
 use pqtopk_abi::{
     DType, HIST_BINS, MAX_ROWS_PER_BLOCK, Metric, RowBinning, ScoreParams, Shape, SmallParams, TablesParams, Tiling,
+    tables_staging_floats,
 };
 
 const MAX_ROWS: usize = MAX_ROWS_PER_BLOCK as usize;
@@ -386,8 +387,8 @@ unsafe fn build_tables_typed<Q: Element, C: Element, const L2: bool>(
     let owner = part == 0 && t / split < c;
     let centroid = ((tile.kv_head * s.m + j) as usize * c + code) * ds;
     let share = CentroidShare { codebooks: p.codebooks, centroid, chunks, part, split };
-    // Staged rows come in whole groups of MAX_ROWS (zeros past the tile).
-    let staged_rows = rows.next_multiple_of(MAX_ROWS);
+    // Staged rows come in whole groups of MAX_ROWS (zeros past the tile), as the plan sizes them.
+    let staged = tables_staging_floats(tile.rows, ds as u32) as usize;
     const WARPS: usize = (pqtopk_abi::BLOCK_THREADS / device::WARP) as usize;
     let partial = static_shared!(TABLE_RANGE_PARTIALS: [f32; 2 * MAX_ROWS * WARPS]);
     let warp = t / device::WARP as usize;
@@ -406,7 +407,7 @@ unsafe fn build_tables_typed<Q: Element, C: Element, const L2: bool>(
                 // writer, below tables_staging_floats(rows, ds).
                 unsafe {
                     device::sync_threads();
-                    for i in device::strided(t, staged_rows * ds, threads) {
+                    for i in device::strided(t, staged, threads) {
                         // 32-bit quotient and remainder: a 64-bit division is a long software
                         // routine.
                         let (r, x) = ((i as u32 / ds as u32) as usize, (i as u32 % ds as u32) as usize);
