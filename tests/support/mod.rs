@@ -80,9 +80,11 @@ pub fn draw<Q: Element, C: Element>(rng: &mut StdRng, p: &Problem, data: Data, r
     if data == Data::LateOutliers {
         // 32 per (batch, kv head): with each one above the equal keys about half the time, some
         // are, whatever the draw.
+        // The last quarter, or the last key of rows shorter than four.
+        let late = (p.n - p.n / 4).min(p.n - 1);
         for head in codes.chunks_mut(p.n * p.m) {
             for _ in 0..32 {
-                let key = rng.random_range(p.n - p.n / 4..p.n);
+                let key = rng.random_range(late..p.n);
                 head[key * p.m..][..p.m].iter_mut().for_each(|code| *code = rng.random_range(0..p.c) as u8);
             }
         }
