@@ -495,6 +495,9 @@ pub struct Tiling {
 
 /// Rows of a `pq_score_dense` row tile: four warps' `mma` tiles of 16 rows.
 pub const DENSE_ROWS: u32 = 64;
+/// Largest `d/m` of the tensor-core path, whose `pq_tables` writes only the ranges, with a row's
+/// query slice in registers.
+pub const RANGES_MAX_SUBSPACE_DIM: u32 = 16;
 /// Keys a `pq_score_dense` block decodes and scores per step.
 pub const DENSE_KEYS: u32 = 64;
 /// Threads of a `pq_score_dense` block: sixteen warps, each 16 rows × 16 keys of a step.

@@ -67,10 +67,11 @@ use pqtopk_abi::{
 use score::{Lut2, Lut4, Tile};
 
 kernel! {
-    /// Builds the lookup tables of every row tile, and zeroes the histograms and the selection's
-    /// split state: one block of
-    /// `BLOCK_THREADS` (≥ c) per (tile, sub-space), `row_tiles · b·hkv · m` blocks, with dynamic
-    /// shared memory of `rows_per_block · (d/m) · 4` bytes for the staged queries.
+    /// Builds the lookup tables of every row tile (only their ranges for the tensor-core path,
+    /// where `luts` is 0), and zeroes the histograms and the selection's split state: one block
+    /// of `BLOCK_THREADS` (≥ c) per (tile, sub-space), `row_tiles · b·hkv · m` blocks, with
+    /// dynamic shared memory of `tables_staging_floats(rows_per_block, d/m) · 4` bytes for the
+    /// staged queries where tables are built (none for the ranges alone).
     ///
     /// # Safety
     /// `p` describes valid device buffers of the shapes `TablesParams` documents.
@@ -88,10 +89,15 @@ kernel! {
             unsafe { *(p.histograms as *mut [u32; 4]).add(v) = [0; 4] };
         }
         let tile = Tile::of(&p.shape, &p.tiling, block / p.shape.m, 0, 0);
-        // SAFETY: launched with the documented shared memory; the shapes were validated.
+        // SAFETY: launched with the documented shared memory; the shapes were validated (the
+        // plan takes the tensor-core path only with d/m ≤ RANGES_MAX_SUBSPACE_DIM, a multiple of 8).
         unsafe {
-            let staging = device::dynamic_shared(tables_staging_floats(tile.rows, p.shape.d / p.shape.m) as usize);
-            score::build_tables(&p, tile, block % p.shape.m, staging);
+            if p.luts == 0 {
+                score::build_ranges(&p, tile, block % p.shape.m);
+            } else {
+                let staging = device::dynamic_shared(tables_staging_floats(tile.rows, p.shape.d / p.shape.m) as usize);
+                score::build_tables(&p, tile, block % p.shape.m, staging);
+            }
         }
     }
 }
