@@ -498,6 +498,12 @@ pub const DENSE_ROWS: u32 = 64;
 /// Largest `d/m` of the tensor-core path, whose `pq_tables` writes only the ranges, with a row's
 /// query slice in registers.
 pub const RANGES_MAX_SUBSPACE_DIM: u32 = 16;
+
+/// f32 of `pq_tables`' dynamic shared memory where it writes only the ranges (the tensor-core
+/// path): one sub-space's codebook, `c` centroids of `subspace_dim`.
+pub const fn ranges_staging_floats(c: u32, subspace_dim: u32) -> u32 {
+    c * subspace_dim
+}
 /// Keys a `pq_score_dense` block decodes and scores per step.
 pub const DENSE_KEYS: u32 = 64;
 /// Threads of a `pq_score_dense` block: sixteen warps, each 16 rows × 16 keys of a step.

@@ -10,7 +10,7 @@ use pqtopk_abi::{
     MAX_ROWS_PER_BLOCK, MergeParams, Order, RANGES_MAX_SUBSPACE_DIM, RUN_KEYS, RowBinning, SELECT_KEYS_PER_STEP,
     SELECT_THREADS, SELECT_THREADS_MANY_ROWS, SMALL_MAX_KEYS, SMALL_THREADS, SPLIT_STATE_WORDS, ScoreParams,
     SelectParams, Shape, SmallParams, TABLES_BLOCKS_PER_SM, TablesParams, Tiling, TrainParams, cluster_layout,
-    index_bitmap_slots, kernel_names, merge_passes, small_shared_bytes, tables_staging_floats,
+    index_bitmap_slots, kernel_names, merge_passes, ranges_staging_floats, small_shared_bytes, tables_staging_floats,
 };
 
 /// Shared memory one scoring block may use for lookup tables; two such blocks fit on every SM
@@ -127,9 +127,13 @@ pub(crate) fn plan(
         None => lut_width.min(rows_per_kv).min(MAX_ROWS_PER_BLOCK as usize),
     };
     // pq_tables stages the rows' query slices where it builds tables (at least one thread per
-    // centroid: c ≤ 256 holds); for the ranges alone it holds them in registers.
-    let tables_shared_bytes =
-        if dense.is_some() { 0 } else { tables_staging_floats(rows_per_block as u32, (p.d / p.m) as u32) as usize * 4 };
+    // centroid: c ≤ 256 holds), the sub-space's codebook for the ranges alone.
+    let ds = (p.d / p.m) as u32;
+    let tables_shared_bytes = 4 * if dense.is_some() {
+        ranges_staging_floats(p.c as u32, ds)
+    } else {
+        tables_staging_floats(rows_per_block as u32, ds)
+    } as usize;
     if tables_shared_bytes > limits.tables_dynamic_limit {
         return Err(Error::Unsupported(format!(
             "d/m = {} exceeds {} on this device",

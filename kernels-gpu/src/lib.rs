@@ -62,7 +62,8 @@ mod train;
 use pqtopk_abi::ClusterParams;
 use pqtopk_abi::{
     AdvanceParams, CodeCheckParams, DenseScoreParams, EncodeParams, HIST_BINS, MergeParams, RUN_KEYS,
-    SPLIT_STATE_WORDS, ScoreParams, SelectParams, SmallParams, TablesParams, TrainParams, tables_staging_floats,
+    SPLIT_STATE_WORDS, ScoreParams, SelectParams, SmallParams, TablesParams, TrainParams, ranges_staging_floats,
+    tables_staging_floats,
 };
 use score::{Lut2, Lut4, Tile};
 
@@ -71,7 +72,8 @@ kernel! {
     /// where `luts` is 0), and zeroes the histograms and the selection's split state: one block
     /// of `BLOCK_THREADS` (≥ c) per (tile, sub-space), `row_tiles · b·hkv · m` blocks, with
     /// dynamic shared memory of `tables_staging_floats(rows_per_block, d/m) · 4` bytes for the
-    /// staged queries where tables are built (none for the ranges alone).
+    /// staged queries where tables are built, `ranges_staging_floats(c, d/m) · 4` for the staged
+    /// codebook slice where only the ranges are.
     ///
     /// # Safety
     /// `p` describes valid device buffers of the shapes `TablesParams` documents.
@@ -92,10 +94,12 @@ kernel! {
         // SAFETY: launched with the documented shared memory; the shapes were validated (the
         // plan takes the tensor-core path only with d/m ≤ RANGES_MAX_SUBSPACE_DIM, a multiple of 8).
         unsafe {
+            let ds = p.shape.d / p.shape.m;
             if p.luts == 0 {
-                score::build_ranges(&p, tile, block % p.shape.m);
+                let staging = device::dynamic_shared(ranges_staging_floats(p.shape.c, ds) as usize);
+                score::build_ranges(&p, tile, block % p.shape.m, staging);
             } else {
-                let staging = device::dynamic_shared(tables_staging_floats(tile.rows, p.shape.d / p.shape.m) as usize);
+                let staging = device::dynamic_shared(tables_staging_floats(tile.rows, ds) as usize);
                 score::build_tables(&p, tile, block % p.shape.m, staging);
             }
         }

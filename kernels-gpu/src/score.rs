@@ -490,26 +490,29 @@ unsafe fn write_range(p: &TablesParams, s: &Shape, row: usize, j: u32, (lo, hi):
 /// Writes sub-space `j`'s ranges of the tile's rows without tables, for the tensor-core path
 /// (up to `DENSE_ROWS` rows, one head each, `d/m ≤ RANGES_MAX_SUBSPACE_DIM`, a multiple of 4):
 /// `ranges[row][j]` is the smallest and largest partial score `q_j · C_j[code]` (or
-/// `‖q_j − C_j[code]‖²`) over the centroids. Thread `t` holds row `t % rows`'s query slice in
-/// registers and takes every `slices`-th centroid from `t / rows`, keeping its own smallest and
-/// largest, so that no row is reduced across the warp per centroid (as the table build does, four
-/// rows at a time, with two barriers per four rows); one barrier, then a thread per row combines
-/// the slices.
+/// `‖q_j − C_j[code]‖²`) over the centroids. The sub-space's codebook is staged in shared memory
+/// as f32; thread `t` holds row `t % rows`'s query slice in registers and takes every
+/// `slices`-th centroid from `t / rows`, keeping its own smallest and largest. So a centroid
+/// costs a thread two or four broadcast shared loads and its products, and no row is reduced
+/// across the warp per centroid (the table build reduces four rows at a time, with two barriers
+/// each: about 4700 instructions per warp at 64 rows, v18). Then a thread per row combines the
+/// slices.
 ///
 /// # Safety
 /// All threads of the block call it; the tensors in `p` have the shapes it states, queries and
-/// codebooks 16-byte aligned; the tile holds at most `block size` rows.
+/// codebooks 16-byte aligned; the tile holds at most `block size` rows; `staging` holds
+/// `c · d/m` f32.
 #[inline(always)]
-pub unsafe fn build_ranges(p: &TablesParams, tile: Tile, j: u32) {
+pub unsafe fn build_ranges(p: &TablesParams, tile: Tile, j: u32, staging: Shared<f32>) {
     let l2 = p.shape.metric == Metric::L2 as u32;
     // SAFETY (all arms): forwarded. The tensor-core path has equal query and codebook types,
     // f16 or bf16.
     unsafe {
         match (p.shape.query_dtype, l2) {
-            (q, false) if q == DType::F16 as u32 => build_ranges_typed::<F16, false>(p, tile, j),
-            (q, true) if q == DType::F16 as u32 => build_ranges_typed::<F16, true>(p, tile, j),
-            (_, false) => build_ranges_typed::<BF16, false>(p, tile, j),
-            (_, true) => build_ranges_typed::<BF16, true>(p, tile, j),
+            (q, false) if q == DType::F16 as u32 => build_ranges_typed::<F16, false>(p, tile, j, staging),
+            (q, true) if q == DType::F16 as u32 => build_ranges_typed::<F16, true>(p, tile, j, staging),
+            (_, false) => build_ranges_typed::<BF16, false>(p, tile, j, staging),
+            (_, true) => build_ranges_typed::<BF16, true>(p, tile, j, staging),
         }
     }
 }
@@ -517,36 +520,46 @@ pub unsafe fn build_ranges(p: &TablesParams, tile: Tile, j: u32) {
 /// # Safety
 /// As [`build_ranges`].
 #[inline(always)]
-unsafe fn build_ranges_typed<E: Element, const L2: bool>(p: &TablesParams, tile: Tile, j: u32) {
+unsafe fn build_ranges_typed<E: Element, const L2: bool>(p: &TablesParams, tile: Tile, j: u32, staging: Shared<f32>) {
     const MAX_CHUNKS: usize = (RANGES_MAX_SUBSPACE_DIM / 4) as usize;
     let s = &p.shape;
     let (c, ds) = (s.c as usize, (s.d / s.m) as usize);
     let chunks = ds / 4;
     let rows = tile.rows as usize;
     let (t, threads) = (device::thread_idx() as usize, device::block_dim() as usize);
+    let codebook = (tile.kv_head * s.m + j) as usize * c * ds;
+    // SAFETY: each staged chunk has one writer, read after the barrier; the codebook slice lies
+    // inside the codebooks, 16-byte aligned.
+    unsafe {
+        for chunk in device::strided(t, c * chunks, threads) {
+            let e = E::load4(p.codebooks, codebook + 4 * chunk);
+            for (u, &x) in e.iter().enumerate() {
+                staging.set(4 * chunk + u, x);
+            }
+        }
+        device::sync_threads();
+    }
     let slices = (threads / rows).min(c);
     let (r, slice) = (t % rows, t / rows);
     let partial = static_shared!(RANGE_SLICE_PARTIALS: [f32; 2 * pqtopk_abi::BLOCK_THREADS as usize]);
     if slice < slices {
         let query = query_offset(s, tile.batch, tile.kv_head, tile.row0 - tile.kv_row0 + r as u32) + j as usize * ds;
         let mut q = [[0.0f32; 4]; MAX_CHUNKS];
-        // The list spells out 0..MAX_CHUNKS, so that `q` stays in registers.
+        // The lists spell out 0..MAX_CHUNKS and 0..4, so that `q` stays in registers.
         unrolled!(X in [0, 1, 2, 3] {
             if X < chunks {
                 // SAFETY: the row's slice lies inside the queries, 16-byte aligned.
                 q[X] = unsafe { E::load4(p.queries, query + 4 * X) };
             }
         });
-        let codebook = (tile.kv_head * s.m + j) as usize * c * ds;
         let (mut lo, mut hi) = (f32::INFINITY, f32::NEG_INFINITY);
         for code in device::strided(slice, c, slices) {
             let mut acc = 0.0f32;
             unrolled!(X in [0, 1, 2, 3] {
                 if X < chunks {
-                    // SAFETY: the centroid lies inside the codebooks, 16-byte aligned.
-                    let e = unsafe { E::load4(p.codebooks, codebook + code * ds + 4 * X) };
                     unrolled!(U in [0, 1, 2, 3] {
-                        let (a, b) = (q[X][U], e[U]);
+                        // SAFETY: staged before the barrier above; code·ds + 4X + U < c·ds.
+                        let (a, b) = (q[X][U], unsafe { staging.get(code * ds + 4 * X + U) });
                         acc = if L2 { device::fma(a - b, a - b, acc) } else { device::fma(a, b, acc) };
                     });
                 }
