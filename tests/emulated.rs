@@ -69,6 +69,7 @@ fn emulate(launch: Launch) -> pqtopk::Result<()> {
     let result = match kernel {
         Kernel::TopkSmall(p) => run(&|| unsafe { kernels::pq_topk_small(p) }),
         Kernel::Tables(p) => run(&|| unsafe { kernels::pq_tables(p) }),
+        Kernel::Ranges(p) => run(&|| unsafe { kernels::pq_ranges(p) }),
         Kernel::Score(p) => run(&|| unsafe { kernels::pq_score(p) }),
         Kernel::ScoreDense(p) => run(&|| unsafe { kernels::pq_score_dense(p) }),
         Kernel::Select(p) => run(&|| unsafe { kernels::pq_select(p) }),
@@ -385,7 +386,7 @@ fn training_matches_the_reference_objective() {
     println!("training: {} cases against the f64 reference (emulated kernels)", cases.len());
 }
 
-/// `pq_tables` of the tensor-core path writes only each row's sub-space ranges. The selection is
+/// `pq_ranges` (the tensor-core path's `pq_tables`) writes only each row's sub-space ranges. The selection is
 /// exact whatever they are (they only place the histogram's bins), so no top-k check sees them:
 /// they are checked here against the f64 smallest and largest partial score over the centroids,
 /// on enough rows for 64-row tiles and a ragged last tile.
@@ -397,7 +398,7 @@ fn tensor_core_ranges_bound_the_partial_scores() {
 }
 
 /// One kv head of 8 heads × 1060 queries (8480 rows), `d`, m = 8, c = 256: runs only the plan's
-/// `pq_tables` and compares every row's ranges with the reference.
+/// `pq_ranges` and compares every row's ranges with the reference.
 fn ranges_case<E: Element>(rng: &mut StdRng, d: usize, metric: Metric) {
     let (m, c) = (8, 256);
     let p = Problem::new(1, 8, 1, 1060, d, m, c, 5000, 16).with_dtypes(E::DTYPE, E::DTYPE).with_metric(metric);
@@ -420,8 +421,7 @@ fn ranges_case<E: Element>(rng: &mut StdRng, d: usize, metric: Metric) {
     };
     let mut ranges = None;
     plan.launches(&buffers, |launch| {
-        if let Kernel::Tables(params) = launch.kernel {
-            assert_eq!(params.luts, 0, "the tensor-core path builds no tables");
+        if let Kernel::Ranges(params) = launch.kernel {
             assert_eq!(params.tiling.rows_per_block, 64, "64-row tiles");
             ranges = Some(params.ranges);
             emulate(launch)?;
@@ -431,7 +431,7 @@ fn ranges_case<E: Element>(rng: &mut StdRng, d: usize, metric: Metric) {
     .unwrap();
     let rows = p.rows();
     assert_ne!(rows % 64, 0, "a ragged last tile");
-    let ranges = ranges.expect("a pq_tables launch");
+    let ranges = ranges.expect("a pq_ranges launch");
     // SAFETY: the workspace holds m pairs of f32 per row at the plan's ranges.
     let got = unsafe { std::slice::from_raw_parts(ranges as *const f32, rows * m * 2) };
     let ds = d / m;

@@ -23,9 +23,10 @@ pub const TABLES_BLOCKS_PER_SM: u32 = 4;
 /// Launch bounds that Rust cannot state in the kernel source: `(kernel, threads per block, blocks
 /// that must fit on one SM at once)`. `cargo xtask build-ptx` writes them into the PTX as
 /// `.maxntid` and `.minnctapersm`, which bound each kernel's registers.
-pub const LAUNCH_BOUNDS: [(&str, u32, u32); 8] = [
+pub const LAUNCH_BOUNDS: [(&str, u32, u32); 9] = [
     // Many short table blocks: four per SM at once.
     (kernel_names::TABLES, BLOCK_THREADS, TABLES_BLOCKS_PER_SM),
+    (kernel_names::RANGES, BLOCK_THREADS, TABLES_BLOCKS_PER_SM),
     // Registers for three scoring blocks per SM: more loads in flight per thread lost more to
     // the tail of each wave than it won (measured at two).
     (kernel_names::SCORE, BLOCK_THREADS, 3),
@@ -47,6 +48,9 @@ pub const CLUSTER_KERNELS: [&str; 1] = [kernel_names::TOPK_CLUSTER];
 pub mod kernel_names {
     /// Builds the lookup tables and zeroes the histograms ([`TablesParams`](crate::TablesParams)).
     pub const TABLES: &str = "pq_tables";
+    /// Only the lookup tables' ranges, for the tensor-core path, and zeroes the histograms
+    /// ([`TablesParams`](crate::TablesParams), `luts` unused).
+    pub const RANGES: &str = "pq_ranges";
     /// Scores through the lookup tables ([`ScoreParams`](crate::ScoreParams)).
     pub const SCORE: &str = "pq_score";
     /// Scores by tensor cores ([`DenseScoreParams`](crate::DenseScoreParams)).

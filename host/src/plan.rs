@@ -487,6 +487,8 @@ pub struct Launch {
 pub enum Kernel {
     TopkSmall(SmallParams),
     Tables(TablesParams),
+    /// `pq_ranges`: `pq_tables` without tables, for the tensor-core path.
+    Ranges(TablesParams),
     TopkCluster(ClusterParams),
     ScoreDense(DenseScoreParams),
     Score(ScoreParams),
@@ -514,6 +516,7 @@ impl Kernel {
         match self {
             Kernel::TopkSmall(_) => kernel_names::TOPK_SMALL,
             Kernel::Tables(_) => kernel_names::TABLES,
+            Kernel::Ranges(_) => kernel_names::RANGES,
             Kernel::TopkCluster(_) => kernel_names::TOPK_CLUSTER,
             Kernel::ScoreDense(_) => kernel_names::SCORE_DENSE,
             Kernel::Score(_) => kernel_names::SCORE,
@@ -623,7 +626,7 @@ impl Plan {
             split_keys: at(layout.split_keys),
         };
         launch(Launch {
-            kernel: Kernel::Tables(tables),
+            kernel: if self.dense.is_some() { Kernel::Ranges(tables) } else { Kernel::Tables(tables) },
             blocks: self.tables_blocks as u32,
             threads: BLOCK_THREADS,
             shared_bytes: self.tables_shared_bytes as u32,
@@ -838,7 +841,7 @@ mod tests {
         assert_eq!(launched(&decode, Path::Auto), "pq_tables pq_score pq_select");
         assert_eq!(launched(&decode, Path::Cluster), "pq_tables pq_topk_cluster");
         let prefill = Problem::new(1, 32, 8, 64, 128, 16, 256, 31872, 2048);
-        assert_eq!(launched(&prefill, Path::Auto), "pq_tables pq_score_dense pq_select");
+        assert_eq!(launched(&prefill, Path::Auto), "pq_ranges pq_score_dense pq_select");
         let large_k = Problem::new(1, 4, 1, 1, 128, 16, 256, 100_003, 99_999);
         let merges = merge_passes(99_999) as usize;
         let expected = ["pq_tables pq_score pq_select pq_sort_runs", &" pq_merge_runs".repeat(merges)].concat();
