@@ -36,6 +36,7 @@ pub struct Gpu {
 /// The module's kernels, looked up once.
 pub(crate) struct Kernels {
     tables: CUfunction,
+    ranges: CUfunction,
     score: CUfunction,
     score_dense: CUfunction,
     select: CUfunction,
@@ -122,6 +123,7 @@ impl Gpu {
         };
         let kernels = Kernels {
             tables: function(kernel_names::TABLES)?,
+            ranges: function(kernel_names::RANGES)?,
             score: function(kernel_names::SCORE)?,
             score_dense: function(kernel_names::SCORE_DENSE)?,
             select: function(kernel_names::SELECT)?,
@@ -151,7 +153,7 @@ impl Gpu {
             let mut limits = [usize::MAX; 7];
             // Each width's kernel shares its family's limit (the smallest of them).
             let kernels_with_limits = [
-                &[kernels.tables][..],
+                &[kernels.tables, kernels.ranges][..],
                 &[kernels.select],
                 &[kernels.score_dense],
                 &[kernels.topk_small],
@@ -431,6 +433,7 @@ impl Gpu {
             match kernel {
                 Kernel::TopkSmall(p) => raw::launch(k.topk_small, blocks, threads, shared_bytes, stream, &p),
                 Kernel::Tables(p) => raw::launch(k.tables, blocks, threads, shared_bytes, stream, &p),
+                Kernel::Ranges(p) => raw::launch(k.ranges, blocks, threads, shared_bytes, stream, &p),
                 Kernel::TopkCluster(p) => {
                     let cluster = k.topk_cluster.ok_or_else(|| Error::Unsupported("the cluster path".into()))?;
                     raw::launch(cluster, blocks, threads, shared_bytes, stream, &p)
