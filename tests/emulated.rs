@@ -73,6 +73,7 @@ fn emulate(launch: Launch) -> pqtopk::Result<()> {
         Kernel::Score(p) => run(&|| unsafe { kernels::pq_score(p) }),
         Kernel::ScoreDense(p) => run(&|| unsafe { kernels::pq_score_dense(p) }),
         Kernel::Select(p) => run(&|| unsafe { kernels::pq_select(p) }),
+        Kernel::SelectByIndex(p) => run(&|| unsafe { kernels::pq_select_by_index(p) }),
         Kernel::SortRuns(p) => run(&|| unsafe { kernels::pq_sort_runs(p) }),
         Kernel::MergeRuns(p) => run(&|| unsafe { kernels::pq_merge_runs(p) }),
         Kernel::TopkCluster(p) => run(&|| unsafe { kernels::pq_topk_cluster(p) }),

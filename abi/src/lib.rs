@@ -23,7 +23,7 @@ pub const TABLES_BLOCKS_PER_SM: u32 = 4;
 /// Launch bounds that Rust cannot state in the kernel source: `(kernel, threads per block, blocks
 /// that must fit on one SM at once)`. `cargo xtask build-ptx` writes them into the PTX as
 /// `.maxntid` and `.minnctapersm`, which bound each kernel's registers.
-pub const LAUNCH_BOUNDS: [(&str, u32, u32); 9] = [
+pub const LAUNCH_BOUNDS: [(&str, u32, u32); 10] = [
     // Many short table blocks: four per SM at once.
     (kernel_names::TABLES, BLOCK_THREADS, TABLES_BLOCKS_PER_SM),
     (kernel_names::RANGES, BLOCK_THREADS, TABLES_BLOCKS_PER_SM),
@@ -33,6 +33,7 @@ pub const LAUNCH_BOUNDS: [(&str, u32, u32); 9] = [
     // One block per SM (its shared memory fills the SM), so up to 128 registers per thread.
     (kernel_names::SCORE_DENSE, DENSE_THREADS, 1),
     (kernel_names::SELECT, SELECT_THREADS, 1),
+    (kernel_names::SELECT_BY_INDEX, SELECT_THREADS, 1),
     (kernel_names::SORT_RUNS, SELECT_THREADS, 1),
     // One binary search per thread: many blocks in flight hide the loads' latency.
     (kernel_names::MERGE_RUNS, BLOCK_THREADS, 4),
@@ -55,8 +56,11 @@ pub mod kernel_names {
     pub const SCORE: &str = "pq_score";
     /// Scores by tensor cores ([`DenseScoreParams`](crate::DenseScoreParams)).
     pub const SCORE_DENSE: &str = "pq_score_dense";
-    /// Selects each row's top k ([`SelectParams`](crate::SelectParams)).
+    /// Selects each row's top k best first ([`SelectParams`](crate::SelectParams)).
     pub const SELECT: &str = "pq_select";
+    /// `pq_select` for index order (and unordered results): a kernel of its own, without the
+    /// score order's code.
+    pub const SELECT_BY_INDEX: &str = "pq_select_by_index";
     /// Sorts large top-k candidates in runs of [`RUN_KEYS`](crate::RUN_KEYS).
     pub const SORT_RUNS: &str = "pq_sort_runs";
     /// Merges pairs of sorted runs ([`MergeParams`](crate::MergeParams)).

@@ -40,6 +40,7 @@ pub(crate) struct Kernels {
     score: CUfunction,
     score_dense: CUfunction,
     select: CUfunction,
+    select_by_index: CUfunction,
     sort_runs: CUfunction,
     merge_runs: CUfunction,
     topk_small: CUfunction,
@@ -127,6 +128,7 @@ impl Gpu {
             score: function(kernel_names::SCORE)?,
             score_dense: function(kernel_names::SCORE_DENSE)?,
             select: function(kernel_names::SELECT)?,
+            select_by_index: function(kernel_names::SELECT_BY_INDEX)?,
             sort_runs: function(kernel_names::SORT_RUNS)?,
             merge_runs: function(kernel_names::MERGE_RUNS)?,
             topk_small: function(kernel_names::TOPK_SMALL)?,
@@ -154,7 +156,7 @@ impl Gpu {
             // Each width's kernel shares its family's limit (the smallest of them).
             let kernels_with_limits = [
                 &[kernels.tables, kernels.ranges][..],
-                &[kernels.select],
+                &[kernels.select, kernels.select_by_index],
                 &[kernels.score_dense],
                 &[kernels.topk_small],
                 &[kernels.sort_runs],
@@ -441,6 +443,7 @@ impl Gpu {
                 Kernel::ScoreDense(p) => raw::launch(k.score_dense, blocks, threads, shared_bytes, stream, &p),
                 Kernel::Score(p) => raw::launch(k.score, blocks, threads, shared_bytes, stream, &p),
                 Kernel::Select(p) => raw::launch(k.select, blocks, threads, shared_bytes, stream, &p),
+                Kernel::SelectByIndex(p) => raw::launch(k.select_by_index, blocks, threads, shared_bytes, stream, &p),
                 Kernel::SortRuns(p) => raw::launch(k.sort_runs, blocks, threads, shared_bytes, stream, &p),
                 Kernel::MergeRuns(p) => raw::launch(k.merge_runs, blocks, threads, shared_bytes, stream, &p),
                 Kernel::Encode { width_index, params } => {

@@ -493,6 +493,8 @@ pub enum Kernel {
     ScoreDense(DenseScoreParams),
     Score(ScoreParams),
     Select(SelectParams),
+    /// `pq_select_by_index`: `pq_select` for index order and unordered results.
+    SelectByIndex(SelectParams),
     SortRuns(SelectParams),
     MergeRuns(MergeParams),
     /// `pq_encode_w*`, the register width's kernel (`register_width_index`).
@@ -521,6 +523,7 @@ impl Kernel {
             Kernel::ScoreDense(_) => kernel_names::SCORE_DENSE,
             Kernel::Score(_) => kernel_names::SCORE,
             Kernel::Select(_) => kernel_names::SELECT,
+            Kernel::SelectByIndex(_) => kernel_names::SELECT_BY_INDEX,
             Kernel::SortRuns(_) => kernel_names::SORT_RUNS,
             Kernel::MergeRuns(_) => kernel_names::MERGE_RUNS,
             Kernel::Encode { width_index, .. } => kernel_names::ENCODE[*width_index],
@@ -680,7 +683,7 @@ impl Plan {
             })?,
         }
         launch(Launch {
-            kernel: Kernel::Select(select),
+            kernel: if p.order == Order::ByScore { Kernel::Select(select) } else { Kernel::SelectByIndex(select) },
             blocks: (p.rows() * self.select_split) as u32,
             threads: self.select_threads,
             shared_bytes: self.select_shared_bytes as u32,
@@ -824,7 +827,7 @@ mod tests {
             plan.launches(&buffers, |launch| {
                 // Every workspace address the kernels get lies in the plan's workspace.
                 let workspace = buffers.workspace..buffers.workspace + plan.workspace_bytes() as u64;
-                if let Kernel::Select(s) | Kernel::SortRuns(s) = launch.kernel {
+                if let Kernel::Select(s) | Kernel::SelectByIndex(s) | Kernel::SortRuns(s) = launch.kernel {
                     for address in [s.scores, s.binning, s.histograms, s.split_state] {
                         assert!(workspace.contains(&address), "{:?}", launch.kernel);
                     }

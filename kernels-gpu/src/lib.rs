@@ -158,7 +158,21 @@ kernel! {
     #[cfg(not(pqtopk_smoke))]
     pub unsafe fn pq_select(p: SelectParams) {
         // SAFETY: forwarded to the caller.
-        unsafe { select::row::select_row(&p) }
+        unsafe { select::row::select_row::<true>(&p) }
+    }
+}
+
+kernel! {
+    /// `pq_select` for index order (and unordered results), with the same grid, block and
+    /// shared memory: a kernel of its own, so that the code a decode step fetches cold holds no
+    /// score-order output (perf-notes v18: few-rows kernels are bound by fetching their code).
+    ///
+    /// # Safety
+    /// As `pq_select`, with `p.shape.order` not `ByScore`.
+    #[cfg(not(pqtopk_smoke))]
+    pub unsafe fn pq_select_by_index(p: SelectParams) {
+        // SAFETY: forwarded to the caller.
+        unsafe { select::row::select_row::<false>(&p) }
     }
 }
 
