@@ -69,9 +69,11 @@ fn emulate(launch: Launch) -> pqtopk::Result<()> {
     let result = match kernel {
         Kernel::TopkSmall(p) => run(&|| unsafe { kernels::pq_topk_small(p) }),
         Kernel::Tables(p) => run(&|| unsafe { kernels::pq_tables(p) }),
+        Kernel::Ranges(p) => run(&|| unsafe { kernels::pq_ranges(p) }),
         Kernel::Score(p) => run(&|| unsafe { kernels::pq_score(p) }),
         Kernel::ScoreDense(p) => run(&|| unsafe { kernels::pq_score_dense(p) }),
         Kernel::Select(p) => run(&|| unsafe { kernels::pq_select(p) }),
+        Kernel::SelectByIndex(p) => run(&|| unsafe { kernels::pq_select_by_index(p) }),
         Kernel::SortRuns(p) => run(&|| unsafe { kernels::pq_sort_runs(p) }),
         Kernel::MergeRuns(p) => run(&|| unsafe { kernels::pq_merge_runs(p) }),
         Kernel::TopkCluster(p) => run(&|| unsafe { kernels::pq_topk_cluster(p) }),
@@ -383,4 +385,77 @@ fn training_matches_the_reference_objective() {
         support::check_train_case(&mut EmulatedTraining, case);
     }
     println!("training: {} cases against the f64 reference (emulated kernels)", cases.len());
+}
+
+/// `pq_ranges` (the tensor-core path's `pq_tables`) writes only each row's sub-space ranges. The selection is
+/// exact whatever they are (they only place the histogram's bins), so no top-k check sees them:
+/// they are checked here against the f64 smallest and largest partial score over the centroids,
+/// on enough rows for 64-row tiles and a ragged last tile.
+#[test]
+fn tensor_core_ranges_bound_the_partial_scores() {
+    let mut rng = support::rng("tensor_core_ranges_bound_the_partial_scores");
+    ranges_case::<f16>(&mut rng, 64, Metric::InnerProduct);
+    ranges_case::<bf16>(&mut rng, 128, Metric::L2);
+}
+
+/// One kv head of 8 heads × 1060 queries (8480 rows), `d`, m = 8, c = 256: runs only the plan's
+/// `pq_ranges` and compares every row's ranges with the reference.
+fn ranges_case<E: Element>(rng: &mut StdRng, d: usize, metric: Metric) {
+    let (m, c) = (8, 256);
+    let p = Problem::new(1, 8, 1, 1060, d, m, c, 5000, 16).with_dtypes(E::DTYPE, E::DTYPE).with_metric(metric);
+    let plan = Plan::emulated(&p, Path::Launches).unwrap();
+    let mut draw = |len: usize| -> Vec<E> { (0..len).map(|_| E::from_f32(rng.random_range(-1.0f32..1.0))).collect() };
+    let (queries, codebooks) = (draw(p.queries_len()), draw(p.codebooks_len()));
+    let mut d_queries = Aligned::copy_of(&queries);
+    let mut d_codebooks = Aligned::copy_of(&codebooks);
+    let mut codes = Aligned::copy_of(&vec![0u8; p.codes_len()]);
+    let (mut indices, mut scores) = (Aligned::filled(p.out_len() * 4, 0), Aligned::filled(p.out_len() * 4, 0));
+    let mut workspace = Aligned::filled(plan.workspace_bytes(), 0xAB);
+    let buffers = RawBuffers {
+        queries: d_queries.address(),
+        codebooks: d_codebooks.address(),
+        codes: codes.address(),
+        n_valid: 0,
+        indices: indices.address(),
+        scores: scores.address(),
+        workspace: workspace.address(),
+    };
+    let mut ranges = None;
+    plan.launches(&buffers, |launch| {
+        if let Kernel::Ranges(params) = launch.kernel {
+            assert_eq!(params.tiling.rows_per_block, 64, "64-row tiles");
+            ranges = Some(params.ranges);
+            emulate(launch)?;
+        }
+        Ok(())
+    })
+    .unwrap();
+    let rows = p.rows();
+    assert_ne!(rows % 64, 0, "a ragged last tile");
+    let ranges = ranges.expect("a pq_ranges launch");
+    // SAFETY: the workspace holds m pairs of f32 per row at the plan's ranges.
+    let got = unsafe { std::slice::from_raw_parts(ranges as *const f32, rows * m * 2) };
+    let ds = d / m;
+    for row in 0..rows {
+        for j in 0..m {
+            let partial = |code: usize| -> f64 {
+                (0..ds)
+                    .map(|x| {
+                        let (q, e) =
+                            (queries[row * d + j * ds + x].to_f64(), codebooks[(j * c + code) * ds + x].to_f64());
+                        if metric == Metric::L2 { (q - e) * (q - e) } else { q * e }
+                    })
+                    .sum()
+            };
+            let (lo, hi) =
+                (0..c).map(partial).fold((f64::INFINITY, f64::NEG_INFINITY), |(lo, hi), v| (lo.min(v), hi.max(v)));
+            let (got_lo, got_hi) = (got[(row * m + j) * 2] as f64, got[(row * m + j) * 2 + 1] as f64);
+            for (what, got, want) in [("smallest", got_lo, lo), ("largest", got_hi, hi)] {
+                assert!(
+                    (got - want).abs() <= 1e-4 * (1.0 + want.abs()),
+                    "row {row}, sub-space {j}: {what} {got}, want {want}"
+                );
+            }
+        }
+    }
 }

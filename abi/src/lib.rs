@@ -23,15 +23,17 @@ pub const TABLES_BLOCKS_PER_SM: u32 = 4;
 /// Launch bounds that Rust cannot state in the kernel source: `(kernel, threads per block, blocks
 /// that must fit on one SM at once)`. `cargo xtask build-ptx` writes them into the PTX as
 /// `.maxntid` and `.minnctapersm`, which bound each kernel's registers.
-pub const LAUNCH_BOUNDS: [(&str, u32, u32); 8] = [
+pub const LAUNCH_BOUNDS: [(&str, u32, u32); 10] = [
     // Many short table blocks: four per SM at once.
     (kernel_names::TABLES, BLOCK_THREADS, TABLES_BLOCKS_PER_SM),
+    (kernel_names::RANGES, BLOCK_THREADS, TABLES_BLOCKS_PER_SM),
     // Registers for three scoring blocks per SM: more loads in flight per thread lost more to
     // the tail of each wave than it won (measured at two).
     (kernel_names::SCORE, BLOCK_THREADS, 3),
     // One block per SM (its shared memory fills the SM), so up to 128 registers per thread.
     (kernel_names::SCORE_DENSE, DENSE_THREADS, 1),
     (kernel_names::SELECT, SELECT_THREADS, 1),
+    (kernel_names::SELECT_BY_INDEX, SELECT_THREADS, 1),
     (kernel_names::SORT_RUNS, SELECT_THREADS, 1),
     // One binary search per thread: many blocks in flight hide the loads' latency.
     (kernel_names::MERGE_RUNS, BLOCK_THREADS, 4),
@@ -47,12 +49,18 @@ pub const CLUSTER_KERNELS: [&str; 1] = [kernel_names::TOPK_CLUSTER];
 pub mod kernel_names {
     /// Builds the lookup tables and zeroes the histograms ([`TablesParams`](crate::TablesParams)).
     pub const TABLES: &str = "pq_tables";
+    /// Only the lookup tables' ranges, for the tensor-core path, and zeroes the histograms
+    /// ([`TablesParams`](crate::TablesParams), `luts` unused).
+    pub const RANGES: &str = "pq_ranges";
     /// Scores through the lookup tables ([`ScoreParams`](crate::ScoreParams)).
     pub const SCORE: &str = "pq_score";
     /// Scores by tensor cores ([`DenseScoreParams`](crate::DenseScoreParams)).
     pub const SCORE_DENSE: &str = "pq_score_dense";
-    /// Selects each row's top k ([`SelectParams`](crate::SelectParams)).
+    /// Selects each row's top k best first ([`SelectParams`](crate::SelectParams)).
     pub const SELECT: &str = "pq_select";
+    /// `pq_select` for index order (and unordered results): a kernel of its own, without the
+    /// score order's code.
+    pub const SELECT_BY_INDEX: &str = "pq_select_by_index";
     /// Sorts large top-k candidates in runs of [`RUN_KEYS`](crate::RUN_KEYS).
     pub const SORT_RUNS: &str = "pq_sort_runs";
     /// Merges pairs of sorted runs ([`MergeParams`](crate::MergeParams)).
@@ -495,6 +503,15 @@ pub struct Tiling {
 
 /// Rows of a `pq_score_dense` row tile: four warps' `mma` tiles of 16 rows.
 pub const DENSE_ROWS: u32 = 64;
+/// Largest `d/m` of the tensor-core path, whose `pq_tables` writes only the ranges, with a row's
+/// query slice in registers.
+pub const RANGES_MAX_SUBSPACE_DIM: u32 = 16;
+
+/// f32 of `pq_tables`' dynamic shared memory where it writes only the ranges (the tensor-core
+/// path): one sub-space's codebook, `c` centroids of `subspace_dim`.
+pub const fn ranges_staging_floats(c: u32, subspace_dim: u32) -> u32 {
+    c * subspace_dim
+}
 /// Keys a `pq_score_dense` block decodes and scores per step.
 pub const DENSE_KEYS: u32 = 64;
 /// Threads of a `pq_score_dense` block: sixteen warps, each 16 rows × 16 keys of a step.

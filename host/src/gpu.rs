@@ -36,9 +36,11 @@ pub struct Gpu {
 /// The module's kernels, looked up once.
 pub(crate) struct Kernels {
     tables: CUfunction,
+    ranges: CUfunction,
     score: CUfunction,
     score_dense: CUfunction,
     select: CUfunction,
+    select_by_index: CUfunction,
     sort_runs: CUfunction,
     merge_runs: CUfunction,
     topk_small: CUfunction,
@@ -122,9 +124,11 @@ impl Gpu {
         };
         let kernels = Kernels {
             tables: function(kernel_names::TABLES)?,
+            ranges: function(kernel_names::RANGES)?,
             score: function(kernel_names::SCORE)?,
             score_dense: function(kernel_names::SCORE_DENSE)?,
             select: function(kernel_names::SELECT)?,
+            select_by_index: function(kernel_names::SELECT_BY_INDEX)?,
             sort_runs: function(kernel_names::SORT_RUNS)?,
             merge_runs: function(kernel_names::MERGE_RUNS)?,
             topk_small: function(kernel_names::TOPK_SMALL)?,
@@ -151,8 +155,8 @@ impl Gpu {
             let mut limits = [usize::MAX; 7];
             // Each width's kernel shares its family's limit (the smallest of them).
             let kernels_with_limits = [
-                &[kernels.tables][..],
-                &[kernels.select],
+                &[kernels.tables, kernels.ranges][..],
+                &[kernels.select, kernels.select_by_index],
                 &[kernels.score_dense],
                 &[kernels.topk_small],
                 &[kernels.sort_runs],
@@ -431,6 +435,7 @@ impl Gpu {
             match kernel {
                 Kernel::TopkSmall(p) => raw::launch(k.topk_small, blocks, threads, shared_bytes, stream, &p),
                 Kernel::Tables(p) => raw::launch(k.tables, blocks, threads, shared_bytes, stream, &p),
+                Kernel::Ranges(p) => raw::launch(k.ranges, blocks, threads, shared_bytes, stream, &p),
                 Kernel::TopkCluster(p) => {
                     let cluster = k.topk_cluster.ok_or_else(|| Error::Unsupported("the cluster path".into()))?;
                     raw::launch(cluster, blocks, threads, shared_bytes, stream, &p)
@@ -438,6 +443,7 @@ impl Gpu {
                 Kernel::ScoreDense(p) => raw::launch(k.score_dense, blocks, threads, shared_bytes, stream, &p),
                 Kernel::Score(p) => raw::launch(k.score, blocks, threads, shared_bytes, stream, &p),
                 Kernel::Select(p) => raw::launch(k.select, blocks, threads, shared_bytes, stream, &p),
+                Kernel::SelectByIndex(p) => raw::launch(k.select_by_index, blocks, threads, shared_bytes, stream, &p),
                 Kernel::SortRuns(p) => raw::launch(k.sort_runs, blocks, threads, shared_bytes, stream, &p),
                 Kernel::MergeRuns(p) => raw::launch(k.merge_runs, blocks, threads, shared_bytes, stream, &p),
                 Kernel::Encode { width_index, params } => {

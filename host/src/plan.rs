@@ -7,10 +7,10 @@ use crate::problem::Problem;
 use pqtopk_abi::{
     AdvanceParams, BLOCK_THREADS, CLUSTER_BLOCKS, CLUSTER_THREADS, ClusterParams, DENSE_KEYS, DENSE_MAX_D,
     DENSE_MAX_KEYS_PER_BLOCK, DENSE_ROWS, DENSE_THREADS, DType, DenseScoreParams, EncodeParams, HIST_BINS,
-    MAX_ROWS_PER_BLOCK, MergeParams, Order, RUN_KEYS, RowBinning, SELECT_KEYS_PER_STEP, SELECT_THREADS,
-    SELECT_THREADS_MANY_ROWS, SMALL_MAX_KEYS, SMALL_THREADS, SPLIT_STATE_WORDS, ScoreParams, SelectParams, Shape,
-    SmallParams, TABLES_BLOCKS_PER_SM, TablesParams, Tiling, TrainParams, cluster_layout, index_bitmap_slots,
-    kernel_names, merge_passes, small_shared_bytes, tables_staging_floats,
+    MAX_ROWS_PER_BLOCK, MergeParams, Order, RANGES_MAX_SUBSPACE_DIM, RUN_KEYS, RowBinning, SELECT_KEYS_PER_STEP,
+    SELECT_THREADS, SELECT_THREADS_MANY_ROWS, SMALL_MAX_KEYS, SMALL_THREADS, SPLIT_STATE_WORDS, ScoreParams,
+    SelectParams, Shape, SmallParams, TABLES_BLOCKS_PER_SM, TablesParams, Tiling, TrainParams, cluster_layout,
+    index_bitmap_slots, kernel_names, merge_passes, ranges_staging_floats, small_shared_bytes, tables_staging_floats,
 };
 
 /// Shared memory one scoring block may use for lookup tables; two such blocks fit on every SM
@@ -72,7 +72,7 @@ impl DeviceLimits {
         DeviceLimits {
             multiprocessors: 132,
             max_shared_bytes,
-            tables_dynamic_limit: max_shared_bytes - 256,
+            tables_dynamic_limit: max_shared_bytes - 2304,
             select_dynamic_limit: max_shared_bytes - 384,
             dense_dynamic_limit: max_shared_bytes,
             small_dynamic_limit: max_shared_bytes,
@@ -126,8 +126,14 @@ pub(crate) fn plan(
         }
         None => lut_width.min(rows_per_kv).min(MAX_ROWS_PER_BLOCK as usize),
     };
-    let tables_shared_bytes = tables_staging_floats(rows_per_block as u32, (p.d / p.m) as u32) as usize * 4;
-    // pq_tables stages the rows' query slices (at least one thread per centroid: c ≤ 256 holds).
+    // pq_tables stages the rows' query slices where it builds tables (at least one thread per
+    // centroid: c ≤ 256 holds), the sub-space's codebook for the ranges alone.
+    let ds = (p.d / p.m) as u32;
+    let tables_shared_bytes = 4 * if dense.is_some() {
+        ranges_staging_floats(p.c as u32, ds)
+    } else {
+        tables_staging_floats(rows_per_block as u32, ds)
+    } as usize;
     if tables_shared_bytes > limits.tables_dynamic_limit {
         return Err(Error::Unsupported(format!(
             "d/m = {} exceeds {} on this device",
@@ -286,6 +292,7 @@ fn dense_plan(limits: &DeviceLimits, p: &Problem, rows_per_kv: usize) -> Option<
         && p.m >= DENSE_MIN_SUBSPACES
         && p.d.is_multiple_of(8)
         && (p.d / p.m).is_multiple_of(8)
+        && p.d / p.m <= RANGES_MAX_SUBSPACE_DIM as usize
         && p.d <= DENSE_MAX_D as usize;
     let shared_bytes = pqtopk_abi::dense_shared_bytes(p.c as u32, p.d as u32) as usize;
     if !applies || shared_bytes > limits.dense_dynamic_limit {
@@ -480,10 +487,14 @@ pub struct Launch {
 pub enum Kernel {
     TopkSmall(SmallParams),
     Tables(TablesParams),
+    /// `pq_ranges`: `pq_tables` without tables, for the tensor-core path.
+    Ranges(TablesParams),
     TopkCluster(ClusterParams),
     ScoreDense(DenseScoreParams),
     Score(ScoreParams),
     Select(SelectParams),
+    /// `pq_select_by_index`: `pq_select` for index order and unordered results.
+    SelectByIndex(SelectParams),
     SortRuns(SelectParams),
     MergeRuns(MergeParams),
     /// `pq_encode_w*`, the register width's kernel (`register_width_index`).
@@ -507,10 +518,12 @@ impl Kernel {
         match self {
             Kernel::TopkSmall(_) => kernel_names::TOPK_SMALL,
             Kernel::Tables(_) => kernel_names::TABLES,
+            Kernel::Ranges(_) => kernel_names::RANGES,
             Kernel::TopkCluster(_) => kernel_names::TOPK_CLUSTER,
             Kernel::ScoreDense(_) => kernel_names::SCORE_DENSE,
             Kernel::Score(_) => kernel_names::SCORE,
             Kernel::Select(_) => kernel_names::SELECT,
+            Kernel::SelectByIndex(_) => kernel_names::SELECT_BY_INDEX,
             Kernel::SortRuns(_) => kernel_names::SORT_RUNS,
             Kernel::MergeRuns(_) => kernel_names::MERGE_RUNS,
             Kernel::Encode { width_index, .. } => kernel_names::ENCODE[*width_index],
@@ -616,7 +629,7 @@ impl Plan {
             split_keys: at(layout.split_keys),
         };
         launch(Launch {
-            kernel: Kernel::Tables(tables),
+            kernel: if self.dense.is_some() { Kernel::Ranges(tables) } else { Kernel::Tables(tables) },
             blocks: self.tables_blocks as u32,
             threads: BLOCK_THREADS,
             shared_bytes: self.tables_shared_bytes as u32,
@@ -670,7 +683,7 @@ impl Plan {
             })?,
         }
         launch(Launch {
-            kernel: Kernel::Select(select),
+            kernel: if p.order == Order::ByScore { Kernel::Select(select) } else { Kernel::SelectByIndex(select) },
             blocks: (p.rows() * self.select_split) as u32,
             threads: self.select_threads,
             shared_bytes: self.select_shared_bytes as u32,
@@ -814,7 +827,7 @@ mod tests {
             plan.launches(&buffers, |launch| {
                 // Every workspace address the kernels get lies in the plan's workspace.
                 let workspace = buffers.workspace..buffers.workspace + plan.workspace_bytes() as u64;
-                if let Kernel::Select(s) | Kernel::SortRuns(s) = launch.kernel {
+                if let Kernel::Select(s) | Kernel::SelectByIndex(s) | Kernel::SortRuns(s) = launch.kernel {
                     for address in [s.scores, s.binning, s.histograms, s.split_state] {
                         assert!(workspace.contains(&address), "{:?}", launch.kernel);
                     }
@@ -831,7 +844,7 @@ mod tests {
         assert_eq!(launched(&decode, Path::Auto), "pq_tables pq_score pq_select");
         assert_eq!(launched(&decode, Path::Cluster), "pq_tables pq_topk_cluster");
         let prefill = Problem::new(1, 32, 8, 64, 128, 16, 256, 31872, 2048);
-        assert_eq!(launched(&prefill, Path::Auto), "pq_tables pq_score_dense pq_select");
+        assert_eq!(launched(&prefill, Path::Auto), "pq_ranges pq_score_dense pq_select");
         let large_k = Problem::new(1, 4, 1, 1, 128, 16, 256, 100_003, 99_999);
         let merges = merge_passes(99_999) as usize;
         let expected = ["pq_tables pq_score pq_select pq_sort_runs", &" pq_merge_runs".repeat(merges)].concat();

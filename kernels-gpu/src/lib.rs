@@ -61,37 +61,48 @@ mod train;
 #[cfg(pqtopk_sm90)]
 use pqtopk_abi::ClusterParams;
 use pqtopk_abi::{
-    AdvanceParams, CodeCheckParams, DenseScoreParams, EncodeParams, HIST_BINS, MergeParams, RUN_KEYS,
-    SPLIT_STATE_WORDS, ScoreParams, SelectParams, SmallParams, TablesParams, TrainParams, tables_staging_floats,
+    AdvanceParams, CodeCheckParams, DenseScoreParams, EncodeParams, MergeParams, RUN_KEYS, ScoreParams, SelectParams,
+    SmallParams, TablesParams, TrainParams, ranges_staging_floats, tables_staging_floats,
 };
 use score::{Lut2, Lut4, Tile};
 
 kernel! {
     /// Builds the lookup tables of every row tile, and zeroes the histograms and the selection's
-    /// split state: one block of
-    /// `BLOCK_THREADS` (≥ c) per (tile, sub-space), `row_tiles · b·hkv · m` blocks, with dynamic
-    /// shared memory of `rows_per_block · (d/m) · 4` bytes for the staged queries.
+    /// split state: one block of `BLOCK_THREADS` (≥ c) per (tile, sub-space),
+    /// `row_tiles · b·hkv · m` blocks, with dynamic shared memory of
+    /// `tables_staging_floats(rows_per_block, d/m) · 4` bytes for the staged queries.
     ///
     /// # Safety
-    /// `p` describes valid device buffers of the shapes `TablesParams` documents.
+    /// `p` describes valid device buffers of the shapes `TablesParams` documents, with tables.
     #[cfg(not(pqtopk_smoke))]
     pub unsafe fn pq_tables(p: TablesParams) {
-        let block = device::block_idx().0;
-        let s = &p.shape;
-        // The histograms and the split-selection state start from zero, 16 bytes per store, spread
-        // over the whole grid.
-        let vectors = (s.b * s.hkv * s.rows_per_kv * (HIST_BINS + SPLIT_STATE_WORDS) / 4) as usize;
-        let first = (block * device::block_dim() + device::thread_idx()) as usize;
-        for v in device::strided(first, vectors, (device::grid_dim_x() * device::block_dim()) as usize) {
-            // SAFETY: v < rows·(HIST_BINS + SPLIT_STATE_WORDS)/4, the region's length, which is
-            // 16-byte aligned.
-            unsafe { *(p.histograms as *mut [u32; 4]).add(v) = [0; 4] };
-        }
-        let tile = Tile::of(&p.shape, &p.tiling, block / p.shape.m, 0, 0);
+        let (tile, j) = score::zero_selection_state(&p);
         // SAFETY: launched with the documented shared memory; the shapes were validated.
         unsafe {
             let staging = device::dynamic_shared(tables_staging_floats(tile.rows, p.shape.d / p.shape.m) as usize);
-            score::build_tables(&p, tile, block % p.shape.m, staging);
+            score::build_tables(&p, tile, j, staging);
+        }
+    }
+}
+
+kernel! {
+    /// `pq_tables` for the tensor-core path, which needs no tables: writes every row tile's
+    /// ranges and zeroes the histograms and the selection's split state, with the same grid and
+    /// block, and dynamic shared memory of `ranges_staging_floats(c, d/m) · 4` bytes for the
+    /// staged codebook. A kernel of its own, so that `pq_tables`' code, which few-rows calls
+    /// fetch cold, stays as short as the table path (perf-notes v18).
+    ///
+    /// # Safety
+    /// `p` describes valid device buffers of the shapes `TablesParams` documents, with f16 or
+    /// bf16 queries and codebooks alike, `d/m ≤ RANGES_MAX_SUBSPACE_DIM` and a multiple of 4, at
+    /// most `BLOCK_THREADS` rows per tile.
+    #[cfg(not(pqtopk_smoke))]
+    pub unsafe fn pq_ranges(p: TablesParams) {
+        let (tile, j) = score::zero_selection_state(&p);
+        // SAFETY: launched with the documented shared memory; forwarded to the caller.
+        unsafe {
+            let staging = device::dynamic_shared(ranges_staging_floats(p.shape.c, p.shape.d / p.shape.m) as usize);
+            score::build_ranges(&p, tile, j, staging);
         }
     }
 }
@@ -147,7 +158,21 @@ kernel! {
     #[cfg(not(pqtopk_smoke))]
     pub unsafe fn pq_select(p: SelectParams) {
         // SAFETY: forwarded to the caller.
-        unsafe { select::row::select_row(&p) }
+        unsafe { select::row::select_row::<true>(&p) }
+    }
+}
+
+kernel! {
+    /// `pq_select` for index order (and unordered results), with the same grid, block and
+    /// shared memory: a kernel of its own, so that the code a decode step fetches cold holds no
+    /// score-order output (perf-notes v18: few-rows kernels are bound by fetching their code).
+    ///
+    /// # Safety
+    /// As `pq_select`, with `p.shape.order` not `ByScore`.
+    #[cfg(not(pqtopk_smoke))]
+    pub unsafe fn pq_select_by_index(p: SelectParams) {
+        // SAFETY: forwarded to the caller.
+        unsafe { select::row::select_row::<false>(&p) }
     }
 }
 

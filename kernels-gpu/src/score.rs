@@ -4,8 +4,8 @@
 
 use crate::device::{self, Shared};
 use pqtopk_abi::{
-    DType, HIST_BINS, MAX_ROWS_PER_BLOCK, Metric, RowBinning, ScoreParams, Shape, SmallParams, TablesParams, Tiling,
-    tables_staging_floats,
+    DType, HIST_BINS, MAX_ROWS_PER_BLOCK, Metric, RANGES_MAX_SUBSPACE_DIM, RowBinning, SPLIT_STATE_WORDS, ScoreParams,
+    Shape, SmallParams, TablesParams, Tiling, tables_staging_floats,
 };
 
 const MAX_ROWS: usize = MAX_ROWS_PER_BLOCK as usize;
@@ -314,6 +314,22 @@ impl LutEntry for Lut4 {
     }
 }
 
+/// Zeroes the histograms and the selection's split state of every row, 16 bytes per store
+/// spread over the whole grid of `pq_tables` or `pq_ranges`, and returns this block's row tile
+/// and sub-space.
+#[inline(always)]
+pub fn zero_selection_state(p: &TablesParams) -> (Tile, u32) {
+    let (block, s) = (device::block_idx().0, &p.shape);
+    let vectors = (s.b * s.hkv * s.rows_per_kv * (HIST_BINS + SPLIT_STATE_WORDS) / 4) as usize;
+    let first = (block * device::block_dim() + device::thread_idx()) as usize;
+    for v in device::strided(first, vectors, (device::grid_dim_x() * device::block_dim()) as usize) {
+        // SAFETY: v < rows·(HIST_BINS + SPLIT_STATE_WORDS)/4, the region's length, which is
+        // 16-byte aligned.
+        unsafe { *(p.histograms as *mut [u32; 4]).add(v) = [0; 4] };
+    }
+    (Tile::of(s, &p.tiling, block / s.m, 0, 0), block % s.m)
+}
+
 /// Builds sub-space `j` of the tile's lookup tables in global memory, one thread per centroid (or a
 /// few neighbouring lanes, where the block has more threads than centroids):
 /// `luts[tile][j][code][r]` is row `r`'s partial score of centroid `code` (`q_j · C_j[code]`
@@ -323,7 +339,8 @@ impl LutEntry for Lut4 {
 ///
 /// # Safety
 /// All threads of the block call it; `staging` holds `tables_staging_floats(rows, d/m)` f32; the tensors in
-/// `p` have the shapes it states; `c ≤ block size`.
+/// `p` have the shapes it states, with tables (`luts` nonzero); the tile holds at most
+/// `MAX_ROWS_PER_BLOCK` rows; `c ≤ block size`.
 #[inline(always)]
 pub unsafe fn build_tables(p: &TablesParams, tile: Tile, j: u32, staging: Shared<f32>) {
     // SAFETY (all arms): forwarded to the caller. One monomorphized loop per dtype pair and
@@ -392,102 +409,196 @@ unsafe fn build_tables_typed<Q: Element, C: Element, const L2: bool>(
     const WARPS: usize = (pqtopk_abi::BLOCK_THREADS / device::WARP) as usize;
     let partial = static_shared!(TABLE_RANGE_PARTIALS: [f32; 2 * MAX_ROWS * WARPS]);
     let warp = t / device::WARP as usize;
-    // Rows in groups of MAX_ROWS, whose sums live in registers. Several groups only where no
-    // tables are written (ranges for the tensor-core path) and there are no heads to sum.
-    let mut group0 = 0;
-    while group0 < rows {
-        let group_rows = (rows - group0).min(MAX_ROWS);
-        let mut acc = [0.0f32; MAX_ROWS];
-        for head in 0..heads {
-            // Every row of the tile is staged per head (once in all where there are several
-            // groups, which go without heads).
-            if heads > 1 || group0 == 0 {
-                // SAFETY: every thread reaches the barriers (uniform condition); the first ends
-                // the previous head's reads of the staging area; each staged element has one
-                // writer, below tables_staging_floats(rows, ds).
-                unsafe {
-                    device::sync_threads();
-                    for i in device::strided(t, staged, threads) {
-                        // 32-bit quotient and remainder: a 64-bit division is a long software
-                        // routine.
-                        let (r, x) = ((i as u32 / ds as u32) as usize, (i as u32 % ds as u32) as usize);
-                        let q = if r < rows { Q::load(p.queries, query_row(r) + head * head_stride + x) } else { 0.0 };
-                        staging.set(i, q);
-                    }
-                    device::sync_threads();
-                }
-            }
-            // SAFETY: the centroid lies inside the codebooks; the group's staged rows were
-            // written before the barrier above.
-            unsafe {
-                if vector {
-                    share.accumulate::<C, L2, 4>(staging, group0 * ds, ds, &mut acc)
-                } else {
-                    share.accumulate::<C, L2, 1>(staging, group0 * ds, ds, &mut acc)
-                }
-            }
-        }
-        let mut mask = split / 2;
-        while mask > 0 {
-            unrolled!(R in [0, 1, 2, 3] {
-                // SAFETY: `split` is the same in every lane, so the whole warp shuffles.
-                acc[R] += f32::from_bits(unsafe { device::shfl_xor(acc[R].to_bits(), mask as u32) });
-            });
-            mask /= 2;
-        }
-        if owner && p.luts != 0 {
-            // With tables, the tile is one group of at most lut_width rows.
-            let luts = (p.luts as *mut f32).wrapping_add(tile.index as usize * width * lut_len(s));
-            let entry = (j as usize * c + code) * width;
-            let value = |r: usize| if r < group_rows { acc[r] } else { 0.0 };
-            if width == MAX_ROWS {
-                // SAFETY: the tile's tables hold width·m·c f32 from a 256-byte aligned start, so
-                // a whole entry is one aligned 16-byte store.
-                unsafe { *(luts.add(entry) as *mut [f32; MAX_ROWS]) = [value(0), value(1), value(2), value(3)] };
-            } else {
-                unrolled!(R in [0, 1, 2, 3] {
-                    if R < width {
-                        // SAFETY: the tile's tables hold width·m·c f32.
-                        unsafe { *luts.add(entry + R) = value(R) };
-                    }
-                });
-            }
-        }
-        // The range of each row's entries: warps reduce, then one thread per row combines the
-        // warps' results.
-        unrolled!(R in [0, 1, 2, 3] {
-            if R < group_rows {
-                let (mut lo, mut hi) = if owner { (acc[R], acc[R]) } else { (f32::INFINITY, f32::NEG_INFINITY) };
-                // SAFETY: the whole warp runs the reduction; lane 0 writes its warp's slot.
-                unsafe {
-                    let (lo_w, hi_w) = warp_min_max(lo, hi);
-                    (lo, hi) = (lo_w, hi_w);
-                    if device::lane() == 0 {
-                        partial.set((warp * MAX_ROWS + R) * 2, lo);
-                        partial.set((warp * MAX_ROWS + R) * 2 + 1, hi);
-                    }
-                }
-            }
-        });
-        // SAFETY: every thread reaches the barriers; the partials were written before the
-        // first, and the second ends their reads before the next group writes them.
+    let mut acc = [0.0f32; MAX_ROWS];
+    for head in 0..heads {
+        // SAFETY: every thread reaches the barriers; the first ends the previous head's reads of
+        // the staging area; each staged element has one writer, below
+        // tables_staging_floats(rows, ds).
         unsafe {
             device::sync_threads();
-            if t < group_rows {
-                let (mut lo, mut hi) = (f32::INFINITY, f32::NEG_INFINITY);
-                for w in 0..threads / device::WARP as usize {
-                    lo = lo.min(partial.get((w * MAX_ROWS + t) * 2));
-                    hi = hi.max(partial.get((w * MAX_ROWS + t) * 2 + 1));
-                }
-                let at = ((tile.row0 as usize + group0 + t) * s.m as usize + j as usize) * 2;
-                *(p.ranges as *mut f32).add(at) = lo;
-                *(p.ranges as *mut f32).add(at + 1) = hi;
+            for i in device::strided(t, staged, threads) {
+                // 32-bit quotient and remainder: a 64-bit division is a long software routine.
+                let (r, x) = ((i as u32 / ds as u32) as usize, (i as u32 % ds as u32) as usize);
+                let q = if r < rows { Q::load(p.queries, query_row(r) + head * head_stride + x) } else { 0.0 };
+                staging.set(i, q);
             }
-            if group0 + MAX_ROWS < rows {
-                device::sync_threads();
+            device::sync_threads();
+        }
+        // SAFETY: the centroid lies inside the codebooks; the rows were staged before the
+        // barrier above.
+        unsafe {
+            if vector {
+                share.accumulate::<C, L2, 4>(staging, 0, ds, &mut acc)
+            } else {
+                share.accumulate::<C, L2, 1>(staging, 0, ds, &mut acc)
             }
         }
-        group0 += MAX_ROWS;
+    }
+    let mut mask = split / 2;
+    while mask > 0 {
+        unrolled!(R in [0, 1, 2, 3] {
+            // SAFETY: `split` is the same in every lane, so the whole warp shuffles.
+            acc[R] += f32::from_bits(unsafe { device::shfl_xor(acc[R].to_bits(), mask as u32) });
+        });
+        mask /= 2;
+    }
+    if owner {
+        let luts = (p.luts as *mut f32).wrapping_add(tile.index as usize * width * lut_len(s));
+        let entry = (j as usize * c + code) * width;
+        let value = |r: usize| if r < rows { acc[r] } else { 0.0 };
+        if width == MAX_ROWS {
+            // SAFETY: the tile's tables hold width·m·c f32 from a 256-byte aligned start, so a
+            // whole entry is one aligned 16-byte store.
+            unsafe { *(luts.add(entry) as *mut [f32; MAX_ROWS]) = [value(0), value(1), value(2), value(3)] };
+        } else {
+            unrolled!(R in [0, 1, 2, 3] {
+                if R < width {
+                    // SAFETY: the tile's tables hold width·m·c f32.
+                    unsafe { *luts.add(entry + R) = value(R) };
+                }
+            });
+        }
+    }
+    // The range of each row's entries: warps reduce, then one thread per row combines the warps'
+    // results.
+    unrolled!(R in [0, 1, 2, 3] {
+        if R < rows {
+            let (mut lo, mut hi) = if owner { (acc[R], acc[R]) } else { (f32::INFINITY, f32::NEG_INFINITY) };
+            // SAFETY: the whole warp runs the reduction; lane 0 writes its warp's slot.
+            unsafe {
+                let (lo_w, hi_w) = warp_min_max(lo, hi);
+                (lo, hi) = (lo_w, hi_w);
+                if device::lane() == 0 {
+                    partial.set((warp * MAX_ROWS + R) * 2, lo);
+                    partial.set((warp * MAX_ROWS + R) * 2 + 1, hi);
+                }
+            }
+        }
+    });
+    // SAFETY: every thread reaches the barrier, after the partials were written.
+    unsafe {
+        device::sync_threads();
+        if t < rows {
+            let (mut lo, mut hi) = (f32::INFINITY, f32::NEG_INFINITY);
+            for w in 0..threads / device::WARP as usize {
+                lo = lo.min(partial.get((w * MAX_ROWS + t) * 2));
+                hi = hi.max(partial.get((w * MAX_ROWS + t) * 2 + 1));
+            }
+            write_range(p, s, tile.row0 as usize + t, j, (lo, hi));
+        }
+    }
+}
+
+/// Stores `(lo, hi)` as output row `row`'s range of sub-space `j`.
+///
+/// # Safety
+/// `p.ranges` holds m pairs of f32 per output row; `row` is an output row.
+#[inline(always)]
+unsafe fn write_range(p: &TablesParams, s: &Shape, row: usize, j: u32, (lo, hi): (f32, f32)) {
+    let at = (row * s.m as usize + j as usize) * 2;
+    // SAFETY: the caller's promise.
+    unsafe {
+        *(p.ranges as *mut f32).add(at) = lo;
+        *(p.ranges as *mut f32).add(at + 1) = hi;
+    }
+}
+
+/// Writes sub-space `j`'s ranges of the tile's rows without tables, for the tensor-core path
+/// (up to `DENSE_ROWS` rows, one head each, `d/m ≤ RANGES_MAX_SUBSPACE_DIM`, a multiple of 4):
+/// `ranges[row][j]` is the smallest and largest partial score `q_j · C_j[code]` (or
+/// `‖q_j − C_j[code]‖²`) over the centroids. The sub-space's codebook is staged in shared memory
+/// as f32; thread `t` holds row `t % rows`'s query slice in registers and takes every
+/// `slices`-th centroid from `t / rows`, keeping its own smallest and largest. So a centroid
+/// costs a thread two or four broadcast shared loads and its products, and no row is reduced
+/// across the warp per centroid (the table build reduces four rows at a time, with two barriers
+/// each: about 4700 instructions per warp at 64 rows, v18). Then a thread per row combines the
+/// slices.
+///
+/// # Safety
+/// All threads of the block call it; the tensors in `p` have the shapes it states, queries and
+/// codebooks 16-byte aligned; the tile holds at most `block size` rows; `staging` holds
+/// `c · d/m` f32.
+#[inline(always)]
+pub unsafe fn build_ranges(p: &TablesParams, tile: Tile, j: u32, staging: Shared<f32>) {
+    let l2 = p.shape.metric == Metric::L2 as u32;
+    // SAFETY (all arms): forwarded. The tensor-core path has equal query and codebook types,
+    // f16 or bf16.
+    unsafe {
+        match (p.shape.query_dtype, l2) {
+            (q, false) if q == DType::F16 as u32 => build_ranges_typed::<F16, false>(p, tile, j, staging),
+            (q, true) if q == DType::F16 as u32 => build_ranges_typed::<F16, true>(p, tile, j, staging),
+            (_, false) => build_ranges_typed::<BF16, false>(p, tile, j, staging),
+            (_, true) => build_ranges_typed::<BF16, true>(p, tile, j, staging),
+        }
+    }
+}
+
+/// # Safety
+/// As [`build_ranges`].
+#[inline(always)]
+unsafe fn build_ranges_typed<E: Element, const L2: bool>(p: &TablesParams, tile: Tile, j: u32, staging: Shared<f32>) {
+    const MAX_CHUNKS: usize = (RANGES_MAX_SUBSPACE_DIM / 4) as usize;
+    let s = &p.shape;
+    let (c, ds) = (s.c as usize, (s.d / s.m) as usize);
+    let chunks = ds / 4;
+    let rows = tile.rows as usize;
+    let (t, threads) = (device::thread_idx() as usize, device::block_dim() as usize);
+    let codebook = (tile.kv_head * s.m + j) as usize * c * ds;
+    // SAFETY: each staged chunk has one writer, read after the barrier; the codebook slice lies
+    // inside the codebooks, 16-byte aligned.
+    unsafe {
+        for chunk in device::strided(t, c * chunks, threads) {
+            let e = E::load4(p.codebooks, codebook + 4 * chunk);
+            for (u, &x) in e.iter().enumerate() {
+                staging.set(4 * chunk + u, x);
+            }
+        }
+        device::sync_threads();
+    }
+    let slices = (threads / rows).min(c);
+    let (r, slice) = (t % rows, t / rows);
+    let partial = static_shared!(RANGE_SLICE_PARTIALS: [f32; 2 * pqtopk_abi::BLOCK_THREADS as usize]);
+    if slice < slices {
+        let query = query_offset(s, tile.batch, tile.kv_head, tile.row0 - tile.kv_row0 + r as u32) + j as usize * ds;
+        let mut q = [[0.0f32; 4]; MAX_CHUNKS];
+        // The lists spell out 0..MAX_CHUNKS and 0..4, so that `q` stays in registers.
+        unrolled!(X in [0, 1, 2, 3] {
+            if X < chunks {
+                // SAFETY: the row's slice lies inside the queries, 16-byte aligned.
+                q[X] = unsafe { E::load4(p.queries, query + 4 * X) };
+            }
+        });
+        let (mut lo, mut hi) = (f32::INFINITY, f32::NEG_INFINITY);
+        for code in device::strided(slice, c, slices) {
+            let mut acc = 0.0f32;
+            unrolled!(X in [0, 1, 2, 3] {
+                if X < chunks {
+                    unrolled!(U in [0, 1, 2, 3] {
+                        // SAFETY: staged before the barrier above; code·ds + 4X + U < c·ds.
+                        let (a, b) = (q[X][U], unsafe { staging.get(code * ds + 4 * X + U) });
+                        acc = if L2 { device::fma(a - b, a - b, acc) } else { device::fma(a, b, acc) };
+                    });
+                }
+            });
+            (lo, hi) = (lo.min(acc), hi.max(acc));
+        }
+        // SAFETY: one writer per slot, read after the barrier below.
+        unsafe {
+            partial.set(2 * t, lo);
+            partial.set(2 * t + 1, hi);
+        }
+    }
+    // SAFETY: every thread reaches the barrier, after the partials were written.
+    unsafe {
+        device::sync_threads();
+        if t < rows {
+            let (mut lo, mut hi) = (f32::INFINITY, f32::NEG_INFINITY);
+            for slice in 0..slices {
+                lo = lo.min(partial.get(2 * (slice * rows + t)));
+                hi = hi.max(partial.get(2 * (slice * rows + t) + 1));
+            }
+            write_range(p, s, tile.row0 as usize + t, j, (lo, hi));
+        }
     }
 }
 

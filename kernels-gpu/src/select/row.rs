@@ -6,16 +6,15 @@ use crate::device::{self, Shared};
 use crate::output::OutputRows;
 use crate::score::{self, Binning};
 use crate::select::{self, Class, Filter};
-use pqtopk_abi::{
-    HIST_BINS, Order, RowBinning, SELECT_KEYS_PER_STEP, SPLIT_STATE_WORDS, SelectParams, index_bitmap_slots,
-};
+use pqtopk_abi::{HIST_BINS, RowBinning, SELECT_KEYS_PER_STEP, SPLIT_STATE_WORDS, SelectParams, index_bitmap_slots};
 
-/// Selects row `block / split`'s exact top k (see the `pq_select` entry point).
+/// Selects row `block / split`'s exact top k (see the `pq_select` entry point), best first where
+/// `BY_SCORE`, else in index order.
 ///
 /// # Safety
-/// As `pq_select`.
+/// As `pq_select`; `BY_SCORE` is `p.shape.order == ByScore`.
 #[inline(always)]
-pub unsafe fn select_row(p: &SelectParams) {
+pub unsafe fn select_row<const BY_SCORE: bool>(p: &SelectParams) {
     let s = &p.shape;
     let (row, part) = (device::block_idx().0 / p.split, device::block_idx().0 % p.split);
     let keys = RowKeys::of(p, row);
@@ -33,7 +32,7 @@ pub unsafe fn select_row(p: &SelectParams) {
     unsafe {
         let binning = Binning::from_raw(*(p.binning as *const RowBinning).add(row as usize));
         let filter = if valid <= s.k { Filter::take_all() } else { narrow(p, row, &keys, binning, hist, taken) };
-        let by_score = s.order == Order::ByScore as u32;
+        let by_score = BY_SCORE;
         // The row's top k fits in shared memory, and in index order so does its index bitmap:
         // one sweep gathers it.
         let in_shared =
@@ -107,7 +106,7 @@ pub unsafe fn select_row(p: &SelectParams) {
                 let class = filter.classify(key);
                 class.taken || (class.tied && key >= threshold_key)
             };
-            if s.order != Order::ByScore as u32 {
+            if !BY_SCORE {
                 write_in_index_order(p, row, &keys, is_taken);
             } else {
                 let candidates = (p.candidates as *mut u64).wrapping_add(row as usize * s.k as usize);
@@ -444,6 +443,9 @@ unsafe fn gather_in_order(
 /// # Safety
 /// All threads of the block call it, right after `gather`; `p.split > 1`; the split state was
 /// zero at the launch, and every block of the row calls this once.
+// Inlined: both `pq_select` kernels call it, and an outlined copy takes its callers'
+// locals by reference, in local memory.
+#[inline(always)]
 unsafe fn merge_parts(
     p: &SelectParams,
     row: u32,
@@ -523,6 +525,9 @@ unsafe fn merge_parts(
 ///
 /// # Safety
 /// All threads of the block call it after `pq_score` finished; `1 ≤ taken < valid`.
+// Inlined: both `pq_select` kernels call it, and an outlined copy takes its callers'
+// locals by reference, in local memory.
+#[inline(always)]
 unsafe fn narrow(
     p: &SelectParams,
     row: u32,
