@@ -1,0 +1,1 @@
+cd gpu-bundle && for f in bin/bench-*.gz; do gunzip -f $f; done; chmod +x bin/*; rm -f bin/*.gz; NCU_SAMPLES=1 NCU_KERNELS='^pq_select$' OUT=$OUT ./run-ncu.sh hub_m2c64_k3020:llm   # bin/: bench-main (main 4b9d4da) and bench-pqtopk (radix-order a0b9728)
