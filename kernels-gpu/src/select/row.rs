@@ -32,11 +32,10 @@ pub unsafe fn select_row<const BY_SCORE: bool>(p: &SelectParams) {
     unsafe {
         let binning = Binning::from_raw(*(p.binning as *const RowBinning).add(row as usize));
         let filter = if valid <= s.k { Filter::take_all() } else { narrow(p, row, &keys, binning, hist, taken) };
-        let by_score = BY_SCORE;
         // The row's top k fits in shared memory, and in index order so does its index bitmap:
         // one sweep gathers it.
         let in_shared =
-            taken.next_power_of_two() <= p.sort_capacity && (by_score || index_bitmap_slots(valid) <= p.tie_capacity);
+            taken.next_power_of_two() <= p.sort_capacity && (BY_SCORE || index_bitmap_slots(valid) <= p.tie_capacity);
         // Tied keys that share their score (every bit above the index) rank by index, which the
         // sweep of one block visits in order: the first `remaining` it meets are the best, and
         // only those are kept (no refinement or sort). A split row does so where its ties
@@ -47,7 +46,7 @@ pub unsafe fn select_row<const BY_SCORE: bool>(p: &SelectParams) {
         // Every block of a split row computed the same filter; they share the gather where one
         // follows (a row whose keys are all taken, whose ties rank by index, or whose candidates
         // go to pq_sort_runs, is block 0's alone).
-        let shared_gather = p.split > 1 && !filter.takes_all() && !ranked && (in_shared || !by_score);
+        let shared_gather = p.split > 1 && !filter.takes_all() && !ranked && (in_shared || !BY_SCORE);
         if p.split > 1 && !shared_gather && part != 0 {
             return;
         }
@@ -59,7 +58,7 @@ pub unsafe fn select_row<const BY_SCORE: bool>(p: &SelectParams) {
             gather_in_order(&keys, counters, classify, (above, filter.remaining), |taken, slot, key| {
                 best.set(if taken { slot } else { above + slot } as usize, key)
             });
-            finish_in_shared(OutputRows::of(p), row, by_score, taken, above, (0, 0), valid, hist, best, ties);
+            finish_in_shared(OutputRows::of(p), row, BY_SCORE, taken, above, (0, 0), valid, hist, best, ties);
         } else if in_shared {
             // One sweep gathers the taken keys and the tied ones; the best ties join the rest
             // (a row whose keys are all taken has no ties).
@@ -75,7 +74,7 @@ pub unsafe fn select_row<const BY_SCORE: bool>(p: &SelectParams) {
             }
             let (above, tied) = (counters.get(0), counters.get(1));
             let out = OutputRows::of(p);
-            finish_in_shared(out, row, by_score, taken, above, (tied, filter.remaining), valid, hist, best, ties);
+            finish_in_shared(out, row, BY_SCORE, taken, above, (tied, filter.remaining), valid, hist, best, ties);
         } else {
             let threshold_key = if filter.takes_all() {
                 0
