@@ -65,14 +65,15 @@ pub(crate) const SM80_SHARED: usize = 164 * 1024;
 
 impl DeviceLimits {
     /// A device with `shared_per_sm` and an H100/H200's 132 SMs, as `Gpu::new` derives its
-    /// limits (the kernels' statics: a few hundred bytes): for the plan's tests, and the
+    /// limits (less each family's largest static shared memory, as ptxas reports it: a few
+    /// hundred bytes, 2 KB for `pq_ranges`' per-thread partials): for the plan's tests, and the
     /// emulator, which has no device to ask.
     pub(crate) fn modelled(shared_per_sm: usize, clusters: bool) -> DeviceLimits {
         let max_shared_bytes = shared_per_sm - SHARED_RESERVED_PER_BLOCK;
         DeviceLimits {
             multiprocessors: 132,
             max_shared_bytes,
-            tables_dynamic_limit: max_shared_bytes - 2304,
+            tables_dynamic_limit: max_shared_bytes - 2 * BLOCK_THREADS as usize * 4,
             select_dynamic_limit: max_shared_bytes - 384,
             dense_dynamic_limit: max_shared_bytes,
             small_dynamic_limit: max_shared_bytes,
