@@ -194,6 +194,7 @@ fn gpu_bundle(bench_only: bool) -> Result<()> {
         "scripts/run-ab.sh",
         "scripts/run-ncu.sh",
         "scripts/run-branches.sh",
+        "scripts/run-landing.sh",
         "scripts/compare.py",
         "benches/shapes.json",
         "benches/edge-shapes.json",
