@@ -678,22 +678,24 @@ unsafe fn count_by_range<V: Fn(u64) -> f32 + Copy>(
 /// touch only the 64-key chunks that the warp owns in every such step: consecutive steps of
 /// that kind need a warp barrier, not a block barrier. Up to 256 keys, warp 0 sorts alone.
 ///
+/// The sort is bound by issued instructions and by the wait on each pair's loads, so positions
+/// are u32 (a usize's masks and bounds take two instructions each) and a thread exchanges two
+/// pairs per turn with all four keys loaded first: a step's pairs are disjoint.
+///
 /// # Safety
 /// All threads of the block call it, after a barrier that follows the last write of `keys`;
 /// `len ≤ keys.len()`; whole warps. Ends with a barrier.
 pub unsafe fn sort_descending(keys: Shared<u64>, len: usize) {
-    const WARP_LOCAL_STRIDE: usize = device::WARP as usize;
     // Short lists: warp 0 alone, with warp barriers only; block barriers cost more than the
     // extra pairs per lane.
     const ONE_WARP_LEN: usize = 256;
     let one_warp = len <= ONE_WARP_LEN;
-    let (first, step) = if one_warp {
-        (device::lane() as usize, WARP_LOCAL_STRIDE)
-    } else {
-        (device::thread_idx() as usize, device::block_dim() as usize)
-    };
+    let (first, step) =
+        if one_warp { (device::lane(), device::WARP) } else { (device::thread_idx(), device::block_dim()) };
+    let len = len as u32;
+    let pairs = len / 2;
     if !one_warp || device::thread_idx() < device::WARP {
-        let mut previous_stride = usize::MAX;
+        let mut previous_stride = u32::MAX;
         let mut size = 2;
         while size <= len {
             let mut stride = size / 2;
@@ -701,28 +703,45 @@ pub unsafe fn sort_descending(keys: Shared<u64>, len: usize) {
                 // SAFETY: every thread of the sorting threads reaches the barriers (uniform
                 // loop bounds; one_warp is uniform).
                 unsafe {
-                    if !one_warp && (stride > WARP_LOCAL_STRIDE || previous_stride > WARP_LOCAL_STRIDE) {
+                    if !one_warp && (stride > device::WARP || previous_stride > device::WARP) {
                         device::sync_threads();
                     } else {
                         device::sync_warp();
                     }
                 }
-                let mut i = first;
-                while i < len / 2 {
-                    // Strides are powers of two: masks instead of divisions.
-                    let lo = ((i & !(stride - 1)) << 1) | (i & (stride - 1));
-                    let hi = lo + stride;
-                    // SAFETY: lo < hi < len; each pair belongs to one thread in this step, and
-                    // the barrier above ordered every earlier access to it.
-                    unsafe {
-                        let (a, b) = (keys.get(lo), keys.get(hi));
-                        let descending = lo & size == 0;
-                        if (a < b) == descending {
-                            keys.set(lo, b);
-                            keys.set(hi, a);
+                // Strides are powers of two: masks instead of divisions.
+                let low_of = |pair: u32| ((pair & !(stride - 1)) << 1) | (pair & (stride - 1));
+                let exchange = |lo: u32, a: u64, b: u64| {
+                    if (a < b) == (lo & size == 0) {
+                        // SAFETY: lo < lo + stride < len; each pair belongs to one thread in
+                        // this step, and the barrier above ordered every earlier access to it.
+                        unsafe {
+                            keys.set(lo as usize, b);
+                            keys.set((lo + stride) as usize, a);
                         }
                     }
-                    i += step;
+                };
+                let mut pair = first;
+                while pair + step < pairs {
+                    let (lo, next_lo) = (low_of(pair), low_of(pair + step));
+                    // SAFETY: as in `exchange`; the two pairs are disjoint.
+                    let (a, b, next_a, next_b) = unsafe {
+                        (
+                            keys.get(lo as usize),
+                            keys.get((lo + stride) as usize),
+                            keys.get(next_lo as usize),
+                            keys.get((next_lo + stride) as usize),
+                        )
+                    };
+                    exchange(lo, a, b);
+                    exchange(next_lo, next_a, next_b);
+                    pair += 2 * step;
+                }
+                if pair < pairs {
+                    let lo = low_of(pair);
+                    // SAFETY: as in `exchange`.
+                    let (a, b) = unsafe { (keys.get(lo as usize), keys.get((lo + stride) as usize)) };
+                    exchange(lo, a, b);
                 }
                 previous_stride = stride;
                 stride /= 2;
