@@ -753,6 +753,130 @@ pub unsafe fn sort_descending(keys: Shared<u64>, len: usize) {
     unsafe { device::sync_threads() };
 }
 
+/// Keys a thread sorts in registers, and outputs it merges per range in each merge round.
+const MERGE_ITEMS: u32 = 8;
+
+/// Sorts `keys[..len]` descending and returns the buffer that holds them sorted, `keys` or
+/// `scratch`. Threads sort runs of `MERGE_ITEMS` keys in registers, then each round merges
+/// pairs of runs into `scratch` and back, each thread finding its outputs' split by a binary
+/// search along the merge path.
+///
+/// Why not [`sort_descending`]: with one block per SM a long sort is bound by issued
+/// instructions, and the bitonic network issues O(len log² len) compare-exchanges over keys
+/// padded to a power of two; merging issues O(len log len) over `len` keys.
+///
+/// # Safety
+/// All threads of the block call it, after a barrier that follows the last write of
+/// `keys[..len]`; `len ≤ keys.len()`, `len ≤ scratch.len()`; `scratch[..len]` is free. Ends
+/// with a barrier.
+pub unsafe fn merge_sort_descending(keys: Shared<u64>, scratch: Shared<u64>, len: u32) -> Shared<u64> {
+    let (t, threads) = (device::thread_idx(), device::block_dim());
+    let ranges = move || device::strided(t * MERGE_ITEMS, len, (threads * MERGE_ITEMS) as usize);
+    for start in ranges() {
+        let mut run = [0u64; MERGE_ITEMS as usize];
+        unrolled!(I in [0, 1, 2, 3, 4, 5, 6, 7] {
+            if start + (I as u32) < len {
+                // SAFETY: in bounds; each run is one thread's.
+                run[I] = unsafe { keys.get(start as usize + I) };
+            }
+        });
+        sort_in_registers(&mut run);
+        unrolled!(I in [0, 1, 2, 3, 4, 5, 6, 7] {
+            if start + (I as u32) < len {
+                // SAFETY: as the loads.
+                unsafe { keys.set(start as usize + I, run[I]) };
+            }
+        });
+    }
+    let (mut src, mut dst) = (keys, scratch);
+    let mut width = MERGE_ITEMS;
+    loop {
+        // SAFETY: every thread reaches it; it orders the last round's writes.
+        unsafe { device::sync_threads() };
+        if width >= len {
+            return src;
+        }
+        for start in ranges() {
+            // SAFETY: the round reads src and writes dst[start..start + MERGE_ITEMS], this
+            // range's alone.
+            unsafe { merge_range(src, dst, start, width, len) };
+        }
+        (src, dst) = (dst, src);
+        width *= 2;
+    }
+}
+
+/// Sorts `run` descending with a bitonic network, spelled out so that the keys stay in
+/// registers (LLVM kept a looped network in local memory).
+#[inline(always)]
+fn sort_in_registers(run: &mut [u64; MERGE_ITEMS as usize]) {
+    const { assert!(MERGE_ITEMS == 8, "the lists below spell out 8 keys") };
+    unrolled!(SIZE in [2, 4, 8] {
+        unrolled!(STRIDE in [4, 2, 1] {
+            unrolled!(I in [0, 1, 2, 3, 4, 5, 6, 7] {
+                if exchanges_in_step(I, STRIDE, SIZE) {
+                    let (a, b) = (run[I], run[I ^ STRIDE]);
+                    let descending = I & SIZE == 0;
+                    let (first, second) = if descending { (a.max(b), a.min(b)) } else { (a.min(b), a.max(b)) };
+                    (run[I], run[I ^ STRIDE]) = (first, second);
+                }
+            });
+        });
+    });
+}
+
+/// Whether position `i` is the lower of a compare-exchange in the bitonic step of `stride`
+/// within sequences of `size`.
+const fn exchanges_in_step(i: usize, stride: usize, size: usize) -> bool {
+    stride < size && i ^ stride > i
+}
+
+/// Writes `dst[start..start + MERGE_ITEMS]` (within `len`): those outputs of merging the two
+/// descending runs of `width` keys that share the run pair of `start`, earlier run first where
+/// keys are equal.
+///
+/// # Safety
+/// `src[..len]` holds descending runs of `width` keys, ordered by a barrier; `start` is a
+/// multiple of `MERGE_ITEMS` below `len`; `width` is a multiple of `MERGE_ITEMS`; no other
+/// thread accesses `dst[start..start + MERGE_ITEMS]`.
+#[inline(always)]
+unsafe fn merge_range(src: Shared<u64>, dst: Shared<u64>, start: u32, width: u32, len: u32) {
+    let first_begin = start & !(2 * width - 1);
+    let first_len = width.min(len - first_begin);
+    let second_begin = first_begin + first_len;
+    let second_len = (2 * width).min(len - first_begin) - first_len;
+    let diagonal = start - first_begin;
+    // SAFETY (all): positions stay within the two runs, below len.
+    unsafe {
+        // How many of the pair's first `diagonal` outputs come from the first run: the first
+        // run's key at `mid` is among them exactly when it is at least the second run's key
+        // at `diagonal - 1 - mid`.
+        let (mut lo, mut hi) = (diagonal.saturating_sub(second_len), diagonal.min(first_len));
+        while lo < hi {
+            let mid = (lo + hi) / 2;
+            if src.get((first_begin + mid) as usize) >= src.get((second_begin + diagonal - 1 - mid) as usize) {
+                lo = mid + 1;
+            } else {
+                hi = mid;
+            }
+        }
+        let load = |begin: u32, at: u32, len: u32| if at < len { src.get((begin + at) as usize) } else { 0 };
+        let (mut i, mut j) = (lo, diagonal - lo);
+        let (mut a, mut b) = (load(first_begin, i, first_len), load(second_begin, j, second_len));
+        for slot in start..(start + MERGE_ITEMS).min(len) {
+            if i < first_len && (j >= second_len || a >= b) {
+                dst.set(slot as usize, a);
+                i += 1;
+                a = load(first_begin, i, first_len);
+            } else {
+                dst.set(slot as usize, b);
+                j += 1;
+                b = load(second_begin, j, second_len);
+            }
+        }
+    }
+}
+
 /// Calls `f(key, rank)` for each of `keys[..count]` (from one thread each), `rank` counting the
 /// keys greater than `key`. Each key's comparisons are spread over a group of lanes (a power of
 /// two, up to a warp), as many as the block has threads to spare: a thread comparing alone runs
@@ -809,6 +933,66 @@ pub unsafe fn rank_among_shared(keys: Shared<u64>, count: u32, key: u64) -> u32 
 #[cfg(test)]
 mod tests {
     use super::*;
+    use std::sync::atomic::{AtomicU64, Ordering};
+
+    /// `merge_sort_descending` sorts as the standard library does, for every length to 70 and
+    /// around each power of two to 4096, on unique, few-valued, equal, ascending and descending
+    /// keys, with as many threads as keys and with several ranges per thread.
+    #[test]
+    fn merge_sort_sorts_every_length() {
+        let mut lens: Vec<u32> = (1..=70).collect();
+        for power in 7..=12 {
+            lens.extend([(1 << power) - 1, 1 << power, (1 << power) + 1]);
+        }
+        lens.push(3020);
+        let mut state = 0x9e37_79b9_7f4a_7c15u64;
+        let mut random = move || {
+            state ^= state << 13;
+            state ^= state >> 7;
+            state ^= state << 17;
+            state
+        };
+        for len in lens {
+            let families: [(&str, Vec<u64>); 5] = [
+                ("unique", (0..len).map(|_| random()).collect()),
+                ("few values", (0..len).map(|_| random() % 5).collect()),
+                ("equal", vec![42; len as usize]),
+                ("ascending", (0..len as u64).collect()),
+                ("descending", (0..len as u64).rev().collect()),
+            ];
+            for (family, keys) in families {
+                for threads in [32, 256] {
+                    let mut want = keys.clone();
+                    want.sort_unstable_by(|a, b| b.cmp(a));
+                    assert_eq!(merge_sorted(&keys, threads), want, "{family}, {len} keys, {threads} threads");
+                }
+            }
+        }
+    }
+
+    fn merge_sorted(keys: &[u64], threads: u32) -> Vec<u64> {
+        let len = keys.len();
+        let sorted: Vec<AtomicU64> = (0..len).map(|_| AtomicU64::new(u64::MAX)).collect();
+        let shared_bytes = (2 * len * 8) as u32;
+        // SAFETY: the launch's shared memory holds both buffers; every thread runs the sort.
+        unsafe {
+            device::emulate(1, 1, threads, shared_bytes, || {
+                let buffer: Shared<u64> = device::dynamic_shared(len);
+                let scratch: Shared<u64> = buffer.tail(len, len);
+                let t = device::thread_idx() as usize;
+                for i in device::strided(t, len, threads as usize) {
+                    buffer.set(i, keys[i]);
+                }
+                device::sync_threads();
+                let result = merge_sort_descending(buffer, scratch, len as u32);
+                for i in device::strided(t, len, threads as usize) {
+                    sorted[i].store(result.get(i), Ordering::Relaxed);
+                }
+            })
+            .expect("the sort's launch");
+        }
+        sorted.into_iter().map(AtomicU64::into_inner).collect()
+    }
 
     /// `Class::by_top` gives `Filter::classify`'s class wherever `Filter::top_bounds` applies,
     /// for keys at, just below and just above both bounds, and for every low half.

@@ -171,7 +171,7 @@ pub unsafe fn finish_in_shared(
             }
             out.pad(row, taken);
         } else {
-            write_sorted(out, row, taken, best);
+            write_sorted(out, row, taken, best, ties);
         }
     }
 }
@@ -641,26 +641,30 @@ unsafe fn write_in_index_order(p: &SelectParams, row: u32, keys: &RowKeys, is_ta
 }
 
 /// Sorts the `taken` keys in `best` descending and writes them in that order, then pads the
-/// row.
+/// row. They merge through the tie buffer where it holds them, and sort in place otherwise.
 ///
 /// # Safety
-/// All threads of the block call it after the keys are in `best` (unordered, nonzero);
-/// `taken.next_power_of_two() ≤ sort_capacity ≤ best.len()`.
-unsafe fn write_sorted(out: OutputRows, row: u32, taken: u32, best: Shared<u64>) {
-    let len = taken.next_power_of_two() as usize;
+/// All threads of the block call it after the keys are in `best` (unordered, nonzero) and the
+/// tie buffer is free; `taken.next_power_of_two() ≤ sort_capacity ≤ best.len()`.
+unsafe fn write_sorted(out: OutputRows, row: u32, taken: u32, best: Shared<u64>, ties: Shared<u64>) {
     let t = device::thread_idx() as usize;
     let threads = device::block_dim() as usize;
     // SAFETY: the barriers order the keys, the padding and the sort; slots stay below taken.
     unsafe {
         device::sync_threads();
-        for i in device::strided(taken as usize + t, len, threads) {
-            best.set(i, 0);
-        }
-        device::sync_threads();
-        select::sort_descending(best, len);
-        device::sync_threads();
+        let sorted = if taken as usize <= ties.len() {
+            select::merge_sort_descending(best, ties, taken)
+        } else {
+            let len = taken.next_power_of_two() as usize;
+            for i in device::strided(taken as usize + t, len, threads) {
+                best.set(i, 0);
+            }
+            device::sync_threads();
+            select::sort_descending(best, len);
+            best
+        };
         for slot in device::strided(t, taken as usize, threads) {
-            out.write(row, slot as u32, Some(best.get(slot)));
+            out.write(row, slot as u32, Some(sorted.get(slot)));
         }
         out.pad(row, taken);
     }
