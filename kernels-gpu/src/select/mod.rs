@@ -753,11 +753,16 @@ pub unsafe fn sort_descending(keys: Shared<u64>, len: usize) {
     unsafe { device::sync_threads() };
 }
 
-/// Keys a thread sorts in registers, and outputs it merges per range in each merge round.
-const MERGE_ITEMS: u32 = 8;
+/// Keys a thread sorts in registers before the merge rounds.
+const REGISTER_RUN: u32 = 8;
+
+/// Outputs a thread merges per range in a merge round. The rounds are bound by the latency of
+/// each range's chain of dependent shared loads (its search, then one load per output), so
+/// ranges are short and many warps run them: 4 outputs gave 3020 keys 24 warps.
+const MERGE_ITEMS: u32 = 4;
 
 /// Sorts `keys[..len]` descending and returns the buffer that holds them sorted, `keys` or
-/// `scratch`. Threads sort runs of `MERGE_ITEMS` keys in registers, then each round merges
+/// `scratch`. Threads sort runs of `REGISTER_RUN` keys in registers, then each round merges
 /// pairs of runs into `scratch` and back, each thread finding its outputs' split by a binary
 /// search along the merge path.
 ///
@@ -771,9 +776,8 @@ const MERGE_ITEMS: u32 = 8;
 /// with a barrier.
 pub unsafe fn merge_sort_descending(keys: Shared<u64>, scratch: Shared<u64>, len: u32) -> Shared<u64> {
     let (t, threads) = (device::thread_idx(), device::block_dim());
-    let ranges = move || device::strided(t * MERGE_ITEMS, len, (threads * MERGE_ITEMS) as usize);
-    for start in ranges() {
-        let mut run = [0u64; MERGE_ITEMS as usize];
+    for start in device::strided(t * REGISTER_RUN, len, (threads * REGISTER_RUN) as usize) {
+        let mut run = [0u64; REGISTER_RUN as usize];
         unrolled!(I in [0, 1, 2, 3, 4, 5, 6, 7] {
             if start + (I as u32) < len {
                 // SAFETY: in bounds; each run is one thread's.
@@ -789,14 +793,14 @@ pub unsafe fn merge_sort_descending(keys: Shared<u64>, scratch: Shared<u64>, len
         });
     }
     let (mut src, mut dst) = (keys, scratch);
-    let mut width = MERGE_ITEMS;
+    let mut width = REGISTER_RUN;
     loop {
         // SAFETY: every thread reaches it; it orders the last round's writes.
         unsafe { device::sync_threads() };
         if width >= len {
             return src;
         }
-        for start in ranges() {
+        for start in device::strided(t * MERGE_ITEMS, len, (threads * MERGE_ITEMS) as usize) {
             // SAFETY: the round reads src and writes dst[start..start + MERGE_ITEMS], this
             // range's alone.
             unsafe { merge_range(src, dst, start, width, len) };
@@ -809,8 +813,8 @@ pub unsafe fn merge_sort_descending(keys: Shared<u64>, scratch: Shared<u64>, len
 /// Sorts `run` descending with a bitonic network, spelled out so that the keys stay in
 /// registers (LLVM kept a looped network in local memory).
 #[inline(always)]
-fn sort_in_registers(run: &mut [u64; MERGE_ITEMS as usize]) {
-    const { assert!(MERGE_ITEMS == 8, "the lists below spell out 8 keys") };
+fn sort_in_registers(run: &mut [u64; REGISTER_RUN as usize]) {
+    const { assert!(REGISTER_RUN == 8, "the lists below spell out 8 keys") };
     unrolled!(SIZE in [2, 4, 8] {
         unrolled!(STRIDE in [4, 2, 1] {
             unrolled!(I in [0, 1, 2, 3, 4, 5, 6, 7] {
@@ -846,7 +850,7 @@ unsafe fn merge_range(src: Shared<u64>, dst: Shared<u64>, start: u32, width: u32
     let second_begin = first_begin + first_len;
     let second_len = (2 * width).min(len - first_begin) - first_len;
     let diagonal = start - first_begin;
-    // SAFETY (all): positions stay within the two runs, below len.
+    // SAFETY (all): positions stay below len.
     unsafe {
         // How many of the pair's first `diagonal` outputs come from the first run: the first
         // run's key at `mid` is among them exactly when it is at least the second run's key
@@ -860,18 +864,21 @@ unsafe fn merge_range(src: Shared<u64>, dst: Shared<u64>, start: u32, width: u32
                 hi = mid;
             }
         }
-        let load = |begin: u32, at: u32, len: u32| if at < len { src.get((begin + at) as usize) } else { 0 };
-        let (mut i, mut j) = (lo, diagonal - lo);
-        let (mut a, mut b) = (load(first_begin, i, first_len), load(second_begin, j, second_len));
+        // Each output is one dependent load, without branches: a run's next key is read (at
+        // most at len - 1) whether or not the run has one, and used only where it has.
+        let load = |at: u32| src.get(at.min(len - 1) as usize);
+        let (first_end, second_end) = (second_begin, second_begin + second_len);
+        let (mut at_first, mut at_second) = (first_begin + lo, second_begin + diagonal - lo);
+        let (mut a, mut b) = (load(at_first), load(at_second));
         for slot in start..(start + MERGE_ITEMS).min(len) {
-            if i < first_len && (j >= second_len || a >= b) {
-                dst.set(slot as usize, a);
-                i += 1;
-                a = load(first_begin, i, first_len);
+            let take_first = at_second >= second_end || (at_first < first_end && a >= b);
+            dst.set(slot as usize, if take_first { a } else { b });
+            let next = if take_first { at_first } else { at_second } + 1;
+            let key = load(next);
+            if take_first {
+                (at_first, a) = (next, key);
             } else {
-                dst.set(slot as usize, b);
-                j += 1;
-                b = load(second_begin, j, second_len);
+                (at_second, b) = (next, key);
             }
         }
     }
