@@ -1,0 +1,4 @@
+#!/usr/bin/env bash
+# v20 call 6 (call 4's bundle, main baaf748): pq_select's shared-memory wavefronts and bank
+# conflicts on hub m2c64, LLM-like and uniform rows.
+cd gpu-bundle && gunzip -f bin/bench-pqtopk.gz && chmod +x bin/bench-pqtopk && for fam in llm uniform; do echo "== $fam"; timeout 120 ncu --clock-control none -k regex:^pq_select$ -c 1 --metrics gpu__time_duration.sum,l1tex__data_pipe_lsu_wavefronts_mem_shared_op_ld.sum,l1tex__data_pipe_lsu_wavefronts_mem_shared_op_st.sum,l1tex__data_bank_conflicts_pipe_lsu_mem_shared_op_ld.sum,l1tex__data_bank_conflicts_pipe_lsu_mem_shared_op_st.sum,smsp__inst_executed_op_shared_ld.sum,smsp__inst_executed_op_shared_st.sum,sm__cycles_elapsed.max,smsp__inst_executed.sum,l1tex__data_pipe_lsu_wavefronts_mem_shared.sum bin/bench-pqtopk --table shapes.json --shape hub_m2c64_k3020 --dist $fam 2>&1 | grep -E "^\s+(gpu__|l1tex|smsp|sm__)" ; done

@@ -1,0 +1,4 @@
+#!/usr/bin/env bash
+# v20 call 8 (call 7's bundle): the hub sq32 A/B again with the builds in reverse order, and
+# pq_select's time, instructions and shared-memory wavefronts on its LLM-like rows.
+cd gpu-bundle && for f in bin/*.gz; do gunzip -f $f; done; chmod +x bin/*; AB_BUILDS="merge-swizzle-b merge-swizzle main" AB_SHAPES="hub_m2c64_sq32_k1380" AB_ARGS="--kernels" OUT=$OUT/ab timeout 60 ./run-ab.sh > $OUT/ab-sq32-reversed.txt 2>&1; rm -rf $OUT/ab; for b in main merge-swizzle-b; do echo "== $b"; timeout 30 ncu --clock-control none -k regex:^pq_select$ -c 1 --metrics gpu__time_duration.sum,sm__cycles_elapsed.max,smsp__inst_executed.sum,l1tex__data_pipe_lsu_wavefronts_mem_shared_op_ld.sum,l1tex__data_pipe_lsu_wavefronts_mem_shared_op_st.sum bin/bench-$b --table shapes.json --shape hub_m2c64_sq32_k1380 --dist llm 2>&1 | grep -E "^\s+(gpu__|l1tex|sm__|smsp)"; done > $OUT/ncu-sq32.txt 2>&1; cat $OUT/ncu-sq32.txt
