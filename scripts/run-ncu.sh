@@ -7,6 +7,10 @@
 # NCU_SAMPLES=1 instead writes the warp-state samples per SASS instruction of the first launch
 # that NCU_KERNELS matches (e.g. NCU_KERNELS='^pq_tables$'), gzipped, to
 # ${OUT:-.}/samples-BUILD-SHAPE-FAMILY.csv.gz, for scripts/ncu-samples.py.
+# NCU_METRICS="a,b,…" instead prints those metrics of each matched launch; the word SHARED_PIPE
+# in it stands for the shared-memory pipe's load below (v20 found the merge sort bound by its
+# bank conflicts), e.g. NCU_METRICS=SHARED_PIPE NCU_KERNELS='^pq_select$' NCU_COUNT=1.
+SHARED_PIPE=sm__cycles_elapsed.max,smsp__inst_executed.sum,l1tex__data_pipe_lsu_wavefronts_mem_shared_op_ld.sum,l1tex__data_pipe_lsu_wavefronts_mem_shared_op_st.sum,l1tex__data_bank_conflicts_pipe_lsu_mem_shared_op_ld.sum,l1tex__data_bank_conflicts_pipe_lsu_mem_shared_op_st.sum
 set -uo pipefail
 cd "$(dirname "$0")"
 for bench in bin/bench-*; do
@@ -17,6 +21,13 @@ for bench in bin/bench-*; do
         --section SourceCounters --section WarpStateStats --page source --print-source sass --csv \
         "$bench" --table shapes.json --shape "${pair%%:*}" --dist "${pair##*:}" > "$out" 2>&1
       gzip -f "$out" && echo "wrote $out.gz"
+      continue
+    fi
+    if [ -n "${NCU_METRICS:-}" ]; then
+      echo "== $(basename "$bench") ${pair%%:*} ${pair##*:}"
+      timeout 120 ncu --clock-control none -k "regex:${NCU_KERNELS:-pq_}" -c "${NCU_COUNT:-9}" \
+        --metrics "gpu__time_duration.sum,${NCU_METRICS/SHARED_PIPE/$SHARED_PIPE}" \
+        "$bench" --table shapes.json --shape "${pair%%:*}" --dist "${pair##*:}" 2>&1 | grep -E '^  [a-z]|^    [a-z]'
       continue
     fi
     echo "== $(basename "$bench") ${pair%%:*} ${pair##*:} (µs)"
