@@ -756,9 +756,10 @@ pub unsafe fn sort_descending(keys: Shared<u64>, len: usize) {
 /// Keys a thread sorts in registers before the merge rounds.
 const REGISTER_RUN: u32 = 8;
 
-/// Outputs a thread merges per range in a merge round. The rounds are bound by the latency of
-/// each range's chain of dependent shared loads (its search, then one load per output), so
-/// ranges are short and many warps run them: 4 outputs gave 3020 keys 24 warps.
+/// Outputs a thread merges per range in a merge round. A round waits on each range's chain of
+/// dependent shared loads (its search, then one load per output) and, with one block per SM, on
+/// the shared-memory pipe, whose bank conflicts are half its load (perf-notes v20). Ranges are
+/// short so that many warps run them: 4 outputs gave 3020 keys 24 warps, where 8 gave 12.
 const MERGE_ITEMS: u32 = 4;
 
 /// Sorts `keys[..len]` descending and returns the buffer that holds them sorted, `keys` or
