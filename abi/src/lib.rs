@@ -20,6 +20,11 @@ pub const SELECT_THREADS_MANY_ROWS: u32 = 256;
 /// `pq_tables` blocks that fit on one SM at once (its launch bounds).
 pub const TABLES_BLOCKS_PER_SM: u32 = 4;
 
+/// f32 in `pq_ranges`' static shared memory: each thread's smallest and largest partial score.
+/// It is the largest static array of the tables family, which the host's modelled limits leave
+/// out of the dynamic shared memory.
+pub const RANGE_SLICE_PARTIALS: usize = 2 * BLOCK_THREADS as usize;
+
 /// Launch bounds that Rust cannot state in the kernel source: `(kernel, threads per block, blocks
 /// that must fit on one SM at once)`. `cargo xtask build-ptx` writes them into the PTX as
 /// `.maxntid` and `.minnctapersm`, which bound each kernel's registers.

@@ -73,7 +73,7 @@ impl DeviceLimits {
         DeviceLimits {
             multiprocessors: 132,
             max_shared_bytes,
-            tables_dynamic_limit: max_shared_bytes - 2 * BLOCK_THREADS as usize * 4,
+            tables_dynamic_limit: max_shared_bytes - pqtopk_abi::RANGE_SLICE_PARTIALS * size_of::<f32>(),
             select_dynamic_limit: max_shared_bytes - 384,
             dense_dynamic_limit: max_shared_bytes,
             small_dynamic_limit: max_shared_bytes,

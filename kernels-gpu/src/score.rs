@@ -557,7 +557,7 @@ unsafe fn build_ranges_typed<E: Element, const L2: bool>(p: &TablesParams, tile:
     }
     let slices = (threads / rows).min(c);
     let (r, slice) = (t % rows, t / rows);
-    let partial = static_shared!(RANGE_SLICE_PARTIALS: [f32; 2 * pqtopk_abi::BLOCK_THREADS as usize]);
+    let partial = static_shared!(RANGE_SLICE_PARTIALS: [f32; pqtopk_abi::RANGE_SLICE_PARTIALS]);
     if slice < slices {
         let query = query_offset(s, tile.batch, tile.kv_head, tile.row0 - tile.kv_row0 + r as u32) + j as usize * ds;
         let mut q = [[0.0f32; 4]; MAX_CHUNKS];
