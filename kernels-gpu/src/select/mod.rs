@@ -762,52 +762,95 @@ const REGISTER_RUN: u32 = 8;
 /// short so that many warps run them: 4 outputs gave 3020 keys 24 warps, where 8 gave 12.
 const MERGE_ITEMS: u32 = 4;
 
-/// Sorts `keys[..len]` descending and returns the buffer that holds them sorted, `keys` or
-/// `scratch`. Threads sort runs of `REGISTER_RUN` keys in registers, then each round merges
-/// pairs of runs into `scratch` and back, each thread finding its outputs' split by a binary
-/// search along the merge path.
+/// Sorts `keys[..len]` descending into the buffers' merge layout (see [`MergeSorted`]) and
+/// returns the buffer that holds them, `keys` or `scratch`. Threads sort runs of `REGISTER_RUN`
+/// keys in registers into `scratch`, then each round merges pairs of runs into the other
+/// buffer, each thread finding its outputs' split by a binary search along the merge path.
 ///
 /// Why not [`sort_descending`]: with one block per SM a long sort is bound by issued
 /// instructions, and the bitonic network issues O(len log² len) compare-exchanges over keys
 /// padded to a power of two; merging issues O(len log len) over `len` keys.
 ///
 /// # Safety
-/// All threads of the block call it, after a barrier that follows the last write of
-/// `keys[..len]`; `len ≤ keys.len()`, `len ≤ scratch.len()`; `scratch[..len]` is free. Ends
-/// with a barrier.
-pub unsafe fn merge_sort_descending(keys: Shared<u64>, scratch: Shared<u64>, len: u32) -> Shared<u64> {
-    let (t, threads) = (device::thread_idx(), device::block_dim());
+/// All threads of the block call it, whole warps, after a barrier that follows the last write
+/// of `keys[..len]`; `MergeSorted::<PAD>::slots(len)` is at most `keys.len()` and
+/// `scratch.len()`; `scratch` is free. Ends with a barrier.
+pub unsafe fn merge_sort_descending<const PAD: bool>(
+    keys: Shared<u64>,
+    scratch: Shared<u64>,
+    len: u32,
+) -> MergeSorted<PAD> {
+    let (t, threads, lane) = (device::thread_idx(), device::block_dim(), device::lane());
     for start in device::strided(t * REGISTER_RUN, len, (threads * REGISTER_RUN) as usize) {
+        // The keys come unordered, so a run may take any keys of its warp's chunk: where the
+        // chunk is whole, lane l takes keys l, l + 32, …, which a warp reads without bank
+        // conflicts (8 consecutive keys per lane put 16 lanes on one bank pair).
+        let chunk = start - REGISTER_RUN * lane;
+        let whole_chunk = chunk + REGISTER_RUN * device::WARP <= len;
         let mut run = [0u64; REGISTER_RUN as usize];
         unrolled!(I in [0, 1, 2, 3, 4, 5, 6, 7] {
-            if start + (I as u32) < len {
-                // SAFETY: in bounds; each run is one thread's.
-                run[I] = unsafe { keys.get(start as usize + I) };
+            let at = if whole_chunk { chunk + lane + device::WARP * I as u32 } else { start + I as u32 };
+            if at < len {
+                // SAFETY: in bounds; a whole chunk's keys are its warp's, a partial chunk's
+                // runs are their threads'.
+                run[I] = unsafe { keys.get(at as usize) };
             }
         });
         sort_in_registers(&mut run);
+        // start is a multiple of REGISTER_RUN, so the run's slots follow start's.
+        let first = MergeSorted::<PAD>::slot(start);
         unrolled!(I in [0, 1, 2, 3, 4, 5, 6, 7] {
             if start + (I as u32) < len {
-                // SAFETY: as the loads.
-                unsafe { keys.set(start as usize + I, run[I]) };
+                // SAFETY: below slots(len); each run's slots are its thread's.
+                unsafe { scratch.set(first + I, run[I]) };
             }
         });
     }
-    let (mut src, mut dst) = (keys, scratch);
+    let (mut src, mut dst) = (scratch, keys);
     let mut width = REGISTER_RUN;
     loop {
         // SAFETY: every thread reaches it; it orders the last round's writes.
         unsafe { device::sync_threads() };
         if width >= len {
-            return src;
+            return MergeSorted(src);
         }
         for start in device::strided(t * MERGE_ITEMS, len, (threads * MERGE_ITEMS) as usize) {
-            // SAFETY: the round reads src and writes dst[start..start + MERGE_ITEMS], this
-            // range's alone.
-            unsafe { merge_range(src, dst, start, width, len) };
+            // SAFETY: the round reads src and writes dst's slots of start..start + MERGE_ITEMS,
+            // this range's alone.
+            unsafe { merge_range::<PAD>(src, dst, start, width, len) };
         }
         (src, dst) = (dst, src);
         width *= 2;
+    }
+}
+
+/// The keys of [`merge_sort_descending`], best first, in the merge layout: with `PAD`, one
+/// spare slot after every 16 keys. A u64 in slot `s` takes bank pair `s mod 16`. A round's
+/// lanes write keys 4 apart and a register run's lanes 8 apart, so unpadded a half-warp's
+/// stores meet 4 bank pairs (8-way conflicts) or 2 (16-way; perf-notes v20, call 6); padded,
+/// all 16. The pad costs one instruction per access, where v20's XOR swizzle cost three.
+#[derive(Clone, Copy)]
+pub struct MergeSorted<const PAD: bool>(Shared<u64>);
+
+impl<const PAD: bool> MergeSorted<PAD> {
+    /// The slots a buffer needs for a sort of `len` keys.
+    pub const fn slots(len: u32) -> u32 {
+        if PAD { len + len / 16 } else { len }
+    }
+
+    #[inline(always)]
+    fn slot(i: u32) -> usize {
+        (if PAD { i + (i >> 4) } else { i }) as usize
+    }
+
+    /// The key at `rank`.
+    ///
+    /// # Safety
+    /// `rank` is below the sort's `len`; after the sort's final barrier.
+    #[inline(always)]
+    pub unsafe fn get(self, rank: u32) -> u64 {
+        // SAFETY: the caller's promise; slots below the sort's len are within its buffers.
+        unsafe { self.0.get(Self::slot(rank)) }
     }
 }
 
@@ -836,16 +879,17 @@ const fn exchanges_in_step(i: usize, stride: usize, size: usize) -> bool {
     stride < size && i ^ stride > i
 }
 
-/// Writes `dst[start..start + MERGE_ITEMS]` (within `len`): those outputs of merging the two
-/// descending runs of `width` keys that share the run pair of `start`, earlier run first where
-/// keys are equal.
+/// Writes outputs `start..start + MERGE_ITEMS` (within `len`) to `dst` in the merge layout
+/// ([`MergeSorted`]): those outputs of merging the two descending runs of `width` keys that
+/// share the run pair of `start`, earlier run first where keys are equal.
 ///
 /// # Safety
-/// `src[..len]` holds descending runs of `width` keys, ordered by a barrier; `start` is a
-/// multiple of `MERGE_ITEMS` below `len`; `width` is a multiple of `MERGE_ITEMS`; no other
-/// thread accesses `dst[start..start + MERGE_ITEMS]`.
+/// `src` holds `len` keys in the merge layout, descending runs of `width` keys, ordered by a
+/// barrier; `start` is a multiple of `MERGE_ITEMS` below `len`; `width` is a multiple of
+/// `MERGE_ITEMS`; no other thread accesses the slots of `dst` this range writes.
 #[inline(always)]
-unsafe fn merge_range(src: Shared<u64>, dst: Shared<u64>, start: u32, width: u32, len: u32) {
+unsafe fn merge_range<const PAD: bool>(src: Shared<u64>, dst: Shared<u64>, start: u32, width: u32, len: u32) {
+    let slot = MergeSorted::<PAD>::slot;
     let first_begin = start & !(2 * width - 1);
     let first_len = width.min(len - first_begin);
     let second_begin = first_begin + first_len;
@@ -859,7 +903,7 @@ unsafe fn merge_range(src: Shared<u64>, dst: Shared<u64>, start: u32, width: u32
         let (mut lo, mut hi) = (diagonal.saturating_sub(second_len), diagonal.min(first_len));
         while lo < hi {
             let mid = (lo + hi) / 2;
-            if src.get((first_begin + mid) as usize) >= src.get((second_begin + diagonal - 1 - mid) as usize) {
+            if src.get(slot(first_begin + mid)) >= src.get(slot(second_begin + diagonal - 1 - mid)) {
                 lo = mid + 1;
             } else {
                 hi = mid;
@@ -867,13 +911,15 @@ unsafe fn merge_range(src: Shared<u64>, dst: Shared<u64>, start: u32, width: u32
         }
         // Each output is one dependent load, without branches: a run's next key is read (at
         // most at len - 1) whether or not the run has one, and used only where it has.
-        let load = |at: u32| src.get(at.min(len - 1) as usize);
+        let load = |at: u32| src.get(slot(at.min(len - 1)));
         let (first_end, second_end) = (second_begin, second_begin + second_len);
         let (mut at_first, mut at_second) = (first_begin + lo, second_begin + diagonal - lo);
         let (mut a, mut b) = (load(at_first), load(at_second));
-        for slot in start..(start + MERGE_ITEMS).min(len) {
+        // start is a multiple of MERGE_ITEMS, so the range's slots follow start's.
+        let first_slot = slot(start);
+        for output in 0..MERGE_ITEMS.min(len - start) {
             let take_first = at_second >= second_end || (at_first < first_end && a >= b);
-            dst.set(slot as usize, if take_first { a } else { b });
+            dst.set(first_slot + output as usize, if take_first { a } else { b });
             let next = if take_first { at_first } else { at_second } + 1;
             let key = load(next);
             if take_first {
@@ -943,9 +989,10 @@ mod tests {
     use super::*;
     use std::sync::atomic::{AtomicU64, Ordering};
 
-    /// `merge_sort_descending` sorts as the standard library does, for every length to 70 and
-    /// around each power of two to 4096, on unique, few-valued, equal, ascending and descending
-    /// keys, with as many threads as keys and with several ranges per thread.
+    /// `merge_sort_descending` sorts as the standard library does, padded and unpadded, for
+    /// every length to 70 and around each power of two to 4096, on unique, few-valued, equal,
+    /// ascending and descending keys, with as many threads as keys and with several ranges per
+    /// thread.
     #[test]
     fn merge_sort_sorts_every_length() {
         let mut lens: Vec<u32> = (1..=70).collect();
@@ -969,32 +1016,35 @@ mod tests {
                 ("descending", (0..len as u64).rev().collect()),
             ];
             for (family, keys) in families {
+                let mut want = keys.clone();
+                want.sort_unstable_by(|a, b| b.cmp(a));
                 for threads in [32, 256] {
-                    let mut want = keys.clone();
-                    want.sort_unstable_by(|a, b| b.cmp(a));
-                    assert_eq!(merge_sorted(&keys, threads), want, "{family}, {len} keys, {threads} threads");
+                    let context = format!("{family}, {len} keys, {threads} threads");
+                    assert_eq!(merge_sorted::<true>(&keys, threads), want, "{context}, padded");
+                    assert_eq!(merge_sorted::<false>(&keys, threads), want, "{context}, unpadded");
                 }
             }
         }
     }
 
-    fn merge_sorted(keys: &[u64], threads: u32) -> Vec<u64> {
+    fn merge_sorted<const PAD: bool>(keys: &[u64], threads: u32) -> Vec<u64> {
         let len = keys.len();
+        let slots = MergeSorted::<PAD>::slots(len as u32) as usize;
         let sorted: Vec<AtomicU64> = (0..len).map(|_| AtomicU64::new(u64::MAX)).collect();
-        let shared_bytes = (2 * len * 8) as u32;
+        let shared_bytes = (2 * slots * 8) as u32;
         // SAFETY: the launch's shared memory holds both buffers; every thread runs the sort.
         unsafe {
             device::emulate(1, 1, threads, shared_bytes, || {
-                let buffer: Shared<u64> = device::dynamic_shared(len);
-                let scratch: Shared<u64> = buffer.tail(len, len);
+                let buffer: Shared<u64> = device::dynamic_shared(slots);
+                let scratch: Shared<u64> = buffer.tail(slots, slots);
                 let t = device::thread_idx() as usize;
                 for i in device::strided(t, len, threads as usize) {
                     buffer.set(i, keys[i]);
                 }
                 device::sync_threads();
-                let result = merge_sort_descending(buffer, scratch, len as u32);
+                let result = merge_sort_descending::<PAD>(buffer, scratch, len as u32);
                 for i in device::strided(t, len, threads as usize) {
-                    sorted[i].store(result.get(i), Ordering::Relaxed);
+                    sorted[i].store(result.get(i as u32), Ordering::Relaxed);
                 }
             })
             .expect("the sort's launch");

@@ -5,7 +5,7 @@
 use crate::device::{self, Shared};
 use crate::output::OutputRows;
 use crate::score::{self, Binning};
-use crate::select::{self, Class, Filter};
+use crate::select::{self, Class, Filter, MergeSorted};
 use pqtopk_abi::{HIST_BINS, RowBinning, SELECT_KEYS_PER_STEP, SPLIT_STATE_WORDS, SelectParams, index_bitmap_slots};
 
 /// Selects row `block / split`'s exact top k (see the `pq_select` entry point), best first where
@@ -640,31 +640,47 @@ unsafe fn write_in_index_order(p: &SelectParams, row: u32, keys: &RowKeys, is_ta
     }
 }
 
+/// Writes `key_at(rank)` for each rank below `taken`, a thread each.
+///
+/// # Safety
+/// As [`OutputRows::write`] for each rank; `key_at` is safe to call for each.
+#[inline(always)]
+unsafe fn write_ranked(out: OutputRows, row: u32, taken: u32, key_at: impl Fn(u32) -> u64) {
+    for rank in device::strided(device::thread_idx(), taken, device::block_dim() as usize) {
+        // SAFETY: the caller's promise.
+        unsafe { out.write(row, rank, Some(key_at(rank))) };
+    }
+}
+
 /// Sorts the `taken` keys in `best` descending and writes them in that order, then pads the
-/// row. They merge through the tie buffer where it holds them, and sort in place otherwise.
+/// row. They merge through the tie buffer where it holds them (padded for conflict-free
+/// rounds where both buffers have room for the pad), and sort in place otherwise.
 ///
 /// # Safety
 /// All threads of the block call it after the keys are in `best` (unordered, nonzero) and the
 /// tie buffer is free; `taken.next_power_of_two() ≤ sort_capacity ≤ best.len()`.
+#[inline(always)]
 unsafe fn write_sorted(out: OutputRows, row: u32, taken: u32, best: Shared<u64>, ties: Shared<u64>) {
-    let t = device::thread_idx() as usize;
+    let t = device::thread_idx();
     let threads = device::block_dim() as usize;
-    // SAFETY: the barriers order the keys, the padding and the sort; slots stay below taken.
+    let room = ties.len().min(best.len());
+    // SAFETY: the barriers order the keys, the padding and the sort; ranks stay below taken.
     unsafe {
         device::sync_threads();
-        let sorted = if taken as usize <= ties.len() {
-            select::merge_sort_descending(best, ties, taken)
+        if MergeSorted::<true>::slots(taken) as usize <= room {
+            let sorted = select::merge_sort_descending::<true>(best, ties, taken);
+            write_ranked(out, row, taken, |rank| sorted.get(rank));
+        } else if taken as usize <= room {
+            let sorted = select::merge_sort_descending::<false>(best, ties, taken);
+            write_ranked(out, row, taken, |rank| sorted.get(rank));
         } else {
             let len = taken.next_power_of_two() as usize;
-            for i in device::strided(taken as usize + t, len, threads) {
+            for i in device::strided(taken as usize + t as usize, len, threads) {
                 best.set(i, 0);
             }
             device::sync_threads();
             select::sort_descending(best, len);
-            best
-        };
-        for slot in device::strided(t, taken as usize, threads) {
-            out.write(row, slot as u32, Some(sorted.get(slot)));
+            write_ranked(out, row, taken, |rank| best.get(rank as usize));
         }
         out.pad(row, taken);
     }
