@@ -757,10 +757,12 @@ pub unsafe fn sort_descending(keys: Shared<u64>, len: usize) {
 const REGISTER_RUN: u32 = 8;
 
 /// Outputs a thread merges per range in a merge round. A round waits on each range's chain of
-/// dependent shared loads (its search, then one load per output) and, with one block per SM, on
-/// the shared-memory pipe, whose bank conflicts are half its load (perf-notes v20). Ranges are
-/// short so that many warps run them: 4 outputs gave 3020 keys 24 warps, where 8 gave 12.
-const MERGE_ITEMS: u32 = 4;
+/// dependent shared loads (its search, then one load per output) and on the shared-memory
+/// pipe, where the searches' scattered loads are most of the wavefronts once the layout is
+/// padded: longer ranges search less, shorter ones keep more warps busy. On an H200 (perf-notes
+/// v21), 8 beat 4 (−4.5 µs on 32 rows of 3020 keys, −8 µs on 1024 rows of 1380) and 16 (six
+/// warps of a 1024-thread block left busy).
+const MERGE_ITEMS: u32 = 8;
 
 /// Sorts `keys[..len]` descending into the buffers' merge layout (see [`MergeSorted`]) and
 /// returns the buffer that holds them, `keys` or `scratch`. Threads sort runs of `REGISTER_RUN`
