@@ -782,6 +782,15 @@ pub unsafe fn merge_sort_descending<const PAD: bool>(
     scratch: Shared<u64>,
     len: u32,
 ) -> MergeSorted<PAD> {
+    // A range's or a run's slots follow its first one's (`slot(start) + i`), and every run
+    // holds whole ranges.
+    const {
+        assert!(
+            16u32.is_multiple_of(MERGE_ITEMS)
+                && 16u32.is_multiple_of(REGISTER_RUN)
+                && REGISTER_RUN.is_multiple_of(MERGE_ITEMS)
+        )
+    };
     let (t, threads, lane) = (device::thread_idx(), device::block_dim(), device::lane());
     for start in device::strided(t * REGISTER_RUN, len, (threads * REGISTER_RUN) as usize) {
         // The keys come unordered, so a run may take any keys of its warp's chunk: where the
@@ -828,9 +837,10 @@ pub unsafe fn merge_sort_descending<const PAD: bool>(
 
 /// The keys of [`merge_sort_descending`], best first, in the merge layout: with `PAD`, one
 /// spare slot after every 16 keys. A u64 in slot `s` takes bank pair `s mod 16`. A round's
-/// lanes write keys 4 apart and a register run's lanes 8 apart, so unpadded a half-warp's
-/// stores meet 4 bank pairs (8-way conflicts) or 2 (16-way; perf-notes v20, call 6); padded,
-/// all 16. The pad costs one instruction per access, where v20's XOR swizzle cost three.
+/// lanes write keys `MERGE_ITEMS` apart and a register run's lanes `REGISTER_RUN` apart (8
+/// each), so unpadded a half-warp's stores meet 2 bank pairs (16-way conflicts; perf-notes v20,
+/// call 6, measured 8-way at 4 apart); padded, all 16. The pad costs one instruction per
+/// access, where v20's XOR swizzle cost three.
 #[derive(Clone, Copy)]
 pub struct MergeSorted<const PAD: bool>(Shared<u64>);
 
