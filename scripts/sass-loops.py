@@ -14,8 +14,12 @@ come from NVIDIA's PyPI wheels, as for scripts/sass-report.sh (run it once first
 import argparse
 import pathlib
 import re
+import signal
 import subprocess
 import sys
+
+# Piped into head, stop quietly.
+signal.signal(signal.SIGPIPE, signal.SIG_DFL)
 
 root = pathlib.Path(__file__).resolve().parent.parent
 args = argparse.ArgumentParser()
