@@ -5,7 +5,7 @@ use crate::device;
 use crate::output::OutputRows;
 use crate::score::{self, Binning, LutEntry, Tile};
 use crate::select::cluster::{TilePart, select_tile};
-use crate::select::row::block_first_key;
+use crate::select::row::block_bin_bounds;
 use pqtopk_abi::{CLUSTER_BLOCKS, CLUSTER_CONTROL_WORDS, ClusterParams, HIST_BINS, Order, cluster_layout};
 
 /// The part of this block (rank `r` of cluster `c`) in row tile `c`: scores keys
@@ -51,7 +51,7 @@ pub unsafe fn topk_tile<E: LutEntry>(p: &ClusterParams) {
         });
         device::sync_threads();
         let out = OutputRows { k: s.k, metric: s.metric, indices: p.out_indices, scores: p.out_scores };
-        let first_key_of = |r: usize, bin: u32| block_first_key(Binning::from_raw(binnings.get(r)), bin);
-        select_tile(&part, first_key_of, out, tile.row0, s.order == Order::ByScore as u32);
+        let bin_bounds = |r: usize, bin: u32| block_bin_bounds(Binning::from_raw(binnings.get(r)), bin);
+        select_tile(&part, bin_bounds, out, tile.row0, s.order == Order::ByScore as u32);
     }
 }

@@ -118,8 +118,9 @@ unsafe fn filter_of(filters: Shared<u64>, r: usize) -> Filter {
 }
 
 /// Selects the exact top k of each row of the tile and writes them (block `r` writes row `r`,
-/// output row `row0 + r`), in score order or index order. `first_key_of(r, bin)` is the smallest
-/// selection key in bin `bin` of row `r`'s histograms or above, called by a whole block.
+/// output row `row0 + r`), in score order or index order. `bin_bounds(r, bin)` is the pair of the
+/// smallest selection keys in bin `bin` and in bin `bin + 1` of row `r`'s histograms or above,
+/// called by a whole block.
 ///
 /// # Safety
 /// Every thread of every block of the cluster calls it, once the block's order keys and
@@ -127,7 +128,7 @@ unsafe fn filter_of(filters: Shared<u64>, r: usize) -> Filter {
 /// `ties` a power of two of them; `rows ≤ CLUSTER_BLOCKS`.
 pub unsafe fn select_tile(
     part: &TilePart,
-    first_key_of: impl Fn(usize, u32) -> u64,
+    bin_bounds: impl Fn(usize, u32) -> (u64, u64),
     out: OutputRows,
     row0: u32,
     by_score: bool,
@@ -155,7 +156,7 @@ pub unsafe fn select_tile(
         let mut filter = Filter::take_all();
         if owner && part.valid > part.k {
             part.sum_histograms(mine);
-            filter = select::first_filter(part.total, taken, |bin| first_key_of(mine, bin));
+            filter = select::first_filter(part.total, taken, |bin| bin_bounds(mine, bin));
         }
         if owner {
             part.publish(&filter);

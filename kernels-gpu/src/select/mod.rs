@@ -190,15 +190,16 @@ pub struct Threshold {
 }
 
 /// The filter after the first histogram `hist` of a row from which `wanted` keys are to be taken
-/// (`1 ≤ wanted ≤` the histogram's total); `first_key_of(bin)` is the smallest key that falls in
-/// bin `bin` or above (`first_key_of(HIST_BINS)` is past every key).
+/// (`1 ≤ wanted ≤` the histogram's total); `bin_bounds(bin)` is the pair of the smallest keys
+/// that fall in bin `bin` or above and in bin `bin + 1` or above (for `HIST_BINS`: past every
+/// key).
 ///
 /// # Safety
 /// As [`threshold`].
-pub unsafe fn first_filter(hist: Shared<u32>, wanted: u32, first_key_of: impl Fn(u32) -> u64) -> Filter {
+pub unsafe fn first_filter(hist: Shared<u32>, wanted: u32, bin_bounds: impl Fn(u32) -> (u64, u64)) -> Filter {
     // SAFETY: forwarded.
     let t = unsafe { threshold(hist, wanted) };
-    let (lo, hi) = (first_key_of(t.bin), first_key_of(t.bin + 1));
+    let (lo, hi) = bin_bounds(t.bin);
     // Every key of the bin shares the leading bits that its first and last possible keys share:
     // refinement starts below them, so that each digit splits the tied keys (a bin of crowded
     // scores, or of equal scores told apart by their indices alone, shares most of its bits).

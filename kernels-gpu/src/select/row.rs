@@ -537,7 +537,7 @@ unsafe fn narrow(
 ) -> Filter {
     let global = (p.histograms as *const u32).wrapping_add(row as usize * HIST_BINS as usize);
     // SAFETY: first_filter calls it in the whole block.
-    let first_key_of = |bin: u32| unsafe { block_first_key(binning, bin) };
+    let bin_bounds = |bin: u32| unsafe { block_bin_bounds(binning, bin) };
     let range = static_shared!(SELECT_TIED_RANGE: [u64; 2]);
     // SAFETY: every thread reaches the barriers; each bin has one writer per round, and each
     // threshold's last barrier ends every read of the histogram.
@@ -546,7 +546,7 @@ unsafe fn narrow(
             hist.set(bin as usize, device::load_nc_u32(global.add(bin as usize)));
         }
         device::sync_threads();
-        let mut filter = select::first_filter(hist, taken, first_key_of);
+        let mut filter = select::first_filter(hist, taken, bin_bounds);
         // Tied keys that share their score rank by index: one block's sweep in index order takes
         // exactly them (`gather_in_order`), however many they are, where refining would sweep
         // the row once per digit of their indices (in every block of a split row).
@@ -578,26 +578,30 @@ unsafe fn narrow(
     }
 }
 
-/// The smallest selection key whose order key falls in bin `bin` of `binning` or above
-/// (`u64::MAX` past the last bin): warp 0 searches, and every thread gets the answer.
+/// The smallest selection keys whose order keys fall in bin `bin` of `binning` or above, and in
+/// bin `bin + 1` or above (`u64::MAX` past the last bin): warps 0 and 1 search one each, at once
+/// (one after the other, they kept the rest of the block waiting at a barrier for about 5 K
+/// cycles, 12 % of a hub row's selection: perf-notes v22), and every thread gets the answer.
 ///
 /// # Safety
-/// All threads of the block call it with the same arguments.
-pub unsafe fn block_first_key(binning: Binning, bin: u32) -> u64 {
-    let found = static_shared!(SELECT_FIRST_KEY: [u64; 1]);
-    // SAFETY: every thread reaches the barriers, and warp 0 runs the search convergently; one
-    // lane writes the result between the barriers.
+/// All threads of the block call it with the same arguments; the block has at least two warps.
+pub unsafe fn block_bin_bounds(binning: Binning, bin: u32) -> (u64, u64) {
+    let found = static_shared!(SELECT_BIN_BOUNDS: [u64; 2]);
+    let warp = device::thread_idx() / device::WARP;
+    // SAFETY: every thread reaches the barriers, and warps 0 and 1 each run their search
+    // convergently; one lane of each writes its own result between the barriers.
     unsafe {
-        if device::thread_idx() < device::WARP {
+        if warp < 2 {
+            let bin = bin + warp;
             let order = if bin >= HIST_BINS { 1 << 32 } else { binning.first_key_of(bin) };
-            if device::thread_idx() == 0 {
-                found.set(0, if order >= 1 << 32 { u64::MAX } else { order << 32 });
+            if device::lane() == 0 {
+                found.set(warp as usize, if order >= 1 << 32 { u64::MAX } else { order << 32 });
             }
         }
         device::sync_threads();
-        let key = found.get(0);
+        let bounds = (found.get(0), found.get(1));
         device::sync_threads();
-        key
+        bounds
     }
 }
 
