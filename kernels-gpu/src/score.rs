@@ -829,6 +829,9 @@ pub fn padding_score(metric: u32) -> f32 {
     if metric == Metric::L2 as u32 { f32::INFINITY } else { f32::NEG_INFINITY }
 }
 
+/// Half the width of [`Binning::first_key_of`]'s bracket, relative to the magnitudes involved.
+const EDGE_MARGIN: f32 = 1.0 / (1 << 20) as f32;
+
 /// The first histogram of a row's selection: a monotone map from order keys to `HIST_BINS`
 /// bins. Where the row's lookup tables bound its scores to a finite, nonzero range, the bins
 /// split that range evenly, so the bin of the k-th key holds few keys for any smooth
@@ -879,15 +882,33 @@ impl Binning {
         }
     }
 
-    /// The smallest order key whose bin is at least `bin` (2³² past the last bin), by a 32-way
-    /// search over the monotone map, one candidate per lane: 7 rounds for 32 bits.
+    /// The smallest order key whose bin is at least `bin` (2³² past the last bin). Top-bits
+    /// bins: at once. Linear bins: by a 32-way search over the monotone map, one candidate per
+    /// lane, inside a bracket around the inverted map's edge when the bracket checks out (1 + 2
+    /// rounds where the range's ends are within a factor of ~60 of the edge), else over every
+    /// key (7 rounds).
     ///
     /// # Safety
     /// The whole warp calls it convergently, with the same arguments.
     pub unsafe fn first_key_of(self, bin: u32) -> u64 {
+        if self.0.linear == 0 {
+            return (bin as u64) << (32 - pqtopk_abi::DIGIT_BITS);
+        }
         let lane = device::lane() as u64;
+        // The edge's goodness, give or take the map's roundings (a few units in the last place
+        // of the larger of `lo` and the edge; the margin allows 8).
+        let edge = self.0.lo + bin as f32 / self.0.scale;
+        let margin = (self.0.lo.abs() + edge.abs()) * EDGE_MARGIN;
+        let (below, above) = (order_of_goodness(edge - margin), order_of_goodness(edge + margin));
+        let holds = match lane {
+            0 => self.bin(below) < bin,
+            1 => self.bin(above) >= bin,
+            _ => true,
+        };
+        // SAFETY: the whole warp runs it.
+        let bracketed = unsafe { device::ballot(holds) } & 0b11 == 0b11;
         // The answer lies in lo..=hi; hi = 2³² stands for "past every key".
-        let (mut lo, mut hi) = (0u64, 1u64 << 32);
+        let (mut lo, mut hi) = if bracketed { (below as u64 + 1, above as u64) } else { (0u64, 1u64 << 32) };
         while lo < hi {
             let step = (hi - lo).div_ceil(device::WARP as u64);
             let (base, last) = (lo, hi - 1);
@@ -1127,5 +1148,56 @@ unsafe fn score_keys_with<E: LutEntry, const WIDE: bool>(
             }
         });
         first += KEYS_IN_FLIGHT as u32 * threads;
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::sync::atomic::{AtomicU64, Ordering};
+
+    /// `Binning::first_key_of` returns the least order key whose bin is at least the asked one
+    /// (checked against the map itself: that key's bin reaches it, the key below does not), for
+    /// ranges of either sign, across zero, narrow against their magnitude, wide, and with
+    /// `lo` far from the edges, where the bracket around the inverted map misses; and for the
+    /// top-bits bins.
+    #[test]
+    fn first_key_of_is_the_least_key_of_the_bin() {
+        let ranges = [
+            (0.0, 1.0),
+            (-1.0, 1.0),
+            (-3.5, -0.25),
+            (1000.0, 1000.001),
+            (-100.0, 1e-3),
+            (-1e-30, 1e-30),
+            (-1e30, 1e30),
+            (7.0, 7.0 + 1e-5),
+            (f32::NEG_INFINITY, 1.0),
+            (2.0, 2.0),
+        ];
+        let bins: Vec<u32> = [0, 1, 2, 3, 100, 511, 512, 513, 1000, HIST_BINS - 2, HIST_BINS - 1].into();
+        for (lo, hi) in ranges {
+            let binning = Binning::of_range(lo, hi);
+            let found: Vec<AtomicU64> = bins.iter().map(|_| AtomicU64::new(u64::MAX)).collect();
+            // SAFETY: one warp runs every search convergently.
+            unsafe {
+                device::emulate(1, 1, device::WARP, 0, || {
+                    for (i, &bin) in bins.iter().enumerate() {
+                        let key = binning.first_key_of(bin);
+                        if device::lane() == 0 {
+                            found[i].store(key, Ordering::Relaxed);
+                        }
+                    }
+                })
+                .expect("the searches' launch");
+            }
+            for (&bin, key) in bins.iter().zip(found) {
+                let key = key.into_inner();
+                let context = format!("range {lo}..={hi}, bin {bin}: key {key:#x}");
+                assert!(key <= 1 << 32, "{context}");
+                assert!(key == 1 << 32 || binning.bin(key as u32) >= bin, "{context} is below the bin");
+                assert!(key == 0 || binning.bin(key as u32 - 1) < bin, "{context}: the key below is in the bin");
+            }
+        }
     }
 }
