@@ -1,6 +1,6 @@
 """Where a kernel's warps stall, per SASS instruction, from ncu's warp-state samples.
 
-python3 ncu-samples.py SAMPLES.csv[.gz] [--top N] [--window N] [--from A --to B]
+python3 ncu-samples.py SAMPLES.csv[.gz] [--top N] [--window N] [--from A --to B] [--against OTHER]
 
 SAMPLES.csv is ncu's source page for one kernel launch, as run-ncu.sh writes it with
 NCU_SAMPLES=1 (`ncu --section SourceCounters --warp-sampling-interval 0 --page source
@@ -10,7 +10,10 @@ NCU_SAMPLES=1 (`ncu --section SourceCounters --warp-sampling-interval 0 --page s
   barrier waits for the others; the others' stalls say why);
 - the samples and executed instructions per window of N instructions, which places the
   kernel's time in its code (a loop shows as a window with many executions);
-- with --from/--to, every instruction of that range with its samples, to read a loop.
+- with --from/--to, every instruction of that range with its samples, to read a loop;
+- with --against OTHER (the same kernel's samples on other data, e.g. LLM-like against uniform
+  rows), the windows whose executed instructions or samples differ, and by how much: where the
+  slower data's extra work is (perf-notes v22 found LLM-like rows' extra work this way).
 """
 import argparse
 import collections
@@ -46,6 +49,7 @@ def main():
     ap.add_argument("--window", type=int, default=200)
     ap.add_argument("--from", dest="first", type=int)
     ap.add_argument("--to", dest="last", type=int)
+    ap.add_argument("--against")
     a = ap.parse_args()
     header, rows = load(a.samples)
     samples = header.index("Warp Stall Sampling (All Samples)")
@@ -78,6 +82,18 @@ def main():
         s, e = sum(count(r[samples]) for r in part), sum(count(r[executed]) for r in part)
         if s or e:
             print(f"{start:6d} samples {s:6d} ({100 * s / all_samples:4.1f} %)  executed {e:9d}")
+
+    if a.against:
+        other_header, other = load(a.against)
+        if len(other) != len(rows):
+            raise SystemExit(f"{a.against}: another kernel ({len(other)} instructions, not {len(rows)})")
+        print(f"\nper window of {a.window} instructions, this file less {a.against} (windows that differ):")
+        for start in range(0, len(rows), a.window):
+            part = range(start, min(start + a.window, len(rows)))
+            e = sum(count(rows[i][executed]) - count(other[i][executed]) for i in part)
+            s = sum(count(rows[i][samples]) - count(other[i][samples]) for i in part)
+            if e or abs(s) > 0.005 * all_samples:
+                print(f"{start:6d} samples {s:+6d}  executed {e:+9d}")
 
     if a.first is not None:
         print(f"\ninstructions {a.first}..{a.last}:")
