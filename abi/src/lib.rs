@@ -13,6 +13,9 @@ pub const BLOCK_THREADS: u32 = 256;
 pub const SELECT_THREADS: u32 = 1024;
 /// Keys each `pq_select` thread takes per step of a sweep over a row (two 16-byte loads).
 pub const SELECT_KEYS_PER_STEP: u32 = 8;
+/// Keys each `pq_score` thread scores at once, their code loads in flight together; the plan
+/// sizes the scoring blocks' key chunks in steps of this many keys per thread.
+pub const SCORE_KEYS_IN_FLIGHT: usize = 2;
 /// Threads of a `pq_select` block when there are more rows than SMs. Any multiple of 32 that
 /// divides `HIST_BINS`, up to `SELECT_THREADS`, is valid.
 pub const SELECT_THREADS_MANY_ROWS: u32 = 256;

@@ -7,10 +7,11 @@ use crate::problem::Problem;
 use pqtopk_abi::{
     AdvanceParams, BLOCK_THREADS, CLUSTER_BLOCKS, CLUSTER_THREADS, ClusterParams, DENSE_KEYS, DENSE_MAX_D,
     DENSE_MAX_KEYS_PER_BLOCK, DENSE_ROWS, DENSE_THREADS, DType, DenseScoreParams, EncodeParams, HIST_BINS,
-    MAX_ROWS_PER_BLOCK, MergeParams, Order, RANGES_MAX_SUBSPACE_DIM, RUN_KEYS, RowBinning, SELECT_KEYS_PER_STEP,
-    SELECT_THREADS, SELECT_THREADS_MANY_ROWS, SMALL_MAX_KEYS, SMALL_THREADS, SPLIT_STATE_WORDS, ScoreParams,
-    SelectParams, Shape, SmallParams, TABLES_BLOCKS_PER_SM, TablesParams, Tiling, TrainParams, cluster_layout,
-    index_bitmap_slots, kernel_names, merge_passes, ranges_staging_floats, small_shared_bytes, tables_staging_floats,
+    MAX_ROWS_PER_BLOCK, MergeParams, Order, RANGES_MAX_SUBSPACE_DIM, RUN_KEYS, RowBinning, SCORE_KEYS_IN_FLIGHT,
+    SELECT_KEYS_PER_STEP, SELECT_THREADS, SELECT_THREADS_MANY_ROWS, SMALL_MAX_KEYS, SMALL_THREADS, SPLIT_STATE_WORDS,
+    ScoreParams, SelectParams, Shape, SmallParams, TABLES_BLOCKS_PER_SM, TablesParams, Tiling, TrainParams,
+    cluster_layout, index_bitmap_slots, kernel_names, merge_passes, ranges_staging_floats, small_shared_bytes,
+    tables_staging_floats,
 };
 
 /// Shared memory one scoring block may use for lookup tables; two such blocks fit on every SM
@@ -155,7 +156,9 @@ pub(crate) fn plan(
         // threads take per step.
         let chunks_wanted = blocks.div_ceil(tile_groups).max(1);
         let keys_per_block =
-            p.n.div_ceil(chunks_wanted).max(MIN_KEYS_PER_BLOCK).next_multiple_of(2 * BLOCK_THREADS as usize);
+            p.n.div_ceil(chunks_wanted)
+                .max(MIN_KEYS_PER_BLOCK)
+                .next_multiple_of(SCORE_KEYS_IN_FLIGHT * BLOCK_THREADS as usize);
         (score_shared_bytes, keys_per_block, p.n.div_ceil(keys_per_block))
     };
     let score_blocks = key_chunks * tile_groups;

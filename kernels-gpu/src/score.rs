@@ -679,9 +679,8 @@ unsafe fn warp_min_max(mut lo: f32, mut hi: f32) -> (f32, f32) {
     (lo, hi)
 }
 
-/// Keys a thread scores at once, so that their code loads are in flight together (the
-/// `unrolled!` lists in [`Scorer::score`] spell out 0..KEYS_IN_FLIGHT).
-const KEYS_IN_FLIGHT: usize = 2;
+/// The `unrolled!` lists in [`Scorer::score`] and [`score_keys`] spell out 0..KEYS_IN_FLIGHT.
+const KEYS_IN_FLIGHT: usize = pqtopk_abi::SCORE_KEYS_IN_FLIGHT;
 
 /// What the scoring loop needs, copied out of the parameters so that it lives in registers.
 #[derive(Clone, Copy)]
