@@ -13,8 +13,8 @@
 # bank conflicts), e.g. NCU_METRICS=SHARED_PIPE NCU_KERNELS='^pq_select$' NCU_COUNT=1.
 SHARED_PIPE=sm__cycles_elapsed.max,smsp__inst_executed.sum,l1tex__data_pipe_lsu_wavefronts_mem_shared_op_ld.sum,l1tex__data_pipe_lsu_wavefronts_mem_shared_op_st.sum,l1tex__data_bank_conflicts_pipe_lsu_mem_shared_op_ld.sum,l1tex__data_bank_conflicts_pipe_lsu_mem_shared_op_st.sum
 set -uo pipefail
-mkdir -p "${OUT:-.}"
 cd "$(dirname "$0")"
+mkdir -p "${OUT:-.}"
 for bench in bin/bench-*; do
   for pair in "$@"; do
     if [ -n "${NCU_SAMPLES:-}" ]; then
