@@ -40,13 +40,20 @@ struct Words4([u32; 4]);
 #[inline(always)]
 pub unsafe fn score_item(p: &DenseScoreParams) {
     let bf16 = p.shape.query_dtype == DType::BF16 as u32;
-    // SAFETY (all arms): forwarded; one monomorphized loop per operand type and head dimension.
+    let l2 = p.shape.metric == Metric::L2 as u32;
+    // SAFETY (all arms): forwarded; one monomorphized loop per operand type, head dimension and
+    // metric. The metric is a constant so that inner-product scores carry none of L2's epilogue
+    // (the key norms and the exact fallback for non-finite bounds) in their loop.
     unsafe {
-        match (dense_padded_d(p.shape.d), bf16) {
-            (64, false) => score_typed::<false, 4>(p),
-            (64, true) => score_typed::<true, 4>(p),
-            (_, false) => score_typed::<false, 8>(p),
-            (_, true) => score_typed::<true, 8>(p),
+        match (dense_padded_d(p.shape.d), bf16, l2) {
+            (64, false, false) => score_typed::<false, 4, false>(p),
+            (64, true, false) => score_typed::<true, 4, false>(p),
+            (_, false, false) => score_typed::<false, 8, false>(p),
+            (_, true, false) => score_typed::<true, 8, false>(p),
+            (64, false, true) => score_typed::<false, 4, true>(p),
+            (64, true, true) => score_typed::<true, 4, true>(p),
+            (_, false, true) => score_typed::<false, 8, true>(p),
+            (_, true, true) => score_typed::<true, 8, true>(p),
         }
     }
 }
@@ -81,9 +88,9 @@ struct Item {
 }
 
 /// # Safety
-/// As [`score_item`]; `K_STEPS · 16 = dense_padded_d(d)`.
+/// As [`score_item`]; `K_STEPS · 16 = dense_padded_d(d)`; `L2` is the shape's metric.
 #[inline(always)]
-unsafe fn score_typed<const BF16: bool, const K_STEPS: usize>(p: &DenseScoreParams) {
+unsafe fn score_typed<const BF16: bool, const K_STEPS: usize, const L2: bool>(p: &DenseScoreParams) {
     let s = &p.shape;
     let item = {
         let block = device::block_idx().0;
@@ -117,7 +124,7 @@ unsafe fn score_typed<const BF16: bool, const K_STEPS: usize>(p: &DenseScorePara
     };
     // SAFETY: every thread reaches the barrier; each word has one writer before it.
     unsafe { fill_shared(p, &item, smem) };
-    let l2 = s.metric == Metric::L2 as u32;
+    let l2 = L2;
     // This thread's rows: r and r + 8 of its warp's row group (local to the tile).
     let my_rows = [row_group * WARP_ROWS + g, row_group * WARP_ROWS + g + 8];
     // SAFETY: the queries hold the tile's rows; rows past the tile read as zeros.
@@ -480,7 +487,8 @@ impl Epilogue<'_> {
                             } else {
                                 dot
                             };
-                            goodness[E] = score::goodness(score, s.metric);
+                            let metric = if self.l2 { Metric::L2 } else { Metric::InnerProduct };
+                            goodness[E] = score::goodness(score, metric as u32);
                             orders[E] = score::order_of_goodness(goodness[E]);
                         });
                         let valid = |e: u32| FULL || base + (local_key as u32) + e < self.item.end;
