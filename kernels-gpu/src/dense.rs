@@ -153,6 +153,9 @@ unsafe fn score_typed<const BF16: bool, const K_STEPS: usize, const L2: bool>(p:
             let codes = decoder.load_codes::<K_STEPS>(item.key0);
             decoder.decode::<BF16, K_STEPS>(smem, 0, codes, l2);
         }
+        // Codes are loaded two steps before their decode: one step's epilogue is too short to
+        // hide a load from DRAM, and the decode that waits for it holds up the step's barrier.
+        let mut ahead = if steps > 1 { decoder.load_codes::<K_STEPS>(item.key0 + DENSE_KEYS) } else { [0; 2] };
         device::sync_threads();
         for step in 0..steps {
             let base = item.key0 + step * DENSE_KEYS;
@@ -164,10 +167,10 @@ unsafe fn score_typed<const BF16: bool, const K_STEPS: usize, const L2: bool>(p:
             } else {
                 [[0.0; 4]; N_TILES]
             };
-            // The next step's codes are loaded after this step's operands: every load in flight
-            // holds one of a warp's few scoreboard slots, and loaded before the operands they
-            // made the operand loads wait for them (measured: 18 % of the kernel's stalls).
-            let codes = if step + 1 < steps { decoder.load_codes::<K_STEPS>(next) } else { [0; 2] };
+            // Codes are loaded after this step's operands: every load in flight holds one of a
+            // warp's few scoreboard slots, and loaded before the operands they made the operand
+            // loads wait for them (measured: 18 % of the kernel's stalls).
+            let codes = if step + 2 < steps { decoder.load_codes::<K_STEPS>(next + DENSE_KEYS) } else { [0; 2] };
             if warp_active {
                 let epilogue = Epilogue { p, item, smem, query_norms, binnings, my_rows, l2 };
                 if next <= item.end {
@@ -177,8 +180,9 @@ unsafe fn score_typed<const BF16: bool, const K_STEPS: usize, const L2: bool>(p:
                 }
             }
             if step + 1 < steps {
-                decoder.decode::<BF16, K_STEPS>(smem, (step as usize + 1) % 2, codes, l2);
+                decoder.decode::<BF16, K_STEPS>(smem, (step as usize + 1) % 2, ahead, l2);
             }
+            ahead = codes;
             device::sync_threads();
         }
         flush_histograms(p, &item, smem.hists);
