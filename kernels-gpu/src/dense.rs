@@ -546,18 +546,21 @@ impl Epilogue<'_> {
 /// `HIST_BINS` u32 per row.
 #[inline(always)]
 unsafe fn flush_histograms(p: &DenseScoreParams, item: &Item, hists: Shared<u32>) {
-    let global = p.histograms as *mut u32;
+    // A word's two bins go out as one 64-bit atomic: the global bins 2i and 2i + 1 of a row are
+    // one little-endian u64, and no carry crosses from the even bin into the odd one, since no
+    // bin's total exceeds n < 2³². All blocks flush at once at the end, and the L2 takes a
+    // number of atomics, not of bytes (measured: −5 µs at chunk_sq16, −17 at chunk_sq128; the
+    // lookup-table path, whose blocks end at different times, lost 0.2–3 µs the same way).
+    let pairs = p.histograms as *mut u64;
     for w in (device::thread_idx() as usize..item.rows as usize * HIST_WORDS).step_by(THREADS) {
-        let (r, bin) = (w / HIST_WORDS, 2 * (w % HIST_WORDS));
-        // SAFETY: w indexes the tile's rows' words; the global bins exist.
+        let (r, pair) = (w / HIST_WORDS, w % HIST_WORDS);
+        // SAFETY: w indexes the tile's rows' words; the global bins exist, 8-byte aligned (the
+        // workspace is 16-byte aligned, its regions 256, a row's bins 4 KiB).
         unsafe {
             let counts = hists.get(w);
-            let row = (item.row0 as usize + r) * HIST_BINS as usize;
-            if counts & 0xffff != 0 {
-                device::atomic_add_no_return(global.add(row + bin), counts & 0xffff);
-            }
-            if counts >> 16 != 0 {
-                device::atomic_add_no_return(global.add(row + bin + 1), counts >> 16);
+            if counts != 0 {
+                let bins = (counts & 0xffff) as u64 | ((counts >> 16) as u64) << 32;
+                device::atomic_add_u64_no_return(pairs.add((item.row0 as usize + r) * HIST_WORDS + pair), bins);
             }
         }
     }
