@@ -549,9 +549,9 @@ impl Epilogue<'_> {
 unsafe fn flush_histograms(p: &DenseScoreParams, item: &Item, hists: Shared<u32>) {
     // A word's two bins go out as one 64-bit atomic: the global bins 2i and 2i + 1 of a row are
     // one little-endian u64, and no carry crosses from the even bin into the odd one, since no
-    // bin's total exceeds n < 2³². All blocks flush at once at the end, and the L2 takes a
-    // number of atomics, not of bytes (measured: −5 µs at chunk_sq16, −17 at chunk_sq128; the
-    // lookup-table path, whose blocks end at different times, lost 0.2–3 µs the same way).
+    // bin's total exceeds n < 2³². Every block flushes 64 rows at once at its end, and half the
+    // atomics shortened that (measured: −5 µs at chunk_sq16, −17 at chunk_sq128); the
+    // lookup-table path, whose blocks flush a few rows each, lost 0.2–3 µs the same way.
     let pairs = p.histograms as *mut u64;
     for w in (device::thread_idx() as usize..item.rows as usize * HIST_WORDS).step_by(THREADS) {
         let (r, pair) = (w / HIST_WORDS, w % HIST_WORDS);
