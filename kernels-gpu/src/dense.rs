@@ -124,7 +124,6 @@ unsafe fn score_typed<const BF16: bool, const K_STEPS: usize, const L2: bool>(p:
     };
     // SAFETY: every thread reaches the barrier; each word has one writer before it.
     unsafe { fill_shared(p, &item, smem) };
-    let l2 = L2;
     // This thread's rows: r and r + 8 of its warp's row group (local to the tile).
     let my_rows = [row_group * WARP_ROWS + g, row_group * WARP_ROWS + g + 8];
     // SAFETY: the queries hold the tile's rows; rows past the tile read as zeros.
@@ -151,7 +150,7 @@ unsafe fn score_typed<const BF16: bool, const K_STEPS: usize, const L2: bool>(p:
     unsafe {
         if steps > 0 {
             let codes = decoder.load_codes::<K_STEPS>(item.key0);
-            decoder.decode::<BF16, K_STEPS>(smem, 0, codes, l2);
+            decoder.decode::<BF16, K_STEPS>(smem, 0, codes, L2);
         }
         // Codes are loaded two steps before their decode, so that a step's decode never waits
         // on a load from DRAM (measured: −0.5 µs at chunk_sq16, −2 to −10 at chunk_sq128; the
@@ -173,7 +172,7 @@ unsafe fn score_typed<const BF16: bool, const K_STEPS: usize, const L2: bool>(p:
             // loads wait for them (measured: 18 % of the kernel's stalls).
             let codes = if step + 2 < steps { decoder.load_codes::<K_STEPS>(next + DENSE_KEYS) } else { [0; 2] };
             if warp_active {
-                let epilogue = Epilogue { p, item, smem, query_norms, binnings, my_rows, l2 };
+                let epilogue = Epilogue { p, item, smem, query_norms, binnings, my_rows, l2: L2 };
                 if next <= item.end {
                     epilogue.store::<true>(&acc, base, key_group * WARP_KEYS, quad, norms, tile);
                 } else {
@@ -181,7 +180,7 @@ unsafe fn score_typed<const BF16: bool, const K_STEPS: usize, const L2: bool>(p:
                 }
             }
             if step + 1 < steps {
-                decoder.decode::<BF16, K_STEPS>(smem, (step as usize + 1) % 2, ahead, l2);
+                decoder.decode::<BF16, K_STEPS>(smem, (step as usize + 1) % 2, ahead, L2);
             }
             ahead = codes;
             device::sync_threads();
