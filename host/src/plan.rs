@@ -151,14 +151,8 @@ pub(crate) fn plan(
     } else {
         let score_shared_bytes = rows_per_block.next_multiple_of(lut_width) * lut_bytes;
         let per_sm = score_blocks_per_sm(score_shared_bytes)?;
-        let blocks = per_sm.max(1) * limits.multiprocessors;
-        // Enough key chunks to fill the device once, each a multiple of the keys a block's
-        // threads take per step.
-        let chunks_wanted = blocks.div_ceil(tile_groups).max(1);
-        let keys_per_block =
-            p.n.div_ceil(chunks_wanted)
-                .max(MIN_KEYS_PER_BLOCK)
-                .next_multiple_of(SCORE_KEYS_IN_FLIGHT * BLOCK_THREADS as usize);
+        let slots = per_sm.max(1) * limits.multiprocessors;
+        let keys_per_block = score_keys_per_block(p.n, tile_groups, slots);
         (score_shared_bytes, keys_per_block, p.n.div_ceil(keys_per_block))
     };
     let score_blocks = key_chunks * tile_groups;
@@ -282,6 +276,24 @@ fn cluster_plan(limits: &DeviceLimits, p: &Problem, rows_per_kv: usize) -> Optio
         let shared_bytes = bytes(width, tie_capacity);
         ClusterPlan { width, slice, sort_capacity, tie_capacity, shared_bytes, clusters: clusters(width) }
     })
+}
+
+/// Keys per `pq_score` block for rows of `n` keys in `tile_groups` row tiles on `slots`
+/// resident blocks: a multiple of the keys a block's threads take per step, at least
+/// `MIN_KEYS_PER_BLOCK`, chosen so that the call's waves of blocks times each block's keys is
+/// least (among equals the fewest blocks: each copies its tile's tables once). Filling the
+/// device once, `⌈slots / tile_groups⌉` chunks per tile, can leave a last, partial wave as long
+/// as a full one: decode b = 16 has 128 tiles on 264 slots, and 3 chunks of 10 752 keys take two
+/// waves where 2 chunks of 16 384 take one (perf-notes v24: the 512-thread blocks, whose chunks
+/// came out whole, took 10 % off its scoring).
+fn score_keys_per_block(n: usize, tile_groups: usize, slots: usize) -> usize {
+    let keys_for = |chunks: usize| {
+        n.div_ceil(chunks).max(MIN_KEYS_PER_BLOCK).next_multiple_of(SCORE_KEYS_IN_FLIGHT * BLOCK_THREADS as usize)
+    };
+    let cost = |keys: usize| (tile_groups * n.div_ceil(keys)).div_ceil(slots) * keys;
+    // Beyond twice the filling count every extra chunk only adds waves.
+    let most = 2 * slots.div_ceil(tile_groups.max(1)).max(1);
+    (1..=most).map(keys_for).fold(keys_for(1), |best, keys| if cost(keys) < cost(best) { keys } else { best })
 }
 
 /// The tensor-core scoring's launch shape, where it applies: f16 or bf16 queries and
@@ -861,6 +873,28 @@ mod tests {
             Err(Error::Unsupported("stop".into()))
         });
         assert!(failed.is_err() && count == 1);
+    }
+
+    #[test]
+    fn score_chunks_end_in_whole_waves() {
+        let n: usize = 31_872;
+        let waves =
+            |tiles: usize, slots: usize| (tiles * n.div_ceil(score_keys_per_block(n, tiles, slots))).div_ceil(slots);
+        // Decode b = 1 on 264 slots: 32 chunks of 1024 keys, one wave, as before.
+        assert_eq!(score_keys_per_block(n, 8, 264), 1024);
+        // Decode b = 16: one wave of 2 chunks, not two waves of 3.
+        assert_eq!(score_keys_per_block(n, 128, 264), 16_384);
+        // 32 one-row tiles (no GQA): one wave of 8 chunks, where 9 left 24 blocks for a second.
+        assert_eq!((score_keys_per_block(n, 32, 264), waves(32, 264)), (4096, 1));
+        // More tiles than slots: whole rows.
+        assert_eq!(score_keys_per_block(n, 512, 264), n.next_multiple_of(512));
+        for (n, tiles, slots) in [(1usize, 1, 1), (5000, 3, 264), (131_072, 100, 396), (n, 256, 396), (n, 1000, 132)] {
+            let keys = score_keys_per_block(n, tiles, slots);
+            let filling = n.div_ceil(slots.div_ceil(tiles)).max(MIN_KEYS_PER_BLOCK).next_multiple_of(512);
+            let cost = |keys: usize| (tiles * n.div_ceil(keys)).div_ceil(slots) * keys;
+            assert!(keys.is_multiple_of(512) && keys >= MIN_KEYS_PER_BLOCK, "{n} keys, {tiles} tiles, {slots} slots");
+            assert!(cost(keys) <= cost(filling), "{n} keys, {tiles} tiles, {slots} slots");
+        }
     }
 
     #[test]

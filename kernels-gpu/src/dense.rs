@@ -507,8 +507,12 @@ impl Epilogue<'_> {
                             }
                             unrolled!(E in [0, 1] {
                                 if valid(E as u32) {
-                                    let bin = self.binnings[H].bin_of(goodness[E], orders[E]) as usize;
-                                    self.smem.hists.atomic_add_no_return(hist + bin / 2, 1 << (16 * (bin % 2)));
+                                    let bin = self.binnings[H].bin_of(goodness[E], orders[E]);
+                                    // 1 in the word's low half for an even bin, in its high half
+                                    // for an odd one: a multiply-add, where a shift by a shifted
+                                    // amount took three instructions.
+                                    let count = 1 + 0xffff * (bin & 1);
+                                    self.smem.hists.atomic_add_no_return(hist + (bin / 2) as usize, count);
                                 }
                             });
                         }

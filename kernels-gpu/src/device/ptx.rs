@@ -424,11 +424,16 @@ impl Shared<u32> {
     #[inline(always)]
     pub unsafe fn atomic_add_no_return(self, i: usize, v: u32) {
         debug_assert!(i < self.len);
-        // SAFETY: as for `atomic_add`.
+        // SAFETY: as for `atomic_add`; a shared-window address fits 32 bits, and so does `i`.
+        // The element's address is formed there, by one 32-bit multiply-add from the view's
+        // start (whose conversion ptxas hoists), where a generic address took a 64-bit one per
+        // call: histogram counts are the inner loop of the scoring epilogues.
         unsafe {
             asm!(
-                "{{ .reg .u64 s; cvta.to.shared.u64 s, {p}; red.shared.add.u32 [s], {v}; }}",
-                p = in(reg64) self.ptr.add(i),
+                "{{ .reg .u64 g; .reg .u32 s; cvta.to.shared.u64 g, {p}; cvt.u32.u64 s, g; \
+                 mad.lo.u32 s, {i}, 4, s; red.shared.add.u32 [s], {v}; }}",
+                p = in(reg64) self.ptr,
+                i = in(reg32) i as u32,
                 v = in(reg32) v,
             )
         };
