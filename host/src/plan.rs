@@ -33,6 +33,20 @@ const DENSE_MIN_SUBSPACES: usize = 8;
 /// Fewest keys a dense scoring block takes: each block copies a codebook (64 KiB at c = 256,
 /// d = 128) and flushes 64 rows of histograms.
 const DENSE_MIN_KEYS_PER_BLOCK: usize = 1024;
+/// Longest rows that `Path::Auto` gives `pq_topk_small` in score order, by rows per SM: at most
+/// one, at most four, more. One block scores and sorts each row alone, so its time grows with
+/// the keys and with the rows that share an SM, where the three launches' barely moves at short
+/// rows. Measured on an H200 (perf-notes v25, µs, one block against three launches): 32 rows
+/// 32.1 against 33.7 at 1024 keys, 45.4 against 35.3 at 1536; 512 rows 46.9 against 47.0 at
+/// 512, 75.7 against 48.0 at 1024; 2048 rows 122.9 against 125.0 at 256, 164.8 against 124.3
+/// at 512.
+const SMALL_AUTO_MAX_KEYS_BY_SCORE: [usize; 3] = [1024, 512, 256];
+/// Longest rows that `Path::Auto` gives `pq_topk_small` in index order, whose second sort (of
+/// the taken keys, by index) costs more than the launches' index-order sweep from 256 keys on:
+/// 26.2 against 24.0 µs at 32 rows, 62.2 against 41.7 at 512 rows of 512 keys, 154.6 against
+/// 114.3 at 2048 rows of 256 (perf-notes v25). At one key it takes 6.0 µs where the launches
+/// take 23.5; 128 is below every measured loss.
+const SMALL_AUTO_MAX_KEYS_BY_INDEX: usize = 128;
 /// Sweep steps each block of a split row's selection gathers, at least.
 const MIN_STEPS_PER_PART: usize = 4;
 /// Work-item counts and products of them stay below this, so kernel arithmetic fits u32.
@@ -184,11 +198,13 @@ pub(crate) fn plan(
     let small_shared = small_shared_bytes(p.n as u32, if p.group { p.group_size() } else { 1 } as u32, p.d as u32);
     let small = (p.n <= SMALL_MAX_KEYS as usize && small_shared as usize <= limits.small_dynamic_limit)
         .then_some(small_shared as usize);
+    let small_by_default = small.is_some() && p.n <= small_auto_max_keys(p, limits.multiprocessors);
     let cluster = if dense.is_none() { cluster_plan(limits, p, rows_per_kv) } else { None };
     // The cluster path is correct but not yet faster than the launches on any measured shape
     // (docs/perf-notes.md, v7): only an explicit request takes it.
     let (small, cluster) = match path {
-        Path::Auto | Path::OneBlockPerRow if small.is_some() => (small, None),
+        Path::Auto if small_by_default => (small, None),
+        Path::OneBlockPerRow if small.is_some() => (small, None),
         Path::Auto | Path::Launches => (None, None),
         Path::Cluster if cluster.is_some() => (None, cluster),
         _ => return Err(Error::Unsupported(format!("path {path:?} for {p:?} on this device"))),
@@ -240,6 +256,18 @@ pub(crate) fn plan(
         small,
         cluster,
     })
+}
+
+/// Longest rows that `Path::Auto` gives `pq_topk_small` for `p` on `multiprocessors` SMs (see
+/// `SMALL_AUTO_MAX_KEYS_BY_SCORE` and `SMALL_AUTO_MAX_KEYS_BY_INDEX`).
+fn small_auto_max_keys(p: &Problem, multiprocessors: usize) -> usize {
+    let [few_rows, some_rows, many_rows] = SMALL_AUTO_MAX_KEYS_BY_SCORE;
+    match p.order {
+        Order::ByScore if p.rows() <= multiprocessors => few_rows,
+        Order::ByScore if p.rows() <= 4 * multiprocessors => some_rows,
+        Order::ByScore => many_rows,
+        _ => SMALL_AUTO_MAX_KEYS_BY_INDEX,
+    }
 }
 
 /// The cluster path's launch shape, where it applies: sm_90, every row's top k and tied keys
@@ -777,10 +805,24 @@ mod tests {
     fn auto_takes_one_launch_for_short_rows_and_never_the_cluster_path() {
         let l = DeviceLimits::modelled(SM90_SHARED, true);
         let decode = Problem::new(1, 32, 8, 1, 128, 16, 256, 31872, 2048);
-        let short = Problem { n: 4096, k: 100, ..decode };
+        let short = Problem { n: 1024, k: 100, ..decode };
         let auto = |p: &Problem| plan(p, Path::Auto, &l, modelled_occupancy(SM90_SHARED)).unwrap();
         assert!(auto(&short).small.is_some() && auto(&short).workspace_bytes() == 256);
-        assert!(auto(&Problem { n: 4097, ..short }).small.is_none());
+        // Longer rows, more rows per SM, or index order past 128 keys are faster in three
+        // launches; the one block still takes them where asked.
+        assert!(auto(&Problem { n: 1025, ..short }).small.is_none());
+        let by_index = short.with_order(Order::ByIndex);
+        assert!(auto(&by_index).small.is_none() && auto(&Problem { n: 128, ..by_index }).small.is_some());
+        let more_rows = Problem { b: 16, ..short };
+        assert!(auto(&more_rows).small.is_none() && auto(&Problem { n: 512, ..more_rows }).small.is_some());
+        let many_rows = Problem { b: 64, n: 257, ..short };
+        assert!(auto(&many_rows).small.is_none() && auto(&Problem { n: 256, ..many_rows }).small.is_some());
+        for p in [Problem { n: 4096, ..short }, Problem { n: 4096, ..many_rows }] {
+            assert!(plan(&p, Path::OneBlockPerRow, &l, modelled_occupancy(SM90_SHARED)).unwrap().small.is_some());
+        }
+        assert!(
+            plan(&Problem { n: 4097, ..short }, Path::OneBlockPerRow, &l, modelled_occupancy(SM90_SHARED)).is_err()
+        );
         assert!(auto(&decode).small.is_none() && auto(&decode).cluster.is_none());
         let cluster = plan(&decode, Path::Cluster, &l, modelled_occupancy(SM90_SHARED)).unwrap();
         assert_eq!((cluster.lut_width, cluster.cluster.unwrap().clusters), (2, 16));
@@ -855,7 +897,7 @@ mod tests {
             .unwrap();
             kernels.join(" ")
         };
-        assert_eq!(launched(&Problem { n: 4096, ..decode }, Path::Auto), "pq_topk_small");
+        assert_eq!(launched(&Problem { n: 1024, k: 256, ..decode }, Path::Auto), "pq_topk_small");
         // Few rows still take three launches (issue #10 asks for two at most).
         assert_eq!(launched(&decode, Path::Auto), "pq_tables pq_score pq_select");
         assert_eq!(launched(&decode, Path::Cluster), "pq_tables pq_topk_cluster");
