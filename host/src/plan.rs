@@ -312,8 +312,8 @@ fn cluster_plan(limits: &DeviceLimits, p: &Problem, rows_per_kv: usize) -> Optio
 /// least (among equals the fewest blocks: each copies its tile's tables once). Filling the
 /// device once, `⌈slots / tile_groups⌉` chunks per tile, can leave a last, partial wave as long
 /// as a full one: decode b = 16 has 128 tiles on 264 slots, and 3 chunks of 10 752 keys take two
-/// waves where 2 chunks of 16 384 take one (perf-notes v24: the 512-thread blocks, whose chunks
-/// came out whole, took 10 % off its scoring).
+/// waves where 2 chunks of 16 384 take one: its scoring took 143.6 µs, and 108.3 in whole waves
+/// (perf-notes v25).
 fn score_keys_per_block(n: usize, tile_groups: usize, slots: usize) -> usize {
     let keys_for = |chunks: usize| {
         n.div_ceil(chunks).max(MIN_KEYS_PER_BLOCK).next_multiple_of(SCORE_KEYS_IN_FLIGHT * BLOCK_THREADS as usize)
