@@ -8,8 +8,8 @@
 # - The sanitizers (memcheck, racecheck, synccheck) on the tests that select (2 shards each),
 #   in the background.
 # - Beside them, the GPU tests, the indexer's and the library's tests, and the demo.
-# - Then, on a quiet GPU, the table with both peer scripts (run-bench.sh), and the edge table
-#   with them too.
+# - Then, on a quiet GPU, the table with both peer scripts (run-bench.sh), and the edge and
+#   short-row tables with them too.
 # LANDING_AB_SHAPES="name …" first runs run-ab.sh in score order with --kernels on those shapes
 # (bin/bench-main against bin/bench-pqtopk), before anything else loads the GPU. Writes to $OUT.
 set -uo pipefail
@@ -49,6 +49,11 @@ if [ "${1:-all}" != checks ]; then
   # the FlashInfer pipeline on the same shape, in the same run.
   BENCH_TABLE=edge-shapes.json SKIP_INDEXER=1 OUT="$out/edge" timeout 150 ./run-bench.sh > "$out/edge.log" 2>&1
   echo "edge done at $(elapsed)"
+  # Short rows, where the one-launch path and the three launches meet (v25 found a 3-4x cliff
+  # there that the table's long rows never showed).
+  BENCH_TABLE=short-rows.json SKIP_INDEXER=1 OUT="$out/short" timeout 150 ./run-bench.sh > "$out/short.log" 2>&1
+  echo "short rows done at $(elapsed)"
   grep -E 'x$|x  |ABOVE|cliff' "$out/bench.log" | tail -40
   grep -E 'x$|x  ' "$out/edge.log" | tail -12
+  grep -E 'x$|x  ' "$out/short.log" | tail -20
 fi

@@ -198,6 +198,7 @@ fn gpu_bundle(bench_only: bool) -> Result<()> {
         "scripts/compare.py",
         "benches/shapes.json",
         "benches/edge-shapes.json",
+        "benches/short-rows.json",
         "benches/peers/kmeans_torch.py",
     ] {
         let from = project_root().join(file);
