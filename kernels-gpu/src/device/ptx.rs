@@ -426,8 +426,9 @@ impl Shared<u32> {
         debug_assert!(i < self.len);
         // SAFETY: as for `atomic_add`; a shared-window address fits 32 bits, and so does `i`.
         // The element's address is formed there, by one 32-bit multiply-add from the view's
-        // start (whose conversion ptxas hoists), where a generic address took a 64-bit one per
-        // call: histogram counts are the inner loop of the scoring epilogues.
+        // start, where a generic address took a 64-bit one per call (histogram counts are the
+        // inner loop of the scoring epilogues). ptxas may still re-read the window base beside
+        // each call where registers are short, as in `pq_score_dense` (perf-notes v24, v25).
         unsafe {
             asm!(
                 "{{ .reg .u64 g; .reg .u32 s; cvta.to.shared.u64 g, {p}; cvt.u32.u64 s, g; \
