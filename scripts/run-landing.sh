@@ -45,15 +45,14 @@ fi
 if [ "${1:-all}" != checks ]; then
   SKIP_INDEXER=1 OUT="$out/bench" timeout 260 ./run-bench.sh > "$out/bench.log" 2>&1
   echo "bench done at $(elapsed)"
-  # The edge shapes (n = 1, k close to n) with the peers too: issue #10 asks any k faster than
-  # the FlashInfer pipeline on the same shape, in the same run.
-  BENCH_TABLE=edge-shapes.json SKIP_INDEXER=1 OUT="$out/edge" timeout 150 ./run-bench.sh > "$out/edge.log" 2>&1
-  echo "edge done at $(elapsed)"
-  # Short rows, where the one-launch path and the three launches meet (v25 found a 3-4x cliff
-  # there that the table's long rows never showed).
-  BENCH_TABLE=short-rows.json SKIP_INDEXER=1 OUT="$out/short" timeout 150 ./run-bench.sh > "$out/short.log" 2>&1
-  echo "short rows done at $(elapsed)"
+  # With the peers too: the edge shapes (n = 1, k close to n; issue #10 asks any k faster than
+  # the FlashInfer pipeline on the same shape, in the same run) and the short rows, where the
+  # one-launch path and the three launches meet (v25 found a 3-4x cliff there that the table's
+  # long rows never showed).
+  for table in edge-shapes short-rows; do
+    BENCH_TABLE=$table.json SKIP_INDEXER=1 OUT="$out/$table" timeout 150 ./run-bench.sh > "$out/$table.log" 2>&1
+    echo "$table done at $(elapsed)"
+  done
   grep -E 'x$|x  |ABOVE|cliff' "$out/bench.log" | tail -40
-  grep -E 'x$|x  ' "$out/edge.log" | tail -12
-  grep -E 'x$|x  ' "$out/short.log" | tail -20
+  grep -hE 'x$|x  ' "$out/edge-shapes.log" "$out/short-rows.log" | tail -32
 fi
