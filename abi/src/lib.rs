@@ -45,7 +45,7 @@ pub const LAUNCH_BOUNDS: [(&str, u32, u32); 10] = [
     (kernel_names::SORT_RUNS, SELECT_THREADS, 1),
     // One binary search per thread: many blocks in flight hide the loads' latency.
     (kernel_names::MERGE_RUNS, BLOCK_THREADS, 4),
-    (kernel_names::TOPK_SMALL, SMALL_THREADS, 1),
+    (kernel_names::TOPK_SMALL, SMALL_THREADS, 2),
     (kernel_names::TOPK_CLUSTER, CLUSTER_THREADS, 2),
 ];
 
@@ -387,9 +387,12 @@ pub const SMALL_THREADS: u32 = 512;
 
 /// Dynamic shared memory of a `pq_topk_small` block: the row's selection keys (`n` rounded up to
 /// a power of two, 8 bytes each), then its queries as f32 (`heads · d`: the G heads of a group
-/// row, else 1).
+/// row, else 1), where, once the keys are scored, index order keeps the taken keys' index bitmap
+/// (`index_bitmap_slots(n)` u64).
 pub const fn small_shared_bytes(n: u32, heads: u32, d: u32) -> u32 {
-    n.next_power_of_two() * 8 + heads * d * 4
+    let queries = heads * d * 4;
+    let bitmap = index_bitmap_slots(n) * 8;
+    n.next_power_of_two() * 8 + if queries > bitmap { queries } else { bitmap }
 }
 
 /// Bins of a selection histogram. The first one, built while scoring, spreads the range of

@@ -4,8 +4,7 @@
 //!
 //! For every query row it scores all PQ-compressed keys of its kv head (inner product or L2)
 //! and returns the exact top-k indices (and scores), asynchronously on the caller's stream: one
-//! kernel launch for short rows (up to 1024 keys at few rows in score order, 128 in index order),
-//! otherwise three, with a caller-owned workspace that
+//! kernel launch for short rows (up to 1024 keys at few rows), otherwise three, with a caller-owned workspace that
 //! holds the tables, histograms and one u32 order key per (row, key). Rows that share a kv head
 //! sixteen or more at a time (chunked prefill, large GQA groups) are scored with tensor cores
 //! instead of lookup tables. See [`Problem`] for the contract, `Gpu` for the launches (the

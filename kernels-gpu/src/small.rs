@@ -1,12 +1,13 @@
 //! The one-launch path for short rows: one block per output row scores the row's keys
 //! (`score::direct_keys`), sorts them in shared memory (`select::sort_descending`) and writes
-//! the best k (`output`), by score or, after a second sort of the taken keys, by index.
+//! the best k (`output`), by score or, placed by their indices' bitmap
+//! (`select::emit_by_index`), by index.
 
 use crate::device::{self, Shared};
 use crate::output::OutputRows;
 use crate::score;
 use crate::select;
-use pqtopk_abi::{Order, SmallParams};
+use pqtopk_abi::{Order, SmallParams, index_bitmap_slots};
 
 /// The row of this block, whole.
 ///
@@ -31,17 +32,14 @@ pub unsafe fn topk_row(p: &SmallParams) {
         select::sort_descending(keys, len);
         let by_index = s.order != Order::ByScore as u32;
         if by_index && taken > 1 {
-            // The taken keys with their halves swapped: the complemented index on top, so that
-            // a descending sort orders them by index.
-            let taken_len = taken.next_power_of_two() as usize;
-            for i in device::strided(t, taken_len, threads) {
-                keys.set(i, if i < taken as usize { keys.get(i).rotate_left(32) } else { 0 });
-            }
-            device::sync_threads();
-            select::sort_descending(keys, taken_len);
-            for i in device::strided(t, taken as usize, threads) {
-                out.write(row, i as u32, Some(keys.get(i).rotate_left(32)));
-            }
+            // The bitmap takes the queries' place, free once the keys are scored: two barriers,
+            // where a second sort of the taken keys took a bitonic network's (at 32 rows of 256
+            // to 1536 keys it made index order 7 to 16 µs slower than score order, perf-notes
+            // v25).
+            let bitmap: Shared<u64> = keys.tail(len, index_bitmap_slots(valid) as usize);
+            select::emit_by_index(keys, taken, valid, bitmap, score::index_of, |slot, key| {
+                out.write(row, slot, Some(key))
+            });
         } else {
             for i in device::strided(t, taken as usize, threads) {
                 out.write(row, i as u32, Some(keys.get(i)));
