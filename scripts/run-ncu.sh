@@ -7,7 +7,8 @@
 # NCU_SAMPLES=1 instead writes the warp-state samples per SASS instruction of the first launch
 # that NCU_KERNELS matches (e.g. NCU_KERNELS='^pq_tables$'), gzipped, to
 # ${OUT:-.}/samples-BUILD-SHAPE-FAMILY.csv.gz, for scripts/ncu-samples.py.
-# NCU_BENCH_ARGS adds bench arguments to every run (e.g. "--order index").
+# NCU_BENCH_ARGS adds bench arguments to every run (e.g. "--order index"); NCU_TABLE picks the
+# shapes' file (default shapes.json).
 # NCU_METRICS="a,b,…" instead prints those metrics of each matched launch; the word SHARED_PIPE
 # in it stands for the shared-memory pipe's load below (v20 found the merge sort bound by its
 # bank conflicts), e.g. NCU_METRICS=SHARED_PIPE NCU_KERNELS='^pq_select$' NCU_COUNT=1.
@@ -21,7 +22,7 @@ for bench in bin/bench-*; do
       out="${OUT:-.}/samples-$(basename "$bench" | sed 's/^bench-//')-${pair%%:*}-${pair##*:}.csv"
       timeout 120 ncu --clock-control none -k "regex:${NCU_KERNELS:-pq_}" -c 1 --warp-sampling-interval 0 \
         --section SourceCounters --section WarpStateStats --page source --print-source sass --csv \
-        "$bench" --table shapes.json --shape "${pair%%:*}" --dist "${pair##*:}" ${NCU_BENCH_ARGS:-} > "$out" 2>&1
+        "$bench" --table "${NCU_TABLE:-shapes.json}" --shape "${pair%%:*}" --dist "${pair##*:}" ${NCU_BENCH_ARGS:-} > "$out" 2>&1
       gzip -f "$out" && echo "wrote $out.gz"
       continue
     fi
@@ -29,12 +30,12 @@ for bench in bin/bench-*; do
       echo "== $(basename "$bench") ${pair%%:*} ${pair##*:}"
       timeout 120 ncu --clock-control none -k "regex:${NCU_KERNELS:-pq_}" -c "${NCU_COUNT:-9}" \
         --metrics "gpu__time_duration.sum,${NCU_METRICS/SHARED_PIPE/$SHARED_PIPE}" \
-        "$bench" --table shapes.json --shape "${pair%%:*}" --dist "${pair##*:}" ${NCU_BENCH_ARGS:-} 2>&1 | grep -E '^  [a-z]|^    [a-z]'
+        "$bench" --table "${NCU_TABLE:-shapes.json}" --shape "${pair%%:*}" --dist "${pair##*:}" ${NCU_BENCH_ARGS:-} 2>&1 | grep -E '^  [a-z]|^    [a-z]'
       continue
     fi
     echo "== $(basename "$bench") ${pair%%:*} ${pair##*:} (µs)"
     timeout 120 ncu --clock-control none -k "regex:${NCU_KERNELS:-pq_}" -c "${NCU_COUNT:-9}" --csv --print-units base \
-      --metrics gpu__time_duration.sum "$bench" --table shapes.json --shape "${pair%%:*}" --dist "${pair##*:}" ${NCU_BENCH_ARGS:-} 2>&1 |
+      --metrics gpu__time_duration.sum "$bench" --table "${NCU_TABLE:-shapes.json}" --shape "${pair%%:*}" --dist "${pair##*:}" ${NCU_BENCH_ARGS:-} 2>&1 |
       awk -F'","' '/"gpu__time_duration.sum"/ { v = $NF; gsub(/[",]/, "", v); printf "%-24s %8.1f\n", $5, v / 1000 }'
   done
 done
