@@ -33,15 +33,20 @@ const DENSE_MIN_SUBSPACES: usize = 8;
 /// Fewest keys a dense scoring block takes: each block copies a codebook (64 KiB at c = 256,
 /// d = 128) and flushes 64 rows of histograms.
 const DENSE_MIN_KEYS_PER_BLOCK: usize = 1024;
-/// Longest rows that `Path::Auto` gives `pq_topk_small`, by rows per SM: at most one, at most
-/// four, more. One block scores and sorts each row alone, so its time grows with the keys and
-/// with the rows that share an SM, where the three launches' barely moves at short rows. Measured
-/// on an H200 in score order (perf-notes v25, µs, one block against three launches): 32 rows
+/// Longest rows that `Path::Auto` gives `pq_topk_small` in score order, by rows per SM: at most
+/// one, at most four, more. One block scores and sorts each row alone, so its time grows with
+/// the keys and with the rows that share an SM, where the three launches' barely moves at short
+/// rows. Measured on an H200 (perf-notes v25, µs, one block against three launches): 32 rows
 /// 32.1 against 33.7 at 1024 keys, 45.4 against 35.3 at 1536; 512 rows 46.9 against 47.0 at
 /// 512, 75.7 against 48.0 at 1024; 2048 rows 122.9 against 125.0 at 256, 164.8 against 124.3
-/// at 512. Index order places the taken keys by their index bitmap, at about score order's cost
-/// (32 rows of 256 keys: 19.6 against 18.8 µs).
-const SMALL_AUTO_MAX_KEYS: [usize; 3] = [1024, 512, 256];
+/// at 512.
+const SMALL_AUTO_MAX_KEYS_BY_SCORE: [usize; 3] = [1024, 512, 256];
+/// The same in index order, where the one block places the taken keys by their index bitmap
+/// and the launches' index-order output is cheaper than their sort. Measured on an H200
+/// (perf-notes v26, µs, one block against three launches): 32 rows 19.8 against 24.1 at 256
+/// keys, 34.3 against 26.9 at 1024; 512 rows 49.9 against 41.5 at 512; 2048 rows 133.6
+/// against 113.6 at 256. 128 is below every measured loss.
+const SMALL_AUTO_MAX_KEYS_BY_INDEX: [usize; 3] = [256, 128, 128];
 /// Sweep steps each block of a split row's selection gathers, at least.
 const MIN_STEPS_PER_PART: usize = 4;
 /// Work-item counts and products of them stay below this, so kernel arithmetic fits u32.
@@ -193,7 +198,7 @@ pub(crate) fn plan(
     let small_shared = small_shared_bytes(p.n as u32, if p.group { p.group_size() } else { 1 } as u32, p.d as u32);
     let small = (p.n <= SMALL_MAX_KEYS as usize && small_shared as usize <= limits.small_dynamic_limit)
         .then_some(small_shared as usize);
-    let small_by_default = small.is_some() && p.n <= small_auto_max_keys(p.rows(), limits.multiprocessors);
+    let small_by_default = small.is_some() && p.n <= small_auto_max_keys(p, limits.multiprocessors);
     let cluster = if dense.is_none() { cluster_plan(limits, p, rows_per_kv) } else { None };
     // The cluster path is correct but not yet faster than the launches on any measured shape
     // (docs/perf-notes.md, v7): only an explicit request takes it.
@@ -253,13 +258,16 @@ pub(crate) fn plan(
     })
 }
 
-/// Longest rows that `Path::Auto` gives `pq_topk_small` for `rows` rows on `multiprocessors`
-/// SMs (see `SMALL_AUTO_MAX_KEYS`).
-fn small_auto_max_keys(rows: usize, multiprocessors: usize) -> usize {
-    let [few_rows, some_rows, many_rows] = SMALL_AUTO_MAX_KEYS;
-    if rows <= multiprocessors {
+/// Longest rows that `Path::Auto` gives `pq_topk_small` for `p` on `multiprocessors` SMs (see
+/// `SMALL_AUTO_MAX_KEYS_BY_SCORE` and `SMALL_AUTO_MAX_KEYS_BY_INDEX`).
+fn small_auto_max_keys(p: &Problem, multiprocessors: usize) -> usize {
+    let [few_rows, some_rows, many_rows] = match p.order {
+        Order::ByScore => SMALL_AUTO_MAX_KEYS_BY_SCORE,
+        _ => SMALL_AUTO_MAX_KEYS_BY_INDEX,
+    };
+    if p.rows() <= multiprocessors {
         few_rows
-    } else if rows <= 4 * multiprocessors {
+    } else if p.rows() <= 4 * multiprocessors {
         some_rows
     } else {
         many_rows
@@ -804,11 +812,13 @@ mod tests {
         let short = Problem { n: 1024, k: 100, ..decode };
         let auto = |p: &Problem| plan(p, Path::Auto, &l, modelled_occupancy(SM90_SHARED)).unwrap();
         assert!(auto(&short).small.is_some() && auto(&short).workspace_bytes() == 256);
-        // Longer rows, or more rows per SM, are faster in three launches, in either order; the
-        // one block still takes them where asked.
+        // Longer rows, or more rows per SM, are faster in three launches, and in index order
+        // from fewer keys; the one block still takes them where asked.
         assert!(auto(&Problem { n: 1025, ..short }).small.is_none());
-        let by_index = short.with_order(Order::ByIndex);
-        assert!(auto(&by_index).small.is_some() && auto(&Problem { n: 1025, ..by_index }).small.is_none());
+        let by_index = Problem { n: 256, ..short.with_order(Order::ByIndex) };
+        assert!(auto(&by_index).small.is_some() && auto(&Problem { n: 257, ..by_index }).small.is_none());
+        let more_by_index = Problem { b: 16, n: 128, ..by_index };
+        assert!(auto(&more_by_index).small.is_some() && auto(&Problem { n: 129, ..more_by_index }).small.is_none());
         let more_rows = Problem { b: 16, ..short };
         assert!(auto(&more_rows).small.is_none() && auto(&Problem { n: 512, ..more_rows }).small.is_some());
         let many_rows = Problem { b: 64, n: 257, ..short };
