@@ -116,7 +116,9 @@ pub unsafe fn select_row<const BY_SCORE: bool>(p: &SelectParams) {
                 class.taken || (class.tied && key >= threshold_key)
             };
             if !BY_SCORE {
-                write_in_index_order(p, row, &keys, is_taken);
+                // The tie and sort buffers are free by now, and adjacent.
+                let free = hist.tail::<u64>(HIST_BINS as usize, (p.tie_capacity + p.sort_capacity) as usize);
+                write_in_index_order(p, row, &keys, is_taken, free);
             } else {
                 let candidates = (p.candidates as *mut u64).wrapping_add(row as usize * s.k as usize);
                 gather(
@@ -624,13 +626,26 @@ pub unsafe fn block_bin_bounds(binning: Binning, bin: u32) -> (u64, u64) {
 }
 
 /// Writes the taken keys in index order, by a block-wide prefix count per sweep step, then
-/// pads the row.
+/// pads the row. Where `stage` holds a step's keys, each step's taken keys go there in slot
+/// order first and then out a slot per thread: a thread's own keys are four consecutive ones,
+/// so writing them directly spreads each warp's store over 16 sectors for 128 bytes.
 ///
 /// # Safety
-/// All threads of the block call it; exactly `min(k, valid)` keys are taken.
-unsafe fn write_in_index_order(p: &SelectParams, row: u32, keys: &RowKeys, is_taken: impl Fn(u64) -> bool) {
+/// All threads of the block call it; exactly `min(k, valid)` keys are taken; no other thread
+/// uses `stage` meanwhile.
+unsafe fn write_in_index_order(
+    p: &SelectParams,
+    row: u32,
+    keys: &RowKeys,
+    is_taken: impl Fn(u64) -> bool,
+    stage: Shared<u64>,
+) {
+    let out = OutputRows::of(p);
+    let staged = stage.len() >= (SELECT_KEYS_PER_STEP * device::block_dim()) as usize;
     let mut written = 0;
-    // SAFETY: all threads sweep and scan together; slots stay below the taken count ≤ k.
+    // SAFETY: all threads sweep and scan together; slots stay below the taken count ≤ k, and
+    // a step's staged slots below its taken count ≤ the step's keys. The next step's scan
+    // barriers end this step's reads of `stage`.
     unsafe {
         keys.sweep(|groups| {
             let mut take = [[(false, 0u64); KEYS_PER_LOAD as usize]; LOADS_PER_STEP as usize];
@@ -647,18 +662,29 @@ unsafe fn write_in_index_order(p: &SelectParams, row: u32, keys: &RowKeys, is_ta
             // 4 · SELECT_THREADS = 4096 keys.
             let (before, total) = select::block_exclusive_sum(mine[0] | (mine[1] << 16));
             let totals = [total & 0xffff, total >> 16];
-            let mut slots = [written + (before & 0xffff), written + totals[0] + (before >> 16)];
+            let mut slots = [before & 0xffff, totals[0] + (before >> 16)];
             unrolled!(G in [0, 1] {
                 unrolled!(I in [0, 1, 2, 3] {
                     if take[G][I].0 {
-                        OutputRows::of(p).write(row, slots[G], Some(take[G][I].1));
+                        if staged {
+                            stage.set(slots[G] as usize, take[G][I].1);
+                        } else {
+                            out.write(row, written + slots[G], Some(take[G][I].1));
+                        }
                         slots[G] += 1;
                     }
                 });
             });
-            written += totals[0] + totals[1];
+            let step_taken = totals[0] + totals[1];
+            if staged {
+                device::sync_threads();
+                for slot in device::strided(device::thread_idx(), step_taken, device::block_dim() as usize) {
+                    out.write(row, written + slot, Some(stage.get(slot as usize)));
+                }
+            }
+            written += step_taken;
         });
-        OutputRows::of(p).pad(row, written);
+        out.pad(row, written);
     }
 }
 
