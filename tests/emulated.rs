@@ -76,6 +76,7 @@ fn emulate(launch: Launch) -> pqtopk::Result<()> {
         Kernel::SelectByIndex(p) => run(&|| unsafe { kernels::pq_select_by_index(p) }),
         Kernel::SortRuns(p) => run(&|| unsafe { kernels::pq_sort_runs(p) }),
         Kernel::MergeRuns(p) => run(&|| unsafe { kernels::pq_merge_runs(p) }),
+        Kernel::WriteByIndex(p) => run(&|| unsafe { kernels::pq_write_by_index(p) }),
         Kernel::TopkCluster(p) => run(&|| unsafe { kernels::pq_topk_cluster(p) }),
         Kernel::AdvanceLengths(p) => run(&|| unsafe { kernels::pq_advance_lengths(p) }),
         Kernel::Encode { width_index, params: p } => run(&|| unsafe { kernels::ENCODE_BY_WIDTH[width_index](p) }),
@@ -273,6 +274,16 @@ fn k_past_the_shared_sort_capacity_sorts_in_runs() {
     // `RUN_KEYS` and merge passes.
     let p = Problem::new(1, 2, 1, 1, 64, 8, 64, 24000, 20000);
     check_all("k_past_the_shared_sort_capacity_sorts_in_runs", vec![(p, Data::Random, false), (p, Data::Ties, true)]);
+}
+
+#[test]
+fn k_past_the_shared_sort_capacity_by_index_writes_in_chunks() {
+    // The same k in index order: the selection publishes each row's threshold and
+    // `pq_write_by_index` writes its 12 chunks, placed by their chained counts; ragged rows
+    // shorter than k are copied by the selection itself, all keys equal rank by index.
+    let p = Problem::new(2, 2, 1, 1, 64, 8, 64, 24000, 20000).with_order(Order::ByIndex);
+    let cases = vec![(p, Data::Random, false), (p.with_metric(Metric::L2), Data::Ties, true), (p, Data::Equal, false)];
+    check_all("k_past_the_shared_sort_capacity_by_index_writes_in_chunks", cases);
 }
 
 #[test]

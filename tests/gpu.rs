@@ -501,6 +501,10 @@ fn k_close_to_n_at_large_n() {
         let p = Problem::new(2, 4, 2, 1, 64, 8, 16, 1, 1).with_order(order).with_metric(METRICS[i % 2]);
         cases.push((p, Data::FAMILIES[i], i == 1));
     }
+    // Rows whose index bitmap outgrows the tie buffer (past 131 072 keys) go to
+    // `pq_write_by_index` at any k; ragged, so that some rows fit and some do not.
+    let past_bitmap = Problem::new(2, 2, 1, 1, 64, 8, 64, 300_007, 2048).with_order(Order::ByIndex);
+    cases.push((past_bitmap, Data::Random, true));
     check_all("k_close_to_n_at_large_n", cases);
 }
 

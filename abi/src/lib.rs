@@ -13,6 +13,11 @@ pub const BLOCK_THREADS: u32 = 256;
 pub const SELECT_THREADS: u32 = 1024;
 /// Keys each `pq_select` thread takes per step of a sweep over a row (two 16-byte loads).
 pub const SELECT_KEYS_PER_STEP: u32 = 8;
+/// Threads per block of `pq_write_by_index`, each block one chunk of
+/// `SELECT_KEYS_PER_STEP · WRITE_THREADS` keys of a row.
+pub const WRITE_THREADS: u32 = 256;
+/// Keys of a row that one `pq_write_by_index` block writes.
+pub const WRITE_CHUNK_KEYS: u32 = SELECT_KEYS_PER_STEP * WRITE_THREADS;
 /// Keys each `pq_score` thread scores at once, their code loads in flight together; the plan
 /// sizes the scoring blocks' key chunks in steps of this many keys per thread.
 pub const SCORE_KEYS_IN_FLIGHT: usize = 2;
@@ -31,7 +36,7 @@ pub const RANGE_SLICE_PARTIALS: usize = 2 * BLOCK_THREADS as usize;
 /// Launch bounds that Rust cannot state in the kernel source: `(kernel, threads per block, blocks
 /// that must fit on one SM at once)`. `cargo xtask build-ptx` writes them into the PTX as
 /// `.maxntid` and `.minnctapersm`, which bound each kernel's registers.
-pub const LAUNCH_BOUNDS: [(&str, u32, u32); 10] = [
+pub const LAUNCH_BOUNDS: [(&str, u32, u32); 11] = [
     // Many short table blocks: four per SM at once.
     (kernel_names::TABLES, BLOCK_THREADS, TABLES_BLOCKS_PER_SM),
     (kernel_names::RANGES, BLOCK_THREADS, TABLES_BLOCKS_PER_SM),
@@ -43,6 +48,8 @@ pub const LAUNCH_BOUNDS: [(&str, u32, u32); 10] = [
     (kernel_names::SELECT, SELECT_THREADS, 1),
     (kernel_names::SELECT_BY_INDEX, SELECT_THREADS, 1),
     (kernel_names::SORT_RUNS, SELECT_THREADS, 1),
+    // A chunk each: many blocks in flight overlap their look-back waits.
+    (kernel_names::WRITE_BY_INDEX, WRITE_THREADS, 4),
     // One binary search per thread: many blocks in flight hide the loads' latency.
     (kernel_names::MERGE_RUNS, BLOCK_THREADS, 4),
     (kernel_names::TOPK_SMALL, SMALL_THREADS, 2),
@@ -69,6 +76,9 @@ pub mod kernel_names {
     /// `pq_select` for index order (and unordered results): a kernel of its own, without the
     /// score order's code.
     pub const SELECT_BY_INDEX: &str = "pq_select_by_index";
+    /// Writes in index order the top k of the rows whose `pq_select_by_index` published their
+    /// threshold ([`SelectParams::write_chunks`](crate::SelectParams)).
+    pub const WRITE_BY_INDEX: &str = "pq_write_by_index";
     /// Sorts large top-k candidates in runs of [`RUN_KEYS`](crate::RUN_KEYS).
     pub const SORT_RUNS: &str = "pq_sort_runs";
     /// Merges pairs of sorted runs ([`MergeParams`](crate::MergeParams)).
@@ -405,6 +415,13 @@ pub const HIST_BINS: u32 = 1 << 10;
 pub const fn index_bitmap_slots(keys: u32) -> u32 {
     keys.div_ceil(32)
 }
+/// Whether a selection block holds a row's top k of `taken` keys (of `valid`) in shared memory
+/// (`sort_capacity` slots), and in index order its index bitmap too (`tie_capacity`): then it
+/// gathers them in one sweep and writes them itself. Otherwise score order sorts them in runs,
+/// and index order publishes the row's threshold for `pq_write_by_index`.
+pub const fn top_k_in_shared(by_score: bool, taken: u32, valid: u32, sort_capacity: u32, tie_capacity: u32) -> bool {
+    taken.next_power_of_two() <= sort_capacity && (by_score || index_bitmap_slots(valid) <= tie_capacity)
+}
 /// Bits of a refinement digit; `HIST_BINS == 1 << DIGIT_BITS`.
 pub const DIGIT_BITS: u32 = 10;
 /// Most output rows one scoring block covers: one entry of its interleaved lookup tables holds
@@ -667,7 +684,8 @@ pub struct RowBinning {
 /// Launch parameters of `pq_select`: one block (`SELECT_THREADS`, or `SELECT_THREADS_MANY_ROWS`
 /// for more rows than SMs) per output row selects the
 /// row's exact top k from its order keys and writes the outputs (or, for score order with k
-/// above `sort_capacity`, the unordered candidates for `pq_sort_runs`).
+/// above `sort_capacity`, the unordered candidates for `pq_sort_runs`; for index order where
+/// the top k does not fit [`top_k_in_shared`], the row's threshold for `pq_write_by_index`).
 #[repr(C)]
 #[derive(Clone, Copy, Debug)]
 pub struct SelectParams {
@@ -700,6 +718,15 @@ pub struct SelectParams {
     /// `[rows, sort_capacity + tie_capacity]` u64: the row's published keys above the threshold
     /// bin, then its tied keys. Used only when `split > 1`.
     pub split_keys: u64,
+    /// Index order: `pq_write_by_index` blocks per row (`ceil(n / WRITE_CHUNK_KEYS)`), nonzero
+    /// wherever a row may not fit [`top_k_in_shared`], and 0 otherwise (score order: 0).
+    pub write_chunks: u32,
+    /// Where `write_chunks > 0`: `[rows]` u64, each row's threshold, the smallest selection key
+    /// it takes (its keys are unique, so it takes exactly those at or above it), then
+    /// `[rows, write_chunks]` u64 look-back words of `pq_write_by_index`. The last block of a
+    /// row that does not fit in shared memory writes both, the words zeroed; rows that fit, or
+    /// whose keys are all taken, are finished by `pq_select_by_index` and left alone.
+    pub write_state: u64,
 }
 
 /// Launch parameters of `pq_merge_runs`: one pass that merges each pair of sorted runs of

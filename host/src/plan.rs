@@ -10,8 +10,8 @@ use pqtopk_abi::{
     MAX_ROWS_PER_BLOCK, MergeParams, Order, RANGES_MAX_SUBSPACE_DIM, RUN_KEYS, RowBinning, SCORE_KEYS_IN_FLIGHT,
     SELECT_KEYS_PER_STEP, SELECT_THREADS, SELECT_THREADS_MANY_ROWS, SMALL_MAX_KEYS, SMALL_THREADS, SPLIT_STATE_WORDS,
     ScoreParams, SelectParams, Shape, SmallParams, TABLES_BLOCKS_PER_SM, TablesParams, Tiling, TrainParams,
-    cluster_layout, index_bitmap_slots, kernel_names, merge_passes, ranges_staging_floats, small_shared_bytes,
-    tables_staging_floats,
+    WRITE_CHUNK_KEYS, WRITE_THREADS, cluster_layout, index_bitmap_slots, kernel_names, merge_passes,
+    ranges_staging_floats, small_shared_bytes, tables_staging_floats, top_k_in_shared,
 };
 
 /// Shared memory one scoring block may use for lookup tables; two such blocks fit on every SM
@@ -194,6 +194,13 @@ pub(crate) fn plan(
     let sorts_runs = p.order == Order::ByScore && p.k.next_power_of_two() > sort_capacity;
     let run_blocks = if sorts_runs { p.rows() * p.k.div_ceil(RUN_KEYS as usize) } else { 0 };
     let merge_blocks = if sorts_runs { p.rows() * p.k.div_ceil(BLOCK_THREADS as usize) } else { 0 };
+    // Index order: a row whose top k does not fit in shared memory is written by
+    // `pq_write_by_index`, a block per chunk. Rows are at most n keys, and k stays, so one of
+    // n keys is the last that may not fit.
+    let writes_in_chunks = p.order != Order::ByScore
+        && p.n > p.k
+        && !top_k_in_shared(false, p.k as u32, p.n as u32, sort_capacity as u32, tie_capacity as u32);
+    let write_chunks = if writes_in_chunks { p.n.div_ceil(WRITE_CHUNK_KEYS as usize) } else { 0 };
     // Rows short enough for one block: the whole call is one launch.
     let small_shared = small_shared_bytes(p.n as u32, if p.group { p.group_size() } else { 1 } as u32, p.d as u32);
     let small = (p.n <= SMALL_MAX_KEYS as usize && small_shared as usize <= limits.small_dynamic_limit)
@@ -253,6 +260,7 @@ pub(crate) fn plan(
         select_split,
         run_blocks,
         merge_blocks,
+        write_chunks,
         small,
         cluster,
     })
@@ -385,6 +393,9 @@ pub struct Plan {
     /// blocks per pass (0 otherwise).
     pub(crate) run_blocks: usize,
     pub(crate) merge_blocks: usize,
+    /// Index order with a top k that may not fit in shared memory: `pq_write_by_index` blocks
+    /// per row (0 otherwise).
+    pub(crate) write_chunks: usize,
     /// Rows of at most `SMALL_MAX_KEYS` keys: the dynamic shared memory of `pq_topk_small`,
     /// which then does the whole call.
     pub(crate) small: Option<usize>,
@@ -441,6 +452,8 @@ pub(crate) struct WorkspaceLayout {
     /// The second buffer of the merge passes.
     pub(crate) merged: usize,
     pub(crate) split_keys: usize,
+    /// Each row's threshold and look-back words for `pq_write_by_index`.
+    pub(crate) write_state: usize,
     pub(crate) total: usize,
 }
 
@@ -462,7 +475,8 @@ impl Plan {
     /// binning, histogram and selection state (4 KiB + 16 bytes, zeroed by each call's first
     /// kernel), one u32 order key per key, room for k candidates (score order with k too large to
     /// sort in shared memory), and, when fewer rows than SMs share the selection's sweeps, room
-    /// for each row's gathered keys. Its contents need no initialization; a workspace must not
+    /// for each row's gathered keys, and in index order with a top k too large for shared memory
+    /// each row's threshold and chunk words. Its contents need no initialization; a workspace must not
     /// be shared by calls that may run concurrently.
     pub fn workspace_bytes(&self) -> usize {
         self.workspace_layout().total
@@ -503,6 +517,8 @@ impl Plan {
         } else {
             0
         }));
+        let write_state =
+            region(launches_only(if self.write_chunks > 0 { rows * (self.write_chunks + 1) * 8 } else { 0 }));
         WorkspaceLayout {
             n_valid,
             luts,
@@ -514,6 +530,7 @@ impl Plan {
             candidates,
             merged,
             split_keys,
+            write_state,
             total: end,
         }
     }
@@ -543,6 +560,9 @@ pub enum Kernel {
     Select(SelectParams),
     /// `pq_select_by_index`: `pq_select` for index order and unordered results.
     SelectByIndex(SelectParams),
+    /// `pq_write_by_index`: the index-order output of rows whose top k does not fit in shared
+    /// memory.
+    WriteByIndex(SelectParams),
     SortRuns(SelectParams),
     MergeRuns(MergeParams),
     /// `pq_encode_w*`, the register width's kernel (`register_width_index`).
@@ -572,6 +592,7 @@ impl Kernel {
             Kernel::Score(_) => kernel_names::SCORE,
             Kernel::Select(_) => kernel_names::SELECT,
             Kernel::SelectByIndex(_) => kernel_names::SELECT_BY_INDEX,
+            Kernel::WriteByIndex(_) => kernel_names::WRITE_BY_INDEX,
             Kernel::SortRuns(_) => kernel_names::SORT_RUNS,
             Kernel::MergeRuns(_) => kernel_names::MERGE_RUNS,
             Kernel::Encode { width_index, .. } => kernel_names::ENCODE[*width_index],
@@ -675,6 +696,8 @@ impl Plan {
             split: self.select_split as u32,
             split_state: at(layout.split_state),
             split_keys: at(layout.split_keys),
+            write_chunks: self.write_chunks as u32,
+            write_state: at(layout.write_state),
         };
         launch(Launch {
             kernel: if self.dense.is_some() { Kernel::Ranges(tables) } else { Kernel::Tables(tables) },
@@ -736,6 +759,14 @@ impl Plan {
             threads: self.select_threads,
             shared_bytes: self.select_shared_bytes as u32,
         })?;
+        if self.write_chunks > 0 {
+            launch(Launch {
+                kernel: Kernel::WriteByIndex(select),
+                blocks: (p.rows() * self.write_chunks) as u32,
+                threads: WRITE_THREADS,
+                shared_bytes: 0,
+            })?;
+        }
         if self.run_blocks > 0 {
             launch(Launch {
                 kernel: Kernel::SortRuns(select),
@@ -891,8 +922,16 @@ mod tests {
             plan.launches(&buffers, |launch| {
                 // Every workspace address the kernels get lies in the plan's workspace.
                 let workspace = buffers.workspace..buffers.workspace + plan.workspace_bytes() as u64;
-                if let Kernel::Select(s) | Kernel::SelectByIndex(s) | Kernel::SortRuns(s) = launch.kernel {
+                if let Kernel::Select(s) | Kernel::SelectByIndex(s) | Kernel::SortRuns(s) | Kernel::WriteByIndex(s) =
+                    launch.kernel
+                {
                     for address in [s.scores, s.binning, s.histograms, s.split_state] {
+                        assert!(workspace.contains(&address), "{:?}", launch.kernel);
+                    }
+                }
+                if let Kernel::WriteByIndex(s) = launch.kernel {
+                    let state_bytes = (p.rows() * (s.write_chunks as usize + 1) * 8) as u64;
+                    for address in [s.write_state, s.write_state + state_bytes - 1] {
                         assert!(workspace.contains(&address), "{:?}", launch.kernel);
                     }
                 }
@@ -913,6 +952,8 @@ mod tests {
         let merges = merge_passes(99_999) as usize;
         let expected = ["pq_tables pq_score pq_select pq_sort_runs", &" pq_merge_runs".repeat(merges)].concat();
         assert_eq!(launched(&large_k, Path::Auto), expected);
+        let large_k_by_index = large_k.with_order(Order::ByIndex);
+        assert_eq!(launched(&large_k_by_index, Path::Auto), "pq_tables pq_score pq_select_by_index pq_write_by_index");
         // A failed launch stops the sequence.
         let plan = plan(&decode, Path::Auto, &l, modelled_occupancy(SM90_SHARED)).unwrap();
         let mut count = 0;
@@ -952,8 +993,24 @@ mod tests {
         let by_score = plan(&p, Path::Auto, &l, modelled_occupancy(SM90_SHARED)).unwrap();
         assert_eq!(by_score.run_blocks, 4 * 99_999usize.div_ceil(RUN_KEYS as usize));
         assert!(by_score.workspace_layout().merged > by_score.workspace_layout().candidates);
-        let by_index = plan(&p.with_order(Order::ByIndex), Path::Auto, &l, modelled_occupancy(SM90_SHARED));
-        assert_eq!(by_index.unwrap().run_blocks, 0);
+        let by_index = plan(&p.with_order(Order::ByIndex), Path::Auto, &l, modelled_occupancy(SM90_SHARED)).unwrap();
+        assert_eq!((by_index.run_blocks, by_index.write_chunks), (0, 100_003usize.div_ceil(WRITE_CHUNK_KEYS as usize)));
+        assert_eq!(by_score.write_chunks, 0);
+    }
+
+    #[test]
+    fn index_order_writes_in_chunks_where_the_top_k_may_not_fit() {
+        let l = DeviceLimits::modelled(SM90_SHARED, true);
+        let by_index = |n, k| {
+            let p = Problem::new(1, 32, 8, 1, 128, 16, 256, n, k).with_order(Order::ByIndex);
+            plan(&p, Path::Auto, &l, modelled_occupancy(SM90_SHARED)).unwrap()
+        };
+        // A bitmap of 131 072 keys fits the tie buffer (4096 slots); one more key does not.
+        assert_eq!(by_index(131_072, 2048).write_chunks, 0);
+        let past = by_index(131_073, 2048);
+        assert_eq!(past.write_chunks, 131_073usize.div_ceil(WRITE_CHUNK_KEYS as usize));
+        // Every key taken: the selection copies them itself.
+        assert_eq!(by_index(131_073, 131_073).write_chunks, 0);
     }
 
     #[test]

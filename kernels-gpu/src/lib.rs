@@ -148,7 +148,8 @@ kernel! {
 kernel! {
     /// Selects each row's exact top k from the order keys and histogram that `pq_score` wrote, and
     /// writes the outputs (for score order with k above `sort_capacity`: the candidates, which
-    /// `pq_sort_runs` and `pq_merge_runs` order). `split` blocks per row (any multiple of 32 threads that divides `HIST_BINS`,
+    /// `pq_sort_runs` and `pq_merge_runs` order; for index order where the top k does not fit
+    /// `top_k_in_shared`: the row's threshold, for `pq_write_by_index`). `split` blocks per row (any multiple of 32 threads that divides `HIST_BINS`,
     /// up to `SELECT_THREADS`), with dynamic shared memory of
     /// `HIST_BINS · 4 + (tie_capacity + sort_capacity) · 8` bytes.
     ///
@@ -173,6 +174,22 @@ kernel! {
     pub unsafe fn pq_select_by_index(p: SelectParams) {
         // SAFETY: forwarded to the caller.
         unsafe { select::row::select_row::<false>(&p) }
+    }
+}
+
+kernel! {
+    /// Writes in index order the top k of the rows whose `pq_select_by_index` published a
+    /// threshold (see `SelectParams::write_state`): one block of `WRITE_THREADS` per chunk of
+    /// `WRITE_CHUNK_KEYS` keys of a row, grid `rows · write_chunks`, no dynamic shared memory.
+    /// The chunks of a row place their keys by a chained prefix of their counts, so that the
+    /// row's whole sweep runs at once rather than step by step in one block.
+    ///
+    /// # Safety
+    /// `p` as for `pq_select_by_index`, which has finished; `p.write_chunks > 0`.
+    #[cfg(not(pqtopk_smoke))]
+    pub unsafe fn pq_write_by_index(p: SelectParams) {
+        // SAFETY: forwarded to the caller.
+        unsafe { select::row::write_chunk_in_index_order(&p) }
     }
 }
 

@@ -552,6 +552,15 @@ pub unsafe fn load_relaxed_u64(p: *const u64) -> u64 {
     unsafe { AtomicU64::from_ptr(p as *mut u64) }.load(Ordering::Relaxed)
 }
 
+/// A store that [`load_relaxed_u64`] in another block sees, never torn.
+///
+/// # Safety
+/// `p` must be a valid, 8-byte aligned address in global memory.
+pub unsafe fn store_relaxed_u64(p: *mut u64, v: u64) {
+    // SAFETY: forwarded to the caller.
+    unsafe { AtomicU64::from_ptr(p) }.store(v, Ordering::Relaxed)
+}
+
 // ---------------------------------------------------------------------------------------------
 // Global loads of data no thread writes during the launch.
 

@@ -209,6 +209,17 @@ pub unsafe fn load_relaxed_u64(p: *const u64) -> u64 {
     v
 }
 
+/// A store at GPU scope that [`load_relaxed_u64`] in another block sees once it lands, never
+/// torn.
+///
+/// # Safety
+/// `p` must be a valid, 8-byte aligned global address.
+#[inline(always)]
+pub unsafe fn store_relaxed_u64(p: *mut u64, v: u64) {
+    // SAFETY: the address is the caller's promise.
+    unsafe { asm!("st.relaxed.gpu.u64 [{p}], {v};", p = in(reg64) p, v = in(reg64) v) };
+}
+
 // ---------------------------------------------------------------------------------------------
 // Global loads through the non-coherent (read-only) path. They are `pure`: the compiler may
 // batch and reorder them, which is what keeps many loads in flight.

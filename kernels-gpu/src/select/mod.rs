@@ -328,6 +328,66 @@ pub unsafe fn block_exclusive_sum(v: u32) -> (u32, u32) {
     }
 }
 
+/// A chained-prefix word whose chunk has published its own count (low 32 bits).
+const CHUNK_COUNTED: u64 = 1 << 62;
+/// A chained-prefix word whose chunk has published its inclusive prefix (low 32 bits).
+const CHUNK_PREFIXED: u64 = 2 << 62;
+
+/// The sum of `count` over the chunks of a chain before chunk `chunk`, each chunk a block that
+/// calls this with its own count; every thread gets it. A decoupled look-back: the block
+/// publishes its count in `words[chunk]` at once, then warp 0 reads its predecessors' words 32
+/// at a time, nearest first, and adds counts back to the nearest complete prefix; then it
+/// publishes its own prefix. A chunk waits only for predecessors that have not counted yet.
+///
+/// # Safety
+/// All threads of the block call it once per launch, with the same arguments; `words` holds
+/// `chunk + 1` words that were zero at the launch and that only the chain's blocks write, each
+/// chunk's block once; every chunk below `chunk` has a block that calls this, started no later
+/// than this one (blocks start in index order, as CUDA's scheduler and the emulator start them,
+/// so lower chunks need lower block indices).
+pub unsafe fn chained_prefix(words: *mut u64, chunk: u32, count: u32) -> u32 {
+    let prefix = static_shared!(CHAINED_PREFIX: [u32; 1]);
+    let lane = device::lane();
+    // SAFETY: warp 0 runs the look-back convergently (the window loop's condition is the same in
+    // every lane); lane 0 alone writes this chunk's word and the shared prefix, which the
+    // barrier publishes; each word read is below `chunk`.
+    unsafe {
+        if device::thread_idx() < device::WARP {
+            if lane == 0 && chunk > 0 {
+                device::store_relaxed_u64(words.add(chunk as usize), CHUNK_COUNTED | count as u64);
+            }
+            let mut before = 0;
+            let mut end = chunk;
+            while end > 0 {
+                // Lane i reads chunk end - 1 - i; lanes past the first chunk see an empty prefix.
+                let word = match (end - 1).checked_sub(lane) {
+                    Some(j) => loop {
+                        let word = device::load_relaxed_u64(words.add(j as usize));
+                        if word != 0 {
+                            break word;
+                        }
+                    },
+                    None => CHUNK_PREFIXED,
+                };
+                let prefixed = device::ballot(word & CHUNK_PREFIXED != 0);
+                let nearest = if prefixed == 0 { device::WARP } else { prefixed.trailing_zeros() };
+                let mine = if lane <= nearest { word as u32 } else { 0 };
+                before += device::shfl_idx(warp_inclusive_sum(mine), device::WARP - 1);
+                if prefixed != 0 {
+                    break;
+                }
+                end -= device::WARP;
+            }
+            if lane == 0 {
+                device::store_relaxed_u64(words.add(chunk as usize), CHUNK_PREFIXED | (before + count) as u64);
+                prefix.set(0, before);
+            }
+        }
+        device::sync_threads();
+        prefix.get(0)
+    }
+}
+
 /// Reserves `first` consecutive slots for this thread from the shared counter `counters[0]`
 /// and `second` from `counters[1]`, one scan and one atomic per counter per warp, and returns
 /// the first slot of each.

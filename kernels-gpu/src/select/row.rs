@@ -6,7 +6,9 @@ use crate::device::{self, Shared};
 use crate::output::OutputRows;
 use crate::score::{self, Binning};
 use crate::select::{self, Class, Filter, MergeSorted};
-use pqtopk_abi::{HIST_BINS, RowBinning, SELECT_KEYS_PER_STEP, SPLIT_STATE_WORDS, SelectParams, index_bitmap_slots};
+use pqtopk_abi::{
+    HIST_BINS, RowBinning, SELECT_KEYS_PER_STEP, SPLIT_STATE_WORDS, SelectParams, WRITE_CHUNK_KEYS, top_k_in_shared,
+};
 
 /// Selects row `block / split`'s exact top k (see the `pq_select` entry point), best first where
 /// `BY_SCORE`, else in index order.
@@ -44,8 +46,7 @@ pub unsafe fn select_row<const BY_SCORE: bool>(p: &SelectParams) {
         let filter = if valid <= s.k { Filter::take_all() } else { narrow(p, row, &keys, binning, hist, taken) };
         // The row's top k fits in shared memory, and in index order so does its index bitmap:
         // one sweep gathers it.
-        let in_shared =
-            taken.next_power_of_two() <= p.sort_capacity && (BY_SCORE || index_bitmap_slots(valid) <= p.tie_capacity);
+        let in_shared = top_k_in_shared(BY_SCORE, taken, valid, p.sort_capacity, p.tie_capacity);
         // Tied keys that share their score (every bit above the index) rank by index, which the
         // sweep of one block visits in order: the first `remaining` it meets are the best, and
         // only those are kept (no refinement or sort). A split row does so where its ties
@@ -116,9 +117,7 @@ pub unsafe fn select_row<const BY_SCORE: bool>(p: &SelectParams) {
                 class.taken || (class.tied && key >= threshold_key)
             };
             if !BY_SCORE {
-                // The tie and sort buffers are free by now, and adjacent.
-                let free = hist.tail::<u64>(HIST_BINS as usize, (p.tie_capacity + p.sort_capacity) as usize);
-                write_in_index_order(p, row, &keys, is_taken, free);
+                publish_threshold(p, row, threshold_key);
             } else {
                 let candidates = (p.candidates as *mut u64).wrapping_add(row as usize * s.k as usize);
                 gather(
@@ -140,7 +139,7 @@ pub unsafe fn select_row<const BY_SCORE: bool>(p: &SelectParams) {
 /// # Safety
 /// All threads of the block call it after a barrier that follows the gather; `best` holds
 /// `taken.next_power_of_two()` keys, `ties` at least `tied.next_power_of_two()`, and in index
-/// order at least [`index_bitmap_slots`]`(keys_bound)`; `above + remaining ≤ taken`, with slots
+/// order at least [`pqtopk_abi::index_bitmap_slots`]`(keys_bound)`; `above + remaining ≤ taken`, with slots
 /// `above + remaining..taken` of `best` holding the placed ties.
 #[allow(clippy::too_many_arguments)]
 #[inline(always)]
@@ -625,66 +624,90 @@ pub unsafe fn block_bin_bounds(binning: Binning, bin: u32) -> (u64, u64) {
     }
 }
 
-/// Writes the taken keys in index order, by a block-wide prefix count per sweep step, then
-/// pads the row. Where `stage` holds a step's keys, each step's taken keys go there in slot
-/// order first and then out a slot per thread: a thread's own keys are four consecutive ones,
-/// so writing them directly spreads each warp's store over 16 sectors for 128 bytes.
+/// Hands an index-order row that does not fit [`top_k_in_shared`] to `pq_write_by_index`: its
+/// threshold, the smallest key it takes (its tied keys at or above `threshold_key`, and every
+/// key above them), and its chunks' look-back words zeroed (see `SelectParams::write_state`).
 ///
 /// # Safety
-/// All threads of the block call it; exactly `min(k, valid)` keys are taken; no other thread
-/// uses `stage` meanwhile.
-unsafe fn write_in_index_order(
-    p: &SelectParams,
-    row: u32,
-    keys: &RowKeys,
-    is_taken: impl Fn(u64) -> bool,
-    stage: Shared<u64>,
-) {
-    let out = OutputRows::of(p);
-    let staged = stage.len() >= (SELECT_KEYS_PER_STEP * device::block_dim()) as usize;
-    let mut written = 0;
-    // SAFETY: all threads sweep and scan together; slots stay below the taken count ≤ k, and
-    // a step's staged slots below its taken count ≤ the step's keys. The next step's scan
-    // barriers end this step's reads of `stage`.
+/// All threads of the block call it, in the row's last block; `p.write_chunks > 0`.
+#[inline(always)]
+unsafe fn publish_threshold(p: &SelectParams, row: u32, threshold_key: u64) {
+    let state = row_write_state(p, row);
+    // SAFETY: the row's state spans 1 + write_chunks words; pq_write_by_index reads it after
+    // this launch.
     unsafe {
+        for i in device::strided(device::thread_idx(), p.write_chunks + 1, device::block_dim() as usize) {
+            *state.add(i as usize) = if i == 0 { threshold_key } else { 0 };
+        }
+    }
+}
+
+/// Row `row`'s part of `p.write_state`: its threshold, then its chunks' look-back words.
+fn row_write_state(p: &SelectParams, row: u32) -> *mut u64 {
+    (p.write_state as *mut u64).wrapping_add(row as usize * (p.write_chunks as usize + 1))
+}
+
+/// Writes chunk `block % write_chunks` of row `block / write_chunks` (`WRITE_CHUNK_KEYS` keys)
+/// in index order: the chunk's keys at or above the row's threshold, after those of the
+/// chunks before it (a chained prefix of the chunks' counts). Rows that `pq_select_by_index`
+/// finished itself are left alone.
+///
+/// # Safety
+/// As `pq_write_by_index`.
+#[inline(always)]
+pub unsafe fn write_chunk_in_index_order(p: &SelectParams) {
+    let s = &p.shape;
+    let (row, chunk) = (device::block_idx().0 / p.write_chunks, device::block_idx().0 % p.write_chunks);
+    let keys = RowKeys::of(p, row);
+    let valid = keys.end;
+    if valid <= s.k || top_k_in_shared(false, s.k, valid, p.sort_capacity, p.tie_capacity) {
+        return;
+    }
+    // A step of this block's sweep is the chunk; a chunk past the row's valid keys has nothing
+    // to write, and no chunk of the row waits for it (each waits only for those before it).
+    let keys = keys.part(chunk, p.write_chunks);
+    if keys.begin >= keys.end {
+        return;
+    }
+    let out = OutputRows::of(p);
+    let state = row_write_state(p, row);
+    let stage = static_shared!(WRITE_STAGE: [u64; WRITE_CHUNK_KEYS as usize]);
+    // SAFETY: pq_select_by_index wrote the state in an earlier launch; the chunk's keys are one
+    // sweep step, so each slot below the step's taken count is staged once; the prefix's
+    // barrier orders the stage's writes before its reads; slots stay below the row's k.
+    unsafe {
+        let threshold = *state;
         keys.sweep(|groups| {
-            let mut take = [[(false, 0u64); KEYS_PER_LOAD as usize]; LOADS_PER_STEP as usize];
+            let mut take = [[false; KEYS_PER_LOAD as usize]; LOADS_PER_STEP as usize];
             let mut mine = [0u32; LOADS_PER_STEP as usize];
             // The lists spell out 0..LOADS_PER_STEP and 0..KEYS_PER_LOAD.
             unrolled!(G in [0, 1] {
                 unrolled!(I in [0, 1, 2, 3] {
-                    let key = groups[G].key(I);
-                    take[G][I] = (groups[G].valid(I) && is_taken(key), key);
-                    mine[G] += take[G][I].0 as u32;
+                    take[G][I] = groups[G].valid(I) && groups[G].key(I) >= threshold;
+                    mine[G] += take[G][I] as u32;
                 });
             });
             // One scan for both groups, 16 bits each: a group of the block holds at most
-            // 4 · SELECT_THREADS = 4096 keys.
+            // 4 · WRITE_THREADS keys.
             let (before, total) = select::block_exclusive_sum(mine[0] | (mine[1] << 16));
             let totals = [total & 0xffff, total >> 16];
             let mut slots = [before & 0xffff, totals[0] + (before >> 16)];
+            // In slot order, so that each warp's stores below are contiguous: a thread's own
+            // keys are four consecutive ones, which spread a warp's store over 16 sectors.
             unrolled!(G in [0, 1] {
                 unrolled!(I in [0, 1, 2, 3] {
-                    if take[G][I].0 {
-                        if staged {
-                            stage.set(slots[G] as usize, take[G][I].1);
-                        } else {
-                            out.write(row, written + slots[G], Some(take[G][I].1));
-                        }
+                    if take[G][I] {
+                        stage.set(slots[G] as usize, groups[G].key(I));
                         slots[G] += 1;
                     }
                 });
             });
-            let step_taken = totals[0] + totals[1];
-            if staged {
-                device::sync_threads();
-                for slot in device::strided(device::thread_idx(), step_taken, device::block_dim() as usize) {
-                    out.write(row, written + slot, Some(stage.get(slot as usize)));
-                }
+            let chunk_taken = totals[0] + totals[1];
+            let written = select::chained_prefix(state.add(1), chunk, chunk_taken);
+            for slot in device::strided(device::thread_idx(), chunk_taken, device::block_dim() as usize) {
+                out.write(row, written + slot, Some(stage.get(slot as usize)));
             }
-            written += step_taken;
         });
-        out.pad(row, written);
     }
 }
 
