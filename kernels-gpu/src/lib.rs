@@ -7,7 +7,8 @@
 //! writes every row's order keys and histogram (`pq_score_dense` instead, by tensor cores, where
 //! many rows share a kv head), `pq_select` selects and orders each row's top k (plus
 //! `pq_sort_runs` and `pq_merge_runs` passes for score order with k too large to sort in shared
-//! memory).
+//! memory; in index order `pq_select_by_index`, plus `pq_write_by_index` where the top k does
+//! not fit in shared memory).
 //!
 //! The host build of this crate (any other target, stable Rust) runs the same kernels on CPU
 //! threads through the device layer's emulation; see `device`.
