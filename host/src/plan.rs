@@ -195,8 +195,8 @@ pub(crate) fn plan(
     let run_blocks = if sorts_runs { p.rows() * p.k.div_ceil(RUN_KEYS as usize) } else { 0 };
     let merge_blocks = if sorts_runs { p.rows() * p.k.div_ceil(BLOCK_THREADS as usize) } else { 0 };
     // Index order: a row whose top k does not fit in shared memory is written by
-    // `pq_write_by_index`, a block per chunk. Rows are at most n keys, and k stays, so one of
-    // n keys is the last that may not fit.
+    // `pq_write_by_index`, a block per chunk. A ragged row of fewer keys fits wherever a full
+    // row does (its bitmap is smaller, its k the same), so full rows decide.
     let writes_in_chunks = p.order != Order::ByScore
         && p.n > p.k
         && !top_k_in_shared(false, p.k as u32, p.n as u32, sort_capacity as u32, tie_capacity as u32);
