@@ -18,6 +18,8 @@ pub const SELECT_KEYS_PER_STEP: u32 = 8;
 pub const WRITE_THREADS: u32 = 256;
 /// Keys of a row that one `pq_write_by_index` block writes.
 pub const WRITE_CHUNK_KEYS: u32 = SELECT_KEYS_PER_STEP * WRITE_THREADS;
+/// u64 per row of [`SelectParams::write_state`] before its look-back words: the threshold.
+pub const WRITE_STATE_HEADER_WORDS: u32 = 1;
 /// Keys each `pq_score` thread scores at once, their code loads in flight together; the plan
 /// sizes the scoring blocks' key chunks in steps of this many keys per thread.
 pub const SCORE_KEYS_IN_FLIGHT: usize = 2;
@@ -721,9 +723,9 @@ pub struct SelectParams {
     /// Index order: `pq_write_by_index` blocks per row (`ceil(n / WRITE_CHUNK_KEYS)`), nonzero
     /// wherever a row may not fit [`top_k_in_shared`], and 0 otherwise (score order: 0).
     pub write_chunks: u32,
-    /// Where `write_chunks > 0`: `[rows]` u64, each row's threshold, the smallest selection key
-    /// it takes (its keys are unique, so it takes exactly those at or above it), then
-    /// `[rows, write_chunks]` u64 look-back words of `pq_write_by_index`. The last block of a
+    /// Where `write_chunks > 0`: per row, [`WRITE_STATE_HEADER_WORDS`] u64, its threshold, the
+    /// smallest selection key it takes (its keys are unique, so it takes exactly those at or
+    /// above it), then `write_chunks` u64 look-back words of `pq_write_by_index`. The last block of a
     /// row that does not fit in shared memory writes both, the words zeroed; rows that fit, or
     /// whose keys are all taken, are finished by `pq_select_by_index` and left alone.
     pub write_state: u64,

@@ -10,8 +10,8 @@ use pqtopk_abi::{
     MAX_ROWS_PER_BLOCK, MergeParams, Order, RANGES_MAX_SUBSPACE_DIM, RUN_KEYS, RowBinning, SCORE_KEYS_IN_FLIGHT,
     SELECT_KEYS_PER_STEP, SELECT_THREADS, SELECT_THREADS_MANY_ROWS, SMALL_MAX_KEYS, SMALL_THREADS, SPLIT_STATE_WORDS,
     ScoreParams, SelectParams, Shape, SmallParams, TABLES_BLOCKS_PER_SM, TablesParams, Tiling, TrainParams,
-    WRITE_CHUNK_KEYS, WRITE_THREADS, cluster_layout, index_bitmap_slots, kernel_names, merge_passes,
-    ranges_staging_floats, small_shared_bytes, tables_staging_floats, top_k_in_shared,
+    WRITE_CHUNK_KEYS, WRITE_STATE_HEADER_WORDS, WRITE_THREADS, cluster_layout, index_bitmap_slots, kernel_names,
+    merge_passes, ranges_staging_floats, small_shared_bytes, tables_staging_floats, top_k_in_shared,
 };
 
 /// Shared memory one scoring block may use for lookup tables; two such blocks fit on every SM
@@ -517,8 +517,11 @@ impl Plan {
         } else {
             0
         }));
-        let write_state =
-            region(launches_only(if self.write_chunks > 0 { rows * (self.write_chunks + 1) * 8 } else { 0 }));
+        let write_state = region(launches_only(if self.write_chunks > 0 {
+            rows * (WRITE_STATE_HEADER_WORDS as usize + self.write_chunks) * 8
+        } else {
+            0
+        }));
         WorkspaceLayout {
             n_valid,
             luts,
@@ -930,7 +933,7 @@ mod tests {
                     }
                 }
                 if let Kernel::WriteByIndex(s) = launch.kernel {
-                    let state_bytes = (p.rows() * (s.write_chunks as usize + 1) * 8) as u64;
+                    let state_bytes = (p.rows() * (WRITE_STATE_HEADER_WORDS + s.write_chunks) as usize * 8) as u64;
                     for address in [s.write_state, s.write_state + state_bytes - 1] {
                         assert!(workspace.contains(&address), "{:?}", launch.kernel);
                     }

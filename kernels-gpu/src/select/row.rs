@@ -7,7 +7,8 @@ use crate::output::OutputRows;
 use crate::score::{self, Binning};
 use crate::select::{self, Class, Filter, MergeSorted};
 use pqtopk_abi::{
-    HIST_BINS, RowBinning, SELECT_KEYS_PER_STEP, SPLIT_STATE_WORDS, SelectParams, WRITE_CHUNK_KEYS, top_k_in_shared,
+    HIST_BINS, RowBinning, SELECT_KEYS_PER_STEP, SPLIT_STATE_WORDS, SelectParams, WRITE_CHUNK_KEYS,
+    WRITE_STATE_HEADER_WORDS, top_k_in_shared,
 };
 
 /// Selects row `block / split`'s exact top k (see the `pq_select` entry point), best first where
@@ -112,13 +113,13 @@ pub unsafe fn select_row<const BY_SCORE: bool>(p: &SelectParams) {
                 });
                 last.get(0)
             };
-            let is_taken = |key: u64| {
-                let class = filter.classify(key);
-                class.taken || (class.tied && key >= threshold_key)
-            };
             if !BY_SCORE {
                 publish_threshold(p, row, threshold_key);
             } else {
+                let is_taken = |key: u64| {
+                    let class = filter.classify(key);
+                    class.taken || (class.tied && key >= threshold_key)
+                };
                 let candidates = (p.candidates as *mut u64).wrapping_add(row as usize * s.k as usize);
                 gather(
                     &keys,
@@ -633,10 +634,11 @@ pub unsafe fn block_bin_bounds(binning: Binning, bin: u32) -> (u64, u64) {
 #[inline(always)]
 unsafe fn publish_threshold(p: &SelectParams, row: u32, threshold_key: u64) {
     let state = row_write_state(p, row);
-    // SAFETY: the row's state spans 1 + write_chunks words; pq_write_by_index reads it after
-    // this launch.
+    // SAFETY: the row's state spans WRITE_STATE_HEADER_WORDS + write_chunks words;
+    // pq_write_by_index reads it after this launch.
     unsafe {
-        for i in device::strided(device::thread_idx(), p.write_chunks + 1, device::block_dim() as usize) {
+        let words = WRITE_STATE_HEADER_WORDS + p.write_chunks;
+        for i in device::strided(device::thread_idx(), words, device::block_dim() as usize) {
             *state.add(i as usize) = if i == 0 { threshold_key } else { 0 };
         }
     }
@@ -644,7 +646,8 @@ unsafe fn publish_threshold(p: &SelectParams, row: u32, threshold_key: u64) {
 
 /// Row `row`'s part of `p.write_state`: its threshold, then its chunks' look-back words.
 fn row_write_state(p: &SelectParams, row: u32) -> *mut u64 {
-    (p.write_state as *mut u64).wrapping_add(row as usize * (p.write_chunks as usize + 1))
+    (p.write_state as *mut u64)
+        .wrapping_add(row as usize * (WRITE_STATE_HEADER_WORDS as usize + p.write_chunks as usize))
 }
 
 /// Writes chunk `block % write_chunks` of row `block / write_chunks` (`WRITE_CHUNK_KEYS` keys)
@@ -703,7 +706,7 @@ pub unsafe fn write_chunk_in_index_order(p: &SelectParams) {
                 });
             });
             let chunk_taken = totals[0] + totals[1];
-            let written = select::chained_prefix(state.add(1), chunk, chunk_taken);
+            let written = select::chained_prefix(state.add(WRITE_STATE_HEADER_WORDS as usize), chunk, chunk_taken);
             for slot in device::strided(device::thread_idx(), chunk_taken, device::block_dim() as usize) {
                 out.write(row, written + slot, Some(stage.get(slot as usize)));
             }
