@@ -77,6 +77,7 @@ fn emulate(launch: Launch) -> pqtopk::Result<()> {
         Kernel::SortRuns(p) => run(&|| unsafe { kernels::pq_sort_runs(p) }),
         Kernel::MergeRuns(p) => run(&|| unsafe { kernels::pq_merge_runs(p) }),
         Kernel::WriteByIndex(p) => run(&|| unsafe { kernels::pq_write_by_index(p) }),
+        Kernel::WriteCandidates(p) => run(&|| unsafe { kernels::pq_write_candidates(p) }),
         Kernel::TopkCluster(p) => run(&|| unsafe { kernels::pq_topk_cluster(p) }),
         Kernel::AdvanceLengths(p) => run(&|| unsafe { kernels::pq_advance_lengths(p) }),
         Kernel::Encode { width_index, params: p } => run(&|| unsafe { kernels::ENCODE_BY_WIDTH[width_index](p) }),
@@ -270,19 +271,30 @@ fn many_rows_per_kv_head_on_tensor_cores() {
 
 #[test]
 fn k_past_the_shared_sort_capacity_sorts_in_runs() {
-    // k = 20000 rounds to 32768 slots, more than the selection's shared memory sorts: runs of
-    // `RUN_KEYS` and merge passes.
+    // k = 20000 rounds to 32768 slots, more than the selection's shared memory sorts:
+    // `pq_write_candidates` writes each row's candidates a chunk per block, then runs of
+    // `RUN_KEYS` and merge passes sort them. Equal keys rank by index in the chunks, and late
+    // outliers (keys above the ties, after the last tie taken) fail a chunk placed without the
+    // ties taken before it.
     let p = Problem::new(1, 2, 1, 1, 64, 8, 64, 24000, 20000);
-    check_all("k_past_the_shared_sort_capacity_sorts_in_runs", vec![(p, Data::Random, false), (p, Data::Ties, true)]);
+    let cases =
+        vec![(p, Data::Random, false), (p, Data::Ties, true), (p, Data::Equal, false), (p, Data::LateOutliers, false)];
+    check_all("k_past_the_shared_sort_capacity_sorts_in_runs", cases);
 }
 
 #[test]
 fn k_past_the_shared_sort_capacity_by_index_writes_in_chunks() {
-    // The same k in index order: the selection publishes each row's threshold and
+    // The same k in index order: the selection publishes what each row takes and
     // `pq_write_by_index` writes its 12 chunks, placed by their chained counts; ragged rows
-    // shorter than k are copied by the selection itself, all keys equal rank by index.
+    // shorter than k are copied by the selection itself; all keys equal rank by index in the
+    // chunks, with late outliers as above.
     let p = Problem::new(2, 2, 1, 1, 64, 8, 64, 24000, 20000).with_order(Order::ByIndex);
-    let cases = vec![(p, Data::Random, false), (p.with_metric(Metric::L2), Data::Ties, true), (p, Data::Equal, false)];
+    let cases = vec![
+        (p, Data::Random, false),
+        (p.with_metric(Metric::L2), Data::Ties, true),
+        (p, Data::Equal, false),
+        (p, Data::LateOutliers, false),
+    ];
     check_all("k_past_the_shared_sort_capacity_by_index_writes_in_chunks", cases);
 }
 
@@ -293,6 +305,10 @@ fn few_long_rows_split_their_selection() {
         let p = Problem::new(1, 2, 1, 1, 64, 8, 64, 70000, k).with_metric(METRICS[i % 2]).with_order(ORDERS[i % 3]);
         cases.push((p, [Data::Random, Data::Ties, Data::Equal, Data::Equal, Data::LateOutliers][i], i == 1));
     }
+    // Score order past the sort capacity: the split row's blocks share the tie gather, then
+    // its candidates are written in chunks.
+    let p = Problem::new(1, 2, 1, 1, 64, 8, 64, 70000, 40000);
+    cases.push((p, Data::Random, false));
     check_all("few_long_rows_split_their_selection", cases);
 }
 

@@ -13,13 +13,14 @@ pub const BLOCK_THREADS: u32 = 256;
 pub const SELECT_THREADS: u32 = 1024;
 /// Keys each `pq_select` thread takes per step of a sweep over a row (two 16-byte loads).
 pub const SELECT_KEYS_PER_STEP: u32 = 8;
-/// Threads per block of `pq_write_by_index`, each block one chunk of
+/// Threads per block of `pq_write_by_index` and `pq_write_candidates`, each block one chunk of
 /// `SELECT_KEYS_PER_STEP · WRITE_THREADS` keys of a row.
 pub const WRITE_THREADS: u32 = 256;
-/// Keys of a row that one `pq_write_by_index` block writes.
+/// Keys of a row that one `pq_write_by_index` or `pq_write_candidates` block writes.
 pub const WRITE_CHUNK_KEYS: u32 = SELECT_KEYS_PER_STEP * WRITE_THREADS;
-/// u64 per row of [`SelectParams::write_state`] before its look-back words: the threshold.
-pub const WRITE_STATE_HEADER_WORDS: u32 = 1;
+/// u64 per row of [`SelectParams::write_state`] before its look-back words: the tied range's
+/// `lo` and `hi`, and how many of its keys are taken (see there).
+pub const WRITE_STATE_HEADER_WORDS: u32 = 3;
 /// Keys each `pq_score` thread scores at once, their code loads in flight together; the plan
 /// sizes the scoring blocks' key chunks in steps of this many keys per thread.
 pub const SCORE_KEYS_IN_FLIGHT: usize = 2;
@@ -38,7 +39,7 @@ pub const RANGE_SLICE_PARTIALS: usize = 2 * BLOCK_THREADS as usize;
 /// Launch bounds that Rust cannot state in the kernel source: `(kernel, threads per block, blocks
 /// that must fit on one SM at once)`. `cargo xtask build-ptx` writes them into the PTX as
 /// `.maxntid` and `.minnctapersm`, which bound each kernel's registers.
-pub const LAUNCH_BOUNDS: [(&str, u32, u32); 11] = [
+pub const LAUNCH_BOUNDS: [(&str, u32, u32); 12] = [
     // Many short table blocks: four per SM at once.
     (kernel_names::TABLES, BLOCK_THREADS, TABLES_BLOCKS_PER_SM),
     (kernel_names::RANGES, BLOCK_THREADS, TABLES_BLOCKS_PER_SM),
@@ -50,8 +51,10 @@ pub const LAUNCH_BOUNDS: [(&str, u32, u32); 11] = [
     (kernel_names::SELECT, SELECT_THREADS, 1),
     (kernel_names::SELECT_BY_INDEX, SELECT_THREADS, 1),
     (kernel_names::SORT_RUNS, SELECT_THREADS, 1),
-    // A chunk each: many blocks in flight overlap their look-back waits.
-    (kernel_names::WRITE_BY_INDEX, WRITE_THREADS, 4),
+    // A chunk each: many blocks in flight overlap their look-back waits. Three, not four: the
+    // ranked ties' second count needs 80 registers (at four per SM it spilled).
+    (kernel_names::WRITE_BY_INDEX, WRITE_THREADS, 3),
+    (kernel_names::WRITE_CANDIDATES, WRITE_THREADS, 3),
     // One binary search per thread: many blocks in flight hide the loads' latency.
     (kernel_names::MERGE_RUNS, BLOCK_THREADS, 4),
     (kernel_names::TOPK_SMALL, SMALL_THREADS, 2),
@@ -81,6 +84,9 @@ pub mod kernel_names {
     /// Writes in index order the top k of the rows whose `pq_select_by_index` published their
     /// threshold ([`SelectParams::write_chunks`](crate::SelectParams)).
     pub const WRITE_BY_INDEX: &str = "pq_write_by_index";
+    /// Writes the candidates of the rows whose `pq_select` published their threshold, for
+    /// `pq_sort_runs` ([`SelectParams::write_chunks`](crate::SelectParams)).
+    pub const WRITE_CANDIDATES: &str = "pq_write_candidates";
     /// Sorts large top-k candidates in runs of [`RUN_KEYS`](crate::RUN_KEYS).
     pub const SORT_RUNS: &str = "pq_sort_runs";
     /// Merges pairs of sorted runs ([`MergeParams`](crate::MergeParams)).
@@ -685,9 +691,10 @@ pub struct RowBinning {
 
 /// Launch parameters of `pq_select`: one block (`SELECT_THREADS`, or `SELECT_THREADS_MANY_ROWS`
 /// for more rows than SMs) per output row selects the
-/// row's exact top k from its order keys and writes the outputs (or, for score order with k
-/// above `sort_capacity`, the unordered candidates for `pq_sort_runs`; for index order where
-/// the top k does not fit [`top_k_in_shared`], the row's threshold for `pq_write_by_index`).
+/// row's exact top k from its order keys and writes the outputs (or, where the top k does not
+/// fit [`top_k_in_shared`], what the row takes ([`SelectParams::write_state`]), for
+/// `pq_write_by_index` in index order, and in score order for `pq_write_candidates`, whose
+/// candidates `pq_sort_runs` sorts).
 #[repr(C)]
 #[derive(Clone, Copy, Debug)]
 pub struct SelectParams {
@@ -706,7 +713,7 @@ pub struct SelectParams {
     /// `[rows, k]` f32, or 0 when scores are not wanted.
     pub out_scores: u64,
     /// `[rows, k]` u64 selection keys, used only when k > `sort_capacity` in score order: the
-    /// row's candidates, unordered, for `pq_sort_runs`.
+    /// row's candidates, unordered, from `pq_write_candidates` for `pq_sort_runs`.
     pub candidates: u64,
     /// Most selection keys the block sorts in shared memory (a power of two).
     pub sort_capacity: u32,
@@ -720,14 +727,18 @@ pub struct SelectParams {
     /// `[rows, sort_capacity + tie_capacity]` u64: the row's published keys above the threshold
     /// bin, then its tied keys. Used only when `split > 1`.
     pub split_keys: u64,
-    /// Index order: `pq_write_by_index` blocks per row (`ceil(n / WRITE_CHUNK_KEYS)`), nonzero
-    /// wherever a row may not fit [`top_k_in_shared`], and 0 otherwise (score order: 0).
+    /// `pq_write_by_index` (index order) or `pq_write_candidates` (score order) blocks per row
+    /// (`ceil(n / WRITE_CHUNK_KEYS)`), nonzero wherever a row may not fit [`top_k_in_shared`],
+    /// and 0 otherwise.
     pub write_chunks: u32,
-    /// Where `write_chunks > 0`: per row, [`WRITE_STATE_HEADER_WORDS`] u64, its threshold, the
-    /// smallest selection key it takes (its keys are unique, so it takes exactly those at or
-    /// above it), then `write_chunks` u64 look-back words of `pq_write_by_index`. The last block of a
-    /// row that does not fit in shared memory writes both, the words zeroed; rows that fit, or
-    /// whose keys are all taken, are finished by `pq_select_by_index` and left alone.
+    /// Where `write_chunks > 0`: per row, [`WRITE_STATE_HEADER_WORDS`] u64 `lo`, `hi`,
+    /// `remaining`, then `write_chunks` u64 look-back words of the chunks. The row takes every
+    /// selection key at or above `hi`, and of its tied keys, those in `lo..hi`, the first
+    /// `remaining` in index order (tied keys that share their score rank by index). Where
+    /// `lo == hi`, `hi` is the row's threshold: its keys are unique, so it takes exactly those at
+    /// or above it. The last block of a row that does not fit in shared memory writes both, the
+    /// words zeroed; rows that fit (and in index order rows whose keys are all taken) are
+    /// finished by the selection and left alone.
     pub write_state: u64,
 }
 

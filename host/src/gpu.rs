@@ -44,6 +44,7 @@ pub(crate) struct Kernels {
     sort_runs: CUfunction,
     merge_runs: CUfunction,
     write_by_index: CUfunction,
+    write_candidates: CUfunction,
     topk_small: CUfunction,
     /// sm_90 only.
     topk_cluster: Option<CUfunction>,
@@ -133,6 +134,7 @@ impl Gpu {
             sort_runs: function(kernel_names::SORT_RUNS)?,
             merge_runs: function(kernel_names::MERGE_RUNS)?,
             write_by_index: function(kernel_names::WRITE_BY_INDEX)?,
+            write_candidates: function(kernel_names::WRITE_CANDIDATES)?,
             topk_small: function(kernel_names::TOPK_SMALL)?,
             topk_cluster: if major >= 9 { Some(function(kernel_names::TOPK_CLUSTER)?) } else { None },
             count_bad_codes: function(kernel_names::COUNT_BAD_CODES)?,
@@ -449,6 +451,9 @@ impl Gpu {
                 Kernel::SortRuns(p) => raw::launch(k.sort_runs, blocks, threads, shared_bytes, stream, &p),
                 Kernel::MergeRuns(p) => raw::launch(k.merge_runs, blocks, threads, shared_bytes, stream, &p),
                 Kernel::WriteByIndex(p) => raw::launch(k.write_by_index, blocks, threads, shared_bytes, stream, &p),
+                Kernel::WriteCandidates(p) => {
+                    raw::launch(k.write_candidates, blocks, threads, shared_bytes, stream, &p)
+                }
                 Kernel::Encode { width_index, params } => {
                     raw::launch(k.encode[width_index], blocks, threads, shared_bytes, stream, &params)
                 }

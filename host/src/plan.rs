@@ -191,16 +191,17 @@ pub(crate) fn plan(
     } else {
         1
     };
-    let sorts_runs = p.order == Order::ByScore && p.k.next_power_of_two() > sort_capacity;
+    // A row whose top k does not fit in shared memory is written a block per chunk, by
+    // `pq_write_by_index` in index order, and in score order by `pq_write_candidates` for the
+    // run sort. A ragged row of fewer keys fits wherever a full row does (its bitmap is smaller,
+    // its k the same), so full rows decide; in index order a row of no more keys than k is a copy.
+    let by_score = p.order == Order::ByScore;
+    let writes_in_chunks = (by_score || p.n > p.k)
+        && !top_k_in_shared(by_score, p.k.min(p.n) as u32, p.n as u32, sort_capacity as u32, tie_capacity as u32);
+    let write_chunks = if writes_in_chunks { p.n.div_ceil(WRITE_CHUNK_KEYS as usize) } else { 0 };
+    let sorts_runs = by_score && writes_in_chunks;
     let run_blocks = if sorts_runs { p.rows() * p.k.div_ceil(RUN_KEYS as usize) } else { 0 };
     let merge_blocks = if sorts_runs { p.rows() * p.k.div_ceil(BLOCK_THREADS as usize) } else { 0 };
-    // Index order: a row whose top k does not fit in shared memory is written by
-    // `pq_write_by_index`, a block per chunk. A ragged row of fewer keys fits wherever a full
-    // row does (its bitmap is smaller, its k the same), so full rows decide.
-    let writes_in_chunks = p.order != Order::ByScore
-        && p.n > p.k
-        && !top_k_in_shared(false, p.k as u32, p.n as u32, sort_capacity as u32, tie_capacity as u32);
-    let write_chunks = if writes_in_chunks { p.n.div_ceil(WRITE_CHUNK_KEYS as usize) } else { 0 };
     // Rows short enough for one block: the whole call is one launch.
     let small_shared = small_shared_bytes(p.n as u32, if p.group { p.group_size() } else { 1 } as u32, p.d as u32);
     let small = (p.n <= SMALL_MAX_KEYS as usize && small_shared as usize <= limits.small_dynamic_limit)
@@ -393,8 +394,8 @@ pub struct Plan {
     /// blocks per pass (0 otherwise).
     pub(crate) run_blocks: usize,
     pub(crate) merge_blocks: usize,
-    /// Index order with a top k that may not fit in shared memory: `pq_write_by_index` blocks
-    /// per row (0 otherwise).
+    /// A top k that may not fit in shared memory: `pq_write_by_index` (index order) or
+    /// `pq_write_candidates` (score order) blocks per row (0 otherwise).
     pub(crate) write_chunks: usize,
     /// Rows of at most `SMALL_MAX_KEYS` keys: the dynamic shared memory of `pq_topk_small`,
     /// which then does the whole call.
@@ -452,7 +453,7 @@ pub(crate) struct WorkspaceLayout {
     /// The second buffer of the merge passes.
     pub(crate) merged: usize,
     pub(crate) split_keys: usize,
-    /// Each row's threshold and look-back words for `pq_write_by_index`.
+    /// Each row's header and look-back words for `pq_write_by_index` or `pq_write_candidates`.
     pub(crate) write_state: usize,
     pub(crate) total: usize,
 }
@@ -566,6 +567,9 @@ pub enum Kernel {
     /// `pq_write_by_index`: the index-order output of rows whose top k does not fit in shared
     /// memory.
     WriteByIndex(SelectParams),
+    /// `pq_write_candidates`: the score-order candidates of rows whose top k does not fit in
+    /// shared memory, for `pq_sort_runs`.
+    WriteCandidates(SelectParams),
     SortRuns(SelectParams),
     MergeRuns(MergeParams),
     /// `pq_encode_w*`, the register width's kernel (`register_width_index`).
@@ -596,6 +600,7 @@ impl Kernel {
             Kernel::Select(_) => kernel_names::SELECT,
             Kernel::SelectByIndex(_) => kernel_names::SELECT_BY_INDEX,
             Kernel::WriteByIndex(_) => kernel_names::WRITE_BY_INDEX,
+            Kernel::WriteCandidates(_) => kernel_names::WRITE_CANDIDATES,
             Kernel::SortRuns(_) => kernel_names::SORT_RUNS,
             Kernel::MergeRuns(_) => kernel_names::MERGE_RUNS,
             Kernel::Encode { width_index, .. } => kernel_names::ENCODE[*width_index],
@@ -764,7 +769,11 @@ impl Plan {
         })?;
         if self.write_chunks > 0 {
             launch(Launch {
-                kernel: Kernel::WriteByIndex(select),
+                kernel: if p.order == Order::ByScore {
+                    Kernel::WriteCandidates(select)
+                } else {
+                    Kernel::WriteByIndex(select)
+                },
                 blocks: (p.rows() * self.write_chunks) as u32,
                 threads: WRITE_THREADS,
                 shared_bytes: 0,
@@ -925,14 +934,17 @@ mod tests {
             plan.launches(&buffers, |launch| {
                 // Every workspace address the kernels get lies in the plan's workspace.
                 let workspace = buffers.workspace..buffers.workspace + plan.workspace_bytes() as u64;
-                if let Kernel::Select(s) | Kernel::SelectByIndex(s) | Kernel::SortRuns(s) | Kernel::WriteByIndex(s) =
-                    launch.kernel
+                if let Kernel::Select(s)
+                | Kernel::SelectByIndex(s)
+                | Kernel::SortRuns(s)
+                | Kernel::WriteByIndex(s)
+                | Kernel::WriteCandidates(s) = launch.kernel
                 {
                     for address in [s.scores, s.binning, s.histograms, s.split_state] {
                         assert!(workspace.contains(&address), "{:?}", launch.kernel);
                     }
                 }
-                if let Kernel::WriteByIndex(s) = launch.kernel {
+                if let Kernel::WriteByIndex(s) | Kernel::WriteCandidates(s) = launch.kernel {
                     let state_bytes = (p.rows() * (WRITE_STATE_HEADER_WORDS + s.write_chunks) as usize * 8) as u64;
                     for address in [s.write_state, s.write_state + state_bytes - 1] {
                         assert!(workspace.contains(&address), "{:?}", launch.kernel);
@@ -953,7 +965,9 @@ mod tests {
         assert_eq!(launched(&prefill, Path::Auto), "pq_ranges pq_score_dense pq_select");
         let large_k = Problem::new(1, 4, 1, 1, 128, 16, 256, 100_003, 99_999);
         let merges = merge_passes(99_999) as usize;
-        let expected = ["pq_tables pq_score pq_select pq_sort_runs", &" pq_merge_runs".repeat(merges)].concat();
+        let expected =
+            ["pq_tables pq_score pq_select pq_write_candidates pq_sort_runs", &" pq_merge_runs".repeat(merges)]
+                .concat();
         assert_eq!(launched(&large_k, Path::Auto), expected);
         let large_k_by_index = large_k.with_order(Order::ByIndex);
         assert_eq!(launched(&large_k_by_index, Path::Auto), "pq_tables pq_score pq_select_by_index pq_write_by_index");
@@ -990,15 +1004,19 @@ mod tests {
     }
 
     #[test]
-    fn large_k_in_score_order_sorts_runs() {
+    fn large_k_writes_in_chunks_then_sorts_runs_in_score_order() {
         let l = DeviceLimits::modelled(SM90_SHARED, true);
         let p = Problem::new(1, 4, 1, 1, 128, 16, 256, 100_003, 99_999);
         let by_score = plan(&p, Path::Auto, &l, modelled_occupancy(SM90_SHARED)).unwrap();
         assert_eq!(by_score.run_blocks, 4 * 99_999usize.div_ceil(RUN_KEYS as usize));
         assert!(by_score.workspace_layout().merged > by_score.workspace_layout().candidates);
         let by_index = plan(&p.with_order(Order::ByIndex), Path::Auto, &l, modelled_occupancy(SM90_SHARED)).unwrap();
-        assert_eq!((by_index.run_blocks, by_index.write_chunks), (0, 100_003usize.div_ceil(WRITE_CHUNK_KEYS as usize)));
-        assert_eq!(by_score.write_chunks, 0);
+        let chunks = 100_003usize.div_ceil(WRITE_CHUNK_KEYS as usize);
+        assert_eq!((by_index.run_blocks, by_index.write_chunks), (0, chunks));
+        assert_eq!(by_score.write_chunks, chunks);
+        // A top k that fits in shared memory: neither.
+        let fits = plan(&Problem { k: 2048, ..p }, Path::Auto, &l, modelled_occupancy(SM90_SHARED)).unwrap();
+        assert_eq!((fits.run_blocks, fits.write_chunks), (0, 0));
     }
 
     #[test]

@@ -5,10 +5,10 @@
 //! keys take one launch, `pq_topk_small`. Otherwise a top-k call is three launches:
 //! `pq_tables` builds each row tile's lookup tables (and zeroes the histograms), `pq_score`
 //! writes every row's order keys and histogram (`pq_score_dense` instead, by tensor cores, where
-//! many rows share a kv head), `pq_select` selects and orders each row's top k (plus
-//! `pq_sort_runs` and `pq_merge_runs` passes for score order with k too large to sort in shared
-//! memory; in index order `pq_select_by_index`, plus `pq_write_by_index` where the top k does
-//! not fit in shared memory).
+//! many rows share a kv head), `pq_select` selects and orders each row's top k (in index order
+//! `pq_select_by_index`). Where the top k does not fit in shared memory, the selection publishes
+//! what each row takes and a chunk per block writes it: `pq_write_by_index` in index order, and
+//! in score order `pq_write_candidates`, then `pq_sort_runs` and `pq_merge_runs` passes.
 //!
 //! The host build of this crate (any other target, stable Rust) runs the same kernels on CPU
 //! threads through the device layer's emulation; see `device`.
@@ -148,9 +148,9 @@ kernel! {
 
 kernel! {
     /// Selects each row's exact top k from the order keys and histogram that `pq_score` wrote, and
-    /// writes the outputs (for score order with k above `sort_capacity`: the candidates, which
-    /// `pq_sort_runs` and `pq_merge_runs` order; for index order where the top k does not fit
-    /// `top_k_in_shared`: the row's threshold, for `pq_write_by_index`). `split` blocks per row (any multiple of 32 threads that divides `HIST_BINS`,
+    /// writes the outputs (where the top k does not fit `top_k_in_shared`: what the row takes,
+    /// for `pq_write_candidates` and the run sort, or in index order `pq_write_by_index`).
+    /// `split` blocks per row (any multiple of 32 threads that divides `HIST_BINS`,
     /// up to `SELECT_THREADS`), with dynamic shared memory of
     /// `HIST_BINS · 4 + (tie_capacity + sort_capacity) · 8` bytes.
     ///
@@ -179,18 +179,32 @@ kernel! {
 }
 
 kernel! {
-    /// Writes in index order the top k of the rows whose `pq_select_by_index` published a
-    /// threshold (see `SelectParams::write_state`): one block of `WRITE_THREADS` per chunk of
+    /// Writes in index order the top k of the rows whose `pq_select_by_index` published what
+    /// they take (see `SelectParams::write_state`): one block of `WRITE_THREADS` per chunk of
     /// `WRITE_CHUNK_KEYS` keys of a row, grid `rows · write_chunks`, no dynamic shared memory.
-    /// The chunks of a row place their keys by a chained prefix of their counts, so that the
-    /// row's whole sweep runs at once rather than step by step in one block.
+    /// The chunks of a row place their keys, and rank the row's ties by index, by a chained
+    /// prefix of their counts, so that the row's whole sweep runs at once rather than step by
+    /// step in one block.
     ///
     /// # Safety
     /// `p` as for `pq_select_by_index`, which has finished; `p.write_chunks > 0`.
     #[cfg(not(pqtopk_smoke))]
     pub unsafe fn pq_write_by_index(p: SelectParams) {
         // SAFETY: forwarded to the caller.
-        unsafe { select::row::write_chunk_in_index_order(&p) }
+        unsafe { select::row::write_chunk::<false>(&p) }
+    }
+}
+
+kernel! {
+    /// `pq_write_by_index` for score order: writes the candidates of the rows whose `pq_select`
+    /// published what they take, for `pq_sort_runs`, a block per chunk of a row.
+    ///
+    /// # Safety
+    /// `p` as for `pq_select`, which has finished; `p.write_chunks > 0`.
+    #[cfg(not(pqtopk_smoke))]
+    pub unsafe fn pq_write_candidates(p: SelectParams) {
+        // SAFETY: forwarded to the caller.
+        unsafe { select::row::write_chunk::<true>(&p) }
     }
 }
 
@@ -201,7 +215,7 @@ kernel! {
     /// run gets its outputs here.
     ///
     /// # Safety
-    /// `p` as for `pq_select`, which has finished.
+    /// `p` as for `pq_select`; it and `pq_write_candidates` have finished.
     #[cfg(not(pqtopk_smoke))]
     pub unsafe fn pq_sort_runs(p: SelectParams) {
         // SAFETY: launched with the documented shared memory; the rest is forwarded to the caller.

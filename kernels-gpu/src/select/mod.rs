@@ -75,6 +75,11 @@ impl Filter {
         self.all
     }
 
+    /// The tied keys' range `lo..hi`: keys at or above `hi` are taken.
+    pub fn tied_range(&self) -> (u64, u64) {
+        (self.lo, self.hi)
+    }
+
     /// `key` against the filter.
     #[inline(always)]
     pub fn classify(&self, key: u64) -> Class {
@@ -328,35 +333,42 @@ pub unsafe fn block_exclusive_sum(v: u32) -> (u32, u32) {
     }
 }
 
-/// A chained-prefix word whose chunk has published its own count (low 32 bits).
+/// A chained-prefix word whose chunk has published its own counts (below the flags).
 const CHUNK_COUNTED: u64 = 1 << 62;
-/// A chained-prefix word whose chunk has published its inclusive prefix (low 32 bits).
+/// A chained-prefix word whose chunk has published its inclusive prefixes (below the flags).
 const CHUNK_PREFIXED: u64 = 2 << 62;
+/// Bits of each of a chained-prefix word's two counts: the first count in the lowest bits, the
+/// second above it, the flags above both. Counts of a row's keys fit (n < 2³¹).
+const CHAINED_COUNT_BITS: u32 = 31;
 
-/// The sum of `count` over the chunks of a chain before chunk `chunk`, each chunk a block that
-/// calls this with its own count; every thread gets it. A decoupled look-back: the block
-/// publishes its count in `words[chunk]` at once, then warp 0 reads its predecessors' words 32
-/// at a time, nearest first, and adds counts back to the nearest complete prefix; then it
-/// publishes its own prefix. A chunk waits only for predecessors that have not counted yet.
+/// The sums of `counts` over the chunks of a chain before chunk `chunk`, each chunk a block
+/// that calls this with its own two counts; every thread gets them. A decoupled look-back: the
+/// block publishes its counts in `words[chunk]` at once, then warp 0 reads its predecessors'
+/// words 32 at a time, nearest first, and adds counts back to the nearest complete prefix;
+/// then it publishes its own prefixes. A chunk waits only for predecessors that have not
+/// counted yet.
 ///
 /// # Safety
 /// All threads of the block call it once per launch, with the same arguments; `words` holds
 /// `chunk + 1` words that were zero at the launch and that only the chain's blocks write, each
 /// chunk's block once; every chunk below `chunk` has a block that calls this, started no later
 /// than this one (blocks start in index order, as CUDA's scheduler and the emulator start them,
-/// so lower chunks need lower block indices).
-pub unsafe fn chained_prefix(words: *mut u64, chunk: u32, count: u32) -> u32 {
-    let prefix = static_shared!(CHAINED_PREFIX: [u32; 1]);
+/// so lower chunks need lower block indices); the sums of each count over the chain are below
+/// 2³¹.
+pub unsafe fn chained_prefix(words: *mut u64, chunk: u32, counts: [u32; 2]) -> [u32; 2] {
+    let prefix = static_shared!(CHAINED_PREFIX: [u32; 2]);
     let lane = device::lane();
+    let pack = |[first, second]: [u32; 2]| first as u64 | (second as u64) << CHAINED_COUNT_BITS;
+    let low = (1u64 << CHAINED_COUNT_BITS) - 1;
     // SAFETY: warp 0 runs the look-back convergently (the window loop's condition is the same in
     // every lane); lane 0 alone writes this chunk's word and the shared prefix, which the
     // barrier publishes; each word read is below `chunk`.
     unsafe {
         if device::thread_idx() < device::WARP {
             if lane == 0 && chunk > 0 {
-                device::store_relaxed_u64(words.add(chunk as usize), CHUNK_COUNTED | count as u64);
+                device::store_relaxed_u64(words.add(chunk as usize), CHUNK_COUNTED | pack(counts));
             }
-            let mut before = 0;
+            let mut before = [0u32; 2];
             let mut end = chunk;
             while end > 0 {
                 // Lane i reads chunk end - 1 - i; lanes past the first chunk see an empty prefix.
@@ -371,20 +383,24 @@ pub unsafe fn chained_prefix(words: *mut u64, chunk: u32, count: u32) -> u32 {
                 };
                 let prefixed = device::ballot(word & CHUNK_PREFIXED != 0);
                 let nearest = if prefixed == 0 { device::WARP } else { prefixed.trailing_zeros() };
-                let mine = if lane <= nearest { word as u32 } else { 0 };
-                before += device::shfl_idx(warp_inclusive_sum(mine), device::WARP - 1);
+                let mine = if lane <= nearest { word } else { 0 };
+                let mine = [(mine & low) as u32, ((mine >> CHAINED_COUNT_BITS) & low) as u32];
+                before[0] += device::shfl_idx(warp_inclusive_sum(mine[0]), device::WARP - 1);
+                before[1] += device::shfl_idx(warp_inclusive_sum(mine[1]), device::WARP - 1);
                 if prefixed != 0 {
                     break;
                 }
                 end -= device::WARP;
             }
             if lane == 0 {
-                device::store_relaxed_u64(words.add(chunk as usize), CHUNK_PREFIXED | (before + count) as u64);
-                prefix.set(0, before);
+                let inclusive = [before[0] + counts[0], before[1] + counts[1]];
+                device::store_relaxed_u64(words.add(chunk as usize), CHUNK_PREFIXED | pack(inclusive));
+                prefix.set(0, before[0]);
+                prefix.set(1, before[1]);
             }
         }
         device::sync_threads();
-        prefix.get(0)
+        [prefix.get(0), prefix.get(1)]
     }
 }
 

@@ -56,9 +56,9 @@ pub unsafe fn select_row<const BY_SCORE: bool>(p: &SelectParams) {
             && filter.ties_differ_below(score::INDEX_BITS)
             && (p.split == 1 || filter.tied > p.tie_capacity);
         // Every block of a split row computed the same filter; they share the gather where one
-        // follows (a row whose keys are all taken, whose ties rank by index, or whose candidates
-        // go to pq_sort_runs, is block 0's alone).
-        let shared_gather = p.split > 1 && !filter.takes_all() && !ranked && (in_shared || !BY_SCORE);
+        // follows (a row whose keys are all taken, or whose ties rank by index, is block 0's
+        // alone).
+        let shared_gather = p.split > 1 && !filter.takes_all() && !ranked;
         if p.split > 1 && !shared_gather && part != 0 {
             return;
         }
@@ -88,15 +88,14 @@ pub unsafe fn select_row<const BY_SCORE: bool>(p: &SelectParams) {
             let out = OutputRows::of(p);
             finish_in_shared(out, row, BY_SCORE, taken, above, (tied, filter.remaining), valid, hist, best, ties);
         } else {
-            let threshold_key = if filter.takes_all() {
-                0
+            // The row's top k does not fit in shared memory: the last block publishes what the
+            // row takes, and `pq_write_by_index` or `pq_write_candidates` writes it a chunk per
+            // block. Ties that rank by index are ranked there too, by the chunks' chained counts.
+            let header = if filter.takes_all() {
+                [0; WRITE_STATE_HEADER_WORDS as usize]
             } else if ranked {
-                gather_in_order(&keys, counters, classify, (above, filter.remaining), |taken, slot, key| {
-                    if !taken && slot + 1 == filter.remaining {
-                        last.set(0, key)
-                    }
-                });
-                last.get(0)
+                let (lo, hi) = filter.tied_range();
+                [lo, hi, filter.remaining as u64]
             } else {
                 gather(&gathered, counters, classify, |taken, slot, key| {
                     if !taken {
@@ -111,23 +110,10 @@ pub unsafe fn select_row<const BY_SCORE: bool>(p: &SelectParams) {
                         last.set(0, key)
                     }
                 });
-                last.get(0)
+                let threshold_key = last.get(0);
+                [threshold_key, threshold_key, 0]
             };
-            if !BY_SCORE {
-                publish_threshold(p, row, threshold_key);
-            } else {
-                let is_taken = |key: u64| {
-                    let class = filter.classify(key);
-                    class.taken || (class.tied && key >= threshold_key)
-                };
-                let candidates = (p.candidates as *mut u64).wrapping_add(row as usize * s.k as usize);
-                gather(
-                    &keys,
-                    counters,
-                    |key| Class { taken: is_taken(key), tied: false },
-                    |_, slot, key| *candidates.add(slot as usize) = key,
-                );
-            }
+            publish_write_state(p, row, header);
         }
     }
 }
@@ -625,45 +611,58 @@ pub unsafe fn block_bin_bounds(binning: Binning, bin: u32) -> (u64, u64) {
     }
 }
 
-/// Hands an index-order row that does not fit [`top_k_in_shared`] to `pq_write_by_index`: its
-/// threshold, the smallest key it takes (its tied keys at or above `threshold_key`, and every
-/// key above them), and its chunks' look-back words zeroed (see `SelectParams::write_state`).
+/// Hands a row that does not fit [`top_k_in_shared`] to `pq_write_by_index` or
+/// `pq_write_candidates`: its header (`lo`, `hi`, `remaining`: see `SelectParams::write_state`),
+/// and its chunks' look-back words zeroed.
 ///
 /// # Safety
 /// All threads of the block call it, in the row's last block; `p.write_chunks > 0`.
 #[inline(always)]
-unsafe fn publish_threshold(p: &SelectParams, row: u32, threshold_key: u64) {
+unsafe fn publish_write_state(
+    p: &SelectParams,
+    row: u32,
+    [lo, hi, remaining]: [u64; WRITE_STATE_HEADER_WORDS as usize],
+) {
     let state = row_write_state(p, row);
-    // SAFETY: the row's state spans WRITE_STATE_HEADER_WORDS + write_chunks words;
-    // pq_write_by_index reads it after this launch.
+    // SAFETY: the row's state spans WRITE_STATE_HEADER_WORDS + write_chunks words; the chunks
+    // read it after this launch.
     unsafe {
         let words = WRITE_STATE_HEADER_WORDS + p.write_chunks;
         for i in device::strided(device::thread_idx(), words, device::block_dim() as usize) {
-            *state.add(i as usize) = if i == 0 { threshold_key } else { 0 };
+            // A match, not an index: a dynamically indexed array would live in local memory.
+            *state.add(i as usize) = match i {
+                0 => lo,
+                1 => hi,
+                2 => remaining,
+                _ => 0,
+            };
         }
     }
 }
 
-/// Row `row`'s part of `p.write_state`: its threshold, then its chunks' look-back words.
+/// Row `row`'s part of `p.write_state`: its header, then its chunks' look-back words.
 fn row_write_state(p: &SelectParams, row: u32) -> *mut u64 {
     (p.write_state as *mut u64)
         .wrapping_add(row as usize * (WRITE_STATE_HEADER_WORDS as usize + p.write_chunks as usize))
 }
 
-/// Writes chunk `block % write_chunks` of row `block / write_chunks` (`WRITE_CHUNK_KEYS` keys)
-/// in index order: the chunk's keys at or above the row's threshold, after those of the
-/// chunks before it (a chained prefix of the chunks' counts). Rows that `pq_select_by_index`
-/// finished itself are left alone.
+/// Writes chunk `block % write_chunks` of row `block / write_chunks` (`WRITE_CHUNK_KEYS` keys):
+/// the chunk's taken keys (see `SelectParams::write_state`) in index order, after those of the
+/// chunks before it, to the row's outputs (index order) or its candidates (`BY_SCORE`, for
+/// `pq_sort_runs`). A chained prefix of the chunks' counts places them, and ranks the tied
+/// keys: a chunk takes its first ties that the chunks before it left room for. Rows that the
+/// selection finished itself are left alone.
 ///
 /// # Safety
-/// As `pq_write_by_index`.
+/// As `pq_write_by_index`, or `pq_write_candidates` where `BY_SCORE`.
 #[inline(always)]
-pub unsafe fn write_chunk_in_index_order(p: &SelectParams) {
+pub unsafe fn write_chunk<const BY_SCORE: bool>(p: &SelectParams) {
     let s = &p.shape;
     let (row, chunk) = (device::block_idx().0 / p.write_chunks, device::block_idx().0 % p.write_chunks);
     let keys = RowKeys::of(p, row);
     let valid = keys.end;
-    if valid <= s.k || top_k_in_shared(false, s.k, valid, p.sort_capacity, p.tie_capacity) {
+    if (!BY_SCORE && valid <= s.k) || top_k_in_shared(BY_SCORE, s.k.min(valid), valid, p.sort_capacity, p.tie_capacity)
+    {
         return;
     }
     // A step of this block's sweep is the chunk; a chunk past the row's valid keys has nothing
@@ -673,42 +672,64 @@ pub unsafe fn write_chunk_in_index_order(p: &SelectParams) {
         return;
     }
     let out = OutputRows::of(p);
+    let candidates = (p.candidates as *mut u64).wrapping_add(row as usize * s.k as usize);
     let state = row_write_state(p, row);
     let stage = static_shared!(WRITE_STAGE: [u64; WRITE_CHUNK_KEYS as usize]);
-    // SAFETY: pq_select_by_index wrote the state in an earlier launch; the chunk's keys are one
-    // sweep step, so each slot below the step's taken count is staged once; the prefix's
-    // barrier orders the stage's writes before its reads; slots stay below the row's k.
+    // SAFETY: the selection wrote the state in an earlier launch; the chunk's keys are one sweep
+    // step, so each slot below the chunk's taken count is staged once; the barriers order the
+    // stage's writes before its reads; slots stay below the row's k.
     unsafe {
-        let threshold = *state;
+        let (lo, hi, remaining) = (*state, *state.add(1), *state.add(2) as u32);
+        // The same in every thread: only rows with ranked ties pay for their count.
+        let ranked = lo < hi;
         keys.sweep(|groups| {
-            let mut take = [[false; KEYS_PER_LOAD as usize]; LOADS_PER_STEP as usize];
-            let mut mine = [0u32; LOADS_PER_STEP as usize];
+            let (mut above, mut tied) = (0u32, 0u32);
             // The lists spell out 0..LOADS_PER_STEP and 0..KEYS_PER_LOAD.
             unrolled!(G in [0, 1] {
                 unrolled!(I in [0, 1, 2, 3] {
-                    take[G][I] = groups[G].valid(I) && groups[G].key(I) >= threshold;
-                    mine[G] += take[G][I] as u32;
+                    let (key, bit) = (groups[G].key(I), 1u32 << (4 * G + I));
+                    if groups[G].valid(I) && key >= lo {
+                        if key >= hi { above |= bit } else { tied |= bit }
+                    }
                 });
             });
-            // One scan for both groups, 16 bits each: a group of the block holds at most
+            // Ranks in the chunk's order (group 0 of every thread, then group 1), one scan per
+            // class for both groups, 16 bits each: a group of the block holds at most
             // 4 · WRITE_THREADS keys.
-            let (before, total) = select::block_exclusive_sum(mine[0] | (mine[1] << 16));
-            let totals = [total & 0xffff, total >> 16];
-            let mut slots = [before & 0xffff, totals[0] + (before >> 16)];
+            let group_ranks = |mask: u32| {
+                let mine = (mask & 0xf).count_ones() | (mask >> 4).count_ones() << 16;
+                let (before, total) = select::block_exclusive_sum(mine);
+                ([before & 0xffff, (total & 0xffff) + (before >> 16)], (total & 0xffff) + (total >> 16))
+            };
+            let (above_rank, above_here) = group_ranks(above);
+            let (tied_rank, tied_here) = if ranked { group_ranks(tied) } else { ([0; 2], 0) };
+            let [above_before, tied_before] =
+                select::chained_prefix(state.add(WRITE_STATE_HEADER_WORDS as usize), chunk, [above_here, tied_here]);
+            let ties_taken_before = tied_before.min(remaining);
+            // The chunk takes its first `ties_wanted` tied keys.
+            let ties_wanted = (remaining - ties_taken_before).min(tied_here);
             // In slot order, so that each warp's stores below are contiguous: a thread's own
             // keys are four consecutive ones, which spread a warp's store over 16 sectors.
             unrolled!(G in [0, 1] {
                 unrolled!(I in [0, 1, 2, 3] {
-                    if take[G][I] {
-                        stage.set(slots[G] as usize, groups[G].key(I));
-                        slots[G] += 1;
+                    let (bit, group) = (1u32 << (4 * G + I), 0xfu32 << (4 * G));
+                    // Ranks in the chunk of this key's class, and of the tied keys before it.
+                    let above_here = above_rank[G] + (above & group & (bit - 1)).count_ones();
+                    let tied_here = tied_rank[G] + (tied & group & (bit - 1)).count_ones();
+                    if above & bit != 0 || (tied & bit != 0 && tied_here < ties_wanted) {
+                        stage.set((above_here + tied_here.min(ties_wanted)) as usize, groups[G].key(I));
                     }
                 });
             });
-            let chunk_taken = totals[0] + totals[1];
-            let written = select::chained_prefix(state.add(WRITE_STATE_HEADER_WORDS as usize), chunk, chunk_taken);
-            for slot in device::strided(device::thread_idx(), chunk_taken, device::block_dim() as usize) {
-                out.write(row, written + slot, Some(stage.get(slot as usize)));
+            device::sync_threads();
+            let written = above_before + ties_taken_before;
+            for slot in device::strided(device::thread_idx(), above_here + ties_wanted, device::block_dim() as usize) {
+                let key = stage.get(slot as usize);
+                if BY_SCORE {
+                    *candidates.add((written + slot) as usize) = key;
+                } else {
+                    out.write(row, written + slot, Some(key));
+                }
             }
         });
     }

@@ -24,7 +24,7 @@ fn row_candidates(p: &SelectParams, row: u32) -> (u32, usize) {
 /// place; a row of one run is written to the outputs (and padded) instead.
 ///
 /// # Safety
-/// All threads of the block call it; `keys` holds `RUN_KEYS` keys; `pq_select` has finished
+/// All threads of the block call it; `keys` holds `RUN_KEYS` keys; `pq_write_candidates` has finished
 /// writing the candidates.
 pub unsafe fn sort_run(p: &SelectParams, keys: Shared<u64>) {
     let runs = p.shape.k.div_ceil(RUN_KEYS);
@@ -39,7 +39,7 @@ pub unsafe fn sort_run(p: &SelectParams, keys: Shared<u64>) {
     let candidates = (p.candidates as *mut u64).wrapping_add(start + first as usize);
     let (t, threads) = (device::thread_idx() as usize, device::block_dim() as usize);
     let single = taken <= RUN_KEYS;
-    // SAFETY: the candidates `first..first + len` of the row were written by pq_select; the
+    // SAFETY: the candidates `first..first + len` of the row were written by pq_write_candidates; the
     // barriers order the loads, the sort and the stores; each slot has one writer.
     unsafe {
         for i in device::strided(t, padded, threads) {
@@ -74,7 +74,7 @@ pub unsafe fn merge_pass(p: &MergeParams) {
     let slot = chunk * device::block_dim() + device::thread_idx();
     let (taken, start) = row_candidates(&p.select, row);
     if taken <= RUN_KEYS {
-        // pq_select or pq_sort_runs wrote this row.
+        // The selection or pq_sort_runs wrote this row.
         return;
     }
     let out = OutputRows::of(&p.select);
