@@ -51,10 +51,9 @@ pub const LAUNCH_BOUNDS: [(&str, u32, u32); 12] = [
     (kernel_names::SELECT, SELECT_THREADS, 1),
     (kernel_names::SELECT_BY_INDEX, SELECT_THREADS, 1),
     (kernel_names::SORT_RUNS, SELECT_THREADS, 1),
-    // A chunk each: many blocks in flight overlap their look-back waits. Three, not four: the
-    // ranked ties' second count needs 80 registers (at four per SM it spilled).
-    (kernel_names::WRITE_BY_INDEX, WRITE_THREADS, 3),
-    (kernel_names::WRITE_CANDIDATES, WRITE_THREADS, 3),
+    // A chunk each: many blocks in flight overlap their look-back waits.
+    (kernel_names::WRITE_BY_INDEX, WRITE_THREADS, 4),
+    (kernel_names::WRITE_CANDIDATES, WRITE_THREADS, 4),
     // One binary search per thread: many blocks in flight hide the loads' latency.
     (kernel_names::MERGE_RUNS, BLOCK_THREADS, 4),
     (kernel_names::TOPK_SMALL, SMALL_THREADS, 2),

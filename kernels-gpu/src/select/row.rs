@@ -665,8 +665,8 @@ pub unsafe fn write_chunk<const BY_SCORE: bool>(p: &SelectParams) {
     {
         return;
     }
-    // A step of this block's sweep is the chunk; a chunk past the row's valid keys has nothing
-    // to write, and no chunk of the row waits for it (each waits only for those before it).
+    // A chunk past the row's valid keys has nothing to write, and no chunk of the row waits for
+    // it (each waits only for those before it).
     let keys = keys.part(chunk, p.write_chunks);
     if keys.begin >= keys.end {
         return;
@@ -675,63 +675,82 @@ pub unsafe fn write_chunk<const BY_SCORE: bool>(p: &SelectParams) {
     let candidates = (p.candidates as *mut u64).wrapping_add(row as usize * s.k as usize);
     let state = row_write_state(p, row);
     let stage = static_shared!(WRITE_STAGE: [u64; WRITE_CHUNK_KEYS as usize]);
+    let stage_ties = static_shared!(WRITE_STAGE_TIES: [u32; WRITE_CHUNK_KEYS as usize]);
     // SAFETY: the selection wrote the state in an earlier launch; the chunk's keys are one sweep
-    // step, so each slot below the chunk's taken count is staged once; the barriers order the
-    // stage's writes before its reads; slots stay below the row's k.
+    // step, so each staged place is written once; the look-back's barrier orders the stage's
+    // writes before its reads; slots stay below the row's k.
     unsafe {
         let (lo, hi, remaining) = (*state, *state.add(1), *state.add(2) as u32);
         // The same in every thread: only rows with ranked ties pay for their count.
         let ranked = lo < hi;
-        keys.sweep(|groups| {
-            let (mut above, mut tied) = (0u32, 0u32);
-            // The lists spell out 0..LOADS_PER_STEP and 0..KEYS_PER_LOAD.
-            unrolled!(G in [0, 1] {
-                unrolled!(I in [0, 1, 2, 3] {
-                    let (key, bit) = (groups[G].key(I), 1u32 << (4 * G + I));
-                    if groups[G].valid(I) && key >= lo {
-                        if key >= hi { above |= bit } else { tied |= bit }
-                    }
-                });
+        let per_call = KEYS_PER_LOAD * device::block_dim();
+        // The chunk is one step of a sweep.
+        let groups = keys.load_step(keys.begin, per_call);
+        let (mut above, mut tied) = (0u32, 0u32);
+        // The lists spell out 0..LOADS_PER_STEP and 0..KEYS_PER_LOAD.
+        unrolled!(G in [0, 1] {
+            unrolled!(I in [0, 1, 2, 3] {
+                let (key, bit) = (groups[G].key(I), 1u32 << (4 * G + I));
+                if groups[G].valid(I) && key >= lo {
+                    if key >= hi { above |= bit } else { tied |= bit }
+                }
             });
-            // Ranks in the chunk's order (group 0 of every thread, then group 1), one scan per
-            // class for both groups, 16 bits each: a group of the block holds at most
-            // 4 · WRITE_THREADS keys.
-            let group_ranks = |mask: u32| {
-                let mine = (mask & 0xf).count_ones() | (mask >> 4).count_ones() << 16;
-                let (before, total) = select::block_exclusive_sum(mine);
-                ([before & 0xffff, (total & 0xffff) + (before >> 16)], (total & 0xffff) + (total >> 16))
+        });
+        // Ranks in the chunk's order (group 0 of every thread, then group 1), one scan per
+        // class for both groups, 16 bits each: a group of the block holds at most
+        // 4 · WRITE_THREADS keys.
+        let group_ranks = |mask: u32| {
+            let mine = (mask & 0xf).count_ones() | (mask >> 4).count_ones() << 16;
+            let (before, total) = select::block_exclusive_sum(mine);
+            ([before & 0xffff, (total & 0xffff) + (before >> 16)], (total & 0xffff) + (total >> 16))
+        };
+        let (above_rank, above_here) = group_ranks(above);
+        let (tied_rank, tied_here) = if ranked { group_ranks(tied) } else { ([0; 2], 0) };
+        // Staged in the chunk's order, so that each warp's stores below are contiguous (a
+        // thread's own keys are four consecutive ones, which spread a warp's store over 16
+        // sectors), before the look-back, whose barrier orders them before the stores, and so
+        // that no key waits in a register through it (which cost three blocks per SM instead of
+        // four, and 9 µs of the n = 1 M write: perf-notes v27). Which ties are taken is known
+        // only after it: with ranked ties, each staged key's count of tied keys before it, and
+        // whether it is tied itself (bit 0), place it then.
+        unrolled!(G in [0, 1] {
+            unrolled!(I in [0, 1, 2, 3] {
+                let (bit, group) = (1u32 << (4 * G + I), 0xfu32 << (4 * G));
+                let above_here = above_rank[G] + (above & group & (bit - 1)).count_ones();
+                let tied_here = tied_rank[G] + (tied & group & (bit - 1)).count_ones();
+                if (above | tied) & bit != 0 {
+                    stage.set((above_here + tied_here) as usize, groups[G].key(I));
+                    if ranked {
+                        stage_ties.set((above_here + tied_here) as usize, tied_here << 1 | (tied & bit != 0) as u32);
+                    }
+                }
+            });
+        });
+        let [above_before, tied_before] =
+            select::chained_prefix(state.add(WRITE_STATE_HEADER_WORDS as usize), chunk, [above_here, tied_here]);
+        let ties_taken_before = tied_before.min(remaining);
+        // The chunk takes its first `ties_wanted` tied keys.
+        let ties_wanted = (remaining - ties_taken_before).min(tied_here);
+        let written = above_before + ties_taken_before;
+        for staged in device::strided(device::thread_idx(), above_here + tied_here, device::block_dim() as usize) {
+            // A key's slot in the chunk's output: its staged place, less the tied keys before it
+            // that are not taken.
+            let (taken, slot) = if ranked {
+                let ties = stage_ties.get(staged as usize);
+                let tied_before_it = ties >> 1;
+                (ties & 1 == 0 || tied_before_it < ties_wanted, staged - tied_before_it.saturating_sub(ties_wanted))
+            } else {
+                (true, staged)
             };
-            let (above_rank, above_here) = group_ranks(above);
-            let (tied_rank, tied_here) = if ranked { group_ranks(tied) } else { ([0; 2], 0) };
-            let [above_before, tied_before] =
-                select::chained_prefix(state.add(WRITE_STATE_HEADER_WORDS as usize), chunk, [above_here, tied_here]);
-            let ties_taken_before = tied_before.min(remaining);
-            // The chunk takes its first `ties_wanted` tied keys.
-            let ties_wanted = (remaining - ties_taken_before).min(tied_here);
-            // In slot order, so that each warp's stores below are contiguous: a thread's own
-            // keys are four consecutive ones, which spread a warp's store over 16 sectors.
-            unrolled!(G in [0, 1] {
-                unrolled!(I in [0, 1, 2, 3] {
-                    let (bit, group) = (1u32 << (4 * G + I), 0xfu32 << (4 * G));
-                    // Ranks in the chunk of this key's class, and of the tied keys before it.
-                    let above_here = above_rank[G] + (above & group & (bit - 1)).count_ones();
-                    let tied_here = tied_rank[G] + (tied & group & (bit - 1)).count_ones();
-                    if above & bit != 0 || (tied & bit != 0 && tied_here < ties_wanted) {
-                        stage.set((above_here + tied_here.min(ties_wanted)) as usize, groups[G].key(I));
-                    }
-                });
-            });
-            device::sync_threads();
-            let written = above_before + ties_taken_before;
-            for slot in device::strided(device::thread_idx(), above_here + ties_wanted, device::block_dim() as usize) {
-                let key = stage.get(slot as usize);
+            if taken {
+                let key = stage.get(staged as usize);
                 if BY_SCORE {
                     *candidates.add((written + slot) as usize) = key;
                 } else {
                     out.write(row, written + slot, Some(key));
                 }
             }
-        });
+        }
     }
 }
 
