@@ -48,10 +48,11 @@ pub unsafe fn select_row<const BY_SCORE: bool>(p: &SelectParams) {
         // The row's top k fits in shared memory, and in index order so does its index bitmap:
         // one sweep gathers it.
         let in_shared = top_k_in_shared(BY_SCORE, taken, valid, p.sort_capacity, p.tie_capacity);
-        // Tied keys that share their score (every bit above the index) rank by index, which the
-        // sweep of one block visits in order: the first `remaining` it meets are the best, and
-        // only those are kept (no refinement or sort). A split row does so where its ties
-        // overflow the tie buffer (`narrow` stopped refining them), in its first block alone.
+        // Tied keys that share their score (every bit above the index) rank by index: the first
+        // `remaining` in index order are the best, and only those are kept (no refinement or
+        // sort), by one block's sweep where the top k fits in shared memory, else by the chunks
+        // of the write. A split row does so where its ties overflow the tie buffer (`narrow`
+        // stopped refining them), in its first block alone.
         let ranked = !filter.takes_all()
             && filter.ties_differ_below(score::INDEX_BITS)
             && (p.split == 1 || filter.tied > p.tie_capacity);
