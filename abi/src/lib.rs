@@ -80,10 +80,10 @@ pub mod kernel_names {
     /// `pq_select` for index order (and unordered results): a kernel of its own, without the
     /// score order's code.
     pub const SELECT_BY_INDEX: &str = "pq_select_by_index";
-    /// Writes in index order the top k of the rows whose `pq_select_by_index` published their
-    /// threshold ([`SelectParams::write_chunks`](crate::SelectParams)).
+    /// Writes in index order the top k of the rows whose `pq_select_by_index` published what
+    /// they take ([`SelectParams::write_chunks`](crate::SelectParams)).
     pub const WRITE_BY_INDEX: &str = "pq_write_by_index";
-    /// Writes the candidates of the rows whose `pq_select` published their threshold, for
+    /// Writes the candidates of the rows whose `pq_select` published what they take, for
     /// `pq_sort_runs` ([`SelectParams::write_chunks`](crate::SelectParams)).
     pub const WRITE_CANDIDATES: &str = "pq_write_candidates";
     /// Sorts large top-k candidates in runs of [`RUN_KEYS`](crate::RUN_KEYS).
