@@ -429,6 +429,16 @@ pub const fn index_bitmap_slots(keys: u32) -> u32 {
 pub const fn top_k_in_shared(by_score: bool, taken: u32, valid: u32, sort_capacity: u32, tie_capacity: u32) -> bool {
     taken.next_power_of_two() <= sort_capacity && (by_score || index_bitmap_slots(valid) <= tie_capacity)
 }
+/// Whether a row of `valid` keys goes to the chunks after the selection (`pq_write_by_index`,
+/// or in score order `pq_write_candidates` and the run sort): its top k does not fit
+/// [`top_k_in_shared`], and in index order it is no copy (more valid keys than k).
+/// Shared by the plan (for full rows: a ragged row fits wherever a full one does), the chunk
+/// kernels and the run sort. Inlined across crates into the kernels.
+#[inline(always)]
+pub fn writes_in_chunks(by_score: bool, k: u32, valid: u32, sort_capacity: u32, tie_capacity: u32) -> bool {
+    let copied = !by_score && valid <= k;
+    !(copied || top_k_in_shared(by_score, k.min(valid), valid, sort_capacity, tie_capacity))
+}
 /// Bits of a refinement digit; `HIST_BINS == 1 << DIGIT_BITS`.
 pub const DIGIT_BITS: u32 = 10;
 /// Most output rows one scoring block covers: one entry of its interleaved lookup tables holds

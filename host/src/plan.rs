@@ -11,7 +11,7 @@ use pqtopk_abi::{
     SELECT_KEYS_PER_STEP, SELECT_THREADS, SELECT_THREADS_MANY_ROWS, SMALL_MAX_KEYS, SMALL_THREADS, SPLIT_STATE_WORDS,
     ScoreParams, SelectParams, Shape, SmallParams, TABLES_BLOCKS_PER_SM, TablesParams, Tiling, TrainParams,
     WRITE_CHUNK_KEYS, WRITE_STATE_HEADER_WORDS, WRITE_THREADS, cluster_layout, index_bitmap_slots, kernel_names,
-    merge_passes, ranges_staging_floats, small_shared_bytes, tables_staging_floats, top_k_in_shared,
+    merge_passes, ranges_staging_floats, small_shared_bytes, tables_staging_floats, writes_in_chunks,
 };
 
 /// Shared memory one scoring block may use for lookup tables; two such blocks fit on every SM
@@ -194,10 +194,10 @@ pub(crate) fn plan(
     // A row whose top k does not fit in shared memory is written a block per chunk, by
     // `pq_write_by_index` in index order, and in score order by `pq_write_candidates` for the
     // run sort. A ragged row of fewer keys fits wherever a full row does (its bitmap is smaller,
-    // its k the same), so full rows decide; in index order a row of no more keys than k is a copy.
+    // its k the same), so full rows decide.
     let by_score = p.order == Order::ByScore;
-    let writes_in_chunks = (by_score || p.n > p.k)
-        && !top_k_in_shared(by_score, p.k.min(p.n) as u32, p.n as u32, sort_capacity as u32, tie_capacity as u32);
+    let writes_in_chunks =
+        writes_in_chunks(by_score, p.k as u32, p.n as u32, sort_capacity as u32, tie_capacity as u32);
     let write_chunks = if writes_in_chunks { p.n.div_ceil(WRITE_CHUNK_KEYS as usize) } else { 0 };
     let sorts_runs = by_score && writes_in_chunks;
     let run_blocks = if sorts_runs { p.rows() * p.k.div_ceil(RUN_KEYS as usize) } else { 0 };

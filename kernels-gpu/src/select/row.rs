@@ -8,7 +8,7 @@ use crate::score::{self, Binning};
 use crate::select::{self, Class, Filter, MergeSorted};
 use pqtopk_abi::{
     HIST_BINS, RowBinning, SELECT_KEYS_PER_STEP, SPLIT_STATE_WORDS, SelectParams, WRITE_CHUNK_KEYS,
-    WRITE_STATE_HEADER_WORDS, top_k_in_shared,
+    WRITE_STATE_HEADER_WORDS, top_k_in_shared, writes_in_chunks,
 };
 
 /// Selects row `block / split`'s exact top k (see the `pq_select` entry point), best first where
@@ -662,8 +662,7 @@ pub unsafe fn write_chunk<const BY_SCORE: bool>(p: &SelectParams) {
     let (row, chunk) = (device::block_idx().0 / p.write_chunks, device::block_idx().0 % p.write_chunks);
     let keys = RowKeys::of(p, row);
     let valid = keys.end;
-    if (!BY_SCORE && valid <= s.k) || top_k_in_shared(BY_SCORE, s.k.min(valid), valid, p.sort_capacity, p.tie_capacity)
-    {
+    if !writes_in_chunks(BY_SCORE, s.k, valid, p.sort_capacity, p.tie_capacity) {
         return;
     }
     // A chunk past the row's valid keys has nothing to write, and no chunk of the row waits for
@@ -717,12 +716,14 @@ pub unsafe fn write_chunk<const BY_SCORE: bool>(p: &SelectParams) {
         unrolled!(G in [0, 1] {
             unrolled!(I in [0, 1, 2, 3] {
                 let (bit, group) = (1u32 << (4 * G + I), 0xfu32 << (4 * G));
-                let above_here = above_rank[G] + (above & group & (bit - 1)).count_ones();
-                let tied_here = tied_rank[G] + (tied & group & (bit - 1)).count_ones();
+                // The chunk's keys above the range, and its tied keys, before this one.
+                let above_before_key = above_rank[G] + (above & group & (bit - 1)).count_ones();
+                let tied_before_key = tied_rank[G] + (tied & group & (bit - 1)).count_ones();
                 if (above | tied) & bit != 0 {
-                    stage.set((above_here + tied_here) as usize, groups[G].key(I));
+                    let place = (above_before_key + tied_before_key) as usize;
+                    stage.set(place, groups[G].key(I));
                     if ranked {
-                        stage_ties.set((above_here + tied_here) as usize, tied_here << 1 | (tied & bit != 0) as u32);
+                        stage_ties.set(place, tied_before_key << 1 | (tied & bit != 0) as u32);
                     }
                 }
             });

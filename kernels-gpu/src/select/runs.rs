@@ -8,16 +8,15 @@ use crate::device::{self, Shared};
 use crate::output::OutputRows;
 use crate::score;
 use crate::select;
-use pqtopk_abi::{MergeParams, RUN_KEYS, SelectParams, top_k_in_shared};
+use pqtopk_abi::{MergeParams, RUN_KEYS, SelectParams, writes_in_chunks};
 
 /// Keys of `row` that `pq_select` left to this path (0 where it wrote the row itself), and the
 /// row's start in the `[rows, k]` candidate buffers.
 fn row_candidates(p: &SelectParams, row: u32) -> (u32, usize) {
     let s = &p.shape;
     let valid = score::valid_keys(s, p.n_valid, score::batch_of_row(s, row));
-    let taken = s.k.min(valid);
-    let in_shared = top_k_in_shared(true, taken, valid, p.sort_capacity, p.tie_capacity);
-    (if in_shared { 0 } else { taken }, row as usize * s.k as usize)
+    let chunked = writes_in_chunks(true, s.k, valid, p.sort_capacity, p.tie_capacity);
+    (if chunked { s.k.min(valid) } else { 0 }, row as usize * s.k as usize)
 }
 
 /// Sorts run `block % runs` of row `block / runs` (`runs = ceil(k / RUN_KEYS)`) descending in
