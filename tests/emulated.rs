@@ -299,6 +299,23 @@ fn k_past_the_shared_sort_capacity_by_index_writes_in_chunks() {
 }
 
 #[test]
+fn rows_past_the_index_bitmap_sort_by_index() {
+    // Index order over rows of 140 000 keys, whose index bitmap outgrows the tie buffer (4096
+    // slots hold 131 072 keys' bits): the selection sorts the taken keys by index itself, and
+    // only rows whose tied keys rank by index (equal keys, few-valued ties, late outliers) go to
+    // the chunks of `pq_write_by_index`, which leave the rows the selection wrote alone. Ragged
+    // rows mix those with rows short enough for the bitmap, in one launch.
+    let p = Problem::new(2, 2, 1, 1, 64, 8, 64, 140_000, 2048).with_order(Order::ByIndex);
+    let cases = vec![
+        (p, Data::Random, true),
+        (Problem { k: 1000, ..p }, Data::Equal, false),
+        (p.with_metric(Metric::L2), Data::LateOutliers, false),
+        (Problem { k: 4096, ..p }, Data::Ties, true),
+    ];
+    check_all("rows_past_the_index_bitmap_sort_by_index", cases);
+}
+
+#[test]
 fn few_long_rows_split_their_selection() {
     let mut cases = Vec::new();
     for (i, k) in [777, 4097, 2048, 300, 1000].into_iter().enumerate() {

@@ -21,6 +21,9 @@ pub const WRITE_CHUNK_KEYS: u32 = SELECT_KEYS_PER_STEP * WRITE_THREADS;
 /// u64 per row of [`SelectParams::write_state`] before its look-back words: the tied range's
 /// `lo` and `hi`, and how many of its keys are taken (see there).
 pub const WRITE_STATE_HEADER_WORDS: u32 = 3;
+/// The `remaining` word of a row's [`SelectParams::write_state`] header where the selection
+/// wrote the row itself: its chunks leave it alone.
+pub const WRITE_STATE_ROW_WRITTEN: u64 = u64::MAX;
 /// Keys each `pq_score` thread scores at once, their code loads in flight together; the plan
 /// sizes the scoring blocks' key chunks in steps of this many keys per thread.
 pub const SCORE_KEYS_IN_FLIGHT: usize = 2;
@@ -422,22 +425,35 @@ pub const HIST_BINS: u32 = 1 << 10;
 pub const fn index_bitmap_slots(keys: u32) -> u32 {
     keys.div_ceil(32)
 }
-/// Whether a selection block holds a row's top k of `taken` keys (of `valid`) in shared memory
-/// (`sort_capacity` slots), and in index order its index bitmap too (`tie_capacity`): then it
-/// gathers them in one sweep and writes them itself. Otherwise score order sorts them in runs,
-/// and index order publishes the row's threshold for `pq_write_by_index`.
-pub const fn top_k_in_shared(by_score: bool, taken: u32, valid: u32, sort_capacity: u32, tie_capacity: u32) -> bool {
-    taken.next_power_of_two() <= sort_capacity && (by_score || index_bitmap_slots(valid) <= tie_capacity)
+/// Whether a selection block holds a row's top k of `taken` keys in shared memory
+/// (`sort_capacity` slots): then it gathers them in one sweep and writes them itself (in index
+/// order, unless its tied keys rank by index and [`index_bitmap_fits`] does not hold). Otherwise
+/// score order sorts them in runs, and index order publishes what the row takes for
+/// `pq_write_by_index`.
+pub const fn top_k_in_shared(taken: u32, sort_capacity: u32) -> bool {
+    taken.next_power_of_two() <= sort_capacity
 }
-/// Whether a row of `valid` keys goes to the chunks after the selection (`pq_write_by_index`,
+/// Whether the index bitmap of a row of `valid` keys fits in the tie buffer (`tie_capacity`
+/// slots): then index order places the taken keys by it, and a row whose tied keys rank by
+/// index takes them in one block's sweep in index order. Otherwise the taken keys are sorted by
+/// index, and the ranked ties go to the chunks of `pq_write_by_index` (one block's sweep of
+/// such a row took ~350 µs at n = 1 M: perf-notes v26).
+pub const fn index_bitmap_fits(valid: u32, tie_capacity: u32) -> bool {
+    index_bitmap_slots(valid) <= tie_capacity
+}
+/// Whether a row of `valid` keys may go to the chunks after the selection (`pq_write_by_index`,
 /// or in score order `pq_write_candidates` and the run sort): its top k does not fit
-/// [`top_k_in_shared`], and in index order it is no copy (more valid keys than k).
-/// Shared by the plan (for full rows: a ragged row fits wherever a full one does), the chunk
-/// kernels and the run sort. Inlined across crates into the kernels.
+/// [`top_k_in_shared`], or in index order its bitmap does not fit [`index_bitmap_fits`] and the
+/// row is no copy (more valid keys than k). Index-order rows that the selection finishes itself
+/// mark their state [`WRITE_STATE_ROW_WRITTEN`]. Shared by the plan (for full rows: a ragged
+/// row fits wherever a full one does), the chunk kernels and the run sort. Inlined across
+/// crates into the kernels.
 #[inline(always)]
-pub fn writes_in_chunks(by_score: bool, k: u32, valid: u32, sort_capacity: u32, tie_capacity: u32) -> bool {
+pub fn may_write_in_chunks(by_score: bool, k: u32, valid: u32, sort_capacity: u32, tie_capacity: u32) -> bool {
     let copied = !by_score && valid <= k;
-    !(copied || top_k_in_shared(by_score, k.min(valid), valid, sort_capacity, tie_capacity))
+    let never_chunked =
+        top_k_in_shared(k.min(valid), sort_capacity) && (by_score || index_bitmap_fits(valid, tie_capacity));
+    !(copied || never_chunked)
 }
 /// Bits of a refinement digit; `HIST_BINS == 1 << DIGIT_BITS`.
 pub const DIGIT_BITS: u32 = 10;
@@ -700,8 +716,8 @@ pub struct RowBinning {
 
 /// Launch parameters of `pq_select`: one block (`SELECT_THREADS`, or `SELECT_THREADS_MANY_ROWS`
 /// for more rows than SMs) per output row selects the
-/// row's exact top k from its order keys and writes the outputs (or, where the top k does not
-/// fit [`top_k_in_shared`], what the row takes ([`SelectParams::write_state`]), for
+/// row's exact top k from its order keys and writes the outputs (or, where the row goes to the
+/// chunks (see [`may_write_in_chunks`]), what the row takes ([`SelectParams::write_state`]), for
 /// `pq_write_by_index` in index order, and in score order for `pq_write_candidates`, whose
 /// candidates `pq_sort_runs` sorts).
 #[repr(C)]
@@ -737,8 +753,8 @@ pub struct SelectParams {
     /// bin, then its tied keys. Used only when `split > 1`.
     pub split_keys: u64,
     /// `pq_write_by_index` (index order) or `pq_write_candidates` (score order) blocks per row
-    /// (`ceil(n / WRITE_CHUNK_KEYS)`), nonzero wherever a row may not fit [`top_k_in_shared`],
-    /// and 0 otherwise.
+    /// (`ceil(n / WRITE_CHUNK_KEYS)`), nonzero wherever a row [`may_write_in_chunks`], and 0
+    /// otherwise.
     pub write_chunks: u32,
     /// Where `write_chunks > 0`: per row, [`WRITE_STATE_HEADER_WORDS`] u64 `lo`, `hi`,
     /// `remaining`, then `write_chunks` u64 look-back words of the chunks. The row takes every
@@ -746,8 +762,8 @@ pub struct SelectParams {
     /// `remaining` in index order (tied keys that share their score rank by index). Where
     /// `lo == hi`, `hi` is the row's threshold: its keys are unique, so it takes exactly those at
     /// or above it. The last block of a row that does not fit in shared memory writes both, the
-    /// words zeroed; rows that fit (and in index order rows whose keys are all taken) are
-    /// finished by the selection and left alone.
+    /// words zeroed; rows that fit are finished by the selection and left alone (in index
+    /// order, those that [`may_write_in_chunks`] are marked [`WRITE_STATE_ROW_WRITTEN`]).
     pub write_state: u64,
 }
 

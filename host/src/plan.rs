@@ -11,7 +11,7 @@ use pqtopk_abi::{
     SELECT_KEYS_PER_STEP, SELECT_THREADS, SELECT_THREADS_MANY_ROWS, SMALL_MAX_KEYS, SMALL_THREADS, SPLIT_STATE_WORDS,
     ScoreParams, SelectParams, Shape, SmallParams, TABLES_BLOCKS_PER_SM, TablesParams, Tiling, TrainParams,
     WRITE_CHUNK_KEYS, WRITE_STATE_HEADER_WORDS, WRITE_THREADS, cluster_layout, index_bitmap_slots, kernel_names,
-    merge_passes, ranges_staging_floats, small_shared_bytes, tables_staging_floats, writes_in_chunks,
+    may_write_in_chunks, merge_passes, ranges_staging_floats, small_shared_bytes, tables_staging_floats,
 };
 
 /// Shared memory one scoring block may use for lookup tables; two such blocks fit on every SM
@@ -193,13 +193,13 @@ pub(crate) fn plan(
     };
     // A row whose top k does not fit in shared memory is written a block per chunk, by
     // `pq_write_by_index` in index order, and in score order by `pq_write_candidates` for the
-    // run sort. A ragged row of fewer keys fits wherever a full row does (its bitmap is smaller,
-    // its k the same), so full rows decide.
+    // run sort; so is a row too long for the index bitmap whose tied keys rank by index. A
+    // ragged row of fewer keys fits wherever a full row does (its bitmap is smaller, its k the
+    // same), so full rows decide.
     let by_score = p.order == Order::ByScore;
-    let writes_in_chunks =
-        writes_in_chunks(by_score, p.k as u32, p.n as u32, sort_capacity as u32, tie_capacity as u32);
-    let write_chunks = if writes_in_chunks { p.n.div_ceil(WRITE_CHUNK_KEYS as usize) } else { 0 };
-    let sorts_runs = by_score && writes_in_chunks;
+    let chunked = may_write_in_chunks(by_score, p.k as u32, p.n as u32, sort_capacity as u32, tie_capacity as u32);
+    let write_chunks = if chunked { p.n.div_ceil(WRITE_CHUNK_KEYS as usize) } else { 0 };
+    let sorts_runs = by_score && chunked;
     let run_blocks = if sorts_runs { p.rows() * p.k.div_ceil(RUN_KEYS as usize) } else { 0 };
     let merge_blocks = if sorts_runs { p.rows() * p.k.div_ceil(BLOCK_THREADS as usize) } else { 0 };
     // Rows short enough for one block: the whole call is one launch.
@@ -1020,13 +1020,14 @@ mod tests {
     }
 
     #[test]
-    fn index_order_writes_in_chunks_where_the_top_k_may_not_fit() {
+    fn index_order_may_write_in_chunks_where_the_bitmap_does_not_fit() {
         let l = DeviceLimits::modelled(SM90_SHARED, true);
         let by_index = |n, k| {
             let p = Problem::new(1, 32, 8, 1, 128, 16, 256, n, k).with_order(Order::ByIndex);
             plan(&p, Path::Auto, &l, modelled_occupancy(SM90_SHARED)).unwrap()
         };
-        // A bitmap of 131 072 keys fits the tie buffer (4096 slots); one more key does not.
+        // A bitmap of 131 072 keys fits the tie buffer (4096 slots); one more key does not, and
+        // a row whose ties rank by index then goes to the chunks (others sort by index).
         assert_eq!(by_index(131_072, 2048).write_chunks, 0);
         let past = by_index(131_073, 2048);
         assert_eq!(past.write_chunks, 131_073usize.div_ceil(WRITE_CHUNK_KEYS as usize));

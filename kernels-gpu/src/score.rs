@@ -810,6 +810,19 @@ pub fn selection_key(order: u32, index: u32) -> u64 {
     ((order as u64) << INDEX_BITS) | (!index) as u64
 }
 
+/// A selection key with its halves swapped, the complemented index above the order key: unique,
+/// and larger for a smaller index, so that sorting these descending orders keys by index.
+#[inline(always)]
+pub fn index_major(key: u64) -> u64 {
+    key.rotate_right(INDEX_BITS)
+}
+
+/// The selection key of an [`index_major`] key.
+#[inline(always)]
+pub fn from_index_major(key: u64) -> u64 {
+    key.rotate_left(INDEX_BITS)
+}
+
 /// Key index encoded in a selection key.
 #[inline(always)]
 pub fn index_of(key: u64) -> u32 {

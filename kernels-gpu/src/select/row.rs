@@ -8,7 +8,7 @@ use crate::score::{self, Binning};
 use crate::select::{self, Class, Filter, MergeSorted};
 use pqtopk_abi::{
     HIST_BINS, RowBinning, SELECT_KEYS_PER_STEP, SPLIT_STATE_WORDS, SelectParams, WRITE_CHUNK_KEYS,
-    WRITE_STATE_HEADER_WORDS, top_k_in_shared, writes_in_chunks,
+    WRITE_STATE_HEADER_WORDS, WRITE_STATE_ROW_WRITTEN, index_bitmap_fits, may_write_in_chunks, top_k_in_shared,
 };
 
 /// Selects row `block / split`'s exact top k (see the `pq_select` entry point), best first where
@@ -45,17 +45,17 @@ pub unsafe fn select_row<const BY_SCORE: bool>(p: &SelectParams) {
         }
         let binning = Binning::from_raw(*(p.binning as *const RowBinning).add(row as usize));
         let filter = if valid <= s.k { Filter::take_all() } else { narrow(p, row, &keys, binning, hist, taken) };
-        // The row's top k fits in shared memory, and in index order so does its index bitmap:
-        // one sweep gathers it.
-        let in_shared = top_k_in_shared(BY_SCORE, taken, valid, p.sort_capacity, p.tie_capacity);
         // Tied keys that share their score (every bit above the index) rank by index: the first
         // `remaining` in index order are the best, and only those are kept (no refinement or
-        // sort), by one block's sweep where the top k fits in shared memory, else by the chunks
-        // of the write. A split row does so where its ties overflow the tie buffer (`narrow`
-        // stopped refining them), in its first block alone.
+        // sort), by one block's sweep where the top k and its index bitmap fit in shared memory,
+        // else by the chunks of the write. A split row does so where its ties overflow the tie
+        // buffer (`narrow` stopped refining them), in its first block alone.
         let ranked = !filter.takes_all()
             && filter.ties_differ_below(score::INDEX_BITS)
             && (p.split == 1 || filter.tied > p.tie_capacity);
+        // The row's top k fits in shared memory: one sweep gathers it.
+        let in_shared = top_k_in_shared(taken, p.sort_capacity)
+            && (BY_SCORE || !ranked || index_bitmap_fits(valid, p.tie_capacity));
         // Every block of a split row computed the same filter; they share the gather where one
         // follows (a row whose keys are all taken, or whose ties rank by index, is block 0's
         // alone).
@@ -88,9 +88,12 @@ pub unsafe fn select_row<const BY_SCORE: bool>(p: &SelectParams) {
             let (above, tied) = (counters.get(0), counters.get(1));
             let out = OutputRows::of(p);
             finish_in_shared(out, row, BY_SCORE, taken, above, (tied, filter.remaining), valid, hist, best, ties);
+            if may_write_in_chunks(BY_SCORE, s.k, valid, p.sort_capacity, p.tie_capacity) {
+                publish_write_state(p, row, [0, 0, WRITE_STATE_ROW_WRITTEN]);
+            }
         } else {
-            // The row's top k does not fit in shared memory: the last block publishes what the
-            // row takes, and `pq_write_by_index` or `pq_write_candidates` writes it a chunk per
+            // The row's top k (or in index order, its ranked ties) does not fit in shared memory:
+            // the last block publishes what the row takes, and `pq_write_by_index` or `pq_write_candidates` writes it a chunk per
             // block. Ties that rank by index are ranked there too, by the chunks' chained counts.
             let header = if filter.takes_all() {
                 [0; WRITE_STATE_HEADER_WORDS as usize]
@@ -126,8 +129,9 @@ pub unsafe fn select_row<const BY_SCORE: bool>(p: &SelectParams) {
 ///
 /// # Safety
 /// All threads of the block call it after a barrier that follows the gather; `best` holds
-/// `taken.next_power_of_two()` keys, `ties` at least `tied.next_power_of_two()`, and in index
-/// order at least [`pqtopk_abi::index_bitmap_slots`]`(keys_bound)`; `above + remaining ≤ taken`, with slots
+/// `taken.next_power_of_two()` keys, `ties` at least `tied.next_power_of_two()` (in index order
+/// the bitmap goes there where it fits [`index_bitmap_fits`], else the keys sort by index);
+/// `above + remaining ≤ taken`, with slots
 /// `above + remaining..taken` of `best` holding the placed ties.
 #[allow(clippy::too_many_arguments)]
 #[inline(always)]
@@ -148,7 +152,7 @@ pub unsafe fn finish_in_shared(
         // The best ties follow the keys above them: some unordered (they join those), the rest
         // in order.
         let above = above + select::best_of(ties, tied, remaining, hist, |i, key| best.set((above + i) as usize, key));
-        if !by_score {
+        if !by_score && index_bitmap_fits(keys_bound, ties.len() as u32) {
             // Every taken key is placed by the index bitmap, in the tie buffer (free by now).
             select::emit_by_index(best, taken, keys_bound, ties, score::index_of, move |slot, key| {
                 out.write(row, slot, Some(key))
@@ -156,22 +160,34 @@ pub unsafe fn finish_in_shared(
             out.pad(row, taken);
             return;
         }
-        // The best ties follow every key of a higher bin, already in order, and only the keys
-        // above them go by buckets, which rank by the goodness (the order bits are a float's,
-        // far from linear where the scores span many powers of two). Crowded buckets call for
-        // the sort.
-        let bucketed = above as usize <= ties.len()
-            && select::emit_by_buckets(hist, above, best, ties, score::goodness_value, move |slot, key| {
-                out.write(row, slot, Some(key))
-            });
-        if bucketed {
-            for slot in device::strided(above + device::thread_idx(), taken, device::block_dim() as usize) {
-                out.write(row, slot, Some(best.get(slot as usize)));
+        if by_score {
+            // The best ties follow every key of a higher bin, already in order, and only the keys
+            // above them go by buckets, which rank by the goodness (the order bits are a float's,
+            // far from linear where the scores span many powers of two). Crowded buckets call
+            // for the sort.
+            let bucketed = above as usize <= ties.len()
+                && select::emit_by_buckets(hist, above, best, ties, score::goodness_value, move |slot, key| {
+                    out.write(row, slot, Some(key))
+                });
+            if bucketed {
+                for slot in device::strided(above + device::thread_idx(), taken, device::block_dim() as usize) {
+                    out.write(row, slot, Some(best.get(slot as usize)));
+                }
+                out.pad(row, taken);
+                return;
             }
-            out.pad(row, taken);
         } else {
-            write_sorted(out, row, taken, best, ties);
+            // A row too long for the bitmap sorts its taken keys by index instead, which spares
+            // it the chunks of `pq_write_by_index` (a launch and a sweep of the row: ~30 µs at
+            // n = 1 M, perf-notes v28).
+            for slot in device::strided(device::thread_idx(), taken, device::block_dim() as usize) {
+                best.set(slot as usize, score::index_major(best.get(slot as usize)));
+            }
         }
+        // One sort for both orders: a second inlined copy left the cluster kernel with an array
+        // in local memory.
+        let key_of = move |key| if by_score { key } else { score::from_index_major(key) };
+        write_sorted(out, row, taken, best, ties, key_of);
     }
 }
 
@@ -662,7 +678,7 @@ pub unsafe fn write_chunk<const BY_SCORE: bool>(p: &SelectParams) {
     let (row, chunk) = (device::block_idx().0 / p.write_chunks, device::block_idx().0 % p.write_chunks);
     let keys = RowKeys::of(p, row);
     let valid = keys.end;
-    if !writes_in_chunks(BY_SCORE, s.k, valid, p.sort_capacity, p.tie_capacity) {
+    if !may_write_in_chunks(BY_SCORE, s.k, valid, p.sort_capacity, p.tie_capacity) {
         return;
     }
     // A chunk past the row's valid keys has nothing to write, and no chunk of the row waits for
@@ -680,6 +696,9 @@ pub unsafe fn write_chunk<const BY_SCORE: bool>(p: &SelectParams) {
     // step, so each staged place is written once; the look-back's barrier orders the stage's
     // writes before its reads; slots stay below the row's k.
     unsafe {
+        if *state.add(2) == WRITE_STATE_ROW_WRITTEN {
+            return;
+        }
         let (lo, hi, remaining) = (*state, *state.add(1), *state.add(2) as u32);
         // The same in every thread: only rows with ranked ties pay for their count.
         let ranked = lo < hi;
@@ -790,15 +809,23 @@ unsafe fn write_ranked(out: OutputRows, row: u32, taken: u32, key_at: impl Fn(u3
     }
 }
 
-/// Sorts the `taken` keys in `best` descending and writes them in that order, then pads the
-/// row. They merge through the tie buffer where it holds them (padded for conflict-free
-/// rounds where both buffers have room for the pad), and sort in place otherwise.
+/// Sorts the `taken` keys in `best` descending and writes them in that order, each as the
+/// selection key `key_of(key)`, then pads the row. They merge through the tie buffer where it
+/// holds them (padded for conflict-free rounds where both buffers have room for the pad), and
+/// sort in place otherwise.
 ///
 /// # Safety
-/// All threads of the block call it after the keys are in `best` (unordered, nonzero) and the
-/// tie buffer is free; `taken.next_power_of_two() ≤ sort_capacity ≤ best.len()`.
+/// All threads of the block call it after the keys are in `best` (unordered, unique, nonzero)
+/// and the tie buffer is free; `taken.next_power_of_two() ≤ sort_capacity ≤ best.len()`.
 #[inline(always)]
-unsafe fn write_sorted(out: OutputRows, row: u32, taken: u32, best: Shared<u64>, ties: Shared<u64>) {
+unsafe fn write_sorted(
+    out: OutputRows,
+    row: u32,
+    taken: u32,
+    best: Shared<u64>,
+    ties: Shared<u64>,
+    key_of: impl Fn(u64) -> u64 + Copy,
+) {
     let t = device::thread_idx();
     let threads = device::block_dim() as usize;
     let room = ties.len().min(best.len());
@@ -807,10 +834,10 @@ unsafe fn write_sorted(out: OutputRows, row: u32, taken: u32, best: Shared<u64>,
         device::sync_threads();
         if MergeSorted::<true>::slots(taken) as usize <= room {
             let sorted = select::merge_sort_descending::<true>(best, ties, taken);
-            write_ranked(out, row, taken, |rank| sorted.get(rank));
+            write_ranked(out, row, taken, |rank| key_of(sorted.get(rank)));
         } else if taken as usize <= room {
             let sorted = select::merge_sort_descending::<false>(best, ties, taken);
-            write_ranked(out, row, taken, |rank| sorted.get(rank));
+            write_ranked(out, row, taken, |rank| key_of(sorted.get(rank)));
         } else {
             let len = taken.next_power_of_two() as usize;
             for i in device::strided(taken as usize + t as usize, len, threads) {
@@ -818,7 +845,7 @@ unsafe fn write_sorted(out: OutputRows, row: u32, taken: u32, best: Shared<u64>,
             }
             device::sync_threads();
             select::sort_descending(best, len);
-            write_ranked(out, row, taken, |rank| best.get(rank as usize));
+            write_ranked(out, row, taken, |rank| key_of(best.get(rank as usize)));
         }
         out.pad(row, taken);
     }

@@ -8,14 +8,14 @@ use crate::device::{self, Shared};
 use crate::output::OutputRows;
 use crate::score;
 use crate::select;
-use pqtopk_abi::{MergeParams, RUN_KEYS, SelectParams, writes_in_chunks};
+use pqtopk_abi::{MergeParams, RUN_KEYS, SelectParams, may_write_in_chunks};
 
 /// Keys of `row` that `pq_select` left to this path (0 where it wrote the row itself), and the
 /// row's start in the `[rows, k]` candidate buffers.
 fn row_candidates(p: &SelectParams, row: u32) -> (u32, usize) {
     let s = &p.shape;
     let valid = score::valid_keys(s, p.n_valid, score::batch_of_row(s, row));
-    let chunked = writes_in_chunks(true, s.k, valid, p.sort_capacity, p.tie_capacity);
+    let chunked = may_write_in_chunks(true, s.k, valid, p.sort_capacity, p.tie_capacity);
     (if chunked { s.k.min(valid) } else { 0 }, row as usize * s.k as usize)
 }
 
