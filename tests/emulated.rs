@@ -74,6 +74,7 @@ fn emulate(launch: Launch) -> pqtopk::Result<()> {
         Kernel::ScoreDense(p) => run(&|| unsafe { kernels::pq_score_dense(p) }),
         Kernel::Select(p) => run(&|| unsafe { kernels::pq_select(p) }),
         Kernel::SelectByIndex(p) => run(&|| unsafe { kernels::pq_select_by_index(p) }),
+        Kernel::SelectLongByIndex(p) => run(&|| unsafe { kernels::pq_select_long_by_index(p) }),
         Kernel::SortRuns(p) => run(&|| unsafe { kernels::pq_sort_runs(p) }),
         Kernel::MergeRuns(p) => run(&|| unsafe { kernels::pq_merge_runs(p) }),
         Kernel::WriteByIndex(p) => run(&|| unsafe { kernels::pq_write_by_index(p) }),
@@ -301,16 +302,18 @@ fn k_past_the_shared_sort_capacity_by_index_writes_in_chunks() {
 #[test]
 fn rows_past_the_index_bitmap_sort_by_index() {
     // Index order over rows of 140 000 keys, whose index bitmap outgrows the tie buffer (4096
-    // slots hold 131 072 keys' bits): the selection sorts the taken keys by index itself, and
-    // only rows whose tied keys rank by index (equal keys, few-valued ties, late outliers) go to
-    // the chunks of `pq_write_by_index`, which leave the rows the selection wrote alone. Ragged
-    // rows mix those with rows short enough for the bitmap, in one launch.
+    // slots hold 131 072 keys' bits): `pq_select_long_by_index` orders the taken keys by buckets
+    // over their indices itself (or sorts them, where a far key crowds the rest into a few
+    // buckets), and only rows whose tied keys rank by index (equal keys, few-valued ties, late
+    // outliers) go to the chunks of `pq_write_by_index`, which leave the rows the selection
+    // wrote alone. Ragged rows mix those with rows short enough for the bitmap, in one launch.
     let p = Problem::new(2, 2, 1, 1, 64, 8, 64, 140_000, 2048).with_order(Order::ByIndex);
     let cases = vec![
         (p, Data::Random, true),
         (Problem { k: 1000, ..p }, Data::Equal, false),
         (p.with_metric(Metric::L2), Data::LateOutliers, false),
         (Problem { k: 4096, ..p }, Data::Ties, true),
+        (p, Data::SortedFirstBest, false),
     ];
     check_all("rows_past_the_index_bitmap_sort_by_index", cases);
 }

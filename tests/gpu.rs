@@ -505,14 +505,16 @@ fn k_close_to_n_at_large_n() {
         let p = Problem::new(2, 4, 2, 1, 64, 8, 16, 1, 1).with_order(order).with_metric(METRICS[i % 2]);
         cases.push((p, Data::FAMILIES[i], i == 1));
     }
-    // Rows whose index bitmap outgrows the tie buffer (past 131 072 keys) sort their taken keys
-    // by index, and go to `pq_write_by_index` only where their ties rank by index; ragged, so
-    // that some rows fit the bitmap and some do not. More rows than SMs take one block each.
+    // Rows whose index bitmap outgrows the tie buffer (past 131 072 keys) order their taken
+    // keys by buckets over the indices (a far key crowds them: the sort), and go to
+    // `pq_write_by_index` only where their ties rank by index; ragged, so that some rows fit the
+    // bitmap and some do not. More rows than SMs take one block each.
     let past_bitmap = Problem::new(2, 2, 1, 1, 64, 8, 64, 140_000, 2048).with_order(Order::ByIndex);
     cases.push((past_bitmap, Data::Random, true));
     if !quick() {
         let long = Problem { n: 300_007, ..past_bitmap };
         cases.push((long, Data::Random, true));
+        cases.push((long, Data::SortedFirstBest, false));
         cases.push((Problem { k: 1000, ..long }, Data::Equal, false));
         cases.push((long.with_metric(Metric::L2), Data::LateOutliers, false));
         let many_rows = Problem::new(1, 160, 8, 1, 64, 8, 64, 140_000, 512).with_order(Order::ByIndex);

@@ -42,7 +42,7 @@ pub const RANGE_SLICE_PARTIALS: usize = 2 * BLOCK_THREADS as usize;
 /// Launch bounds that Rust cannot state in the kernel source: `(kernel, threads per block, blocks
 /// that must fit on one SM at once)`. `cargo xtask build-ptx` writes them into the PTX as
 /// `.maxntid` and `.minnctapersm`, which bound each kernel's registers.
-pub const LAUNCH_BOUNDS: [(&str, u32, u32); 12] = [
+pub const LAUNCH_BOUNDS: [(&str, u32, u32); 13] = [
     // Many short table blocks: four per SM at once.
     (kernel_names::TABLES, BLOCK_THREADS, TABLES_BLOCKS_PER_SM),
     (kernel_names::RANGES, BLOCK_THREADS, TABLES_BLOCKS_PER_SM),
@@ -53,6 +53,7 @@ pub const LAUNCH_BOUNDS: [(&str, u32, u32); 12] = [
     (kernel_names::SCORE_DENSE, DENSE_THREADS, 1),
     (kernel_names::SELECT, SELECT_THREADS, 1),
     (kernel_names::SELECT_BY_INDEX, SELECT_THREADS, 1),
+    (kernel_names::SELECT_LONG_BY_INDEX, SELECT_THREADS, 1),
     (kernel_names::SORT_RUNS, SELECT_THREADS, 1),
     // A chunk each: many blocks in flight overlap their look-back waits.
     (kernel_names::WRITE_BY_INDEX, WRITE_THREADS, 4),
@@ -83,8 +84,12 @@ pub mod kernel_names {
     /// `pq_select` for index order (and unordered results): a kernel of its own, without the
     /// score order's code.
     pub const SELECT_BY_INDEX: &str = "pq_select_by_index";
-    /// Writes in index order the top k of the rows whose `pq_select_by_index` published what
-    /// they take ([`SelectParams::write_chunks`](crate::SelectParams)).
+    /// `pq_select_by_index` for rows too long for the index bitmap (see
+    /// [`index_bitmap_fits`](crate::index_bitmap_fits)): a kernel of its own, so that the
+    /// shorter rows' kernel holds no code for them.
+    pub const SELECT_LONG_BY_INDEX: &str = "pq_select_long_by_index";
+    /// Writes in index order the top k of the rows whose `pq_select_by_index` (or
+    /// `pq_select_long_by_index`) published what they take ([`SelectParams::write_chunks`](crate::SelectParams)).
     pub const WRITE_BY_INDEX: &str = "pq_write_by_index";
     /// Writes the candidates of the rows whose `pq_select` published what they take, for
     /// `pq_sort_runs` ([`SelectParams::write_chunks`](crate::SelectParams)).
@@ -435,9 +440,10 @@ pub const fn top_k_in_shared(taken: u32, sort_capacity: u32) -> bool {
 }
 /// Whether the index bitmap of a row of `valid` keys fits in the tie buffer (`tie_capacity`
 /// slots): then index order places the taken keys by it, and a row whose tied keys rank by
-/// index takes them in one block's sweep in index order. Otherwise the taken keys are sorted by
-/// index, and the ranked ties go to the chunks of `pq_write_by_index` (one block's sweep of
-/// such a row took ~350 µs at n = 1 M: perf-notes v26).
+/// index takes them in one block's sweep in index order. Otherwise (`pq_select_long_by_index`)
+/// the taken keys are ordered by buckets over their indices, and the ranked ties go to the
+/// chunks of `pq_write_by_index` (one block's sweep of such a row took ~350 µs at n = 1 M:
+/// perf-notes v26).
 pub const fn index_bitmap_fits(valid: u32, tie_capacity: u32) -> bool {
     index_bitmap_slots(valid) <= tie_capacity
 }

@@ -41,6 +41,7 @@ pub(crate) struct Kernels {
     score_dense: CUfunction,
     select: CUfunction,
     select_by_index: CUfunction,
+    select_long_by_index: CUfunction,
     sort_runs: CUfunction,
     merge_runs: CUfunction,
     write_by_index: CUfunction,
@@ -131,6 +132,7 @@ impl Gpu {
             score_dense: function(kernel_names::SCORE_DENSE)?,
             select: function(kernel_names::SELECT)?,
             select_by_index: function(kernel_names::SELECT_BY_INDEX)?,
+            select_long_by_index: function(kernel_names::SELECT_LONG_BY_INDEX)?,
             sort_runs: function(kernel_names::SORT_RUNS)?,
             merge_runs: function(kernel_names::MERGE_RUNS)?,
             write_by_index: function(kernel_names::WRITE_BY_INDEX)?,
@@ -160,7 +162,7 @@ impl Gpu {
             // Each width's kernel shares its family's limit (the smallest of them).
             let kernels_with_limits = [
                 &[kernels.tables, kernels.ranges][..],
-                &[kernels.select, kernels.select_by_index],
+                &[kernels.select, kernels.select_by_index, kernels.select_long_by_index],
                 &[kernels.score_dense],
                 &[kernels.topk_small],
                 &[kernels.sort_runs],
@@ -448,6 +450,9 @@ impl Gpu {
                 Kernel::Score(p) => raw::launch(k.score, blocks, threads, shared_bytes, stream, &p),
                 Kernel::Select(p) => raw::launch(k.select, blocks, threads, shared_bytes, stream, &p),
                 Kernel::SelectByIndex(p) => raw::launch(k.select_by_index, blocks, threads, shared_bytes, stream, &p),
+                Kernel::SelectLongByIndex(p) => {
+                    raw::launch(k.select_long_by_index, blocks, threads, shared_bytes, stream, &p)
+                }
                 Kernel::SortRuns(p) => raw::launch(k.sort_runs, blocks, threads, shared_bytes, stream, &p),
                 Kernel::MergeRuns(p) => raw::launch(k.merge_runs, blocks, threads, shared_bytes, stream, &p),
                 Kernel::WriteByIndex(p) => raw::launch(k.write_by_index, blocks, threads, shared_bytes, stream, &p),

@@ -10,8 +10,8 @@ use pqtopk_abi::{
     MAX_ROWS_PER_BLOCK, MergeParams, Order, RANGES_MAX_SUBSPACE_DIM, RUN_KEYS, RowBinning, SCORE_KEYS_IN_FLIGHT,
     SELECT_KEYS_PER_STEP, SELECT_THREADS, SELECT_THREADS_MANY_ROWS, SMALL_MAX_KEYS, SMALL_THREADS, SPLIT_STATE_WORDS,
     ScoreParams, SelectParams, Shape, SmallParams, TABLES_BLOCKS_PER_SM, TablesParams, Tiling, TrainParams,
-    WRITE_CHUNK_KEYS, WRITE_STATE_HEADER_WORDS, WRITE_THREADS, cluster_layout, index_bitmap_slots, kernel_names,
-    may_write_in_chunks, merge_passes, ranges_staging_floats, small_shared_bytes, tables_staging_floats,
+    WRITE_CHUNK_KEYS, WRITE_STATE_HEADER_WORDS, WRITE_THREADS, cluster_layout, index_bitmap_fits, index_bitmap_slots,
+    kernel_names, may_write_in_chunks, merge_passes, ranges_staging_floats, small_shared_bytes, tables_staging_floats,
 };
 
 /// Shared memory one scoring block may use for lookup tables; two such blocks fit on every SM
@@ -564,6 +564,8 @@ pub enum Kernel {
     Select(SelectParams),
     /// `pq_select_by_index`: `pq_select` for index order and unordered results.
     SelectByIndex(SelectParams),
+    /// `pq_select_long_by_index`: `pq_select_by_index` for rows too long for its index bitmap.
+    SelectLongByIndex(SelectParams),
     /// `pq_write_by_index`: the index-order output of rows whose top k does not fit in shared
     /// memory.
     WriteByIndex(SelectParams),
@@ -599,6 +601,7 @@ impl Kernel {
             Kernel::Score(_) => kernel_names::SCORE,
             Kernel::Select(_) => kernel_names::SELECT,
             Kernel::SelectByIndex(_) => kernel_names::SELECT_BY_INDEX,
+            Kernel::SelectLongByIndex(_) => kernel_names::SELECT_LONG_BY_INDEX,
             Kernel::WriteByIndex(_) => kernel_names::WRITE_BY_INDEX,
             Kernel::WriteCandidates(_) => kernel_names::WRITE_CANDIDATES,
             Kernel::SortRuns(_) => kernel_names::SORT_RUNS,
@@ -761,8 +764,15 @@ impl Plan {
                 shared_bytes: self.score_shared_bytes as u32,
             })?,
         }
+        let select_kernel = if p.order == Order::ByScore {
+            Kernel::Select(select)
+        } else if index_bitmap_fits(p.n as u32, self.tie_capacity as u32) {
+            Kernel::SelectByIndex(select)
+        } else {
+            Kernel::SelectLongByIndex(select)
+        };
         launch(Launch {
-            kernel: if p.order == Order::ByScore { Kernel::Select(select) } else { Kernel::SelectByIndex(select) },
+            kernel: select_kernel,
             blocks: (p.rows() * self.select_split) as u32,
             threads: self.select_threads,
             shared_bytes: self.select_shared_bytes as u32,
@@ -936,6 +946,7 @@ mod tests {
                 let workspace = buffers.workspace..buffers.workspace + plan.workspace_bytes() as u64;
                 if let Kernel::Select(s)
                 | Kernel::SelectByIndex(s)
+                | Kernel::SelectLongByIndex(s)
                 | Kernel::SortRuns(s)
                 | Kernel::WriteByIndex(s)
                 | Kernel::WriteCandidates(s) = launch.kernel
@@ -971,6 +982,13 @@ mod tests {
         assert_eq!(launched(&large_k, Path::Auto), expected);
         let large_k_by_index = large_k.with_order(Order::ByIndex);
         assert_eq!(launched(&large_k_by_index, Path::Auto), "pq_tables pq_score pq_select_by_index pq_write_by_index");
+        // Rows too long for the index bitmap: their own selection kernel, and the chunks for
+        // rows whose ties rank by index.
+        let long_by_index = Problem { n: 1_000_003, k: 1024, ..large_k_by_index };
+        assert_eq!(
+            launched(&long_by_index, Path::Auto),
+            "pq_tables pq_score pq_select_long_by_index pq_write_by_index"
+        );
         // A failed launch stops the sequence.
         let plan = plan(&decode, Path::Auto, &l, modelled_occupancy(SM90_SHARED)).unwrap();
         let mut count = 0;

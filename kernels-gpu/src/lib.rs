@@ -6,9 +6,11 @@
 //! `pq_tables` builds each row tile's lookup tables (and zeroes the histograms), `pq_score`
 //! writes every row's order keys and histogram (`pq_score_dense` instead, by tensor cores, where
 //! many rows share a kv head), `pq_select` selects and orders each row's top k (in index order
-//! `pq_select_by_index`). Where the top k does not fit in shared memory, the selection publishes
-//! what each row takes and a chunk per block writes it: `pq_write_by_index` in index order, and
-//! in score order `pq_write_candidates`, then `pq_sort_runs` and `pq_merge_runs` passes.
+//! `pq_select_by_index`, or `pq_select_long_by_index` for rows too long for its index bitmap).
+//! Where the top k does not fit in shared memory, the selection publishes what each row takes
+//! and a chunk per block writes it: `pq_write_by_index` in index order (also the ties of long
+//! rows that rank by index), and in score order `pq_write_candidates`, then `pq_sort_runs` and
+//! `pq_merge_runs` passes.
 //!
 //! The host build of this crate (any other target, stable Rust) runs the same kernels on CPU
 //! threads through the device layer's emulation; see `device`.
@@ -160,7 +162,7 @@ kernel! {
     #[cfg(not(pqtopk_smoke))]
     pub unsafe fn pq_select(p: SelectParams) {
         // SAFETY: forwarded to the caller.
-        unsafe { select::row::select_row::<true>(&p) }
+        unsafe { select::row::select_row::<true, false>(&p) }
     }
 }
 
@@ -174,7 +176,20 @@ kernel! {
     #[cfg(not(pqtopk_smoke))]
     pub unsafe fn pq_select_by_index(p: SelectParams) {
         // SAFETY: forwarded to the caller.
-        unsafe { select::row::select_row::<false>(&p) }
+        unsafe { select::row::select_row::<false, false>(&p) }
+    }
+}
+
+kernel! {
+    /// `pq_select_by_index` for rows whose index bitmap may not fit in the tie buffer
+    /// (`index_bitmap_fits` for `n`), with the same grid, block and shared memory.
+    ///
+    /// # Safety
+    /// As `pq_select_by_index`.
+    #[cfg(not(pqtopk_smoke))]
+    pub unsafe fn pq_select_long_by_index(p: SelectParams) {
+        // SAFETY: forwarded to the caller.
+        unsafe { select::row::select_row::<false, true>(&p) }
     }
 }
 

@@ -817,6 +817,13 @@ pub fn index_major(key: u64) -> u64 {
     key.rotate_right(INDEX_BITS)
 }
 
+/// A value non-decreasing in [`index_major`] keys, for `select::emit_by_buckets`: their
+/// complemented index, linear in their bits, so it spreads them no better than they do.
+#[inline(always)]
+pub fn index_major_value(key: u64) -> f32 {
+    (key >> (64 - INDEX_BITS)) as f32
+}
+
 /// The selection key of an [`index_major`] key.
 #[inline(always)]
 pub fn from_index_major(key: u64) -> u64 {

@@ -35,6 +35,10 @@ pub enum Data {
     /// score above the equal keys, and a sweep in index order meets them only after it has seen
     /// more than enough tied keys.
     LateOutliers,
+    /// Sorted, with the first key of each row a copy of its last (the best key of the kv head's
+    /// first query row): index order's taken keys are then one far key and a contiguous run,
+    /// which crowd buckets over their indices.
+    SortedFirstBest,
 }
 
 impl Data {
@@ -48,7 +52,7 @@ impl Data {
             Data::Llm => Family::Llm,
             Data::Narrow => Family::Narrow,
             Data::Equal | Data::LateOutliers => Family::Equal,
-            Data::Sorted => Family::Sorted,
+            Data::Sorted | Data::SortedFirstBest => Family::Sorted,
         }
     }
 }
@@ -87,6 +91,11 @@ pub fn draw<Q: Element, C: Element>(rng: &mut StdRng, p: &Problem, data: Data, r
                 let key = rng.random_range(late..p.n);
                 head[key * p.m..][..p.m].iter_mut().for_each(|code| *code = rng.random_range(0..p.c) as u8);
             }
+        }
+    }
+    if data == Data::SortedFirstBest {
+        for head in codes.chunks_mut(p.n * p.m) {
+            head.copy_within((p.n - 1) * p.m.., 0);
         }
     }
     if data == Data::Special {

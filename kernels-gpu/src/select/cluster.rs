@@ -8,7 +8,7 @@
 use crate::device::{self, Shared};
 use crate::output::OutputRows;
 use crate::score;
-use crate::select::row::finish_in_shared;
+use crate::select::row::{OutputOrder, finish_in_shared};
 use crate::select::{self, FILTER_WORDS, Filter};
 use pqtopk_abi::{CLUSTER_BLOCKS, CLUSTER_CONTROL_WORDS, HIST_BINS, MAX_ROWS_PER_BLOCK};
 
@@ -256,6 +256,7 @@ pub unsafe fn select_tile(
         let remaining = filter_of(filters, mine).remaining;
         let (above, tied) = (part.counters.get(0), part.counters.get(1));
         let ties = (tied, remaining);
-        finish_in_shared(out, row0 + rank, by_score, taken, above, ties, part.valid, part.total, part.best, part.ties);
+        let order = if by_score { OutputOrder::ByScore } else { OutputOrder::ByIndex };
+        finish_in_shared(out, row0 + rank, order, taken, above, ties, part.valid, part.total, part.best, part.ties);
     }
 }

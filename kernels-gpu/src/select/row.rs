@@ -12,12 +12,13 @@ use pqtopk_abi::{
 };
 
 /// Selects row `block / split`'s exact top k (see the `pq_select` entry point), best first where
-/// `BY_SCORE`, else in index order.
+/// `BY_SCORE`, else in index order; `PAST_BITMAP`: rows may be too long for the index bitmap.
 ///
 /// # Safety
-/// As `pq_select`; `BY_SCORE` is `p.shape.order == ByScore`.
+/// As `pq_select`; `BY_SCORE` is `p.shape.order == ByScore`; without `PAST_BITMAP`, every row's
+/// index bitmap fits ([`index_bitmap_fits`]) in index order.
 #[inline(always)]
-pub unsafe fn select_row<const BY_SCORE: bool>(p: &SelectParams) {
+pub unsafe fn select_row<const BY_SCORE: bool, const PAST_BITMAP: bool>(p: &SelectParams) {
     let s = &p.shape;
     let (row, part) = (device::block_idx().0 / p.split, device::block_idx().0 % p.split);
     let keys = RowKeys::of(p, row);
@@ -55,7 +56,12 @@ pub unsafe fn select_row<const BY_SCORE: bool>(p: &SelectParams) {
             && (p.split == 1 || filter.tied > p.tie_capacity);
         // The row's top k fits in shared memory: one sweep gathers it.
         let in_shared = top_k_in_shared(taken, p.sort_capacity)
-            && (BY_SCORE || !ranked || index_bitmap_fits(valid, p.tie_capacity));
+            && (!PAST_BITMAP || !ranked || index_bitmap_fits(valid, p.tie_capacity));
+        let output = match (BY_SCORE, PAST_BITMAP) {
+            (true, _) => OutputOrder::ByScore,
+            (false, false) => OutputOrder::ByIndex,
+            (false, true) => OutputOrder::ByIndexPastBitmap,
+        };
         // Every block of a split row computed the same filter; they share the gather where one
         // follows (a row whose keys are all taken, or whose ties rank by index, is block 0's
         // alone).
@@ -71,7 +77,7 @@ pub unsafe fn select_row<const BY_SCORE: bool>(p: &SelectParams) {
             gather_in_order(&keys, counters, classify, (above, filter.remaining), |taken, slot, key| {
                 best.set(if taken { slot } else { above + slot } as usize, key)
             });
-            finish_in_shared(OutputRows::of(p), row, BY_SCORE, taken, above, (0, 0), valid, hist, best, ties);
+            finish_in_shared(OutputRows::of(p), row, output, taken, above, (0, 0), valid, hist, best, ties);
         } else if in_shared {
             // One sweep gathers the taken keys and the tied ones; the best ties join the rest
             // (a row whose keys are all taken has no ties).
@@ -87,8 +93,8 @@ pub unsafe fn select_row<const BY_SCORE: bool>(p: &SelectParams) {
             }
             let (above, tied) = (counters.get(0), counters.get(1));
             let out = OutputRows::of(p);
-            finish_in_shared(out, row, BY_SCORE, taken, above, (tied, filter.remaining), valid, hist, best, ties);
-            if may_write_in_chunks(BY_SCORE, s.k, valid, p.sort_capacity, p.tie_capacity) {
+            finish_in_shared(out, row, output, taken, above, (tied, filter.remaining), valid, hist, best, ties);
+            if PAST_BITMAP && may_write_in_chunks(BY_SCORE, s.k, valid, p.sort_capacity, p.tie_capacity) {
                 publish_write_state(p, row, [0, 0, WRITE_STATE_ROW_WRITTEN]);
             }
         } else {
@@ -122,6 +128,18 @@ pub unsafe fn select_row<const BY_SCORE: bool>(p: &SelectParams) {
     }
 }
 
+/// How [`finish_in_shared`] orders a row's top k.
+#[derive(Clone, Copy, PartialEq, Eq)]
+pub enum OutputOrder {
+    /// Best first.
+    ByScore,
+    /// By index, through the index bitmap, which fits.
+    ByIndex,
+    /// By index, through the bitmap where it fits, else by buckets over the keys' indices (or a
+    /// sort where they crowd).
+    ByIndexPastBitmap,
+}
+
 /// Orders and writes `row`'s top k from shared memory, then pads the row: `above` taken keys in
 /// `best` (unordered), then from slot `above` any best ties already in place and in order, and
 /// `ties = (tied, remaining)`: `tied` tied keys in `ties`, of which the best `remaining` are
@@ -129,16 +147,16 @@ pub unsafe fn select_row<const BY_SCORE: bool>(p: &SelectParams) {
 ///
 /// # Safety
 /// All threads of the block call it after a barrier that follows the gather; `best` holds
-/// `taken.next_power_of_two()` keys, `ties` at least `tied.next_power_of_two()` (in index order
-/// the bitmap goes there where it fits [`index_bitmap_fits`], else the keys sort by index);
-/// `above + remaining ≤ taken`, with slots
+/// `taken.next_power_of_two()` keys, `ties` at least `tied.next_power_of_two()`, and for
+/// `OutputOrder::ByIndex` at least
+/// [`pqtopk_abi::index_bitmap_slots`]`(keys_bound)`; `above + remaining ≤ taken`, with slots
 /// `above + remaining..taken` of `best` holding the placed ties.
 #[allow(clippy::too_many_arguments)]
 #[inline(always)]
 pub unsafe fn finish_in_shared(
     out: OutputRows,
     row: u32,
-    by_score: bool,
+    order: OutputOrder,
     taken: u32,
     above: u32,
     (tied, remaining): (u32, u32),
@@ -152,7 +170,12 @@ pub unsafe fn finish_in_shared(
         // The best ties follow the keys above them: some unordered (they join those), the rest
         // in order.
         let above = above + select::best_of(ties, tied, remaining, hist, |i, key| best.set((above + i) as usize, key));
-        if !by_score && index_bitmap_fits(keys_bound, ties.len() as u32) {
+        let by_bitmap = match order {
+            OutputOrder::ByScore => false,
+            OutputOrder::ByIndex => true,
+            OutputOrder::ByIndexPastBitmap => index_bitmap_fits(keys_bound, ties.len() as u32),
+        };
+        if by_bitmap {
             // Every taken key is placed by the index bitmap, in the tie buffer (free by now).
             select::emit_by_index(best, taken, keys_bound, ties, score::index_of, move |slot, key| {
                 out.write(row, slot, Some(key))
@@ -160,34 +183,35 @@ pub unsafe fn finish_in_shared(
             out.pad(row, taken);
             return;
         }
-        if by_score {
-            // The best ties follow every key of a higher bin, already in order, and only the keys
-            // above them go by buckets, which rank by the goodness (the order bits are a float's,
-            // far from linear where the scores span many powers of two). Crowded buckets call
-            // for the sort.
-            let bucketed = above as usize <= ties.len()
-                && select::emit_by_buckets(hist, above, best, ties, score::goodness_value, move |slot, key| {
-                    out.write(row, slot, Some(key))
-                });
-            if bucketed {
-                for slot in device::strided(above + device::thread_idx(), taken, device::block_dim() as usize) {
-                    out.write(row, slot, Some(best.get(slot as usize)));
-                }
-                out.pad(row, taken);
-                return;
-            }
-        } else {
-            // A row too long for the bitmap sorts its taken keys by index instead, which spares
-            // it the chunks of `pq_write_by_index` (a launch and a sweep of the row: ~30 µs at
-            // n = 1 M, perf-notes v28).
+        // By score, the best ties follow every key of a higher bin, already in order, and only
+        // the keys above them go by buckets, which rank by the goodness (the order bits are a
+        // float's, far from linear where the scores span many powers of two). By index, every
+        // taken key goes by buckets over the indices: the keys, halves swapped, rank by index
+        // (a row too long for the bitmap then needs no chunks of `pq_write_by_index`: a launch
+        // and a sweep of the row, ~26 µs at n = 1 M, perf-notes v28). Crowded buckets call for
+        // the sort.
+        let by_score = order == OutputOrder::ByScore;
+        if !by_score {
             for slot in device::strided(device::thread_idx(), taken, device::block_dim() as usize) {
                 best.set(slot as usize, score::index_major(best.get(slot as usize)));
             }
+            device::sync_threads();
         }
-        // One sort for both orders: a second inlined copy left the cluster kernel with an array
-        // in local memory.
+        let unordered = if by_score { above } else { taken };
         let key_of = move |key| if by_score { key } else { score::from_index_major(key) };
-        write_sorted(out, row, taken, best, ties, key_of);
+        let value = move |key| if by_score { score::goodness_value(key) } else { score::index_major_value(key) };
+        let bucketed = unordered as usize <= ties.len()
+            && select::emit_by_buckets(hist, unordered, best, ties, value, move |slot, key| {
+                out.write(row, slot, Some(key_of(key)))
+            });
+        if bucketed {
+            for slot in device::strided(unordered + device::thread_idx(), taken, device::block_dim() as usize) {
+                out.write(row, slot, Some(best.get(slot as usize)));
+            }
+            out.pad(row, taken);
+        } else {
+            write_sorted(out, row, taken, best, ties, key_of);
+        }
     }
 }
 
