@@ -374,8 +374,9 @@ fn many_rows_in_every_order() {
 #[test]
 fn few_rows_share_the_selection_sweeps() {
     // 8 rows of 70000–140000 keys: each row's gather is split over 2–4 blocks (four sweep steps
-    // of 8192 keys or more each), with ragged lengths, exact ties and all keys equal (tied keys
-    // that share their score and overflow the tie buffer: ranked by index) among the cases. Quick runs
+    // of 8192 keys or more each), with ragged lengths, exact ties, all keys equal (tied keys
+    // that share their score and overflow the tie buffer: ranked by index) and crowded rows
+    // (narrow, LLM-like: refined, the first round shared by the row's blocks). Quick runs
     // (the sanitizers, where 15 cases outran a 9-minute racecheck) keep one k in each order.
     let n = if quick() { 70000 } else { 140000 };
     let ks: &[usize] = if quick() { &[2048] } else { &[1, 777, 2048, 4097, n] };
@@ -384,7 +385,7 @@ fn few_rows_share_the_selection_sweeps() {
         for order in ORDERS {
             let i = cases.len();
             let p = Problem::new(2, 4, 2, 1, 64, 8, 64, n, k).with_metric(METRICS[i % 2]).with_order(order);
-            let data = [Data::Random, Data::Equal, Data::Ties][i % 3];
+            let data = [Data::Random, Data::Equal, Data::Ties, Data::Narrow, Data::Llm][i % 5];
             cases.push((p, data, i % 2 == 1));
         }
     }

@@ -627,13 +627,21 @@ pub struct TablesParams {
     /// `[rows, m]` pairs of f32: the smallest and largest entry of each row's sub-space.
     pub ranges: u64,
     /// `[rows, HIST_BINS]` u32 histograms for `pq_score`, followed by `[rows, SPLIT_STATE_WORDS]`
-    /// u32 split-selection state for `pq_select`: all zeroed here.
+    /// u32 split-selection state for `pq_select`, then `[refine_rows, REFINE_STATE_WORDS]` u32
+    /// of its shared refinement: all zeroed here.
     pub histograms: u64,
+    /// Rows with refinement state: every row where the selection is split, else 0.
+    pub refine_rows: u32,
 }
 
 /// u32 per row of `pq_select`'s split state: keys above the threshold bin published so far,
 /// tied keys published so far, blocks of the row that have arrived, and padding (16 bytes).
 pub const SPLIT_STATE_WORDS: u32 = 4;
+/// u32 per row of `pq_select`'s shared refinement state, where a row's selection is split: the
+/// digit counts of its first refinement round (`HIST_BINS`), then two u64, the greatest tied
+/// key and the complement of the least, then the blocks of the row that have added theirs, and
+/// padding (to 16 bytes).
+pub const REFINE_STATE_WORDS: u32 = HIST_BINS + 8;
 
 /// Launch parameters of `pq_score`: every valid key of every row is scored once, through the
 /// tables of `pq_tables` copied into shared memory, into the row's order keys (see
@@ -755,6 +763,10 @@ pub struct SelectParams {
     pub split: u32,
     /// `[rows, SPLIT_STATE_WORDS]` u32, zero at the launch (see `TablesParams::histograms`).
     pub split_state: u64,
+    /// `[rows, REFINE_STATE_WORDS]` u32, zero at the launch. Used only when `split > 1`: the
+    /// first refinement round of a row sweeps a part per block, and the last block to add its
+    /// part's digits and range goes on with the row alone.
+    pub refine_state: u64,
     /// `[rows, sort_capacity + tie_capacity]` u64: the row's published keys above the threshold
     /// bin, then its tied keys. Used only when `split > 1`.
     pub split_keys: u64,

@@ -7,11 +7,12 @@ use crate::problem::Problem;
 use pqtopk_abi::{
     AdvanceParams, BLOCK_THREADS, CLUSTER_BLOCKS, CLUSTER_THREADS, ClusterParams, DENSE_KEYS, DENSE_MAX_D,
     DENSE_MAX_KEYS_PER_BLOCK, DENSE_ROWS, DENSE_THREADS, DType, DenseScoreParams, EncodeParams, HIST_BINS,
-    MAX_ROWS_PER_BLOCK, MergeParams, Order, RANGES_MAX_SUBSPACE_DIM, RUN_KEYS, RowBinning, SCORE_KEYS_IN_FLIGHT,
-    SELECT_KEYS_PER_STEP, SELECT_THREADS, SELECT_THREADS_MANY_ROWS, SMALL_MAX_KEYS, SMALL_THREADS, SPLIT_STATE_WORDS,
-    ScoreParams, SelectParams, Shape, SmallParams, TABLES_BLOCKS_PER_SM, TablesParams, Tiling, TrainParams,
-    WRITE_CHUNK_KEYS, WRITE_STATE_HEADER_WORDS, WRITE_THREADS, cluster_layout, index_bitmap_fits, index_bitmap_slots,
-    kernel_names, may_write_in_chunks, merge_passes, ranges_staging_floats, small_shared_bytes, tables_staging_floats,
+    MAX_ROWS_PER_BLOCK, MergeParams, Order, RANGES_MAX_SUBSPACE_DIM, REFINE_STATE_WORDS, RUN_KEYS, RowBinning,
+    SCORE_KEYS_IN_FLIGHT, SELECT_KEYS_PER_STEP, SELECT_THREADS, SELECT_THREADS_MANY_ROWS, SMALL_MAX_KEYS,
+    SMALL_THREADS, SPLIT_STATE_WORDS, ScoreParams, SelectParams, Shape, SmallParams, TABLES_BLOCKS_PER_SM,
+    TablesParams, Tiling, TrainParams, WRITE_CHUNK_KEYS, WRITE_STATE_HEADER_WORDS, WRITE_THREADS, cluster_layout,
+    index_bitmap_fits, index_bitmap_slots, kernel_names, may_write_in_chunks, merge_passes, ranges_staging_floats,
+    small_shared_bytes, tables_staging_floats,
 };
 
 /// Shared memory one scoring block may use for lookup tables; two such blocks fit on every SM
@@ -448,6 +449,8 @@ pub(crate) struct WorkspaceLayout {
     pub(crate) histograms: usize,
     /// Right after the histograms, in the region `pq_tables` zeroes.
     pub(crate) split_state: usize,
+    /// Each split row's shared refinement state, after the split state (zeroed with it).
+    pub(crate) refine_state: usize,
     pub(crate) scores: usize,
     pub(crate) candidates: usize,
     /// The second buffer of the merge passes.
@@ -476,11 +479,16 @@ impl Plan {
     /// binning, histogram and selection state (4 KiB + 16 bytes, zeroed by each call's first
     /// kernel), one u32 order key per key, room for k candidates (score order with k too large to
     /// sort in shared memory), and, when fewer rows than SMs share the selection's sweeps, room
-    /// for each row's gathered keys, and in index order with a top k too large for shared memory
-    /// each row's threshold and chunk words. Its contents need no initialization; a workspace must not
+    /// for each row's gathered keys and its shared refinement's state (4 KiB + 32 bytes, zeroed
+    /// too), and where rows go to the chunks, each row's header and chunk words. Its contents need no initialization; a workspace must not
     /// be shared by calls that may run concurrently.
     pub fn workspace_bytes(&self) -> usize {
         self.workspace_layout().total
+    }
+
+    /// Rows with shared refinement state: all of them where the selection is split.
+    fn refine_rows(&self) -> usize {
+        if self.select_split > 1 && self.small.is_none() && self.cluster.is_none() { self.problem.rows() } else { 0 }
     }
 
     /// u32 between the starts of two rows' order keys: rows start 16-byte aligned.
@@ -507,8 +515,12 @@ impl Plan {
         // The cluster path keeps scores and selection on chip: tables, ranges and histograms only.
         let launches_only = |bytes: usize| if self.cluster.is_some() { 0 } else { unless_small(bytes) };
         let binning = region(launches_only(rows * std::mem::size_of::<RowBinning>()));
-        let histograms = region(unless_small(rows * (HIST_BINS + SPLIT_STATE_WORDS) as usize * 4));
+        let refine_rows = self.refine_rows();
+        let histograms = region(unless_small(
+            rows * (HIST_BINS + SPLIT_STATE_WORDS) as usize * 4 + refine_rows * REFINE_STATE_WORDS as usize * 4,
+        ));
         let split_state = histograms + rows * HIST_BINS as usize * 4;
+        let refine_state = split_state + rows * SPLIT_STATE_WORDS as usize * 4;
         let scores = region(launches_only(rows * self.score_stride() * 4));
         let candidate_bytes = if self.run_blocks > 0 { p.out_len() * 8 } else { 0 };
         let candidates = region(launches_only(candidate_bytes));
@@ -530,6 +542,7 @@ impl Plan {
             binning,
             histograms,
             split_state,
+            refine_state,
             scores,
             candidates,
             merged,
@@ -679,6 +692,7 @@ impl Plan {
             luts: if self.dense.is_some() { 0 } else { at(layout.luts) },
             ranges: at(layout.ranges),
             histograms: at(layout.histograms),
+            refine_rows: self.refine_rows() as u32,
         };
         let score = ScoreParams {
             shape,
@@ -706,6 +720,7 @@ impl Plan {
             tie_capacity: self.tie_capacity as u32,
             split: self.select_split as u32,
             split_state: at(layout.split_state),
+            refine_state: at(layout.refine_state),
             split_keys: at(layout.split_keys),
             write_chunks: self.write_chunks as u32,
             write_state: at(layout.write_state),

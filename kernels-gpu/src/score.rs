@@ -4,8 +4,8 @@
 
 use crate::device::{self, Shared};
 use pqtopk_abi::{
-    DType, HIST_BINS, MAX_ROWS_PER_BLOCK, Metric, RANGES_MAX_SUBSPACE_DIM, RowBinning, SPLIT_STATE_WORDS, ScoreParams,
-    Shape, SmallParams, TablesParams, Tiling, tables_staging_floats,
+    DType, HIST_BINS, MAX_ROWS_PER_BLOCK, Metric, RANGES_MAX_SUBSPACE_DIM, REFINE_STATE_WORDS, RowBinning,
+    SPLIT_STATE_WORDS, ScoreParams, Shape, SmallParams, TablesParams, Tiling, tables_staging_floats,
 };
 
 const MAX_ROWS: usize = MAX_ROWS_PER_BLOCK as usize;
@@ -320,11 +320,11 @@ impl LutEntry for Lut4 {
 #[inline(always)]
 pub fn zero_selection_state(p: &TablesParams) -> (Tile, u32) {
     let (block, s) = (device::block_idx().0, &p.shape);
-    let vectors = (s.b * s.hkv * s.rows_per_kv * (HIST_BINS + SPLIT_STATE_WORDS) / 4) as usize;
+    let words = s.b * s.hkv * s.rows_per_kv * (HIST_BINS + SPLIT_STATE_WORDS) + p.refine_rows * REFINE_STATE_WORDS;
+    let vectors = (words / 4) as usize;
     let first = (block * device::block_dim() + device::thread_idx()) as usize;
     for v in device::strided(first, vectors, (device::grid_dim_x() * device::block_dim()) as usize) {
-        // SAFETY: v < rows·(HIST_BINS + SPLIT_STATE_WORDS)/4, the region's length, which is
-        // 16-byte aligned.
+        // SAFETY: v < words/4, the region's length, which is 16-byte aligned.
         unsafe { *(p.histograms as *mut [u32; 4]).add(v) = [0; 4] };
     }
     (Tile::of(s, &p.tiling, block / s.m, 0, 0), block % s.m)

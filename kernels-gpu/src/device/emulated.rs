@@ -538,6 +538,15 @@ pub unsafe fn atomic_add_u64_no_return(p: *mut u64, v: u64) {
     unsafe { AtomicU64::from_ptr(p) }.fetch_add(v, Ordering::Relaxed);
 }
 
+/// Stores the larger of `*p` and `v` in `*p`.
+///
+/// # Safety
+/// As [`atomic_add_u64_no_return`].
+pub unsafe fn atomic_max_u64_no_return(p: *mut u64, v: u64) {
+    // SAFETY: forwarded to the caller.
+    unsafe { AtomicU64::from_ptr(p) }.fetch_max(v, Ordering::Relaxed);
+}
+
 /// Orders the thread's memory accesses before and after it, device-wide.
 pub fn fence_acq_rel_gpu() {
     fence(Ordering::AcqRel);

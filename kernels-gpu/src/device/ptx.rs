@@ -187,6 +187,16 @@ pub unsafe fn atomic_add_u64_no_return(p: *mut u64, v: u64) {
     unsafe { asm!("red.add.u64 [{p}], {v};", p = in(reg64) p, v = in(reg64) v) };
 }
 
+/// Stores the larger of `*p` and `v` in `*p` without waiting.
+///
+/// # Safety
+/// `p` must be a valid, 8-byte aligned address in global or shared memory.
+#[inline(always)]
+pub unsafe fn atomic_max_u64_no_return(p: *mut u64, v: u64) {
+    // SAFETY: the address is the caller's promise.
+    unsafe { asm!("red.max.u64 [{p}], {v};", p = in(reg64) p, v = in(reg64) v) };
+}
+
 /// Orders this thread's earlier memory accesses before its later ones for every thread of the
 /// device (acquire and release at GPU scope).
 #[inline(always)]

@@ -539,6 +539,8 @@ pub unsafe fn emit_by_buckets(
 /// All threads of the block call it after a barrier that follows the last write of `keys`;
 /// positions are unique and below `bound`; `scratch` holds [`index_bitmap_slots`]`(bound)` slots
 /// (a bitmap word and a prefix word each) and is not `keys`. Ends with a barrier.
+// Inlined: an outlined copy takes `emit`'s captures by reference, in local memory.
+#[inline(always)]
 pub unsafe fn emit_by_index(
     keys: Shared<u64>,
     count: u32,

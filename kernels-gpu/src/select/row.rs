@@ -7,7 +7,7 @@ use crate::output::OutputRows;
 use crate::score::{self, Binning};
 use crate::select::{self, Class, Filter, MergeSorted};
 use pqtopk_abi::{
-    HIST_BINS, RowBinning, SELECT_KEYS_PER_STEP, SPLIT_STATE_WORDS, SelectParams, WRITE_CHUNK_KEYS,
+    HIST_BINS, REFINE_STATE_WORDS, RowBinning, SELECT_KEYS_PER_STEP, SPLIT_STATE_WORDS, SelectParams, WRITE_CHUNK_KEYS,
     WRITE_STATE_HEADER_WORDS, WRITE_STATE_ROW_WRITTEN, index_bitmap_fits, may_write_in_chunks, top_k_in_shared,
 };
 
@@ -45,15 +45,24 @@ pub unsafe fn select_row<const BY_SCORE: bool, const PAST_BITMAP: bool>(p: &Sele
             return;
         }
         let binning = Binning::from_raw(*(p.binning as *const RowBinning).add(row as usize));
-        let filter = if valid <= s.k { Filter::take_all() } else { narrow(p, row, &keys, binning, hist, taken) };
+        let narrowed = if valid <= s.k {
+            Narrowed { filter: Filter::take_all(), alone: p.split == 1 }
+        } else {
+            match narrow(p, row, part, &keys, binning, hist, taken) {
+                Some(narrowed) => narrowed,
+                // Another block of the row goes on with it.
+                None => return,
+            }
+        };
+        let Narrowed { filter, alone } = narrowed;
         // Tied keys that share their score (every bit above the index) rank by index: the first
         // `remaining` in index order are the best, and only those are kept (no refinement or
         // sort), by one block's sweep where the top k and its index bitmap fit in shared memory,
         // else by the chunks of the write. A split row does so where its ties overflow the tie
-        // buffer (`narrow` stopped refining them), in its first block alone.
+        // buffer (`narrow` stopped refining them), in one block alone.
         let ranked = !filter.takes_all()
             && filter.ties_differ_below(score::INDEX_BITS)
-            && (p.split == 1 || filter.tied > p.tie_capacity);
+            && (alone || filter.tied > p.tie_capacity);
         // The row's top k fits in shared memory: one sweep gathers it.
         let in_shared = top_k_in_shared(taken, p.sort_capacity)
             && (!PAST_BITMAP || !ranked || index_bitmap_fits(valid, p.tie_capacity));
@@ -62,11 +71,11 @@ pub unsafe fn select_row<const BY_SCORE: bool, const PAST_BITMAP: bool>(p: &Sele
             (false, false) => OutputOrder::ByIndex,
             (false, true) => OutputOrder::ByIndexPastBitmap,
         };
-        // Every block of a split row computed the same filter; they share the gather where one
-        // follows (a row whose keys are all taken, or whose ties rank by index, is block 0's
-        // alone).
-        let shared_gather = p.split > 1 && !filter.takes_all() && !ranked;
-        if p.split > 1 && !shared_gather && part != 0 {
+        // Every block of a split row that `narrow` left together computed the same filter; they
+        // share the gather where one follows (a row whose keys are all taken, or whose ties rank
+        // by index, is block 0's alone).
+        let shared_gather = !alone && !filter.takes_all() && !ranked;
+        if !alone && !shared_gather && part != 0 {
             return;
         }
         let gathered = if shared_gather { keys.part(part, p.split) } else { keys };
@@ -565,23 +574,34 @@ unsafe fn merge_parts(
     }
 }
 
+/// A row's filter, and whether this block goes on with the row alone: the row is not split, or
+/// its other blocks left it to this one.
+struct Narrowed {
+    filter: Filter,
+    alone: bool,
+}
+
 /// The filter of a row with more valid keys than k: the bin of the `taken`-th key in the
 /// histogram `pq_score` built (copied into `hist`), narrowed by refinement sweeps until at most
-/// `tie_capacity` keys are tied.
+/// `tie_capacity` keys are tied. The first sweep of a split row is shared: each block sweeps its
+/// part (`part`), and the last to add its digits to the row's goes on alone (`None` for the
+/// others, which must return).
 ///
 /// # Safety
-/// All threads of the block call it after `pq_score` finished; `1 ≤ taken < valid`.
+/// All threads of the block call it after `pq_score` finished; `1 ≤ taken < valid`; where split,
+/// every block of the row calls it, and the row's refinement state was zero at the launch.
 // Inlined: both `pq_select` kernels call it, and an outlined copy takes its callers'
 // locals by reference, in local memory.
 #[inline(always)]
 unsafe fn narrow(
     p: &SelectParams,
     row: u32,
+    part: u32,
     keys: &RowKeys,
     binning: Binning,
     hist: Shared<u32>,
     taken: u32,
-) -> Filter {
+) -> Option<Narrowed> {
     let global = (p.histograms as *const u32).wrapping_add(row as usize * HIST_BINS as usize);
     // SAFETY: first_filter calls it in the whole block.
     let bin_bounds = |bin: u32| unsafe { block_bin_bounds(binning, bin) };
@@ -596,32 +616,120 @@ unsafe fn narrow(
         let mut filter = select::first_filter(hist, taken, bin_bounds);
         // Tied keys that share their score rank by index: one block's sweep in index order takes
         // exactly them (`gather_in_order`), however many they are, where refining would sweep
-        // the row once per digit of their indices (in every block of a split row).
-        while filter.tied > p.tie_capacity && filter.refinable() && !filter.ties_differ_below(score::INDEX_BITS) {
-            for bin in device::strided(device::thread_idx(), HIST_BINS, device::block_dim() as usize) {
-                hist.set(bin as usize, 0);
-            }
-            device::sync_threads();
-            // The digits of the tied keys, and their range: a digit that all of them share
-            // leaves the count as it was, but the range then fixes every shared bit at once.
-            let (mut least, mut greatest) = (u64::MAX, 0);
-            keys.sweep(|groups| {
-                // The lists spell out 0..LOADS_PER_STEP and 0..KEYS_PER_LOAD.
-                unrolled!(G in [0, 1] {
-                    unrolled!(I in [0, 1, 2, 3] {
-                        let key = groups[G].key(I);
-                        if groups[G].valid(I) && filter.classify(key).tied {
-                            hist.atomic_add_no_return(filter.digit(key) as usize, 1);
-                            (least, greatest) = (least.min(key), greatest.max(key));
-                        }
-                    });
-                });
-            });
-            let (least, greatest) = select::block_min_max(least, greatest, range);
+        // the row once per digit of their indices.
+        let refining = |filter: &Filter| {
+            filter.tied > p.tie_capacity && filter.refinable() && !filter.ties_differ_below(score::INDEX_BITS)
+        };
+        let mut alone = p.split == 1;
+        if !alone && refining(&filter) {
+            // Every block of the row swept the whole row here before (173 µs of equal keys at
+            // n = 1 M, perf-notes v27). The blocks cannot wait for each other (the emulator
+            // runs fewer at once than a row has), so the last to add its part goes on alone.
+            let part_range = count_digits(&keys.part(part, p.split), &filter, hist, range);
+            let (least, greatest) = merge_digits(p, row, hist, part_range)?;
+            filter.refine(select::threshold(hist, filter.remaining));
+            filter.narrow_to(least, greatest);
+            alone = true;
+        }
+        while refining(&filter) {
+            let (least, greatest) = count_digits(keys, &filter, hist, range);
             filter.refine(select::threshold(hist, filter.remaining));
             filter.narrow_to(least, greatest);
         }
-        filter
+        Some(Narrowed { filter, alone })
+    }
+}
+
+/// Counts the digits of `keys`' tied keys under `filter` into `hist`, and returns their range
+/// (`range` is scratch): a digit that all of them share leaves the count as it was, but the
+/// range then fixes every shared bit at once.
+///
+/// # Safety
+/// All threads of the block call it, after the last read of `hist`; as [`RowKeys::sweep`].
+/// Ends with a barrier.
+#[inline(always)]
+unsafe fn count_digits(keys: &RowKeys, filter: &Filter, hist: Shared<u32>, range: Shared<u64>) -> (u64, u64) {
+    // SAFETY: every thread reaches the barriers; the bins are in bounds.
+    unsafe {
+        for bin in device::strided(device::thread_idx(), HIST_BINS, device::block_dim() as usize) {
+            hist.set(bin as usize, 0);
+        }
+        device::sync_threads();
+        let (mut least, mut greatest) = (u64::MAX, 0);
+        keys.sweep(|groups| {
+            // The lists spell out 0..LOADS_PER_STEP and 0..KEYS_PER_LOAD.
+            unrolled!(G in [0, 1] {
+                unrolled!(I in [0, 1, 2, 3] {
+                    let key = groups[G].key(I);
+                    if groups[G].valid(I) && filter.classify(key).tied {
+                        hist.atomic_add_no_return(filter.digit(key) as usize, 1);
+                        (least, greatest) = (least.min(key), greatest.max(key));
+                    }
+                });
+            });
+        });
+        select::block_min_max(least, greatest, range)
+    }
+}
+
+/// After each block of a split row has counted its part's tied keys' digits into `hist` and
+/// found their range (`least`, `greatest`): adds both to the row's refinement state, and
+/// returns, in the block that arrived last, the row's range, with the row's digit counts in
+/// `hist`; `None` in the others.
+///
+/// # Safety
+/// All threads of the block call it after the barrier that ends the counts; `p.split > 1`; the
+/// row's refinement state was zero at the launch, and every block of the row calls this once.
+#[inline(always)]
+unsafe fn merge_digits(
+    p: &SelectParams,
+    row: u32,
+    hist: Shared<u32>,
+    (least, greatest): (u64, u64),
+) -> Option<(u64, u64)> {
+    let (t, threads) = (device::thread_idx(), device::block_dim() as usize);
+    let digits = (p.refine_state as *mut u32).wrapping_add(row as usize * REFINE_STATE_WORDS as usize);
+    // The greatest tied key, and the complement of the least: both merge by a maximum over
+    // zeroed words.
+    let bounds = digits.wrapping_add(HIST_BINS as usize) as *mut u64;
+    let arrivals = digits.wrapping_add(HIST_BINS as usize + 4);
+    let last = static_shared!(REFINE_LAST: [u32; 1]);
+    // SAFETY: the state is this row's (8-byte aligned: rows of REFINE_STATE_WORDS u32 from a
+    // 16-byte aligned start); the fences around the arrival (release after every thread's adds,
+    // acquire after the last arrival) make every block's counts visible to the last block,
+    // which reads them with coherent loads; the barriers order the shared flag and `hist`.
+    unsafe {
+        for bin in device::strided(t, HIST_BINS, threads) {
+            let count = hist.get(bin as usize);
+            if count != 0 {
+                device::atomic_add_no_return(digits.add(bin as usize), count);
+            }
+        }
+        if t == 0 {
+            device::atomic_max_u64_no_return(bounds, greatest);
+            device::atomic_max_u64_no_return(bounds.add(1), !least);
+        }
+        device::fence_acq_rel_gpu();
+        device::sync_threads();
+        if t == 0 {
+            device::fence_acq_rel_gpu();
+            let arrived_last = device::atomic_add(arrivals, 1) == p.split - 1;
+            device::fence_acq_rel_gpu();
+            last.set(0, arrived_last as u32);
+        }
+        device::sync_threads();
+        if last.get(0) == 0 {
+            return None;
+        }
+        device::fence_acq_rel_gpu();
+        for pair in device::strided(t, HIST_BINS / 2, threads) {
+            let counts = device::load_relaxed_u64((digits as *const u64).add(pair as usize));
+            hist.set(2 * pair as usize, counts as u32);
+            hist.set(2 * pair as usize + 1, (counts >> 32) as u32);
+        }
+        let range = (!device::load_relaxed_u64(bounds.add(1)), device::load_relaxed_u64(bounds));
+        device::sync_threads();
+        Some(range)
     }
 }
 
