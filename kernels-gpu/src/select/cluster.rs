@@ -256,7 +256,7 @@ pub unsafe fn select_tile(
         let remaining = filter_of(filters, mine).remaining;
         let (above, tied) = (part.counters.get(0), part.counters.get(1));
         let ties = (tied, remaining);
-        let order = if by_score { OutputOrder::ByScore } else { OutputOrder::ByIndex };
+        let order = if by_score { OutputOrder::Score } else { OutputOrder::Index };
         finish_in_shared(out, row0 + rank, order, taken, above, ties, part.valid, part.total, part.best, part.ties);
     }
 }

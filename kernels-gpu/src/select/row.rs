@@ -67,9 +67,9 @@ pub unsafe fn select_row<const BY_SCORE: bool, const PAST_BITMAP: bool>(p: &Sele
         let in_shared = top_k_in_shared(taken, p.sort_capacity)
             && (!PAST_BITMAP || !ranked || index_bitmap_fits(valid, p.tie_capacity));
         let output = match (BY_SCORE, PAST_BITMAP) {
-            (true, _) => OutputOrder::ByScore,
-            (false, false) => OutputOrder::ByIndex,
-            (false, true) => OutputOrder::ByIndexPastBitmap,
+            (true, _) => OutputOrder::Score,
+            (false, false) => OutputOrder::Index,
+            (false, true) => OutputOrder::IndexPastBitmap,
         };
         // Every block of a split row that `narrow` left together computed the same filter; they
         // share the gather where one follows (a row whose keys are all taken, or whose ties rank
@@ -141,12 +141,12 @@ pub unsafe fn select_row<const BY_SCORE: bool, const PAST_BITMAP: bool>(p: &Sele
 #[derive(Clone, Copy, PartialEq, Eq)]
 pub enum OutputOrder {
     /// Best first.
-    ByScore,
+    Score,
     /// By index, through the index bitmap, which fits.
-    ByIndex,
+    Index,
     /// By index, through the bitmap where it fits, else by buckets over the keys' indices (or a
     /// sort where they crowd).
-    ByIndexPastBitmap,
+    IndexPastBitmap,
 }
 
 /// Orders and writes `row`'s top k from shared memory, then pads the row: `above` taken keys in
@@ -157,7 +157,7 @@ pub enum OutputOrder {
 /// # Safety
 /// All threads of the block call it after a barrier that follows the gather; `best` holds
 /// `taken.next_power_of_two()` keys, `ties` at least `tied.next_power_of_two()`, and for
-/// `OutputOrder::ByIndex` at least
+/// `OutputOrder::Index` at least
 /// [`pqtopk_abi::index_bitmap_slots`]`(keys_bound)`; `above + remaining ≤ taken`, with slots
 /// `above + remaining..taken` of `best` holding the placed ties.
 #[allow(clippy::too_many_arguments)]
@@ -180,9 +180,9 @@ pub unsafe fn finish_in_shared(
         // in order.
         let above = above + select::best_of(ties, tied, remaining, hist, |i, key| best.set((above + i) as usize, key));
         let by_bitmap = match order {
-            OutputOrder::ByScore => false,
-            OutputOrder::ByIndex => true,
-            OutputOrder::ByIndexPastBitmap => index_bitmap_fits(keys_bound, ties.len() as u32),
+            OutputOrder::Score => false,
+            OutputOrder::Index => true,
+            OutputOrder::IndexPastBitmap => index_bitmap_fits(keys_bound, ties.len() as u32),
         };
         if by_bitmap {
             // Every taken key is placed by the index bitmap, in the tie buffer (free by now).
@@ -199,7 +199,7 @@ pub unsafe fn finish_in_shared(
         // (a row too long for the bitmap then needs no chunks of `pq_write_by_index`: a launch
         // and a sweep of the row, ~26 µs at n = 1 M, perf-notes v28). Crowded buckets call for
         // the sort.
-        let by_score = order == OutputOrder::ByScore;
+        let by_score = order == OutputOrder::Score;
         if !by_score {
             for slot in device::strided(device::thread_idx(), taken, device::block_dim() as usize) {
                 best.set(slot as usize, score::index_major(best.get(slot as usize)));
@@ -535,21 +535,9 @@ unsafe fn merge_parts(
         for i in device::strided(t as usize, tied_here as usize, threads) {
             *tied_published.add(tied_base + i) = ties.get(i);
         }
-        device::fence_acq_rel_gpu();
-        device::sync_threads();
-        if t == 0 {
-            // Release the block's keys (the barrier ordered them before this thread's fence),
-            // arrive, and acquire the keys of the blocks that arrived before.
-            device::fence_acq_rel_gpu();
-            let last = device::atomic_add(state.add(2), 1) == p.split - 1;
-            device::fence_acq_rel_gpu();
-            shared.set(2, last as u32);
-        }
-        device::sync_threads();
-        if shared.get(2) == 0 {
+        if !arrived_last(state.add(2), p.split, shared.sub(2, 1)) {
             return false;
         }
-        device::fence_acq_rel_gpu();
         // Totals, read as atomics (every block has added its counts by now).
         if t == 0 {
             shared.set(0, device::atomic_add(state, 0));
@@ -571,6 +559,35 @@ unsafe fn merge_parts(
         }
         device::sync_threads();
         true
+    }
+}
+
+/// Every block of a split row calls this once, after its threads' stores to the row's shared
+/// state: returns, to every thread of the block, whether it arrived last of `blocks` (counted at
+/// `arrivals`); the last then sees every block's stores. `flag` is scratch.
+///
+/// # Safety
+/// All threads of the block call it; `arrivals` is the row's, zero at the launch.
+#[inline(always)]
+unsafe fn arrived_last(arrivals: *mut u32, blocks: u32, flag: Shared<u32>) -> bool {
+    // SAFETY: the caller's promise; the barriers order the flag's write and reads.
+    unsafe {
+        device::fence_acq_rel_gpu();
+        device::sync_threads();
+        if device::thread_idx() == 0 {
+            // Release the block's stores (the barrier ordered them before this thread's fence),
+            // arrive, and acquire the stores of the blocks that arrived before.
+            device::fence_acq_rel_gpu();
+            let last = device::atomic_add(arrivals, 1) == blocks - 1;
+            device::fence_acq_rel_gpu();
+            flag.set(0, last as u32);
+        }
+        device::sync_threads();
+        let last = flag.get(0) != 0;
+        if last {
+            device::fence_acq_rel_gpu();
+        }
+        last
     }
 }
 
@@ -709,19 +726,9 @@ unsafe fn merge_digits(
             device::atomic_max_u64_no_return(bounds, greatest);
             device::atomic_max_u64_no_return(bounds.add(1), !least);
         }
-        device::fence_acq_rel_gpu();
-        device::sync_threads();
-        if t == 0 {
-            device::fence_acq_rel_gpu();
-            let arrived_last = device::atomic_add(arrivals, 1) == p.split - 1;
-            device::fence_acq_rel_gpu();
-            last.set(0, arrived_last as u32);
-        }
-        device::sync_threads();
-        if last.get(0) == 0 {
+        if !arrived_last(arrivals, p.split, last) {
             return None;
         }
-        device::fence_acq_rel_gpu();
         for pair in device::strided(t, HIST_BINS / 2, threads) {
             let counts = device::load_relaxed_u64((digits as *const u64).add(pair as usize));
             hist.set(2 * pair as usize, counts as u32);
