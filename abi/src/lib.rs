@@ -18,6 +18,11 @@ pub const SELECT_KEYS_PER_STEP: u32 = 8;
 pub const WRITE_THREADS: u32 = 256;
 /// Keys of a row that one `pq_write_by_index` or `pq_write_candidates` block writes.
 pub const WRITE_CHUNK_KEYS: u32 = SELECT_KEYS_PER_STEP * WRITE_THREADS;
+/// `pq_write_by_index` and `pq_write_candidates` blocks that fit on one SM at once (their launch
+/// bounds): many in flight overlap their look-back waits. The plan gives each block several
+/// chunks where a call's chunks outnumber one wave of them (see
+/// [`SelectParams::write_chunks_per_block`]).
+pub const WRITE_BLOCKS_PER_SM: u32 = 4;
 /// u64 per row of [`SelectParams::write_state`] before its look-back words: the tied range's
 /// `lo` and `hi`, and how many of its keys are taken (see there).
 pub const WRITE_STATE_HEADER_WORDS: u32 = 3;
@@ -55,9 +60,8 @@ pub const LAUNCH_BOUNDS: [(&str, u32, u32); 13] = [
     (kernel_names::SELECT_BY_INDEX, SELECT_THREADS, 1),
     (kernel_names::SELECT_LONG_BY_INDEX, SELECT_THREADS, 1),
     (kernel_names::SORT_RUNS, SELECT_THREADS, 1),
-    // A chunk each: many blocks in flight overlap their look-back waits.
-    (kernel_names::WRITE_BY_INDEX, WRITE_THREADS, 4),
-    (kernel_names::WRITE_CANDIDATES, WRITE_THREADS, 4),
+    (kernel_names::WRITE_BY_INDEX, WRITE_THREADS, WRITE_BLOCKS_PER_SM),
+    (kernel_names::WRITE_CANDIDATES, WRITE_THREADS, WRITE_BLOCKS_PER_SM),
     // One binary search per thread: many blocks in flight hide the loads' latency.
     (kernel_names::MERGE_RUNS, BLOCK_THREADS, 4),
     (kernel_names::TOPK_SMALL, SMALL_THREADS, 2),
@@ -770,10 +774,17 @@ pub struct SelectParams {
     /// `[rows, sort_capacity + tie_capacity]` u64: the row's published keys above the threshold
     /// bin, then its tied keys. Used only when `split > 1`.
     pub split_keys: u64,
-    /// `pq_write_by_index` (index order) or `pq_write_candidates` (score order) blocks per row
-    /// (`ceil(n / WRITE_CHUNK_KEYS)`), nonzero wherever a row [`may_write_in_chunks`], and 0
-    /// otherwise.
+    /// Chunks of `WRITE_CHUNK_KEYS` keys per row (`ceil(n / WRITE_CHUNK_KEYS)`) for
+    /// `pq_write_by_index` (index order) or `pq_write_candidates` (score order), nonzero
+    /// wherever a row [`may_write_in_chunks`], and 0 otherwise.
     pub write_chunks: u32,
+    /// Consecutive chunks of a row that one `pq_write_by_index` or `pq_write_candidates` block
+    /// writes (at least 1): the grid is `rows · ceil(write_chunks / write_chunks_per_block)`.
+    /// Above 1 where the call's chunks outnumber a wave of blocks ([`WRITE_BLOCKS_PER_SM`] per
+    /// SM), so that a grid whose rows the selection wrote itself (long rows by index), and
+    /// whose blocks only read a header, runs in one wave (3900 blocks of a chunk each took
+    /// 9.2 µs at n = 1 M, 8 rows: perf-notes v28).
+    pub write_chunks_per_block: u32,
     /// Where `write_chunks > 0`: per row, [`WRITE_STATE_HEADER_WORDS`] u64 `lo`, `hi`,
     /// `remaining`, then `write_chunks` u64 look-back words of the chunks. The row takes every
     /// selection key at or above `hi`, and of its tied keys, those in `lo..hi`, the first

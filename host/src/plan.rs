@@ -10,7 +10,7 @@ use pqtopk_abi::{
     MAX_ROWS_PER_BLOCK, MergeParams, Order, RANGES_MAX_SUBSPACE_DIM, REFINE_STATE_WORDS, RUN_KEYS, RowBinning,
     SCORE_KEYS_IN_FLIGHT, SELECT_KEYS_PER_STEP, SELECT_THREADS, SELECT_THREADS_MANY_ROWS, SMALL_MAX_KEYS,
     SMALL_THREADS, SPLIT_STATE_WORDS, ScoreParams, SelectParams, Shape, SmallParams, TABLES_BLOCKS_PER_SM,
-    TablesParams, Tiling, TrainParams, WRITE_CHUNK_KEYS, WRITE_STATE_HEADER_WORDS, WRITE_THREADS, cluster_layout,
+    TablesParams, Tiling, TrainParams, WRITE_BLOCKS_PER_SM, WRITE_CHUNK_KEYS, WRITE_STATE_HEADER_WORDS, WRITE_THREADS, cluster_layout,
     index_bitmap_fits, index_bitmap_slots, kernel_names, may_write_in_chunks, merge_passes, ranges_staging_floats,
     small_shared_bytes, tables_staging_floats,
 };
@@ -200,6 +200,10 @@ pub(crate) fn plan(
     let by_score = p.order == Order::ByScore;
     let chunked = may_write_in_chunks(by_score, p.k as u32, p.n as u32, sort_capacity as u32, tie_capacity as u32);
     let write_chunks = if chunked { p.n.div_ceil(WRITE_CHUNK_KEYS as usize) } else { 0 };
+    // Where the call's chunks outnumber a wave of blocks, each block takes several, so that a
+    // grid of rows that need none is one wave of header reads (WRITE_BLOCKS_PER_SM per SM).
+    let write_wave = WRITE_BLOCKS_PER_SM as usize * limits.multiprocessors;
+    let write_chunks_per_block = (p.rows() * write_chunks).div_ceil(write_wave).max(1);
     let sorts_runs = by_score && chunked;
     let run_blocks = if sorts_runs { p.rows() * p.k.div_ceil(RUN_KEYS as usize) } else { 0 };
     let merge_blocks = if sorts_runs { p.rows() * p.k.div_ceil(BLOCK_THREADS as usize) } else { 0 };
@@ -263,6 +267,7 @@ pub(crate) fn plan(
         run_blocks,
         merge_blocks,
         write_chunks,
+        write_chunks_per_block,
         small,
         cluster,
     })
@@ -396,8 +401,10 @@ pub struct Plan {
     pub(crate) run_blocks: usize,
     pub(crate) merge_blocks: usize,
     /// A top k that may not fit in shared memory: `pq_write_by_index` (index order) or
-    /// `pq_write_candidates` (score order) blocks per row (0 otherwise).
+    /// `pq_write_candidates` (score order) chunks per row (0 otherwise), and how many of them
+    /// one block writes.
     pub(crate) write_chunks: usize,
+    pub(crate) write_chunks_per_block: usize,
     /// Rows of at most `SMALL_MAX_KEYS` keys: the dynamic shared memory of `pq_topk_small`,
     /// which then does the whole call.
     pub(crate) small: Option<usize>,
@@ -723,6 +730,7 @@ impl Plan {
             refine_state: at(layout.refine_state),
             split_keys: at(layout.split_keys),
             write_chunks: self.write_chunks as u32,
+            write_chunks_per_block: self.write_chunks_per_block as u32,
             write_state: at(layout.write_state),
         };
         launch(Launch {
@@ -799,7 +807,7 @@ impl Plan {
                 } else {
                     Kernel::WriteByIndex(select)
                 },
-                blocks: (p.rows() * self.write_chunks) as u32,
+                blocks: (p.rows() * self.write_chunks.div_ceil(self.write_chunks_per_block)) as u32,
                 threads: WRITE_THREADS,
                 shared_bytes: 0,
             })?;
@@ -1066,6 +1074,9 @@ mod tests {
         assert_eq!(past.write_chunks, 131_073usize.div_ceil(WRITE_CHUNK_KEYS as usize));
         // Every key taken: the selection copies them itself.
         assert_eq!(by_index(131_073, 131_073).write_chunks, 0);
+        // 32 rows of 65 chunks outnumber a wave of 4 blocks on each of 132 SMs (528): four
+        // chunks per block.
+        assert_eq!((past.write_chunks, past.write_chunks_per_block), (65, 4));
     }
 
     #[test]

@@ -100,8 +100,9 @@ fn row_scores<Q: Element, C: Element>(p: &Problem, inputs: &HostInputs<'_, Q, C>
     let (g, ds) = (p.group_size(), p.d / p.m);
     let (s, head, b) = (row % p.sq, row / p.sq % p.out_heads(), row / p.sq / p.out_heads());
     let (kv, heads) = if p.group { (head, head * g..head * g + g) } else { (head / g, head..head + 1) };
+    let row_codes = row_codes(p, inputs.codes, row);
     for key in 0..p.n {
-        let codes = &inputs.codes[((b * p.hkv + kv) * p.n + key) * p.m..][..p.m];
+        let codes = &row_codes[key * p.m..][..p.m];
         let mut total = 0.0;
         for qh in heads.clone() {
             let q = &inputs.queries[((b * p.h + qh) * p.sq + s) * p.d..][..p.d];
@@ -118,6 +119,14 @@ fn row_scores<Q: Element, C: Element>(p: &Problem, inputs: &HostInputs<'_, Q, C>
         }
         out.push(total);
     }
+}
+
+/// The codes `[n, m]` that output row `row` of `p` scores (its batch's and kv head's part of
+/// `codes`, laid out `[b, hkv, n, m]`).
+pub fn row_codes<'a>(p: &Problem, codes: &'a [u8], row: usize) -> &'a [u8] {
+    let (head, b) = (row / p.sq % p.out_heads(), row / p.sq / p.out_heads());
+    let kv = if p.group { head } else { head / p.group_size() };
+    &codes[(b * p.hkv + kv) * p.n * p.m..][..p.n * p.m]
 }
 
 /// Orders two (score, index) candidates: better first. Larger inner product or smaller L2 is

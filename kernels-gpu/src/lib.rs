@@ -196,7 +196,8 @@ kernel! {
 kernel! {
     /// Writes in index order the top k of the rows whose `pq_select_by_index` published what
     /// they take (see `SelectParams::write_state`): one block of `WRITE_THREADS` per chunk of
-    /// `WRITE_CHUNK_KEYS` keys of a row, grid `rows · write_chunks`, no dynamic shared memory.
+    /// `WRITE_CHUNK_KEYS` keys of a row (or `write_chunks_per_block` consecutive ones), grid
+    /// `rows · ceil(write_chunks / write_chunks_per_block)`, no dynamic shared memory.
     /// The chunks of a row place their keys, and rank the row's ties by index, by a chained
     /// prefix of their counts, so that the row's whole sweep runs at once rather than step by
     /// step in one block.
@@ -206,7 +207,7 @@ kernel! {
     #[cfg(not(pqtopk_smoke))]
     pub unsafe fn pq_write_by_index(p: SelectParams) {
         // SAFETY: forwarded to the caller.
-        unsafe { select::row::write_chunk::<false>(&p) }
+        unsafe { select::row::write_chunks::<false>(&p) }
     }
 }
 
@@ -219,7 +220,7 @@ kernel! {
     #[cfg(not(pqtopk_smoke))]
     pub unsafe fn pq_write_candidates(p: SelectParams) {
         // SAFETY: forwarded to the caller.
-        unsafe { select::row::write_chunk::<true>(&p) }
+        unsafe { select::row::write_chunks::<true>(&p) }
     }
 }
 

@@ -180,6 +180,7 @@ pub fn check<Q: Element, C: Element>(
             };
             only_in(&seen, &want_sorted, "returned but not in the top-k");
             only_in(&want_sorted, &seen, "in the top-k but missed");
+            check_exact_ties_by_index(p, &data.codes, row, valid, &seen, &ctx);
         }
         if let Some(got_scores) = got_scores {
             for (slot, (&i, &s)) in got.iter().zip(got_scores).enumerate() {
@@ -208,6 +209,34 @@ pub fn check<Q: Element, C: Element>(
         }
     }
     p.rows()
+}
+
+/// Keys with the same codes score the same bits on every kernel path (NaN included), so they
+/// tie exactly, and ties go to the smaller index: where a row takes some of them, it takes
+/// the first. `taken` is the row's sorted indices. (The tolerance above lets near ties differ
+/// from the f64 reference; this check has no tolerance.)
+fn check_exact_ties_by_index(
+    p: &Problem,
+    codes: &[u8],
+    row: usize,
+    valid: usize,
+    taken: &[u32],
+    ctx: &impl Fn() -> String,
+) {
+    let codes = reference::row_codes(p, codes, row);
+    // Per code vector, the first of its keys that the row leaves.
+    let mut first_left: std::collections::HashMap<&[u8], usize> = std::collections::HashMap::new();
+    let mut taken = taken.iter().peekable();
+    for key in 0..valid {
+        let same = &codes[key * p.m..][..p.m];
+        if taken.next_if(|&&i| i as usize == key).is_some() {
+            if let Some(&left) = first_left.get(same) {
+                panic!("{}: index {key} taken but index {left}, of the same codes, left", ctx());
+            }
+        } else {
+            first_left.entry(same).or_insert(key);
+        }
+    }
 }
 
 /// An implementation of the kernels that the sweeps check: the GPU, or the emulated kernels.

@@ -341,29 +341,44 @@ const CHUNK_PREFIXED: u64 = 2 << 62;
 /// second above it, the flags above both. Counts of a row's keys fit (n < 2³¹).
 const CHAINED_COUNT_BITS: u32 = 31;
 
-/// The sums of `counts` over the chunks of a chain before chunk `chunk`, each chunk a block
-/// that calls this with its own two counts; every thread gets them. A decoupled look-back: the
-/// block publishes its counts in `words[chunk]` at once, then warp 0 reads its predecessors'
-/// words 32 at a time, nearest first, and adds counts back to the nearest complete prefix;
-/// then it publishes its own prefixes. A chunk waits only for predecessors that have not
-/// counted yet.
+/// The sums of `counts` over the chunks of a chain before chunk `chunk`, each chunk a block's
+/// call with its own two counts; every thread gets them. A decoupled look-back: the block
+/// publishes its counts in `words[chunk]` at once, then warp 0 reads its predecessors' words 32
+/// at a time, nearest first, and adds counts back to the nearest complete prefix; then it
+/// publishes its own prefixes. A chunk waits only for predecessors that have not counted yet.
+/// Where the block knows the sums (`known_before`: it wrote the chunk before), it only
+/// publishes. Ends with a barrier.
 ///
 /// # Safety
-/// All threads of the block call it once per launch, with the same arguments; `words` holds
+/// All threads of the block call it once per chunk, with the same arguments; `words` holds
 /// `chunk + 1` words that were zero at the launch and that only the chain's blocks write, each
-/// chunk's block once; every chunk below `chunk` has a block that calls this, started no later
-/// than this one (blocks start in index order, as CUDA's scheduler and the emulator start them,
-/// so lower chunks need lower block indices); the sums of each count over the chain are below
-/// 2³¹.
-pub unsafe fn chained_prefix(words: *mut u64, chunk: u32, counts: [u32; 2]) -> [u32; 2] {
+/// chunk once; every chunk below `chunk` has a block that calls this, started no later than
+/// this one (blocks start in index order, as CUDA's scheduler and the emulator start them, so
+/// lower chunks need lower block indices, or the same block earlier); `known_before`, where
+/// given, is the sums; the sums of each count over the chain are below 2³¹.
+pub unsafe fn chained_prefix(
+    words: *mut u64,
+    chunk: u32,
+    counts: [u32; 2],
+    known_before: Option<[u32; 2]>,
+) -> [u32; 2] {
     let prefix = static_shared!(CHAINED_PREFIX: [u32; 2]);
     let lane = device::lane();
     let pack = |[first, second]: [u32; 2]| first as u64 | (second as u64) << CHAINED_COUNT_BITS;
     let low = (1u64 << CHAINED_COUNT_BITS) - 1;
+    // This chunk's word once its prefixes are known.
+    let prefixed_word = |before: [u32; 2]| CHUNK_PREFIXED | pack([before[0] + counts[0], before[1] + counts[1]]);
     // SAFETY: warp 0 runs the look-back convergently (the window loop's condition is the same in
     // every lane); lane 0 alone writes this chunk's word and the shared prefix, which the
     // barrier publishes; each word read is below `chunk`.
     unsafe {
+        if let Some(before) = known_before {
+            if device::thread_idx() == 0 {
+                device::store_relaxed_u64(words.add(chunk as usize), prefixed_word(before));
+            }
+            device::sync_threads();
+            return before;
+        }
         if device::thread_idx() < device::WARP {
             if lane == 0 && chunk > 0 {
                 device::store_relaxed_u64(words.add(chunk as usize), CHUNK_COUNTED | pack(counts));
@@ -393,8 +408,7 @@ pub unsafe fn chained_prefix(words: *mut u64, chunk: u32, counts: [u32; 2]) -> [
                 end -= device::WARP;
             }
             if lane == 0 {
-                let inclusive = [before[0] + counts[0], before[1] + counts[1]];
-                device::store_relaxed_u64(words.add(chunk as usize), CHUNK_PREFIXED | pack(inclusive));
+                device::store_relaxed_u64(words.add(chunk as usize), prefixed_word(before));
                 prefix.set(0, before[0]);
                 prefix.set(1, before[1]);
             }

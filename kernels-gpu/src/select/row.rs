@@ -802,43 +802,79 @@ fn row_write_state(p: &SelectParams, row: u32) -> *mut u64 {
         .wrapping_add(row as usize * (WRITE_STATE_HEADER_WORDS as usize + p.write_chunks as usize))
 }
 
-/// Writes chunk `block % write_chunks` of row `block / write_chunks` (`WRITE_CHUNK_KEYS` keys):
-/// the chunk's taken keys (see `SelectParams::write_state`) in index order, after those of the
-/// chunks before it, to the row's outputs (index order) or its candidates (`BY_SCORE`, for
-/// `pq_sort_runs`). A chained prefix of the chunks' counts places them, and ranks the tied
-/// keys: a chunk takes its first ties that the chunks before it left room for. Rows that the
-/// selection finished itself are left alone.
+/// Writes the chunks of `write_chunks_per_block` consecutive chunks of a row that this block
+/// owns (`WRITE_CHUNK_KEYS` keys each; the row's blocks are consecutive): each chunk's taken
+/// keys (see `SelectParams::write_state`) in index order, after those of the chunks before it,
+/// to the row's outputs (index order) or its candidates (`BY_SCORE`, for `pq_sort_runs`). A
+/// chained prefix of the chunks' counts places them, and ranks the tied keys: a chunk takes its
+/// first ties that the chunks before it left room for. Only a block's first chunk looks back;
+/// the others add their predecessor's counts, which the block knows. Rows that the selection
+/// finished itself are left alone, by one read per block: where many chunks follow a row that
+/// needs none (long rows by index), the plan gives each block several, so that the empty grid
+/// is one wave.
 ///
 /// # Safety
 /// As `pq_write_by_index`, or `pq_write_candidates` where `BY_SCORE`.
 #[inline(always)]
-pub unsafe fn write_chunk<const BY_SCORE: bool>(p: &SelectParams) {
+pub unsafe fn write_chunks<const BY_SCORE: bool>(p: &SelectParams) {
     let s = &p.shape;
-    let (row, chunk) = (device::block_idx().0 / p.write_chunks, device::block_idx().0 % p.write_chunks);
+    let blocks_per_row = p.write_chunks.div_ceil(p.write_chunks_per_block);
+    let (row, part) = (device::block_idx().0 / blocks_per_row, device::block_idx().0 % blocks_per_row);
     let keys = RowKeys::of(p, row);
-    let valid = keys.end;
-    if !may_write_in_chunks(BY_SCORE, s.k, valid, p.sort_capacity, p.tie_capacity) {
+    if !may_write_in_chunks(BY_SCORE, s.k, keys.end, p.sort_capacity, p.tie_capacity) {
         return;
     }
-    // A chunk past the row's valid keys has nothing to write, and no chunk of the row waits for
-    // it (each waits only for those before it).
-    let keys = keys.part(chunk, p.write_chunks);
-    if keys.begin >= keys.end {
+    let state = row_write_state(p, row);
+    // SAFETY: the selection wrote the state in an earlier launch.
+    let header = unsafe { [*state, *state.add(1), *state.add(2)] };
+    if header[2] == WRITE_STATE_ROW_WRITTEN {
         return;
     }
+    let first = part * p.write_chunks_per_block;
+    let mut before = None;
+    for chunk in first..(first + p.write_chunks_per_block).min(p.write_chunks) {
+        let chunk_keys = keys.part(chunk, p.write_chunks);
+        // Chunks past the row's valid keys have nothing to write, and no chunk of the row waits
+        // for them (each waits only for those before it).
+        if chunk_keys.begin >= chunk_keys.end {
+            return;
+        }
+        // SAFETY: the caller's promise; the barrier orders this chunk's reads of the staged keys
+        // before the next chunk's writes.
+        unsafe {
+            before = Some(write_chunk::<BY_SCORE>(p, row, header, chunk, chunk_keys, before));
+            device::sync_threads();
+        }
+    }
+}
+
+/// Writes chunk `chunk` of row `row`, whose write state's header is `[lo, hi, remaining]` (see
+/// [`write_chunks`]); `known_before` is the chained counts of the chunks before it where the
+/// block knows them. Returns the counts through this chunk.
+///
+/// # Safety
+/// As [`write_chunks`], for a row that goes to the chunks and a nonempty chunk; all threads of
+/// the block call it, in chunk order, each of the block's chunks once.
+#[inline(always)]
+unsafe fn write_chunk<const BY_SCORE: bool>(
+    p: &SelectParams,
+    row: u32,
+    [lo, hi, remaining]: [u64; WRITE_STATE_HEADER_WORDS as usize],
+    chunk: u32,
+    keys: RowKeys,
+    known_before: Option<[u32; 2]>,
+) -> [u32; 2] {
+    let s = &p.shape;
     let out = OutputRows::of(p);
     let candidates = (p.candidates as *mut u64).wrapping_add(row as usize * s.k as usize);
     let state = row_write_state(p, row);
     let stage = static_shared!(WRITE_STAGE: [u64; WRITE_CHUNK_KEYS as usize]);
     let stage_ties = static_shared!(WRITE_STAGE_TIES: [u32; WRITE_CHUNK_KEYS as usize]);
-    // SAFETY: the selection wrote the state in an earlier launch; the chunk's keys are one sweep
-    // step, so each staged place is written once; the look-back's barrier orders the stage's
-    // writes before its reads; slots stay below the row's k.
+    let remaining = remaining as u32;
+    // SAFETY: the chunk's keys are one sweep step, so each staged place is written once; the
+    // look-back's barrier orders the stage's writes before its reads; slots stay below the
+    // row's k.
     unsafe {
-        if *state.add(2) == WRITE_STATE_ROW_WRITTEN {
-            return;
-        }
-        let (lo, hi, remaining) = (*state, *state.add(1), *state.add(2) as u32);
         // The same in every thread: only rows with ranked ties pay for their count.
         let ranked = lo < hi;
         let per_call = KEYS_PER_LOAD * device::block_dim();
@@ -887,7 +923,7 @@ pub unsafe fn write_chunk<const BY_SCORE: bool>(p: &SelectParams) {
             });
         });
         let [above_before, tied_before] =
-            select::chained_prefix(state.add(WRITE_STATE_HEADER_WORDS as usize), chunk, [above_here, tied_here]);
+            select::chained_prefix(state.add(WRITE_STATE_HEADER_WORDS as usize), chunk, [above_here, tied_here], known_before);
         let ties_taken_before = tied_before.min(remaining);
         // The chunk takes its first `ties_wanted` tied keys.
         let ties_wanted = (remaining - ties_taken_before).min(tied_here);
@@ -911,6 +947,7 @@ pub unsafe fn write_chunk<const BY_SCORE: bool>(p: &SelectParams) {
                 }
             }
         }
+        [above_before + above_here, tied_before + tied_here]
     }
 }
 
