@@ -317,8 +317,9 @@ fn rows_past_the_index_bitmap_sort_by_index() {
         // 10 rows of 69 chunks outnumber a wave of write blocks (528 on the emulator's 132
         // SMs): each block writes two consecutive chunks, the second placed by the first's
         // counts without a look-back; the last block of a row has one; ragged rows end in
-        // blocks' first or second chunks.
-        (Problem { h: 5, k: 1000, ..p }, Data::Equal, true),
+        // blocks' first or second chunks. Equal keys, k = 3000: a second chunk takes some of
+        // its ties, and another none.
+        (Problem { h: 5, k: 3000, ..p }, Data::Equal, true),
         (Problem { h: 5, ..p }.with_metric(Metric::L2), Data::LateOutliers, false),
     ];
     check_all("rows_past_the_index_bitmap_sort_by_index", cases);

@@ -875,8 +875,11 @@ unsafe fn write_chunk<const BY_SCORE: bool>(
     // look-back's barrier orders the stage's writes before its reads; slots stay below the
     // row's k.
     unsafe {
-        // The same in every thread: only rows with ranked ties pay for their count.
-        let ranked = lo < hi;
+        // The same in every thread: only rows with ranked ties pay for their count, and only
+        // chunks that may take some. Where the block knows that the chunks before this one took
+        // every tie the row takes, this chunk drops its ties as it drops the keys below them
+        // (equal keys at n = 1 M, k = 1024: only each row's first chunk takes any).
+        let ranked = lo < hi && known_before.is_none_or(|[_, tied_before]| tied_before < remaining);
         let per_call = KEYS_PER_LOAD * device::block_dim();
         // The chunk is one step of a sweep.
         let groups = keys.load_step(keys.begin, per_call);
@@ -886,7 +889,7 @@ unsafe fn write_chunk<const BY_SCORE: bool>(
             unrolled!(I in [0, 1, 2, 3] {
                 let (key, bit) = (groups[G].key(I), 1u32 << (4 * G + I));
                 if groups[G].valid(I) && key >= lo {
-                    if key >= hi { above |= bit } else { tied |= bit }
+                    if key >= hi { above |= bit } else if ranked { tied |= bit }
                 }
             });
         });
