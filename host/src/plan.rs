@@ -10,9 +10,9 @@ use pqtopk_abi::{
     MAX_ROWS_PER_BLOCK, MergeParams, Order, RANGES_MAX_SUBSPACE_DIM, REFINE_STATE_WORDS, RUN_KEYS, RowBinning,
     SCORE_KEYS_IN_FLIGHT, SELECT_KEYS_PER_STEP, SELECT_THREADS, SELECT_THREADS_MANY_ROWS, SMALL_MAX_KEYS,
     SMALL_THREADS, SPLIT_STATE_WORDS, ScoreParams, SelectParams, Shape, SmallParams, TABLES_BLOCKS_PER_SM,
-    TablesParams, Tiling, TrainParams, WRITE_BLOCKS_PER_SM, WRITE_CHUNK_KEYS, WRITE_STATE_HEADER_WORDS, WRITE_THREADS, cluster_layout,
-    index_bitmap_fits, index_bitmap_slots, kernel_names, may_write_in_chunks, merge_passes, ranges_staging_floats,
-    small_shared_bytes, tables_staging_floats,
+    TablesParams, Tiling, TrainParams, WRITE_BLOCKS_PER_SM, WRITE_CHUNK_KEYS, WRITE_STATE_HEADER_WORDS, WRITE_THREADS,
+    cluster_layout, index_bitmap_fits, index_bitmap_slots, kernel_names, may_write_in_chunks, merge_passes,
+    ranges_staging_floats, small_shared_bytes, tables_staging_floats,
 };
 
 /// Shared memory one scoring block may use for lookup tables; two such blocks fit on every SM

@@ -341,6 +341,26 @@ const CHUNK_PREFIXED: u64 = 2 << 62;
 /// second above it, the flags above both. Counts of a row's keys fit (n < 2³¹).
 const CHAINED_COUNT_BITS: u32 = 31;
 
+/// Publishes chunk `chunk`'s own `counts` in its word of a chain (see [`chained_prefix`]),
+/// before its prefix is known.
+///
+/// # Safety
+/// As [`chained_prefix`], which may follow with the same counts; all threads of the block call
+/// it, with the same arguments.
+#[inline(always)]
+pub unsafe fn publish_chunk_counts(words: *mut u64, chunk: u32, counts: [u32; 2]) {
+    // Chunk 0's prefixes are known at once.
+    if device::thread_idx() == 0 && chunk > 0 {
+        // SAFETY: the caller's promise.
+        unsafe { device::store_relaxed_u64(words.add(chunk as usize), CHUNK_COUNTED | pack_chained(counts)) };
+    }
+}
+
+/// A chained-prefix word's two counts, below its flags.
+fn pack_chained([first, second]: [u32; 2]) -> u64 {
+    first as u64 | (second as u64) << CHAINED_COUNT_BITS
+}
+
 /// The sums of `counts` over the chunks of a chain before chunk `chunk`, each chunk a block's
 /// call with its own two counts; every thread gets them. A decoupled look-back: the block
 /// publishes its counts in `words[chunk]` at once, then warp 0 reads its predecessors' words 32
@@ -352,10 +372,11 @@ const CHAINED_COUNT_BITS: u32 = 31;
 /// # Safety
 /// All threads of the block call it once per chunk, with the same arguments; `words` holds
 /// `chunk + 1` words that were zero at the launch and that only the chain's blocks write, each
-/// chunk once; every chunk below `chunk` has a block that calls this, started no later than
-/// this one (blocks start in index order, as CUDA's scheduler and the emulator start them, so
-/// lower chunks need lower block indices, or the same block earlier); `known_before`, where
-/// given, is the sums; the sums of each count over the chain are below 2³¹.
+/// chunk's word by one block (its counts, through this or [`publish_chunk_counts`], before its
+/// prefixes); every chunk below `chunk` has a block that calls this, started no later than this
+/// one (blocks start in index order, as CUDA's scheduler and the emulator start them, so lower
+/// chunks need lower block indices, or the same block earlier); `known_before`, where given, is
+/// the sums; the sums of each count over the chain are below 2³¹.
 pub unsafe fn chained_prefix(
     words: *mut u64,
     chunk: u32,
@@ -364,10 +385,10 @@ pub unsafe fn chained_prefix(
 ) -> [u32; 2] {
     let prefix = static_shared!(CHAINED_PREFIX: [u32; 2]);
     let lane = device::lane();
-    let pack = |[first, second]: [u32; 2]| first as u64 | (second as u64) << CHAINED_COUNT_BITS;
     let low = (1u64 << CHAINED_COUNT_BITS) - 1;
     // This chunk's word once its prefixes are known.
-    let prefixed_word = |before: [u32; 2]| CHUNK_PREFIXED | pack([before[0] + counts[0], before[1] + counts[1]]);
+    let prefixed_word =
+        |before: [u32; 2]| CHUNK_PREFIXED | pack_chained([before[0] + counts[0], before[1] + counts[1]]);
     // SAFETY: warp 0 runs the look-back convergently (the window loop's condition is the same in
     // every lane); lane 0 alone writes this chunk's word and the shared prefix, which the
     // barrier publishes; each word read is below `chunk`.
@@ -379,10 +400,8 @@ pub unsafe fn chained_prefix(
             device::sync_threads();
             return before;
         }
+        publish_chunk_counts(words, chunk, counts);
         if device::thread_idx() < device::WARP {
-            if lane == 0 && chunk > 0 {
-                device::store_relaxed_u64(words.add(chunk as usize), CHUNK_COUNTED | pack(counts));
-            }
             let mut before = [0u32; 2];
             let mut end = chunk;
             while end > 0 {

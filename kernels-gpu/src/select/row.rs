@@ -831,21 +831,65 @@ pub unsafe fn write_chunks<const BY_SCORE: bool>(p: &SelectParams) {
         return;
     }
     let first = part * p.write_chunks_per_block;
-    let mut before = None;
-    for chunk in first..(first + p.write_chunks_per_block).min(p.write_chunks) {
-        let chunk_keys = keys.part(chunk, p.write_chunks);
-        // Chunks past the row's valid keys have nothing to write, and no chunk of the row waits
-        // for them (each waits only for those before it).
-        if chunk_keys.begin >= chunk_keys.end {
-            return;
+    // Chunks past the row's valid keys have nothing to write, and no chunk of the row waits for
+    // them (each waits only for those before it). Each chunk is WRITE_CHUNK_KEYS keys: `part`
+    // rounds to whole sweep steps of the block.
+    let end = (first + p.write_chunks_per_block).min(p.write_chunks).min(keys.end.div_ceil(WRITE_CHUNK_KEYS));
+    let chunk_keys = |chunk| keys.part(chunk, p.write_chunks);
+    let look_back = row_write_state(p, row).wrapping_add(WRITE_STATE_HEADER_WORDS as usize);
+    // SAFETY: the caller's promise; the barriers order each chunk's reads of the staged keys
+    // before the next chunk's writes.
+    unsafe {
+        if p.write_chunks_per_block > 1 {
+            // Every chunk's counts are published before the block writes any, so that the next
+            // block's look-back waits for this block's counts, not its writes (which chained a
+            // row's blocks one after another: equal keys at n = 1 M took 610 µs instead of 51,
+            // perf-notes v29).
+            for chunk in first..end {
+                let counts = count_chunk(&chunk_keys(chunk), header, header[0] < header[1]);
+                select::publish_chunk_counts(look_back, chunk, counts);
+            }
         }
-        // SAFETY: the caller's promise; the barrier orders this chunk's reads of the staged keys
-        // before the next chunk's writes.
-        unsafe {
-            before = Some(write_chunk::<BY_SCORE>(p, row, header, chunk, chunk_keys, before));
+        let mut before = None;
+        for chunk in first..end {
+            before = Some(write_chunk::<BY_SCORE>(p, row, header, chunk, chunk_keys(chunk), before));
             device::sync_threads();
         }
     }
+}
+
+/// Which of this thread's keys of a chunk's step (`groups`) are above the tied range
+/// `lo..hi`, and which are tied where `ranked` (else tied keys are dropped as the keys below
+/// `lo` are): bit `4 · G + I` for key `I` of group `G`.
+#[inline(always)]
+fn classify_chunk(groups: &[Group; LOADS_PER_STEP as usize], lo: u64, hi: u64, ranked: bool) -> (u32, u32) {
+    let (mut above, mut tied) = (0u32, 0u32);
+    // The lists spell out 0..LOADS_PER_STEP and 0..KEYS_PER_LOAD.
+    unrolled!(G in [0, 1] {
+        unrolled!(I in [0, 1, 2, 3] {
+            let (key, bit) = (groups[G].key(I), 1u32 << (4 * G + I));
+            if groups[G].valid(I) && key >= lo {
+                if key >= hi { above |= bit } else if ranked { tied |= bit }
+            }
+        });
+    });
+    (above, tied)
+}
+
+/// A chunk's counts of keys above its row's tied range, and of tied keys where `ranked`, as
+/// [`write_chunk`] counts them.
+///
+/// # Safety
+/// As [`write_chunk`].
+#[inline(always)]
+unsafe fn count_chunk(keys: &RowKeys, [lo, hi, _]: [u64; WRITE_STATE_HEADER_WORDS as usize], ranked: bool) -> [u32; 2] {
+    // SAFETY: the caller's promise.
+    let groups = unsafe { keys.load_step(keys.begin, KEYS_PER_LOAD * device::block_dim()) };
+    let (above, tied) = classify_chunk(&groups, lo, hi, ranked);
+    // 16 bits each: a chunk holds WRITE_CHUNK_KEYS keys.
+    // SAFETY: the whole block calls it.
+    let (_, total) = unsafe { select::block_exclusive_sum(above.count_ones() | tied.count_ones() << 16) };
+    [total & 0xffff, total >> 16]
 }
 
 /// Writes chunk `chunk` of row `row`, whose write state's header is `[lo, hi, remaining]` (see
@@ -878,21 +922,14 @@ unsafe fn write_chunk<const BY_SCORE: bool>(
         // The same in every thread: only rows with ranked ties pay for their count, and only
         // chunks that may take some. Where the block knows that the chunks before this one took
         // every tie the row takes, this chunk drops its ties as it drops the keys below them
-        // (equal keys at n = 1 M, k = 1024: only each row's first chunk takes any).
+        // (equal keys at n = 1 M, k = 1024: only each row's first chunk takes any). Its
+        // published tie count is then short of its own (its counts' word, from
+        // `publish_chunk_counts`, has them all), which only ever meets `min(·, remaining)`,
+        // already `remaining`.
         let ranked = lo < hi && known_before.is_none_or(|[_, tied_before]| tied_before < remaining);
-        let per_call = KEYS_PER_LOAD * device::block_dim();
         // The chunk is one step of a sweep.
-        let groups = keys.load_step(keys.begin, per_call);
-        let (mut above, mut tied) = (0u32, 0u32);
-        // The lists spell out 0..LOADS_PER_STEP and 0..KEYS_PER_LOAD.
-        unrolled!(G in [0, 1] {
-            unrolled!(I in [0, 1, 2, 3] {
-                let (key, bit) = (groups[G].key(I), 1u32 << (4 * G + I));
-                if groups[G].valid(I) && key >= lo {
-                    if key >= hi { above |= bit } else if ranked { tied |= bit }
-                }
-            });
-        });
+        let groups = keys.load_step(keys.begin, KEYS_PER_LOAD * device::block_dim());
+        let (above, tied) = classify_chunk(&groups, lo, hi, ranked);
         // Ranks in the chunk's order (group 0 of every thread, then group 1), one scan per
         // class for both groups, 16 bits each: a group of the block holds at most
         // 4 · WRITE_THREADS keys.
@@ -925,8 +962,12 @@ unsafe fn write_chunk<const BY_SCORE: bool>(
                 }
             });
         });
-        let [above_before, tied_before] =
-            select::chained_prefix(state.add(WRITE_STATE_HEADER_WORDS as usize), chunk, [above_here, tied_here], known_before);
+        let [above_before, tied_before] = select::chained_prefix(
+            state.add(WRITE_STATE_HEADER_WORDS as usize),
+            chunk,
+            [above_here, tied_here],
+            known_before,
+        );
         let ties_taken_before = tied_before.min(remaining);
         // The chunk takes its first `ties_wanted` tied keys.
         let ties_wanted = (remaining - ties_taken_before).min(tied_here);
