@@ -98,8 +98,8 @@ fn physical_memory_bytes() -> Option<u64> {
 /// Appends the n scores of output row `row` to `out`.
 fn row_scores<Q: Element, C: Element>(p: &Problem, inputs: &HostInputs<'_, Q, C>, row: usize, out: &mut Vec<f64>) {
     let (g, ds) = (p.group_size(), p.d / p.m);
-    let (s, head, b) = (row % p.sq, row / p.sq % p.out_heads(), row / p.sq / p.out_heads());
-    let (kv, heads) = if p.group { (head, head * g..head * g + g) } else { (head / g, head..head + 1) };
+    let (s, head, b, kv) = row_position(p, row);
+    let heads = if p.group { head * g..head * g + g } else { head..head + 1 };
     let row_codes = row_codes(p, inputs.codes, row);
     for key in 0..p.n {
         let codes = &row_codes[key * p.m..][..p.m];
@@ -124,9 +124,15 @@ fn row_scores<Q: Element, C: Element>(p: &Problem, inputs: &HostInputs<'_, Q, C>
 /// The codes `[n, m]` that output row `row` of `p` scores (its batch's and kv head's part of
 /// `codes`, laid out `[b, hkv, n, m]`).
 pub fn row_codes<'a>(p: &Problem, codes: &'a [u8], row: usize) -> &'a [u8] {
-    let (head, b) = (row / p.sq % p.out_heads(), row / p.sq / p.out_heads());
-    let kv = if p.group { head } else { head / p.group_size() };
+    let (_, _, b, kv) = row_position(p, row);
     &codes[(b * p.hkv + kv) * p.n * p.m..][..p.n * p.m]
+}
+
+/// Output row `row`'s query position, output head (a kv head in group mode), batch, and the kv
+/// head whose keys it scores.
+fn row_position(p: &Problem, row: usize) -> (usize, usize, usize, usize) {
+    let (s, head, b) = (row % p.sq, row / p.sq % p.out_heads(), row / p.sq / p.out_heads());
+    (s, head, b, if p.group { head } else { head / p.group_size() })
 }
 
 /// Orders two (score, index) candidates: better first. Larger inner product or smaller L2 is

@@ -9,6 +9,7 @@ use pqtopk::reference::{self, HostInputs, TopkResult};
 use pqtopk::{DType, Element, IndexShape, Metric, Order, Problem, TrainOptions};
 use rand::rngs::StdRng;
 use rand::{Rng, SeedableRng};
+use std::collections::HashMap;
 
 /// A fresh seed per run (printed, and settable through PQTOPK_SEED to replay a failure).
 pub fn rng(test: &str) -> StdRng {
@@ -225,7 +226,7 @@ fn check_exact_ties_by_index(
 ) {
     let codes = reference::row_codes(p, codes, row);
     // Per code vector, the first of its keys that the row leaves.
-    let mut first_left: std::collections::HashMap<&[u8], usize> = std::collections::HashMap::new();
+    let mut first_left: HashMap<&[u8], usize> = HashMap::new();
     let mut taken = taken.iter().peekable();
     for key in 0..valid {
         let same = &codes[key * p.m..][..p.m];

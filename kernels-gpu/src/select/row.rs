@@ -802,8 +802,8 @@ fn row_write_state(p: &SelectParams, row: u32) -> *mut u64 {
         .wrapping_add(row as usize * (WRITE_STATE_HEADER_WORDS as usize + p.write_chunks as usize))
 }
 
-/// Writes the chunks of `write_chunks_per_block` consecutive chunks of a row that this block
-/// owns (`WRITE_CHUNK_KEYS` keys each; the row's blocks are consecutive): each chunk's taken
+/// Writes the `write_chunks_per_block` consecutive chunks of a row that this block owns
+/// (`WRITE_CHUNK_KEYS` keys each; the row's blocks are consecutive): each chunk's taken
 /// keys (see `SelectParams::write_state`) in index order, after those of the chunks before it,
 /// to the row's outputs (index order) or its candidates (`BY_SCORE`, for `pq_sort_runs`). A
 /// chained prefix of the chunks' counts places them, and ranks the tied keys: a chunk takes its
@@ -836,7 +836,7 @@ pub unsafe fn write_chunks<const BY_SCORE: bool>(p: &SelectParams) {
     // rounds to whole sweep steps of the block.
     let end = (first + p.write_chunks_per_block).min(p.write_chunks).min(keys.end.div_ceil(WRITE_CHUNK_KEYS));
     let chunk_keys = |chunk| keys.part(chunk, p.write_chunks);
-    let look_back = row_write_state(p, row).wrapping_add(WRITE_STATE_HEADER_WORDS as usize);
+    let look_back = state.wrapping_add(WRITE_STATE_HEADER_WORDS as usize);
     // SAFETY: the caller's promise; the barriers order each chunk's reads of the staged keys
     // before the next chunk's writes.
     unsafe {
@@ -846,13 +846,13 @@ pub unsafe fn write_chunks<const BY_SCORE: bool>(p: &SelectParams) {
             // row's blocks one after another: equal keys at n = 1 M took 610 µs instead of 51,
             // perf-notes v29).
             for chunk in first..end {
-                let counts = count_chunk(&chunk_keys(chunk), header, header[0] < header[1]);
+                let counts = count_chunk(&chunk_keys(chunk), header);
                 select::publish_chunk_counts(look_back, chunk, counts);
             }
         }
         let mut before = None;
         for chunk in first..end {
-            before = Some(write_chunk::<BY_SCORE>(p, row, header, chunk, chunk_keys(chunk), before));
+            before = Some(write_chunk::<BY_SCORE>(p, row, header, look_back, chunk, chunk_keys(chunk), before));
             device::sync_threads();
         }
     }
@@ -876,25 +876,26 @@ fn classify_chunk(groups: &[Group; LOADS_PER_STEP as usize], lo: u64, hi: u64, r
     (above, tied)
 }
 
-/// A chunk's counts of keys above its row's tied range, and of tied keys where `ranked`, as
-/// [`write_chunk`] counts them.
+/// A chunk's counts of keys above its row's tied range `lo..hi`, and of tied keys, as the
+/// chunk's first [`write_chunk`] of a block counts them.
 ///
 /// # Safety
 /// As [`write_chunk`].
 #[inline(always)]
-unsafe fn count_chunk(keys: &RowKeys, [lo, hi, _]: [u64; WRITE_STATE_HEADER_WORDS as usize], ranked: bool) -> [u32; 2] {
+unsafe fn count_chunk(keys: &RowKeys, [lo, hi, _]: [u64; WRITE_STATE_HEADER_WORDS as usize]) -> [u32; 2] {
     // SAFETY: the caller's promise.
     let groups = unsafe { keys.load_step(keys.begin, KEYS_PER_LOAD * device::block_dim()) };
-    let (above, tied) = classify_chunk(&groups, lo, hi, ranked);
+    let (above, tied) = classify_chunk(&groups, lo, hi, lo < hi);
     // 16 bits each: a chunk holds WRITE_CHUNK_KEYS keys.
     // SAFETY: the whole block calls it.
     let (_, total) = unsafe { select::block_exclusive_sum(above.count_ones() | tied.count_ones() << 16) };
     [total & 0xffff, total >> 16]
 }
 
-/// Writes chunk `chunk` of row `row`, whose write state's header is `[lo, hi, remaining]` (see
-/// [`write_chunks`]); `known_before` is the chained counts of the chunks before it where the
-/// block knows them. Returns the counts through this chunk.
+/// Writes chunk `chunk` of row `row`, whose write state's header is `[lo, hi, remaining]` and
+/// whose chunks' look-back words are `look_back` (see [`write_chunks`]); `known_before` is the
+/// chained counts of the chunks before it where the block knows them. Returns the counts
+/// through this chunk.
 ///
 /// # Safety
 /// As [`write_chunks`], for a row that goes to the chunks and a nonempty chunk; all threads of
@@ -904,6 +905,7 @@ unsafe fn write_chunk<const BY_SCORE: bool>(
     p: &SelectParams,
     row: u32,
     [lo, hi, remaining]: [u64; WRITE_STATE_HEADER_WORDS as usize],
+    look_back: *mut u64,
     chunk: u32,
     keys: RowKeys,
     known_before: Option<[u32; 2]>,
@@ -911,7 +913,6 @@ unsafe fn write_chunk<const BY_SCORE: bool>(
     let s = &p.shape;
     let out = OutputRows::of(p);
     let candidates = (p.candidates as *mut u64).wrapping_add(row as usize * s.k as usize);
-    let state = row_write_state(p, row);
     let stage = static_shared!(WRITE_STAGE: [u64; WRITE_CHUNK_KEYS as usize]);
     let stage_ties = static_shared!(WRITE_STAGE_TIES: [u32; WRITE_CHUNK_KEYS as usize]);
     let remaining = remaining as u32;
@@ -962,12 +963,8 @@ unsafe fn write_chunk<const BY_SCORE: bool>(
                 }
             });
         });
-        let [above_before, tied_before] = select::chained_prefix(
-            state.add(WRITE_STATE_HEADER_WORDS as usize),
-            chunk,
-            [above_here, tied_here],
-            known_before,
-        );
+        let [above_before, tied_before] =
+            select::chained_prefix(look_back, chunk, [above_here, tied_here], known_before);
         let ties_taken_before = tied_before.min(remaining);
         // The chunk takes its first `ties_wanted` tied keys.
         let ties_wanted = (remaining - ties_taken_before).min(tied_here);
