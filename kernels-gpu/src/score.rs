@@ -9,6 +9,9 @@ use pqtopk_abi::{
 };
 
 const MAX_ROWS: usize = MAX_ROWS_PER_BLOCK as usize;
+/// Sub-spaces whose loads a lane of `direct_keys_typed` issues together (the `unrolled!` lists
+/// there spell out 0..DIRECT_BATCH).
+const DIRECT_BATCH: usize = 4;
 
 /// Where a scoring item's rows and keys lie: output rows `row0..row0 + rows` of one (batch, kv
 /// head), keys `key0..key_end`.
@@ -149,6 +152,8 @@ unsafe fn direct_keys_typed<C: Element, const L2: bool>(
     let (m, c, d, ds) = (s.m as usize, s.c as usize, s.d as usize, (s.d / s.m) as usize);
     let heads = staging.len() / d;
     let vector = ds % 4 == 0;
+    let width = if vector { 4 } else { 1 };
+    let book = kv_head as usize * m * c * ds;
     // Rows shorter than the block: `group` lanes of a warp share a key, each summing every
     // group-th sub-space, so that a key's dependent code-then-centroid loads (one DRAM round
     // trip each, after an L2 flush) run side by side instead of 2·m in a row.
@@ -160,35 +165,69 @@ unsafe fn direct_keys_typed<C: Element, const L2: bool>(
     for i in device::strided(device::thread_idx() as usize / group, keys.len(), threads / group) {
         let mut score = 0.0f32;
         if i < valid as usize {
-            for j in device::strided(member, m, group) {
-                // SAFETY: key i < valid ≤ n has m codes; codes ≥ c read centroid c − 1 (never
-                // out of bounds), as the tables do.
-                let code = (unsafe { device::load_nc_u8(codes.add(i * m + j)) } as usize).min(c - 1);
-                let centroid = ((kv_head as usize * m + j) * c + code) * ds;
-                let mut part = 0.0f32;
+            // DIRECT_BATCH of the lane's sub-spaces at a time: their codes load together, then
+            // each chunk of their centroids, so that a lane waits for 2 round trips per batch
+            // instead of 2 per sub-space. The sums keep the order of one sub-space at a time.
+            let mut j0 = member;
+            while j0 < m {
+                // Sub-spaces past m load sub-space m − 1 again and are not summed: every load
+                // of the batch is issued, with no branch between them.
+                let sub_space = |b: usize| (j0 + b * group).min(m - 1);
+                // Offsets inside the kv head's codebook, below c·d: u32 keeps the batch in
+                // registers (the queries' heads·d f32 fit one block's shared memory).
+                let mut centroids = [0u32; DIRECT_BATCH];
+                unrolled!(B in [0, 1, 2, 3] {
+                    let j = sub_space(B);
+                    // SAFETY: key i < valid ≤ n has m codes; codes ≥ c read centroid c − 1
+                    // (never out of bounds), as the tables do.
+                    let code = (unsafe { device::load_nc_u8(codes.add(i * m + j)) } as usize).min(c - 1);
+                    centroids[B] = ((j * c + code) * ds) as u32;
+                });
+                let mut parts = [0.0f32; DIRECT_BATCH];
                 for head in 0..heads {
                     let mut x = 0;
                     while x < ds {
-                        // SAFETY: the centroid's ds elements lie inside the codebooks; vector
+                        let element = |b: usize| book + centroids[b] as usize + x;
+                        // SAFETY: the centroids' ds elements lie inside the codebooks; vector
                         // loads only where ds % 4 == 0 (offsets multiples of 4, 16-byte aligned
-                        // base); the staged query holds heads·d f32.
-                        unsafe {
-                            let cv = if vector {
-                                C::load4(codebooks, centroid + x)
+                        // base).
+                        let cv: [[f32; 4]; DIRECT_BATCH] = unsafe {
+                            if vector {
+                                [
+                                    C::load4(codebooks, element(0)),
+                                    C::load4(codebooks, element(1)),
+                                    C::load4(codebooks, element(2)),
+                                    C::load4(codebooks, element(3)),
+                                ]
                             } else {
-                                [C::load(codebooks, centroid + x), 0.0, 0.0, 0.0]
-                            };
+                                [
+                                    [C::load(codebooks, element(0)), 0.0, 0.0, 0.0],
+                                    [C::load(codebooks, element(1)), 0.0, 0.0, 0.0],
+                                    [C::load(codebooks, element(2)), 0.0, 0.0, 0.0],
+                                    [C::load(codebooks, element(3)), 0.0, 0.0, 0.0],
+                                ]
+                            }
+                        };
+                        unrolled!(B in [0, 1, 2, 3] {
+                            let j = sub_space(B);
                             unrolled!(U in [0, 1, 2, 3] {
-                                if U == 0 || vector {
-                                    let q = staging.get(head * d + j * ds + x + U);
-                                    part += if L2 { (q - cv[U]) * (q - cv[U]) } else { q * cv[U] };
+                                if U < width {
+                                    // SAFETY: the staged query holds heads·d f32.
+                                    let q = unsafe { staging.get(head * d + j * ds + x + U) };
+                                    let e = cv[B][U];
+                                    parts[B] += if L2 { (q - e) * (q - e) } else { q * e };
                                 }
                             });
-                        }
-                        x += if vector { 4 } else { 1 };
+                        });
+                        x += width;
                     }
                 }
-                score += part;
+                unrolled!(B in [0, 1, 2, 3] {
+                    if j0 + B * group < m {
+                        score += parts[B];
+                    }
+                });
+                j0 += DIRECT_BATCH * group;
             }
         }
         let mut lanes = 1;
