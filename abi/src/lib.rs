@@ -414,14 +414,29 @@ pub const SMALL_MAX_KEYS: u32 = 4096;
 /// Threads of a `pq_topk_small` block.
 pub const SMALL_THREADS: u32 = 512;
 
-/// Dynamic shared memory of a `pq_topk_small` block: the row's selection keys (`n` rounded up to
-/// a power of two, 8 bytes each), then its queries as f32 (`heads · d`: the G heads of a group
-/// row, else 1), where, once the keys are scored, index order keeps the taken keys' index bitmap
-/// (`index_bitmap_slots(n)` u64).
-pub const fn small_shared_bytes(n: u32, heads: u32, d: u32) -> u32 {
+/// Whether `pq_topk_small` scores a row of `n` keys through the row's lookup table (`m·c`
+/// entries, each a centroid's partial score, built in shared memory) rather than straight from
+/// the codebooks: from `c/2` keys on, the table's `m·c` coalesced centroid loads cost no more
+/// than the keys' `n·m` gathered ones, and each key then costs `m` shared loads.
+pub const fn small_scores_by_table(n: u32, c: u32) -> bool {
+    2 * n >= c
+}
+
+/// Bytes of a `pq_topk_small` block's region after its keys: its queries as f32 (`heads · d`:
+/// the G heads of a group row, else 1), where, once the keys are scored, index order keeps the
+/// taken keys' index bitmap (`index_bitmap_slots(n)` u64).
+pub const fn small_queries_bytes(n: u32, heads: u32, d: u32) -> u32 {
     let queries = heads * d * 4;
     let bitmap = index_bitmap_slots(n) * 8;
-    n.next_power_of_two() * 8 + if queries > bitmap { queries } else { bitmap }
+    if queries > bitmap { queries } else { bitmap }
+}
+
+/// Dynamic shared memory of a `pq_topk_small` block: the row's selection keys (`n` rounded up to
+/// a power of two, 8 bytes each), then `small_queries_bytes`, then, where
+/// `small_scores_by_table`, the row's lookup table (`m·c` f32).
+pub const fn small_shared_bytes(n: u32, heads: u32, d: u32, m: u32, c: u32) -> u32 {
+    let table = if small_scores_by_table(n, c) { m * c * 4 } else { 0 };
+    n.next_power_of_two() * 8 + small_queries_bytes(n, heads, d) + table
 }
 
 /// Bins of a selection histogram. The first one, built while scoring, spreads the range of

@@ -208,7 +208,8 @@ pub(crate) fn plan(
     let run_blocks = if sorts_runs { p.rows() * p.k.div_ceil(RUN_KEYS as usize) } else { 0 };
     let merge_blocks = if sorts_runs { p.rows() * p.k.div_ceil(BLOCK_THREADS as usize) } else { 0 };
     // Rows short enough for one block: the whole call is one launch.
-    let small_shared = small_shared_bytes(p.n as u32, if p.group { p.group_size() } else { 1 } as u32, p.d as u32);
+    let heads = if p.group { p.group_size() } else { 1 } as u32;
+    let small_shared = small_shared_bytes(p.n as u32, heads, p.d as u32, p.m as u32, p.c as u32);
     let small = (p.n <= SMALL_MAX_KEYS as usize && small_shared as usize <= limits.small_dynamic_limit)
         .then_some(small_shared as usize);
     let small_by_default = small.is_some() && p.n <= small_auto_max_keys(p, limits.multiprocessors);

@@ -255,7 +255,8 @@ kernel! {
 
 kernel! {
     /// The whole top-k of rows of at most `SMALL_MAX_KEYS` keys in one launch: one block of
-    /// `SMALL_THREADS` per output row, with dynamic shared memory of `small_shared_bytes(n, heads, d)`.
+    /// `SMALL_THREADS` per output row, with dynamic shared memory of
+    /// `small_shared_bytes(n, heads, d, m, c)`.
     ///
     /// # Safety
     /// `p` describes valid device buffers of the shapes `SmallParams` documents, with codebooks

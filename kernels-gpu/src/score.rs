@@ -9,8 +9,8 @@ use pqtopk_abi::{
 };
 
 const MAX_ROWS: usize = MAX_ROWS_PER_BLOCK as usize;
-/// Sub-spaces whose loads a lane of `direct_keys_typed` issues together (the `unrolled!` lists
-/// there spell out 0..DIRECT_BATCH).
+/// (Sub-space, centroid) pairs whose loads a lane of `pq_topk_small` issues together (the
+/// `unrolled!` lists of `RowScorer` spell out 0..DIRECT_BATCH).
 const DIRECT_BATCH: usize = 4;
 
 /// Where a scoring item's rows and keys lie: output rows `row0..row0 + rows` of one (batch, kv
@@ -83,17 +83,27 @@ pub fn heads_per_row(s: &Shape) -> u32 {
     if s.group != 0 { s.h / s.hkv } else { 1 }
 }
 
-/// Writes the selection keys of output row `row`'s keys `0..keys.len()` into `keys`, each scored
-/// straight from the codebooks without lookup tables (for short rows, where building tables
-/// costs more than scoring): per sub-space summed over the heads and dimensions, then over the
-/// sub-spaces, as the tables sum (in rows shorter than the block, the lanes that share a key
-/// sum their sub-spaces by a butterfly). Keys past the `valid` ones get 0, below every real key. The
-/// row's queries are staged in `staging` as f32 first.
+/// Writes the selection keys of output row `row`'s keys `0..keys.len()` into `keys`. With a
+/// `table` (`m·c` f32, see `small_scores_by_table`), the block first builds the row's lookup
+/// table there, as `pq_tables` does for a row tile, and each key sums its `m` entries, j
+/// ascending; without, each key is scored straight from the codebooks, per sub-space summed
+/// over the heads and dimensions, then over the sub-spaces (in rows shorter than the block, the
+/// lanes that share a key sum their sub-spaces by a butterfly). Keys past the `valid` ones get
+/// 0, below every real key. The row's queries are staged in `staging` as f32 first.
 ///
 /// # Safety
-/// All threads of the block call it; `staging` holds `heads_per_row · d` f32; the tensors in `p`
-/// have the shapes `SmallParams` states, with codebooks 16-byte aligned; `valid ≤ n`.
-pub unsafe fn direct_keys(p: &SmallParams, row: u32, valid: u32, keys: Shared<u64>, staging: Shared<f32>) {
+/// All threads of the block call it; `staging` holds `heads_per_row · d` f32 and `table` (if
+/// any) `m·c` f32, apart; the tensors in `p` have the shapes `SmallParams` states, with
+/// codebooks 16-byte aligned; `valid ≤ n`.
+#[inline(always)]
+pub unsafe fn row_keys(
+    p: &SmallParams,
+    row: u32,
+    valid: u32,
+    keys: Shared<u64>,
+    staging: Shared<f32>,
+    table: Option<Shared<f32>>,
+) {
     let s = &p.shape;
     let (bkv, local) = (row / s.rows_per_kv, row % s.rows_per_kv);
     let (batch, kv_head) = (bkv / s.hkv, bkv % s.hkv);
@@ -114,133 +124,224 @@ pub unsafe fn direct_keys(p: &SmallParams, row: u32, valid: u32, keys: Shared<u6
     }
     let codes = (p.codes as *const u8).wrapping_add(bkv as usize * s.n as usize * s.m as usize);
     let l2 = s.metric == Metric::L2 as u32;
+    let row = RowScorer { s: *s, codebooks: p.codebooks, codes, kv_head, valid, keys, staging };
     // SAFETY: the barrier orders the staging before its reads; the rest is forwarded. One
     // monomorphized loop per codebook type and metric.
     unsafe {
         device::sync_threads();
         match (s.codebook_dtype, l2) {
-            (c, false) if c == DType::F32 as u32 => {
-                direct_keys_typed::<F32, false>(s, p.codebooks, codes, kv_head, valid, keys, staging)
-            }
-            (c, true) if c == DType::F32 as u32 => {
-                direct_keys_typed::<F32, true>(s, p.codebooks, codes, kv_head, valid, keys, staging)
-            }
-            (c, false) if c == DType::F16 as u32 => {
-                direct_keys_typed::<F16, false>(s, p.codebooks, codes, kv_head, valid, keys, staging)
-            }
-            (c, true) if c == DType::F16 as u32 => {
-                direct_keys_typed::<F16, true>(s, p.codebooks, codes, kv_head, valid, keys, staging)
-            }
-            (_, false) => direct_keys_typed::<BF16, false>(s, p.codebooks, codes, kv_head, valid, keys, staging),
-            (_, true) => direct_keys_typed::<BF16, true>(s, p.codebooks, codes, kv_head, valid, keys, staging),
+            (c, false) if c == DType::F32 as u32 => row.score::<F32, false>(table),
+            (c, true) if c == DType::F32 as u32 => row.score::<F32, true>(table),
+            (c, false) if c == DType::F16 as u32 => row.score::<F16, false>(table),
+            (c, true) if c == DType::F16 as u32 => row.score::<F16, true>(table),
+            (_, false) => row.score::<BF16, false>(table),
+            (_, true) => row.score::<BF16, true>(table),
         }
     }
 }
 
-/// # Safety
-/// As [`direct_keys`], after the staging; `codes` is the (batch, kv head)'s `[n, m]` codes.
-#[inline(always)]
-unsafe fn direct_keys_typed<C: Element, const L2: bool>(
-    s: &Shape,
+/// One row of `pq_topk_small`, its queries staged (see [`row_keys`]). The shape is a copy: a
+/// reference into the kernel's parameters moves them to local memory.
+struct RowScorer {
+    s: Shape,
     codebooks: u64,
+    /// The (batch, kv head)'s `[n, m]` codes.
     codes: *const u8,
     kv_head: u32,
     valid: u32,
     keys: Shared<u64>,
     staging: Shared<f32>,
-) {
-    let (m, c, d, ds) = (s.m as usize, s.c as usize, s.d as usize, (s.d / s.m) as usize);
-    let heads = staging.len() / d;
-    let vector = ds % 4 == 0;
-    let width = if vector { 4 } else { 1 };
-    let book = kv_head as usize * m * c * ds;
-    // Rows shorter than the block: `group` lanes of a warp share a key, each summing every
-    // group-th sub-space, so that a key's dependent code-then-centroid loads (one DRAM round
-    // trip each, after an L2 flush) run side by side instead of 2·m in a row.
-    let threads = device::block_dim() as usize;
-    let group = (threads / keys.len()).clamp(1, device::WARP as usize);
-    let member = device::thread_idx() as usize % group;
-    // Every lane of a warp makes the same number of iterations: all keys at once where the
-    // row is shorter than the block, whole multiples of the block otherwise.
-    for i in device::strided(device::thread_idx() as usize / group, keys.len(), threads / group) {
-        let mut score = 0.0f32;
-        if i < valid as usize {
-            // DIRECT_BATCH of the lane's sub-spaces at a time: their codes load together, then
-            // each chunk of their centroids, so that a lane waits for 2 round trips per batch
-            // instead of 2 per sub-space. The sums keep the order of one sub-space at a time.
-            let mut j0 = member;
-            while j0 < m {
-                // Sub-spaces past m load sub-space m − 1 again and are not summed: every load
-                // of the batch is issued, with no branch between them.
-                let sub_space = |b: usize| (j0 + b * group).min(m - 1);
-                // Offsets inside the kv head's codebook, below c·d: u32 keeps the batch in
-                // registers (the queries' heads·d f32 fit one block's shared memory).
-                let mut centroids = [0u32; DIRECT_BATCH];
-                unrolled!(B in [0, 1, 2, 3] {
-                    let j = sub_space(B);
-                    // SAFETY: key i < valid ≤ n has m codes; codes ≥ c read centroid c − 1
-                    // (never out of bounds), as the tables do.
-                    let code = (unsafe { device::load_nc_u8(codes.add(i * m + j)) } as usize).min(c - 1);
-                    centroids[B] = ((j * c + code) * ds) as u32;
-                });
-                let mut parts = [0.0f32; DIRECT_BATCH];
-                for head in 0..heads {
-                    let mut x = 0;
-                    while x < ds {
-                        let element = |b: usize| book + centroids[b] as usize + x;
-                        // SAFETY: the centroids' ds elements lie inside the codebooks; vector
-                        // loads only where ds % 4 == 0 (offsets multiples of 4, 16-byte aligned
-                        // base).
-                        let cv: [[f32; 4]; DIRECT_BATCH] = unsafe {
-                            if vector {
-                                [
-                                    C::load4(codebooks, element(0)),
-                                    C::load4(codebooks, element(1)),
-                                    C::load4(codebooks, element(2)),
-                                    C::load4(codebooks, element(3)),
-                                ]
-                            } else {
-                                [
-                                    [C::load(codebooks, element(0)), 0.0, 0.0, 0.0],
-                                    [C::load(codebooks, element(1)), 0.0, 0.0, 0.0],
-                                    [C::load(codebooks, element(2)), 0.0, 0.0, 0.0],
-                                    [C::load(codebooks, element(3)), 0.0, 0.0, 0.0],
-                                ]
-                            }
-                        };
-                        unrolled!(B in [0, 1, 2, 3] {
-                            let j = sub_space(B);
-                            unrolled!(U in [0, 1, 2, 3] {
-                                if U < width {
-                                    // SAFETY: the staged query holds heads·d f32.
-                                    let q = unsafe { staging.get(head * d + j * ds + x + U) };
-                                    let e = cv[B][U];
-                                    parts[B] += if L2 { (q - e) * (q - e) } else { q * e };
-                                }
-                            });
-                        });
-                        x += width;
-                    }
-                }
-                unrolled!(B in [0, 1, 2, 3] {
-                    if j0 + B * group < m {
-                        score += parts[B];
-                    }
-                });
-                j0 += DIRECT_BATCH * group;
+}
+
+impl RowScorer {
+    /// # Safety
+    /// As [`row_keys`], after the staging and a barrier.
+    #[inline(always)]
+    unsafe fn score<C: Element, const L2: bool>(&self, table: Option<Shared<f32>>) {
+        // SAFETY (both): forwarded to the caller.
+        unsafe {
+            match table {
+                Some(table) => self.by_table::<C, L2>(table),
+                None => self.direct::<C, L2>(),
             }
         }
-        let mut lanes = 1;
-        while lanes < group {
-            // SAFETY: the whole warp runs every shuffle (see the loop's bounds); a group's
-            // lanes are consecutive, so the butterfly stays inside it.
-            score += f32::from_bits(unsafe { device::shfl_xor(score.to_bits(), lanes as u32) });
-            lanes *= 2;
+    }
+
+    /// Partial scores of `DIRECT_BATCH` (sub-space, centroid) pairs, `centroids[b]` being the
+    /// offset of pair b's centroid inside the kv head's codebook (u32: below c·d, since the
+    /// queries' heads·d f32 fit one block's shared memory): every pair's loads are issued
+    /// together, so that the batch waits for one round trip per chunk of a centroid instead of
+    /// one per pair and chunk.
+    ///
+    /// # Safety
+    /// Every `sub_spaces[b] < m` and `centroids[b]` the start of one of its centroids.
+    #[inline(always)]
+    unsafe fn partial_scores<C: Element, const L2: bool>(
+        &self,
+        sub_spaces: [usize; DIRECT_BATCH],
+        centroids: [u32; DIRECT_BATCH],
+    ) -> [f32; DIRECT_BATCH] {
+        let s = &self.s;
+        let (d, ds) = (s.d as usize, (s.d / s.m) as usize);
+        let book = ((self.kv_head * s.m * s.c) as usize) * ds;
+        let heads = self.staging.len() / d;
+        let vector = ds % 4 == 0;
+        let width = if vector { 4 } else { 1 };
+        let mut parts = [0.0f32; DIRECT_BATCH];
+        for head in 0..heads {
+            let mut x = 0;
+            while x < ds {
+                let element = |b: usize| book + centroids[b] as usize + x;
+                // SAFETY: the centroids' ds elements lie inside the codebooks; vector loads only
+                // where ds % 4 == 0 (offsets multiples of 4, 16-byte aligned base). Spelled out
+                // with no branch between the loads, so that all of them are in flight at once.
+                let cv: [[f32; 4]; DIRECT_BATCH] = unsafe {
+                    if vector {
+                        [
+                            C::load4(self.codebooks, element(0)),
+                            C::load4(self.codebooks, element(1)),
+                            C::load4(self.codebooks, element(2)),
+                            C::load4(self.codebooks, element(3)),
+                        ]
+                    } else {
+                        [
+                            [C::load(self.codebooks, element(0)), 0.0, 0.0, 0.0],
+                            [C::load(self.codebooks, element(1)), 0.0, 0.0, 0.0],
+                            [C::load(self.codebooks, element(2)), 0.0, 0.0, 0.0],
+                            [C::load(self.codebooks, element(3)), 0.0, 0.0, 0.0],
+                        ]
+                    }
+                };
+                unrolled!(B in [0, 1, 2, 3] {
+                    unrolled!(U in [0, 1, 2, 3] {
+                        if U < width {
+                            // SAFETY: the staged query holds heads·d f32.
+                            let q = unsafe { self.staging.get(head * d + sub_spaces[B] * ds + x + U) };
+                            let e = cv[B][U];
+                            parts[B] += if L2 { (q - e) * (q - e) } else { q * e };
+                        }
+                    });
+                });
+                x += width;
+            }
         }
-        let key = if i < valid as usize { selection_key(order_key(score, s.metric), i as u32) } else { 0 };
-        if member == 0 {
-            // SAFETY: i < keys.len(); one writer per key.
-            unsafe { keys.set(i, key) };
+        parts
+    }
+
+    /// Builds the row's table (`table[j·c + code]`), then scores each key from it.
+    ///
+    /// # Safety
+    /// As [`RowScorer::score`], with `table` of `m·c` f32.
+    #[inline(always)]
+    unsafe fn by_table<C: Element, const L2: bool>(&self, table: Shared<f32>) {
+        let s = &self.s;
+        let (m, c, ds) = (s.m as usize, s.c as usize, (s.d / s.m) as usize);
+        let entries = m * c;
+        let (t, threads) = (device::thread_idx() as usize, device::block_dim() as usize);
+        // Consecutive lanes take consecutive entries, whose centroids are contiguous.
+        let mut first = t;
+        while first < entries {
+            // Entries past the table compute the last one again and are not stored.
+            let entry = |b: usize| (first + b * threads).min(entries - 1);
+            let (mut sub_spaces, mut centroids) = ([0usize; DIRECT_BATCH], [0u32; DIRECT_BATCH]);
+            unrolled!(B in [0, 1, 2, 3] {
+                // 32-bit quotient: a 64-bit division is a long software routine.
+                sub_spaces[B] = (entry(B) as u32 / c as u32) as usize;
+                centroids[B] = (entry(B) * ds) as u32;
+            });
+            // SAFETY: entry e is sub-space e / c's centroid e % c, at e·ds in the kv head's book.
+            let parts = unsafe { self.partial_scores::<C, L2>(sub_spaces, centroids) };
+            unrolled!(B in [0, 1, 2, 3] {
+                if first + B * threads < entries {
+                    // SAFETY: one writer per entry, inside the table.
+                    unsafe { table.set(first + B * threads, parts[B]) };
+                }
+            });
+            first += DIRECT_BATCH * threads;
+        }
+        // SAFETY: every thread reaches the barrier, which orders the table's writes before
+        // its reads.
+        unsafe { device::sync_threads() };
+        let scorer = Scorer { codes: self.codes, m, c };
+        let (len, valid) = (self.keys.len(), self.valid as usize);
+        let mut first = t;
+        while first < len {
+            let pair = [first, first + threads];
+            // Keys past the valid ones score key 0 (valid or not, it is in the codes) and are
+            // stored as 0.
+            let scored_key = |i: usize| if i < valid { i as u32 } else { 0 };
+            let scored = [scored_key(pair[0]), scored_key(pair[1])];
+            // SAFETY: every scored key < n; the table was built before the barrier.
+            let scores = unsafe {
+                if m % 16 == 0 { scorer.score::<f32, true>(table, scored) } else { scorer.score::<f32, false>(table, scored) }
+            };
+            unrolled!(K in [0, 1] {
+                let i = pair[K];
+                if i < len {
+                    let key = if i < valid { selection_key(order_key(scores[K][0], s.metric), i as u32) } else { 0 };
+                    // SAFETY: i < keys.len(); one writer per key.
+                    unsafe { self.keys.set(i, key) };
+                }
+            });
+            first += KEYS_IN_FLIGHT * threads;
+        }
+    }
+
+    /// Scores each key straight from the codebooks.
+    ///
+    /// # Safety
+    /// As [`RowScorer::score`].
+    #[inline(always)]
+    unsafe fn direct<C: Element, const L2: bool>(&self) {
+        let (m, c, ds) = (self.s.m as usize, self.s.c as usize, (self.s.d / self.s.m) as usize);
+        let (keys, valid) = (self.keys, self.valid as usize);
+        // Rows shorter than the block: `group` lanes of a warp share a key, each summing every
+        // group-th sub-space, so that a key's dependent code-then-centroid loads (one DRAM round
+        // trip each, after an L2 flush) run side by side instead of 2·m in a row.
+        let threads = device::block_dim() as usize;
+        let group = (threads / keys.len()).clamp(1, device::WARP as usize);
+        let member = device::thread_idx() as usize % group;
+        // Every lane of a warp makes the same number of iterations: all keys at once where the
+        // row is shorter than the block, whole multiples of the block otherwise.
+        for i in device::strided(device::thread_idx() as usize / group, keys.len(), threads / group) {
+            let mut score = 0.0f32;
+            if i < valid {
+                // DIRECT_BATCH of the lane's sub-spaces at a time, summed in the order of one
+                // sub-space at a time.
+                let mut j0 = member;
+                while j0 < m {
+                    // Sub-spaces past m score sub-space m − 1 again and are not summed.
+                    let (mut sub_spaces, mut centroids) = ([0usize; DIRECT_BATCH], [0u32; DIRECT_BATCH]);
+                    unrolled!(B in [0, 1, 2, 3] {
+                        let j = (j0 + B * group).min(m - 1);
+                        // SAFETY: key i < valid ≤ n has m codes; codes ≥ c read centroid c − 1
+                        // (never out of bounds), as the tables do.
+                        let code = (unsafe { device::load_nc_u8(self.codes.add(i * m + j)) } as usize).min(c - 1);
+                        sub_spaces[B] = j;
+                        centroids[B] = ((j * c + code) * ds) as u32;
+                    });
+                    // SAFETY: each centroid is one of its sub-space's.
+                    let parts = unsafe { self.partial_scores::<C, L2>(sub_spaces, centroids) };
+                    unrolled!(B in [0, 1, 2, 3] {
+                        if j0 + B * group < m {
+                            score += parts[B];
+                        }
+                    });
+                    j0 += DIRECT_BATCH * group;
+                }
+            }
+            let mut lanes = 1;
+            while lanes < group {
+                // SAFETY: the whole warp runs every shuffle (see the loop's bounds); a group's
+                // lanes are consecutive, so the butterfly stays inside it.
+                score += f32::from_bits(unsafe { device::shfl_xor(score.to_bits(), lanes as u32) });
+                lanes *= 2;
+            }
+            let key = if i < valid { selection_key(order_key(score, self.s.metric), i as u32) } else { 0 };
+            if member == 0 {
+                // SAFETY: i < keys.len(); one writer per key.
+                unsafe { keys.set(i, key) };
+            }
         }
     }
 }

@@ -1,5 +1,5 @@
 //! The one-launch path for short rows: one block per output row scores the row's keys
-//! (`score::direct_keys`), sorts them in shared memory (`select::sort_descending`) and writes
+//! (`score::row_keys`), sorts them in shared memory (`select::sort_descending`) and writes
 //! the best k (`output`), by score or, placed by their indices' bitmap
 //! (`select::emit_by_index`), by index.
 
@@ -7,12 +7,13 @@ use crate::device::{self, Shared};
 use crate::output::OutputRows;
 use crate::score;
 use crate::select;
-use pqtopk_abi::{Order, SmallParams, index_bitmap_slots};
+use pqtopk_abi::{Order, SmallParams, index_bitmap_slots, small_queries_bytes, small_scores_by_table};
 
 /// The row of this block, whole.
 ///
 /// # Safety
 /// As `pq_topk_small`.
+#[inline(always)]
 pub unsafe fn topk_row(p: &SmallParams) {
     let s = &p.shape;
     let row = device::block_idx().0;
@@ -26,8 +27,11 @@ pub unsafe fn topk_row(p: &SmallParams) {
     // writer.
     unsafe {
         let keys: Shared<u64> = device::dynamic_shared(len);
-        let staging: Shared<f32> = keys.tail(len, (score::heads_per_row(s) * s.d) as usize);
-        score::direct_keys(p, row, valid, keys, staging);
+        let heads = score::heads_per_row(s);
+        let staging: Shared<f32> = keys.tail(len, (heads * s.d) as usize);
+        let table = small_scores_by_table(s.n, s.c)
+            .then(|| staging.tail((small_queries_bytes(s.n, heads, s.d) / 4) as usize, (s.m * s.c) as usize));
+        score::row_keys(p, row, valid, keys, staging, table);
         device::sync_threads();
         select::sort_descending(keys, len);
         let by_index = s.order != Order::ByScore as u32;
