@@ -368,6 +368,14 @@ fn many_rows_in_every_order() {
             cases.push((p, Data::Random, i % 2 == 1));
         }
     }
+    // Short rows past four per SM: the one block per row at half its threads, four to an SM,
+    // scoring through the row's table (200 keys) and straight from the codebooks (20 keys).
+    for (i, (n, k)) in [(200, 150), (20, 20)].into_iter().enumerate() {
+        for order in ORDERS {
+            let p = Problem::new(8, 64, 8, 2, 64, 8, 64, n, k).with_metric(METRICS[i]).with_order(order);
+            cases.push((p, Data::Llm, i == 0));
+        }
+    }
     check_all("many_rows_in_every_order", cases);
 }
 

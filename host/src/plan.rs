@@ -37,17 +37,22 @@ const DENSE_MIN_KEYS_PER_BLOCK: usize = 1024;
 /// Longest rows that `Path::Auto` gives `pq_topk_small` in score order, by rows per SM: at most
 /// one, at most four, more. One block scores and sorts each row alone, so its time grows with
 /// the keys and with the rows that share an SM, where the three launches' barely moves at short
-/// rows. Measured on an H200 (perf-notes v25, µs, one block against three launches): 32 rows
-/// 32.1 against 33.7 at 1024 keys, 45.4 against 35.3 at 1536; 512 rows 46.9 against 47.0 at
-/// 512, 75.7 against 48.0 at 1024; 2048 rows 122.9 against 125.0 at 256, 164.8 against 124.3
-/// at 512.
-const SMALL_AUTO_MAX_KEYS_BY_SCORE: [usize; 3] = [1024, 512, 256];
-/// The same in index order, where the one block places the taken keys by their index bitmap
-/// and the launches' index-order output is cheaper than their sort. Measured on an H200
-/// (perf-notes v26, µs, one block against three launches): 32 rows 19.8 against 24.1 at 256
-/// keys, 34.3 against 26.9 at 1024; 512 rows 49.9 against 41.5 at 512; 2048 rows 133.6
-/// against 113.6 at 256. 128 is below every measured loss.
-const SMALL_AUTO_MAX_KEYS_BY_INDEX: [usize; 3] = [256, 128, 128];
+/// rows. Measured on an H200 (perf-notes v30, µs, one block against three launches): 32 rows
+/// 18.5 against 33.4 at 1024 keys, 26.9 against 34.9 at 1536, 48.4 against 41.6 at 4096 (2048:
+/// about 31 against 36, between them); 512 rows 35.6 against 46.7 at 512, 46.2 against 47.6 at
+/// 1024; 2048 rows 85.5 against 126.4 at 256 (v25: 164.8 against 124.3 at 512).
+const SMALL_AUTO_MAX_KEYS_BY_SCORE: [usize; 3] = [2048, 1024, 256];
+/// The same in index order, where the three launches' index-order output is cheaper than their
+/// sort. Measured on an H200 (perf-notes v30, µs, one block against three launches): 32 rows
+/// 20.3 against 23.3 at 1024 keys, 27.9 against 32.2 at 1536, 58.4 against 25.0 at 4096; 512
+/// rows 38.0 against 42.9 at 512, 48.6 against 44.9 at 1024; 2048 rows 88.4 against 117.2 at
+/// 256.
+const SMALL_AUTO_MAX_KEYS_BY_INDEX: [usize; 3] = [1536, 512, 256];
+/// Threads of a `pq_topk_small` block where rows outnumber four per SM: at `SMALL_THREADS` two
+/// blocks fit an SM (64 registers), at half as many four, and the waves of many short rows
+/// halve (perf-notes v30: 2048 rows of 256 keys 125.8 → 85.5 µs), while few rows lose by it
+/// (32 rows of 4096 keys 84.0 → 115.4).
+const SMALL_MANY_ROWS_THREADS: u32 = SMALL_THREADS / 2;
 /// Sweep steps each block of a split row's selection gathers, at least.
 const MIN_STEPS_PER_PART: usize = 4;
 /// Work-item counts and products of them stay below this, so kernel arithmetic fits u32.
@@ -210,8 +215,9 @@ pub(crate) fn plan(
     // Rows short enough for one block: the whole call is one launch.
     let heads = if p.group { p.group_size() } else { 1 } as u32;
     let small_shared = small_shared_bytes(p.n as u32, heads, p.d as u32, p.m as u32, p.c as u32);
+    let small_threads = if p.rows() > 4 * limits.multiprocessors { SMALL_MANY_ROWS_THREADS } else { SMALL_THREADS };
     let small = (p.n <= SMALL_MAX_KEYS as usize && small_shared as usize <= limits.small_dynamic_limit)
-        .then_some(small_shared as usize);
+        .then_some(SmallPlan { shared_bytes: small_shared as usize, threads: small_threads });
     let small_by_default = small.is_some() && p.n <= small_auto_max_keys(p, limits.multiprocessors);
     let cluster = if dense.is_none() { cluster_plan(limits, p, rows_per_kv) } else { None };
     // The cluster path is correct but not yet faster than the launches on any measured shape
@@ -406,9 +412,9 @@ pub struct Plan {
     /// one block writes.
     pub(crate) write_chunks: usize,
     pub(crate) write_chunks_per_block: usize,
-    /// Rows of at most `SMALL_MAX_KEYS` keys: the dynamic shared memory of `pq_topk_small`,
-    /// which then does the whole call.
-    pub(crate) small: Option<usize>,
+    /// Rows of at most `SMALL_MAX_KEYS` keys: `pq_topk_small`'s launch, which then does the
+    /// whole call.
+    pub(crate) small: Option<SmallPlan>,
     /// Few rows on sm_90: `pq_topk_cluster` after `pq_tables`.
     pub(crate) cluster: Option<ClusterPlan>,
 }
@@ -425,6 +431,14 @@ pub enum Path {
     Cluster,
     /// `pq_tables`, `pq_score` or `pq_score_dense`, `pq_select` (and the run sorts).
     Launches,
+}
+
+/// The launch shape of `pq_topk_small`: one block per row.
+#[derive(Clone, Copy, Debug)]
+pub(crate) struct SmallPlan {
+    /// Dynamic shared memory, `small_shared_bytes`.
+    pub(crate) shared_bytes: usize,
+    pub(crate) threads: u32,
 }
 
 /// The launch shape of `pq_topk_cluster`.
@@ -669,7 +683,7 @@ impl Plan {
             order: p.order as u32,
             group: p.group as u32,
         };
-        if let Some(shared_bytes) = self.small {
+        if let Some(SmallPlan { shared_bytes, threads }) = self.small {
             let small = SmallParams {
                 shape,
                 queries: buffers.queries,
@@ -683,7 +697,7 @@ impl Plan {
             return launch(Launch {
                 kernel: Kernel::TopkSmall(small),
                 blocks: p.rows() as u32,
-                threads: SMALL_THREADS,
+                threads,
                 shared_bytes: shared_bytes as u32,
             });
         }
@@ -850,8 +864,9 @@ mod tests {
     fn check(plan: &Plan, l: &DeviceLimits) {
         let p = plan.problem();
         let ctx = format!("{p:?}");
-        if let Some(bytes) = plan.small {
-            assert!(p.n <= SMALL_MAX_KEYS as usize && bytes <= l.small_dynamic_limit, "{ctx}");
+        if let Some(SmallPlan { shared_bytes, threads }) = plan.small {
+            assert!(p.n <= SMALL_MAX_KEYS as usize && shared_bytes <= l.small_dynamic_limit, "{ctx}");
+            assert!(threads <= SMALL_THREADS && threads % 32 == 0, "{ctx}");
             assert!(plan.cluster.is_none(), "{ctx}");
         } else {
             assert!(plan.tables_shared_bytes <= l.tables_dynamic_limit, "{ctx}");
@@ -891,15 +906,22 @@ mod tests {
         assert!(auto(&short).small.is_some() && auto(&short).workspace_bytes() == 256);
         // Longer rows, or more rows per SM, are faster in three launches, and in index order
         // from fewer keys; the one block still takes them where asked.
-        assert!(auto(&Problem { n: 1025, ..short }).small.is_none());
-        let by_index = Problem { n: 256, ..short.with_order(Order::ByIndex) };
-        assert!(auto(&by_index).small.is_some() && auto(&Problem { n: 257, ..by_index }).small.is_none());
-        let more_by_index = Problem { b: 16, n: 128, ..by_index };
-        assert!(auto(&more_by_index).small.is_some() && auto(&Problem { n: 129, ..more_by_index }).small.is_none());
+        assert!(auto(&Problem { n: 2048, ..short }).small.is_some());
+        assert!(auto(&Problem { n: 2049, ..short }).small.is_none());
+        let by_index = Problem { n: 1536, ..short.with_order(Order::ByIndex) };
+        assert!(auto(&by_index).small.is_some() && auto(&Problem { n: 1537, ..by_index }).small.is_none());
+        let more_by_index = Problem { b: 16, n: 512, ..by_index };
+        assert!(auto(&more_by_index).small.is_some() && auto(&Problem { n: 513, ..more_by_index }).small.is_none());
         let more_rows = Problem { b: 16, ..short };
-        assert!(auto(&more_rows).small.is_none() && auto(&Problem { n: 512, ..more_rows }).small.is_some());
+        assert!(auto(&more_rows).small.is_some() && auto(&Problem { n: 1025, ..more_rows }).small.is_none());
         let many_rows = Problem { b: 64, n: 257, ..short };
         assert!(auto(&many_rows).small.is_none() && auto(&Problem { n: 256, ..many_rows }).small.is_some());
+        // Many rows take blocks of half the threads, four to an SM.
+        let threads = |p: &Problem| auto(p).small.unwrap().threads;
+        assert_eq!(
+            (threads(&more_rows), threads(&Problem { n: 256, ..many_rows })),
+            (SMALL_THREADS, SMALL_MANY_ROWS_THREADS)
+        );
         for p in [Problem { n: 4096, ..short }, Problem { n: 4096, ..many_rows }] {
             assert!(plan(&p, Path::OneBlockPerRow, &l, modelled_occupancy(SM90_SHARED)).unwrap().small.is_some());
         }

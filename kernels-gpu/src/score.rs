@@ -9,9 +9,11 @@ use pqtopk_abi::{
 };
 
 const MAX_ROWS: usize = MAX_ROWS_PER_BLOCK as usize;
-/// (Sub-space, centroid) pairs whose loads a lane of `pq_topk_small` issues together (the
-/// `unrolled!` lists of `RowScorer` spell out 0..DIRECT_BATCH).
-const DIRECT_BATCH: usize = 4;
+/// Table entries whose loads a lane of `pq_topk_small` issues together while it builds a row's
+/// table (the `unrolled!` lists of `RowScorer` spell out 0..TABLE_BATCH). Scoring straight
+/// from the codebooks takes one pair at a time: batching its pairs cost n = 1 0.8 µs of
+/// instruction fetch and gained ~3 µs only where the table now does better (perf-notes v30).
+const TABLE_BATCH: usize = 4;
 
 /// Where a scoring item's rows and keys lie: output rows `row0..row0 + rows` of one (batch, kv
 /// head), keys `key0..key_end`.
@@ -167,54 +169,54 @@ impl RowScorer {
         }
     }
 
-    /// Partial scores of `DIRECT_BATCH` (sub-space, centroid) pairs, `centroids[b]` being the
-    /// offset of pair b's centroid inside the kv head's codebook (u32: below c·d, since the
-    /// queries' heads·d f32 fit one block's shared memory): every pair's loads are issued
-    /// together, so that the batch waits for one round trip per chunk of a centroid instead of
-    /// one per pair and chunk.
+    /// Partial scores of `BATCH` (at most `TABLE_BATCH`) (sub-space, centroid) pairs,
+    /// `centroids[b]` being the offset of pair b's centroid inside the kv head's codebook (u32:
+    /// below c·d, since the queries' heads·d f32 fit one block's shared memory); slots past
+    /// `BATCH` are 0. Every pair's loads are issued together, so that the batch waits for one
+    /// round trip per chunk of a centroid instead of one per pair and chunk.
     ///
     /// # Safety
-    /// Every `sub_spaces[b] < m` and `centroids[b]` the start of one of its centroids.
+    /// Every `sub_spaces[b] < m` and `centroids[b]` the start of one of its centroids, for
+    /// b < BATCH.
     #[inline(always)]
-    unsafe fn partial_scores<C: Element, const L2: bool>(
+    unsafe fn partial_scores<C: Element, const L2: bool, const BATCH: usize>(
         &self,
-        sub_spaces: [usize; DIRECT_BATCH],
-        centroids: [u32; DIRECT_BATCH],
-    ) -> [f32; DIRECT_BATCH] {
+        sub_spaces: [usize; TABLE_BATCH],
+        centroids: [u32; TABLE_BATCH],
+    ) -> [f32; TABLE_BATCH] {
         let s = &self.s;
         let (d, ds) = (s.d as usize, (s.d / s.m) as usize);
         let book = ((self.kv_head * s.m * s.c) as usize) * ds;
         let heads = self.staging.len() / d;
         let vector = ds % 4 == 0;
         let width = if vector { 4 } else { 1 };
-        let mut parts = [0.0f32; DIRECT_BATCH];
+        let mut parts = [0.0f32; TABLE_BATCH];
         for head in 0..heads {
             let mut x = 0;
             while x < ds {
                 let element = |b: usize| book + centroids[b] as usize + x;
+                let mut cv = [[0.0f32; 4]; TABLE_BATCH];
                 // SAFETY: the centroids' ds elements lie inside the codebooks; vector loads only
-                // where ds % 4 == 0 (offsets multiples of 4, 16-byte aligned base). Spelled out
-                // with no branch between the loads, so that all of them are in flight at once.
-                let cv: [[f32; 4]; DIRECT_BATCH] = unsafe {
+                // where ds % 4 == 0 (offsets multiples of 4, 16-byte aligned base). No branch
+                // but the constant BATCH between the loads, so that all are in flight at once.
+                unsafe {
                     if vector {
-                        [
-                            C::load4(self.codebooks, element(0)),
-                            C::load4(self.codebooks, element(1)),
-                            C::load4(self.codebooks, element(2)),
-                            C::load4(self.codebooks, element(3)),
-                        ]
+                        unrolled!(B in [0, 1, 2, 3] {
+                            if B < BATCH {
+                                cv[B] = C::load4(self.codebooks, element(B));
+                            }
+                        });
                     } else {
-                        [
-                            [C::load(self.codebooks, element(0)), 0.0, 0.0, 0.0],
-                            [C::load(self.codebooks, element(1)), 0.0, 0.0, 0.0],
-                            [C::load(self.codebooks, element(2)), 0.0, 0.0, 0.0],
-                            [C::load(self.codebooks, element(3)), 0.0, 0.0, 0.0],
-                        ]
+                        unrolled!(B in [0, 1, 2, 3] {
+                            if B < BATCH {
+                                cv[B][0] = C::load(self.codebooks, element(B));
+                            }
+                        });
                     }
-                };
+                }
                 unrolled!(B in [0, 1, 2, 3] {
                     unrolled!(U in [0, 1, 2, 3] {
-                        if U < width {
+                        if B < BATCH && U < width {
                             // SAFETY: the staged query holds heads·d f32.
                             let q = unsafe { self.staging.get(head * d + sub_spaces[B] * ds + x + U) };
                             let e = cv[B][U];
@@ -243,21 +245,21 @@ impl RowScorer {
         while first < entries {
             // Entries past the table compute the last one again and are not stored.
             let entry = |b: usize| (first + b * threads).min(entries - 1);
-            let (mut sub_spaces, mut centroids) = ([0usize; DIRECT_BATCH], [0u32; DIRECT_BATCH]);
+            let (mut sub_spaces, mut centroids) = ([0usize; TABLE_BATCH], [0u32; TABLE_BATCH]);
             unrolled!(B in [0, 1, 2, 3] {
                 // 32-bit quotient: a 64-bit division is a long software routine.
                 sub_spaces[B] = (entry(B) as u32 / c as u32) as usize;
                 centroids[B] = (entry(B) * ds) as u32;
             });
             // SAFETY: entry e is sub-space e / c's centroid e % c, at e·ds in the kv head's book.
-            let parts = unsafe { self.partial_scores::<C, L2>(sub_spaces, centroids) };
+            let parts = unsafe { self.partial_scores::<C, L2, TABLE_BATCH>(sub_spaces, centroids) };
             unrolled!(B in [0, 1, 2, 3] {
                 if first + B * threads < entries {
                     // SAFETY: one writer per entry, inside the table.
                     unsafe { table.set(first + B * threads, parts[B]) };
                 }
             });
-            first += DIRECT_BATCH * threads;
+            first += TABLE_BATCH * threads;
         }
         // SAFETY: every thread reaches the barrier, which orders the table's writes before
         // its reads.
@@ -273,7 +275,11 @@ impl RowScorer {
             let scored = [scored_key(pair[0]), scored_key(pair[1])];
             // SAFETY: every scored key < n; the table was built before the barrier.
             let scores = unsafe {
-                if m % 16 == 0 { scorer.score::<f32, true>(table, scored) } else { scorer.score::<f32, false>(table, scored) }
+                if m % 16 == 0 {
+                    scorer.score::<f32, true>(table, scored)
+                } else {
+                    scorer.score::<f32, false>(table, scored)
+                }
             };
             unrolled!(K in [0, 1] {
                 let i = pair[K];
@@ -306,28 +312,14 @@ impl RowScorer {
         for i in device::strided(device::thread_idx() as usize / group, keys.len(), threads / group) {
             let mut score = 0.0f32;
             if i < valid {
-                // DIRECT_BATCH of the lane's sub-spaces at a time, summed in the order of one
-                // sub-space at a time.
-                let mut j0 = member;
-                while j0 < m {
-                    // Sub-spaces past m score sub-space m − 1 again and are not summed.
-                    let (mut sub_spaces, mut centroids) = ([0usize; DIRECT_BATCH], [0u32; DIRECT_BATCH]);
-                    unrolled!(B in [0, 1, 2, 3] {
-                        let j = (j0 + B * group).min(m - 1);
-                        // SAFETY: key i < valid ≤ n has m codes; codes ≥ c read centroid c − 1
-                        // (never out of bounds), as the tables do.
-                        let code = (unsafe { device::load_nc_u8(self.codes.add(i * m + j)) } as usize).min(c - 1);
-                        sub_spaces[B] = j;
-                        centroids[B] = ((j * c + code) * ds) as u32;
-                    });
-                    // SAFETY: each centroid is one of its sub-space's.
-                    let parts = unsafe { self.partial_scores::<C, L2>(sub_spaces, centroids) };
-                    unrolled!(B in [0, 1, 2, 3] {
-                        if j0 + B * group < m {
-                            score += parts[B];
-                        }
-                    });
-                    j0 += DIRECT_BATCH * group;
+                for j in device::strided(member, m, group) {
+                    // SAFETY: key i < valid ≤ n has m codes; codes ≥ c read centroid c − 1
+                    // (never out of bounds), as the tables do.
+                    let code = (unsafe { device::load_nc_u8(self.codes.add(i * m + j)) } as usize).min(c - 1);
+                    let (mut sub_spaces, mut centroids) = ([0usize; TABLE_BATCH], [0u32; TABLE_BATCH]);
+                    (sub_spaces[0], centroids[0]) = (j, ((j * c + code) * ds) as u32);
+                    // SAFETY: the centroid is one of sub-space j's.
+                    score += unsafe { self.partial_scores::<C, L2, 1>(sub_spaces, centroids) }[0];
                 }
             }
             let mut lanes = 1;
