@@ -38,16 +38,17 @@ const DENSE_MIN_KEYS_PER_BLOCK: usize = 1024;
 /// one, at most four, more. One block scores and sorts each row alone, so its time grows with
 /// the keys and with the rows that share an SM, where the three launches' barely moves at short
 /// rows. Measured on an H200 (perf-notes v30, µs, one block against three launches): 32 rows
-/// 18.5 against 33.4 at 1024 keys, 26.9 against 34.9 at 1536, 48.4 against 41.6 at 4096 (2048:
-/// about 31 against 36, between them); 512 rows 35.6 against 46.7 at 512, 46.2 against 47.6 at
-/// 1024; 2048 rows 85.5 against 126.4 at 256 (v25: 164.8 against 124.3 at 512).
-const SMALL_AUTO_MAX_KEYS_BY_SCORE: [usize; 3] = [2048, 1024, 256];
+/// 18.5 against 33.4 at 1024 keys, 26.9 against 34.9 at 1536, 27.6 against 35.7 at 2048, 48.4
+/// against 41.6 at 4096; 512 rows 35.6 against 46.7 at 512, 46.2 against 47.6 at 1024;
+/// 2048 rows (blocks of `SMALL_MANY_ROWS_THREADS`) 78.6 against 124.3 at 256, 86.3 against
+/// 124.0 at 512.
+const SMALL_AUTO_MAX_KEYS_BY_SCORE: [usize; 3] = [2048, 1024, 512];
 /// The same in index order, where the three launches' index-order output is cheaper than their
 /// sort. Measured on an H200 (perf-notes v30, µs, one block against three launches): 32 rows
-/// 20.3 against 23.3 at 1024 keys, 27.9 against 32.2 at 1536, 58.4 against 25.0 at 4096; 512
-/// rows 38.0 against 42.9 at 512, 48.6 against 44.9 at 1024; 2048 rows 88.4 against 117.2 at
-/// 256.
-const SMALL_AUTO_MAX_KEYS_BY_INDEX: [usize; 3] = [1536, 512, 256];
+/// 20.3 against 23.3 at 1024 keys, 27.9 against 32.2 at 1536, 32.0 against 22.0 at 2048; 512
+/// rows 38.0 against 42.9 at 512, 48.6 against 44.9 at 1024; 2048 rows (blocks of
+/// `SMALL_MANY_ROWS_THREADS`) 82.0 against 115.4 at 256, 89.5 against 115.4 at 512.
+const SMALL_AUTO_MAX_KEYS_BY_INDEX: [usize; 3] = [1536, 512, 512];
 /// Threads of a `pq_topk_small` block where rows outnumber four per SM: at `SMALL_THREADS` two
 /// blocks fit an SM (64 registers), at half as many four, and the waves of many short rows
 /// halve (perf-notes v30: 2048 rows of 256 keys 125.8 → 85.5 µs), while few rows lose by it
@@ -914,12 +915,12 @@ mod tests {
         assert!(auto(&more_by_index).small.is_some() && auto(&Problem { n: 513, ..more_by_index }).small.is_none());
         let more_rows = Problem { b: 16, ..short };
         assert!(auto(&more_rows).small.is_some() && auto(&Problem { n: 1025, ..more_rows }).small.is_none());
-        let many_rows = Problem { b: 64, n: 257, ..short };
-        assert!(auto(&many_rows).small.is_none() && auto(&Problem { n: 256, ..many_rows }).small.is_some());
+        let many_rows = Problem { b: 64, n: 513, ..short };
+        assert!(auto(&many_rows).small.is_none() && auto(&Problem { n: 512, ..many_rows }).small.is_some());
         // Many rows take blocks of half the threads, four to an SM.
         let threads = |p: &Problem| auto(p).small.unwrap().threads;
         assert_eq!(
-            (threads(&more_rows), threads(&Problem { n: 256, ..many_rows })),
+            (threads(&more_rows), threads(&Problem { n: 512, ..many_rows })),
             (SMALL_THREADS, SMALL_MANY_ROWS_THREADS)
         );
         for p in [Problem { n: 4096, ..short }, Problem { n: 4096, ..many_rows }] {
