@@ -11,8 +11,8 @@ use pqtopk_abi::{
 const MAX_ROWS: usize = MAX_ROWS_PER_BLOCK as usize;
 /// Table entries whose loads a lane of `pq_topk_small` issues together while it builds a row's
 /// table (the `unrolled!` lists of `RowScorer` spell out 0..TABLE_BATCH). Scoring straight
-/// from the codebooks takes one pair at a time: batching its pairs cost n = 1 0.8 µs of
-/// instruction fetch and gained ~3 µs only where the table now does better (perf-notes v30).
+/// from the codebooks takes one pair at a time: batching its pairs cost n = 1 0.8 µs and gained
+/// ~3 µs only where the table now does better (perf-notes v30, call A).
 const TABLE_BATCH: usize = 4;
 
 /// Where a scoring item's rows and keys lie: output rows `row0..row0 + rows` of one (batch, kv
